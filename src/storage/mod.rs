@@ -1,0 +1,83 @@
+//! Storage: one narrow async trait that moves bytes by key, and nothing else.
+//!
+//! Everything above this layer (encryption, caching, naming) treats keys as opaque
+//! `/`-separated strings such as `data/ab/abcdef…`. Backends are opendal operators
+//! (local fs, S3, memory) chosen from a repository address; `FaultStore` wraps any
+//! store to inject failures for tests and `chaos/`.
+//!
+//! Errors carry whether retrying can help (`StorageError::is_transient`), which is
+//! what later decides "region degraded" versus "operation failed".
+
+use std::ops::Range;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// Size and name of one stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+}
+
+/// What went wrong with a storage call, and whether a retry may help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    AlreadyExists,
+    PermissionDenied,
+    /// Network trouble, timeouts, throttling: a later attempt may succeed.
+    Transient,
+    /// Anything else that will not get better by retrying (full disk, bad config).
+    Permanent,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{location}: {message}")]
+pub struct StorageError {
+    pub kind: ErrorKind,
+    /// The backend address and key the call was about, e.g. `s3://bucket/prefix/config`.
+    pub location: String,
+    pub message: String,
+}
+
+impl StorageError {
+    pub fn new(kind: ErrorKind, location: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            location: location.into(),
+            message: message.into(),
+        }
+    }
+    pub fn is_not_found(&self) -> bool {
+        self.kind == ErrorKind::NotFound
+    }
+    pub fn is_transient(&self) -> bool {
+        self.kind == ErrorKind::Transient
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// The one storage interface every layer above uses.
+///
+/// Writes are whole-object and atomic from a reader's point of view: a reader sees
+/// either nothing or the complete object, never a torn one.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Human-readable address of this store, used in error messages.
+    fn address(&self) -> &str;
+    /// Write an object, replacing any existing one with that key.
+    async fn put(&self, key: &str, data: Bytes) -> Result<()>;
+    /// Write an object only if no object has that key. Returns `false` (and writes
+    /// nothing) when it already existed.
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> Result<bool>;
+    async fn get(&self, key: &str) -> Result<Bytes>;
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes>;
+    /// Every object whose key starts with `prefix` (recursively), in no set order.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
+    /// Remove an object; removing a missing object is not an error.
+    async fn delete(&self, key: &str) -> Result<()>;
+    /// `None` when the object does not exist.
+    async fn stat(&self, key: &str) -> Result<Option<ObjectMeta>>;
+}
