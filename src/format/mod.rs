@@ -1,6 +1,16 @@
 //! The repository format: pure, synchronous encoding and cryptography.
 //!
-//! Nothing here does I/O or reads a clock; values come in as arguments so every
-//! function can be property-tested. The byte-level specification is `docs/format.md`.
+//! Nothing here does I/O or reads a clock; values (nonces, times) come in as
+//! arguments so every function can be property-tested. The byte-level specification
+//! is `docs/format.md`.
 
+pub mod blob;
+pub mod chunker;
+pub mod config;
+pub mod crypto;
+pub mod ids;
+pub mod index;
 pub mod names;
+pub mod pack;
+pub mod snapshot;
+pub mod tree;

@@ -1,0 +1,130 @@
+//! Sealing and opening of blobs and metadata objects.
+//!
+//! Plaintext of every sealed value is one compression byte followed by the body:
+//! `0` = stored as is, `1` = zstd frame. Compression is tried and kept only when it
+//! saves at least 1/32 of the size, so model weights (which never shrink) cost one
+//! fast failed attempt and are stored raw.
+
+use super::crypto::{self, Cipher, CryptoError, MasterKey};
+use super::ids::BlobId;
+
+const RAW: u8 = 0;
+const ZSTD: u8 = 1;
+/// Inputs beyond this are never decompressed (a guard against decompression bombs).
+pub const MAX_BLOB: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlobError {
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("unknown compression code {0}")]
+    Compression(u8),
+    #[error("decompression failed: {0}")]
+    Decompress(String),
+    #[error("content does not match its id {expected} (computed {actual})")]
+    IdMismatch { expected: BlobId, actual: BlobId },
+    #[error("empty plaintext")]
+    Empty,
+}
+
+/// How hard zstd tries; 0 disables compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compression(pub i32);
+
+impl Compression {
+    pub const OFF: Compression = Compression(0);
+    pub const DEFAULT: Compression = Compression(3);
+}
+
+/// The plaintext (compression byte + body) for `data`.
+pub fn frame(data: &[u8], level: Compression) -> Vec<u8> {
+    if level.0 != 0 && data.len() >= 64 {
+        if let Ok(z) = zstd::bulk::compress(data, level.0) {
+            if z.len() + z.len() / 32 < data.len() {
+                let mut out = Vec::with_capacity(z.len() + 1);
+                out.push(ZSTD);
+                out.extend_from_slice(&z);
+                return out;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(data.len() + 1);
+    out.push(RAW);
+    out.extend_from_slice(data);
+    out
+}
+
+/// Reverse of [`frame`].
+pub fn unframe(plain: &[u8]) -> Result<Vec<u8>, BlobError> {
+    let (&code, body) = plain.split_first().ok_or(BlobError::Empty)?;
+    match code {
+        RAW => Ok(body.to_vec()),
+        ZSTD => zstd::bulk::decompress(body, MAX_BLOB).map_err(|e| BlobError::Decompress(e.to_string())),
+        other => Err(BlobError::Compression(other)),
+    }
+}
+
+/// Compress (when it helps) and encrypt one value.
+pub fn seal(key: &MasterKey, cipher: Cipher, nonce: &[u8], data: &[u8], level: Compression) -> Vec<u8> {
+    crypto::seal(cipher, key.data_key(), nonce, &frame(data, level))
+}
+
+/// Decrypt and decompress a value sealed by [`seal`].
+pub fn open(key: &MasterKey, cipher: Cipher, sealed: &[u8]) -> Result<Vec<u8>, BlobError> {
+    unframe(&crypto::open(cipher, key.data_key(), sealed)?)
+}
+
+/// Open a content-addressed blob and prove that it is the blob `id` names.
+pub fn open_verified(key: &MasterKey, cipher: Cipher, id: &BlobId, sealed: &[u8]) -> Result<Vec<u8>, BlobError> {
+    let data = open(key, cipher, sealed)?;
+    let actual = key.blob_id(&data);
+    if &actual != id {
+        return Err(BlobError::IdMismatch { expected: *id, actual });
+    }
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> MasterKey {
+        MasterKey::from_bytes([3; 32])
+    }
+
+    #[test]
+    fn compressible_data_shrinks_and_round_trips() {
+        let data = vec![b'a'; 10_000];
+        let sealed = seal(&key(), Cipher::XChaCha20Poly1305, &[0; 24], &data, Compression::DEFAULT);
+        assert!(sealed.len() < 1000);
+        assert_eq!(open(&key(), Cipher::XChaCha20Poly1305, &sealed).unwrap(), data);
+    }
+
+    #[test]
+    fn incompressible_data_is_stored_raw() {
+        let mut x = 0x2545F4914F6CDD1Du64;
+        let data: Vec<u8> = (0..10_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let f = frame(&data, Compression::DEFAULT);
+        assert_eq!(f[0], RAW);
+        assert_eq!(unframe(&f).unwrap(), data);
+    }
+
+    #[test]
+    fn open_verified_refuses_wrong_id() {
+        let k = key();
+        let sealed = seal(&k, Cipher::Aes256Gcm, &[0; 12], b"abc", Compression::OFF);
+        let wrong = k.blob_id(b"abd");
+        assert!(matches!(
+            open_verified(&k, Cipher::Aes256Gcm, &wrong, &sealed),
+            Err(BlobError::IdMismatch { .. })
+        ));
+        assert_eq!(open_verified(&k, Cipher::Aes256Gcm, &k.blob_id(b"abc"), &sealed).unwrap(), b"abc");
+    }
+}

@@ -1,0 +1,172 @@
+//! Packs: many sealed blobs in one object, followed by a sealed header.
+//!
+//! Layout: `blob_1 || … || blob_n || sealed_header || header_len (u32 LE)`.
+//! The header lists each blob's kind, id and sealed length in storage order; offsets
+//! follow by summing lengths. Callers pass blobs in a shuffled order, so a pack does
+//! not reveal file boundaries or the sequence of chunks in a file. The pack's id is
+//! the BLAKE3 hash of all its bytes.
+
+use super::blob::{self, BlobError, Compression};
+use super::crypto::{Cipher, MasterKey};
+use super::ids::{BlobId, PackId};
+
+const HEADER_VERSION: u8 = 1;
+const ENTRY_LEN: usize = 1 + 32 + 4;
+
+/// What a blob holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobKind {
+    Data,
+    Tree,
+}
+
+impl BlobKind {
+    pub fn code(self) -> u8 {
+        match self {
+            BlobKind::Data => 0,
+            BlobKind::Tree => 1,
+        }
+    }
+    pub fn from_code(c: u8) -> Option<Self> {
+        match c {
+            0 => Some(BlobKind::Data),
+            1 => Some(BlobKind::Tree),
+            _ => None,
+        }
+    }
+}
+
+/// Where one blob sits inside a pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackEntry {
+    pub kind: BlobKind,
+    pub id: BlobId,
+    pub offset: u32,
+    pub length: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PackError {
+    #[error("pack is truncated ({0} bytes)")]
+    Truncated(usize),
+    #[error("pack header: {0}")]
+    Header(#[from] BlobError),
+    #[error("pack header is malformed: {0}")]
+    Malformed(&'static str),
+}
+
+/// Build a pack from sealed blobs already in storage order.
+pub fn assemble(
+    key: &MasterKey,
+    cipher: Cipher,
+    header_nonce: &[u8],
+    blobs: &[(BlobKind, BlobId, Vec<u8>)],
+) -> (PackId, Vec<u8>, Vec<PackEntry>) {
+    let total: usize = blobs.iter().map(|b| b.2.len()).sum();
+    let mut bytes = Vec::with_capacity(total + blobs.len() * ENTRY_LEN + 64);
+    let mut header = Vec::with_capacity(5 + blobs.len() * ENTRY_LEN);
+    header.push(HEADER_VERSION);
+    header.extend_from_slice(&(blobs.len() as u32).to_le_bytes());
+    let mut entries = Vec::with_capacity(blobs.len());
+    for (kind, id, sealed) in blobs {
+        entries.push(PackEntry {
+            kind: *kind,
+            id: *id,
+            offset: bytes.len() as u32,
+            length: sealed.len() as u32,
+        });
+        bytes.extend_from_slice(sealed);
+        header.push(kind.code());
+        header.extend_from_slice(&id.0);
+        header.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+    }
+    let sealed_header = blob::seal(key, cipher, header_nonce, &header, Compression::OFF);
+    bytes.extend_from_slice(&sealed_header);
+    bytes.extend_from_slice(&(sealed_header.len() as u32).to_le_bytes());
+    (PackId::of_bytes(&bytes), bytes, entries)
+}
+
+/// Length of the sealed header plus trailer, read from a pack's last four bytes.
+pub fn header_span(pack_len: usize, trailer: &[u8]) -> Result<usize, PackError> {
+    let t: [u8; 4] = trailer.try_into().map_err(|_| PackError::Truncated(pack_len))?;
+    let len = u32::from_le_bytes(t) as usize + 4;
+    if len > pack_len {
+        return Err(PackError::Truncated(pack_len));
+    }
+    Ok(len)
+}
+
+/// Decode the header of a whole pack and return its entries with offsets.
+pub fn read_header(key: &MasterKey, cipher: Cipher, pack: &[u8]) -> Result<Vec<PackEntry>, PackError> {
+    if pack.len() < 4 {
+        return Err(PackError::Truncated(pack.len()));
+    }
+    let span = header_span(pack.len(), &pack[pack.len() - 4..])?;
+    let header = blob::open(key, cipher, &pack[pack.len() - span..pack.len() - 4])?;
+    let entries = parse_header(&header)?;
+    let data_end = pack.len() - span;
+    match entries.last() {
+        Some(e) if (e.offset + e.length) as usize != data_end => Err(PackError::Malformed("blob lengths do not add up")),
+        None if data_end != 0 => Err(PackError::Malformed("data without entries")),
+        _ => Ok(entries),
+    }
+}
+
+fn parse_header(h: &[u8]) -> Result<Vec<PackEntry>, PackError> {
+    if h.len() < 5 || h[0] != HEADER_VERSION {
+        return Err(PackError::Malformed("unknown header version"));
+    }
+    let count = u32::from_le_bytes([h[1], h[2], h[3], h[4]]) as usize;
+    if h.len() != 5 + count * ENTRY_LEN {
+        return Err(PackError::Malformed("entry count does not match header size"));
+    }
+    let mut offset = 0u32;
+    let mut entries = Vec::with_capacity(count);
+    for chunk in h[5..].chunks_exact(ENTRY_LEN) {
+        let kind = BlobKind::from_code(chunk[0]).ok_or(PackError::Malformed("unknown blob kind"))?;
+        let mut id = [0u8; 32];
+        id.copy_from_slice(&chunk[1..33]);
+        let length = u32::from_le_bytes([chunk[33], chunk[34], chunk[35], chunk[36]]);
+        entries.push(PackEntry {
+            kind,
+            id: BlobId(id),
+            offset,
+            length,
+        });
+        offset = offset.checked_add(length).ok_or(PackError::Malformed("pack larger than 4 GiB"))?;
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assembled_pack_header_reads_back() {
+        let key = MasterKey::from_bytes([5; 32]);
+        let c = Cipher::XChaCha20Poly1305;
+        let blobs: Vec<_> = (0..3u8)
+            .map(|i| {
+                let data = vec![i; 100 + i as usize];
+                let sealed = blob::seal(&key, c, &[i; 24], &data, Compression::OFF);
+                (BlobKind::Data, key.blob_id(&data), sealed)
+            })
+            .collect();
+        let (id, bytes, entries) = assemble(&key, c, &[9; 24], &blobs);
+        assert_eq!(id, PackId::of_bytes(&bytes));
+        assert_eq!(read_header(&key, c, &bytes).unwrap(), entries);
+        let e = entries[2];
+        let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
+        assert_eq!(blob::open_verified(&key, c, &e.id, sealed).unwrap(), vec![2u8; 102]);
+    }
+
+    #[test]
+    fn truncated_pack_is_refused() {
+        let key = MasterKey::from_bytes([5; 32]);
+        let (_, bytes, _) = assemble(&key, Cipher::Aes256Gcm, &[1; 12], &[]);
+        assert!(read_header(&key, Cipher::Aes256Gcm, &bytes[1..]).is_err());
+        assert!(read_header(&key, Cipher::Aes256Gcm, &bytes[..3]).is_err());
+    }
+}

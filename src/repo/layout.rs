@@ -1,0 +1,50 @@
+//! Object names inside a repository — the one place that knows them.
+
+use crate::format::ids::{IndexId, KeyId, PackId, SnapshotId};
+
+pub const CONFIG: &str = "config";
+pub const KEYS: &str = "keys/";
+pub const DATA: &str = "data/";
+pub const INDEX: &str = "index/";
+pub const SNAPSHOTS: &str = "snapshots/";
+pub const LOCKS: &str = "locks/";
+
+pub fn key(id: &KeyId) -> String {
+    format!("{KEYS}{id}")
+}
+
+/// Packs are fanned out over 256 folders by their first byte.
+pub fn pack(id: &PackId) -> String {
+    let hex = id.to_hex();
+    format!("{DATA}{}/{hex}", &hex[..2])
+}
+
+pub fn index(id: &IndexId) -> String {
+    format!("{INDEX}{id}")
+}
+
+pub fn snapshot(id: &SnapshotId) -> String {
+    format!("{SNAPSHOTS}{id}")
+}
+
+pub fn lock(name: &str) -> String {
+    format!("{LOCKS}{name}")
+}
+
+/// The id at the end of an object key (`data/ab/<hex>` → `<hex>`).
+pub fn id_part(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_keys_are_fanned_out_and_parse_back() {
+        let id = PackId([0xab; 32]);
+        let key = pack(&id);
+        assert!(key.starts_with("data/ab/abab"));
+        assert_eq!(PackId::from_hex(id_part(&key)).unwrap(), id);
+    }
+}
