@@ -3,7 +3,7 @@
 //!
 //! Plaintext (sealed without compression; ids do not compress):
 //! `version u8 = 1 || n_supersedes u32 || index_id[32]* || n_packs u32 ||
-//!  (pack_id[32] || n_blobs u32 || (kind u8 || blob_id[32] || offset u32 || length u32)*)*`.
+//!  (pack_id[32] || n_blobs u32 || (kind u8 || blob_id[32] || offset u32 || length u32 || raw_length u32)*)*`.
 //! All integers are little-endian. `supersedes` names index objects whose content this
 //! one fully contains; prune writes such indexes before deleting the old ones, so a
 //! reader that sees both merely finds duplicates.
@@ -34,7 +34,7 @@ pub struct IndexError(pub &'static str);
 impl IndexFile {
     pub fn encode(&self) -> Vec<u8> {
         let blobs: usize = self.packs.iter().map(|p| p.blobs.len()).sum();
-        let mut out = Vec::with_capacity(9 + self.supersedes.len() * 32 + self.packs.len() * 36 + blobs * 41);
+        let mut out = Vec::with_capacity(9 + self.supersedes.len() * 32 + self.packs.len() * 36 + blobs * 45);
         out.push(VERSION);
         out.extend_from_slice(&(self.supersedes.len() as u32).to_le_bytes());
         for id in &self.supersedes {
@@ -49,6 +49,7 @@ impl IndexFile {
                 out.extend_from_slice(&b.id.0);
                 out.extend_from_slice(&b.offset.to_le_bytes());
                 out.extend_from_slice(&b.length.to_le_bytes());
+                out.extend_from_slice(&b.raw_length.to_le_bytes());
             }
         }
         out
@@ -72,7 +73,14 @@ impl IndexFile {
                 let id = BlobId(r.id()?);
                 let offset = r.u32()?;
                 let length = r.u32()?;
-                blobs.push(PackEntry { kind, id, offset, length });
+                let raw_length = r.u32()?;
+                blobs.push(PackEntry {
+                    kind,
+                    id,
+                    offset,
+                    length,
+                    raw_length,
+                });
             }
             packs.push(IndexedPack { id, blobs });
         }
@@ -125,6 +133,7 @@ mod tests {
                     id: BlobId([3; 32]),
                     offset: 7,
                     length: 9,
+                    raw_length: 11,
                 }],
             }],
         };

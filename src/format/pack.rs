@@ -1,7 +1,8 @@
 //! Packs: many sealed blobs in one object, followed by a sealed header.
 //!
 //! Layout: `blob_1 || … || blob_n || sealed_header || header_len (u32 LE)`.
-//! The header lists each blob's kind, id and sealed length in storage order; offsets
+//! The header lists each blob's kind, id, sealed length and plaintext length in
+//! storage order; offsets
 //! follow by summing lengths. Callers pass blobs in a shuffled order, so a pack does
 //! not reveal file boundaries or the sequence of chunks in a file. The pack's id is
 //! the BLAKE3 hash of all its bytes.
@@ -11,7 +12,7 @@ use super::crypto::{Cipher, MasterKey};
 use super::ids::{BlobId, PackId};
 
 const HEADER_VERSION: u8 = 1;
-const ENTRY_LEN: usize = 1 + 32 + 4;
+const ENTRY_LEN: usize = 1 + 32 + 4 + 4;
 
 /// What a blob holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -43,7 +44,19 @@ pub struct PackEntry {
     pub kind: BlobKind,
     pub id: BlobId,
     pub offset: u32,
+    /// Sealed length in the pack.
     pub length: u32,
+    /// Length of the blob's plaintext (before compression and encryption).
+    pub raw_length: u32,
+}
+
+/// A sealed blob waiting to be packed.
+#[derive(Debug, Clone)]
+pub struct PendingBlob {
+    pub kind: BlobKind,
+    pub id: BlobId,
+    pub raw_length: u32,
+    pub sealed: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,25 +74,27 @@ pub fn assemble(
     key: &MasterKey,
     cipher: Cipher,
     header_nonce: &[u8],
-    blobs: &[(BlobKind, BlobId, Vec<u8>)],
+    blobs: &[PendingBlob],
 ) -> (PackId, Vec<u8>, Vec<PackEntry>) {
-    let total: usize = blobs.iter().map(|b| b.2.len()).sum();
+    let total: usize = blobs.iter().map(|b| b.sealed.len()).sum();
     let mut bytes = Vec::with_capacity(total + blobs.len() * ENTRY_LEN + 64);
     let mut header = Vec::with_capacity(5 + blobs.len() * ENTRY_LEN);
     header.push(HEADER_VERSION);
     header.extend_from_slice(&(blobs.len() as u32).to_le_bytes());
     let mut entries = Vec::with_capacity(blobs.len());
-    for (kind, id, sealed) in blobs {
+    for b in blobs {
         entries.push(PackEntry {
-            kind: *kind,
-            id: *id,
+            kind: b.kind,
+            id: b.id,
             offset: bytes.len() as u32,
-            length: sealed.len() as u32,
+            length: b.sealed.len() as u32,
+            raw_length: b.raw_length,
         });
-        bytes.extend_from_slice(sealed);
-        header.push(kind.code());
-        header.extend_from_slice(&id.0);
-        header.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&b.sealed);
+        header.push(b.kind.code());
+        header.extend_from_slice(&b.id.0);
+        header.extend_from_slice(&(b.sealed.len() as u32).to_le_bytes());
+        header.extend_from_slice(&b.raw_length.to_le_bytes());
     }
     let sealed_header = blob::seal(key, cipher, header_nonce, &header, Compression::OFF);
     bytes.extend_from_slice(&sealed_header);
@@ -128,11 +143,13 @@ fn parse_header(h: &[u8]) -> Result<Vec<PackEntry>, PackError> {
         let mut id = [0u8; 32];
         id.copy_from_slice(&chunk[1..33]);
         let length = u32::from_le_bytes([chunk[33], chunk[34], chunk[35], chunk[36]]);
+        let raw_length = u32::from_le_bytes([chunk[37], chunk[38], chunk[39], chunk[40]]);
         entries.push(PackEntry {
             kind,
             id: BlobId(id),
             offset,
             length,
+            raw_length,
         });
         offset = offset.checked_add(length).ok_or(PackError::Malformed("pack larger than 4 GiB"))?;
     }
@@ -151,7 +168,12 @@ mod tests {
             .map(|i| {
                 let data = vec![i; 100 + i as usize];
                 let sealed = blob::seal(&key, c, &[i; 24], &data, Compression::OFF);
-                (BlobKind::Data, key.blob_id(&data), sealed)
+                PendingBlob {
+                    kind: BlobKind::Data,
+                    id: key.blob_id(&data),
+                    raw_length: data.len() as u32,
+                    sealed,
+                }
             })
             .collect();
         let (id, bytes, entries) = assemble(&key, c, &[9; 24], &blobs);

@@ -1,0 +1,437 @@
+//! Backup: a streaming pipeline from files to packs in storage.
+//!
+//! ```text
+//! walker thread ──chunks──► N sealing threads ──sealed──► packer thread ──packs──► async uploads
+//! (read, chunk, id, dedup)   (zstd, AEAD)                  (shuffle, assemble)     (bounded, then index)
+//! ```
+//! Every channel is bounded, so memory is capped by the queue lengths, not by the size
+//! of the data set: at most `CHUNK_QUEUE + workers` chunks of up to 8 MiB, and
+//! `PACK_QUEUE + UPLOADS` packs of the configured size, are in flight at once. Packs
+//! are stored first, then an index for them (every `INDEX_EVERY` packs, so an
+//! interrupted run leaves most of its work reusable), and the snapshot last.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use crossbeam_channel::{Receiver, Sender, bounded};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::walk::{Excludes, node_from_meta, unchanged};
+use super::{EngineError, Progress, Result};
+use crate::format::blob::Compression;
+use crate::format::chunker;
+use crate::format::ids::{BlobId, ContentHash, SnapshotId};
+use crate::format::index::{IndexFile, IndexedPack};
+use crate::format::names::{DatasetName, Tag};
+use crate::format::pack::BlobKind;
+use crate::format::snapshot::{Snapshot, Summary};
+use crate::format::tree::{Node, NodeKind, Tree};
+use crate::repo::lock::Lease;
+use crate::repo::packer::{FinishedPack, PackBuilder};
+use crate::repo::{Index, Repository};
+
+const CHUNK_QUEUE: usize = 8;
+const PACK_QUEUE: usize = 1;
+const UPLOADS: usize = 2;
+const INDEX_EVERY: usize = 16;
+
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    pub paths: Vec<PathBuf>,
+    pub excludes: Vec<String>,
+    pub tags: Vec<Tag>,
+    pub dataset: Option<DatasetName>,
+    pub host: Option<String>,
+    /// Skip compression (model weights do not compress).
+    pub no_compression: bool,
+    /// Re-read every file even if the parent snapshot says it is unchanged.
+    pub force_read: bool,
+    pub time: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackupOutcome {
+    pub id: SnapshotId,
+    pub snapshot: Snapshot,
+}
+
+/// A blob on its way to be sealed.
+struct Job {
+    kind: BlobKind,
+    id: BlobId,
+    data: Vec<u8>,
+}
+
+struct Sealed {
+    kind: BlobKind,
+    id: BlobId,
+    raw_length: u32,
+    sealed: Vec<u8>,
+}
+
+/// Run one backup of `opts.paths` into `repo`.
+pub async fn backup(repo: &Repository, opts: &BackupOptions, progress: Arc<Progress>) -> Result<BackupOutcome> {
+    let roots = check_sources(&opts.paths)?;
+    let excludes = Excludes::new(&opts.excludes)?;
+    let lease = Lease::acquire(repo.store().clone(), false, "backup").await?;
+    let result = run(repo, opts, roots, excludes, progress).await;
+    lease.release().await?;
+    result
+}
+
+fn check_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    if paths.is_empty() {
+        return Err(EngineError::BadInput("nothing to back up — name at least one path".into()));
+    }
+    let mut names = HashSet::new();
+    let mut out = Vec::new();
+    for p in paths {
+        let abs = std::path::absolute(p).map_err(|e| EngineError::source_io(p, e))?;
+        fs::symlink_metadata(&abs).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                EngineError::BadInput(format!("backup source {} does not exist — check the path", p.display()))
+            }
+            _ => EngineError::source_io(p, e),
+        })?;
+        let name = abs.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "root".into());
+        if !names.insert(name.clone()) {
+            return Err(EngineError::BadInput(format!(
+                "two backup sources are both named {:?} — back them up separately or name their parent",
+                name
+            )));
+        }
+        out.push(abs);
+    }
+    Ok(out)
+}
+
+/// The latest snapshot of the same dataset and paths, whose files can be reused.
+async fn find_parent(repo: &Repository, index: &Index, opts: &BackupOptions, paths: &[String]) -> Result<Option<(SnapshotId, Tree)>> {
+    if opts.force_read {
+        return Ok(None);
+    }
+    let snaps = repo.snapshots().await?;
+    let parent = snaps.into_iter().rev().find(|(_, s)| s.dataset == opts.dataset && s.paths == paths);
+    match parent {
+        Some((id, s)) => Ok(Some((id, repo.load_tree(index, &s.tree).await?))),
+        None => Ok(None),
+    }
+}
+
+async fn run(repo: &Repository, opts: &BackupOptions, roots: Vec<PathBuf>, excludes: Excludes, progress: Arc<Progress>) -> Result<BackupOutcome> {
+    let started = Instant::now();
+    let time = opts.time.unwrap_or_else(Utc::now);
+    let index = Arc::new(repo.load_index().await?);
+    let paths: Vec<String> = roots.iter().map(|p| p.display().to_string()).collect();
+    let parent = find_parent(repo, &index, opts, &paths).await?;
+    let parent_id = parent.as_ref().map(|p| p.0);
+
+    spawn_prescan(roots.clone(), excludes.clone(), progress.clone());
+    let (chunk_tx, chunk_rx) = bounded::<Job>(CHUNK_QUEUE);
+    let (sealed_tx, sealed_rx) = bounded::<Sealed>(CHUNK_QUEUE);
+    let (pack_tx, pack_rx) = mpsc::channel::<FinishedPack>(PACK_QUEUE);
+    let compression = if opts.no_compression { Compression::OFF } else { repo.compression() };
+    let sealers = spawn_sealers(repo, compression, chunk_rx, sealed_tx);
+    let packer = spawn_packer(repo, sealed_rx, pack_tx);
+
+    let walker = Walker {
+        repo: repo.clone(),
+        index: index.clone(),
+        pending: Mutex::new(HashSet::new()),
+        tx: chunk_tx,
+        excludes,
+        progress,
+        summary: Summary::default(),
+        runtime: tokio::runtime::Handle::current(),
+    };
+    let walked = std::thread::spawn(move || walker.walk_roots(&roots, parent.map(|p| p.1)));
+    let uploaded = upload_packs(repo, pack_rx).await;
+
+    let walked = walked.join().map_err(|_| EngineError::Internal("walker thread panicked".into()))?;
+    for s in sealers {
+        let _ = s.join();
+    }
+    let packed = packer.join().map_err(|_| EngineError::Internal("packer thread panicked".into()))?;
+    let (blobs_added, bytes_added) = uploaded?;
+    let (tree, mut summary) = walked?;
+    packed?;
+    summary.blobs_added = blobs_added;
+    summary.bytes_added = bytes_added;
+    summary.duration_ms = started.elapsed().as_millis() as u64;
+    let snapshot = Snapshot {
+        time,
+        host: opts.host.clone().unwrap_or_else(crate::repo::hostname),
+        paths,
+        tags: opts.tags.clone(),
+        dataset: opts.dataset.clone(),
+        tree,
+        parent: parent_id,
+        summary,
+    };
+    let id = repo.save_snapshot(&snapshot).await?;
+    Ok(BackupOutcome { id, snapshot })
+}
+
+fn spawn_prescan(roots: Vec<PathBuf>, excludes: Excludes, progress: Arc<Progress>) {
+    std::thread::spawn(move || {
+        fn scan(dir: &Path, root: &Path, ex: &Excludes, p: &Progress) {
+            let Ok(meta) = fs::symlink_metadata(dir) else { return };
+            if meta.is_file() {
+                p.add_total(1, meta.len());
+                return;
+            }
+            let Ok(entries) = fs::read_dir(dir) else { return };
+            for e in entries.flatten() {
+                let path = e.path();
+                let rel = path.strip_prefix(root).unwrap_or(&path);
+                if !ex.matches(rel, &path) {
+                    scan(&path, root, ex, p);
+                }
+            }
+        }
+        for r in &roots {
+            scan(r, r.parent().unwrap_or(r), &excludes, &progress);
+        }
+        progress.totals_known.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
+
+fn spawn_sealers(repo: &Repository, level: Compression, rx: Receiver<Job>, tx: Sender<Sealed>) -> Vec<std::thread::JoinHandle<()>> {
+    (0..super::workers())
+        .map(|_| {
+            let (repo, rx, tx) = (repo.clone(), rx.clone(), tx.clone());
+            std::thread::spawn(move || {
+                for job in rx {
+                    let sealed = repo.seal(&job.data, level);
+                    let out = Sealed {
+                        kind: job.kind,
+                        id: job.id,
+                        raw_length: job.data.len() as u32,
+                        sealed,
+                    };
+                    if tx.send(out).is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+fn spawn_packer(repo: &Repository, rx: Receiver<Sealed>, tx: mpsc::Sender<FinishedPack>) -> std::thread::JoinHandle<Result<()>> {
+    let repo = repo.clone();
+    std::thread::spawn(move || {
+        let mut builder = PackBuilder::new(repo.config().pack_size as usize);
+        let closed = || EngineError::Internal("upload stage stopped".into());
+        for s in rx {
+            if builder.add(s.kind, s.id, s.raw_length, s.sealed) {
+                tx.blocking_send(builder.finish(&repo)).map_err(|_| closed())?;
+            }
+        }
+        if !builder.is_empty() {
+            tx.blocking_send(builder.finish(&repo)).map_err(|_| closed())?;
+        }
+        Ok(())
+    })
+}
+
+/// Upload packs with bounded concurrency; index them as they land.
+async fn upload_packs(repo: &Repository, mut rx: mpsc::Receiver<FinishedPack>) -> Result<(u64, u64)> {
+    let mut uploads: JoinSet<Result<FinishedPack>> = JoinSet::new();
+    let mut stored: Vec<IndexedPack> = Vec::new();
+    let (mut blobs, mut bytes) = (0u64, 0u64);
+    let mut note = |p: FinishedPack, stored: &mut Vec<IndexedPack>| {
+        blobs += p.entries.len() as u64;
+        bytes += p.bytes.len() as u64;
+        stored.push(IndexedPack {
+            id: p.id,
+            blobs: p.entries,
+        });
+    };
+    loop {
+        while uploads.len() >= UPLOADS {
+            let done = uploads.join_next().await.into_iter().flatten();
+            for p in done {
+                note(p?, &mut stored);
+            }
+        }
+        if stored.len() >= INDEX_EVERY {
+            write_index(repo, &mut stored).await?;
+        }
+        let Some(pack) = rx.recv().await else { break };
+        let repo = repo.clone();
+        uploads.spawn(async move {
+            repo.save_pack(&pack.id, pack.bytes.clone()).await?;
+            Ok(pack)
+        });
+    }
+    while let Some(done) = uploads.join_next().await {
+        let p = done.map_err(|e| EngineError::Internal(e.to_string()))??;
+        note(p, &mut stored);
+    }
+    write_index(repo, &mut stored).await?;
+    Ok((blobs, bytes))
+}
+
+async fn write_index(repo: &Repository, stored: &mut Vec<IndexedPack>) -> Result<()> {
+    if stored.is_empty() {
+        return Ok(());
+    }
+    let file = IndexFile {
+        supersedes: Vec::new(),
+        packs: std::mem::take(stored),
+    };
+    repo.save_index(&file).await?;
+    Ok(())
+}
+
+/// Walks the sources on its own thread, feeding new blobs to the sealers.
+struct Walker {
+    repo: Repository,
+    index: Arc<Index>,
+    pending: Mutex<HashSet<BlobId>>,
+    tx: Sender<Job>,
+    excludes: Excludes,
+    progress: Arc<Progress>,
+    summary: Summary,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Walker {
+    fn walk_roots(mut self, roots: &[PathBuf], parent: Option<Tree>) -> Result<(BlobId, Summary)> {
+        let mut root = Tree::default();
+        for path in roots {
+            let base = path.parent().unwrap_or(path);
+            let name = path.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "root".into());
+            let old = parent.as_ref().and_then(|t| t.find(&name)).cloned();
+            if let Some(node) = self.entry(path, base, &name, old.as_ref())? {
+                root.nodes.push(node);
+            }
+        }
+        let id = self.store_tree(&mut root)?;
+        Ok((id, self.summary))
+    }
+
+    /// Queue a blob for sealing unless the repository or this run already has it.
+    fn need(&self, id: &BlobId) -> bool {
+        !self.index.contains(id) && self.pending.lock().is_ok_and(|mut p| p.insert(*id))
+    }
+
+    fn send(&self, kind: BlobKind, id: BlobId, data: Vec<u8>) -> Result<()> {
+        self.tx
+            .send(Job { kind, id, data })
+            .map_err(|_| EngineError::Internal("sealing stage stopped".into()))
+    }
+
+    fn store_tree(&mut self, tree: &mut Tree) -> Result<BlobId> {
+        let bytes = tree.encode();
+        let id = self.repo.key().blob_id(&bytes);
+        if self.need(&id) {
+            self.send(BlobKind::Tree, id, bytes)?;
+        }
+        Ok(id)
+    }
+
+    fn entry(&mut self, path: &Path, base: &Path, name: &std::ffi::OsStr, old: Option<&Node>) -> Result<Option<Node>> {
+        let meta = fs::symlink_metadata(path).map_err(|e| EngineError::source_io(path, e))?;
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            let mut node = node_from_meta(name, NodeKind::Dir, &meta);
+            node.subtree = Some(self.dir(path, base, old)?);
+            self.summary.dirs += 1;
+            Ok(Some(node))
+        } else if ft.is_file() {
+            Ok(Some(self.file(path, name, &meta, old)?))
+        } else if ft.is_symlink() {
+            let mut node = node_from_meta(name, NodeKind::Symlink, &meta);
+            node.set_target(fs::read_link(path).map_err(|e| EngineError::source_io(path, e))?.as_os_str());
+            Ok(Some(node))
+        } else {
+            Ok(None) // sockets, fifos and devices are not backed up
+        }
+    }
+
+    fn dir(&mut self, path: &Path, base: &Path, old: Option<&Node>) -> Result<BlobId> {
+        let old_tree = match old.and_then(|n| n.subtree) {
+            Some(id) if old.is_some_and(|n| n.kind == NodeKind::Dir) => {
+                Some(self.runtime.block_on(self.repo.load_tree(&self.index, &id))?)
+            }
+            _ => None,
+        };
+        let mut entries: Vec<_> = fs::read_dir(path)
+            .map_err(|e| EngineError::source_io(path, e))?
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| EngineError::source_io(path, e))?;
+        entries.sort_by_key(|e| e.file_name());
+        let mut tree = Tree::default();
+        for e in entries {
+            let child = e.path();
+            let rel = child.strip_prefix(base).unwrap_or(&child);
+            if self.excludes.matches(rel, &child) {
+                continue;
+            }
+            let name = e.file_name();
+            let prev = old_tree.as_ref().and_then(|t| t.find(&name));
+            if let Some(node) = self.entry(&child, base, &name, prev)? {
+                tree.nodes.push(node);
+            }
+        }
+        self.store_tree(&mut tree)
+    }
+
+    fn file(&mut self, path: &Path, name: &std::ffi::OsStr, meta: &fs::Metadata, old: Option<&Node>) -> Result<Node> {
+        let mut node = node_from_meta(name, NodeKind::File, meta);
+        if let Some(old) = old.filter(|o| unchanged(o, &node)) {
+            node.content = old.content.clone();
+            node.hash = old.hash;
+            self.summary.files_unchanged += 1;
+            self.summary.bytes_total += node.size;
+            self.progress.add_done(1, node.size);
+            return Ok(node);
+        }
+        let file = fs::File::open(path).map_err(|e| EngineError::source_io(path, e))?;
+        let mut whole = blake3::Hasher::new();
+        let mut size = 0u64;
+        let params = self.repo.config().chunker;
+        let reader = HashingReader { inner: file, hasher: &mut whole };
+        let mut content = Vec::new();
+        for chunk in chunker::chunks(reader, &params) {
+            let chunk = chunk.map_err(|e| EngineError::source_io(path, e))?;
+            let id = self.repo.key().blob_id(&chunk);
+            size += chunk.len() as u64;
+            self.progress.add_done(0, chunk.len() as u64);
+            content.push(id);
+            if self.need(&id) {
+                self.send(BlobKind::Data, id, chunk)?;
+            }
+        }
+        node.size = size;
+        node.content = content;
+        node.hash = Some(ContentHash(*whole.finalize().as_bytes()));
+        if old.is_some() { self.summary.files_changed += 1 } else { self.summary.files_new += 1 };
+        self.summary.bytes_read += size;
+        self.summary.bytes_total += size;
+        self.progress.add_done(1, 0);
+        Ok(node)
+    }
+}
+
+/// Hashes everything read through it, so the file is read once for chunking and hashing.
+struct HashingReader<'a, R> {
+    inner: R,
+    hasher: &'a mut blake3::Hasher,
+}
+
+impl<R: Read> Read for HashingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}

@@ -1,0 +1,76 @@
+//! File-system metadata ↔ tree nodes, and exclude patterns.
+
+use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use super::{EngineError, Result};
+use crate::format::tree::{Node, NodeKind};
+
+/// Fill a node's metadata fields from `lstat` results.
+pub fn node_from_meta(name: &std::ffi::OsStr, kind: NodeKind, m: &Metadata) -> Node {
+    let mut n = Node::new(name, kind);
+    n.mode = m.mode() & 0o7777;
+    n.uid = m.uid();
+    n.gid = m.gid();
+    n.mtime_ns = m.mtime() * 1_000_000_000 + m.mtime_nsec();
+    n.ctime_ns = m.ctime() * 1_000_000_000 + m.ctime_nsec();
+    n.inode = m.ino();
+    n.size = if kind == NodeKind::File { m.len() } else { 0 };
+    n
+}
+
+/// Whether a file can be taken over from the parent snapshot without reading it.
+pub fn unchanged(old: &Node, new: &Node) -> bool {
+    old.kind == NodeKind::File
+        && old.size == new.size
+        && old.mtime_ns == new.mtime_ns
+        && old.ctime_ns == new.ctime_ns
+        && old.inode == new.inode
+        && old.hash.is_some()
+}
+
+/// Exclude patterns: a pattern without `/` matches a name anywhere; one with `/`
+/// matches the path relative to the backup root (or an absolute path).
+#[derive(Debug, Clone)]
+pub struct Excludes {
+    names: GlobSet,
+    paths: GlobSet,
+}
+
+impl Excludes {
+    pub fn new(patterns: &[String]) -> Result<Self> {
+        let mut names = GlobSetBuilder::new();
+        let mut paths = GlobSetBuilder::new();
+        for p in patterns {
+            let glob = Glob::new(p.trim_start_matches("./"))
+                .map_err(|e| EngineError::BadInput(format!("invalid exclude pattern {p:?}: {e}")))?;
+            if p.contains('/') { paths.add(glob) } else { names.add(glob) };
+        }
+        let build = |b: GlobSetBuilder| b.build().map_err(|e| EngineError::BadInput(e.to_string()));
+        Ok(Self {
+            names: build(names)?,
+            paths: build(paths)?,
+        })
+    }
+
+    pub fn matches(&self, rel: &Path, abs: &Path) -> bool {
+        let name_hit = rel.file_name().is_some_and(|n| self.names.is_match(n));
+        name_hit || self.paths.is_match(rel) || self.paths.is_match(abs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_and_path_patterns() {
+        let ex = Excludes::new(&["*.tmp".into(), "cache/**".into()]).unwrap();
+        assert!(ex.matches(Path::new("a/b/x.tmp"), Path::new("/r/a/b/x.tmp")));
+        assert!(ex.matches(Path::new("cache/z"), Path::new("/r/cache/z")));
+        assert!(!ex.matches(Path::new("a/cache.txt"), Path::new("/r/a/cache.txt")));
+    }
+}

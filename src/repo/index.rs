@@ -1,0 +1,142 @@
+//! The in-memory index: blob id → pack and position.
+//!
+//! This is the one structure whose size grows with the repository: about 64 bytes per
+//! blob (32-byte id, 17-byte location, hash-table overhead). Pack ids are stored once
+//! and referred to by number.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::format::ids::{BlobId, IndexId, PackId};
+use crate::format::index::IndexFile;
+use crate::format::pack::{BlobKind, PackEntry};
+
+/// Where one blob is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub pack: u32,
+    pub offset: u32,
+    pub length: u32,
+    pub raw_length: u32,
+    pub kind: BlobKind,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Index {
+    packs: Vec<PackId>,
+    pack_numbers: HashMap<PackId, u32>,
+    blobs: HashMap<BlobId, Location>,
+    files: Vec<IndexId>,
+    superseded: HashSet<IndexId>,
+}
+
+impl Index {
+    pub fn add_file(&mut self, id: IndexId, file: &IndexFile) {
+        self.files.push(id);
+        self.superseded.extend(file.supersedes.iter().copied());
+        for p in &file.packs {
+            self.add_pack(p.id, &p.blobs);
+        }
+    }
+
+    /// Drop the record of index objects that a newer one replaces.
+    pub fn forget_superseded(&mut self) {
+        let gone = &self.superseded;
+        self.files.retain(|f| !gone.contains(f));
+    }
+
+    pub fn add_pack(&mut self, id: PackId, entries: &[PackEntry]) {
+        let next = self.packs.len() as u32;
+        let number = *self.pack_numbers.entry(id).or_insert(next);
+        if number == next {
+            self.packs.push(id);
+        }
+        for e in entries {
+            self.blobs.entry(e.id).or_insert(Location {
+                pack: number,
+                offset: e.offset,
+                length: e.length,
+                raw_length: e.raw_length,
+                kind: e.kind,
+            });
+        }
+    }
+
+    pub fn get(&self, id: &BlobId) -> Option<Location> {
+        self.blobs.get(id).copied()
+    }
+    pub fn contains(&self, id: &BlobId) -> bool {
+        self.blobs.contains_key(id)
+    }
+    pub fn pack_id(&self, number: u32) -> PackId {
+        self.packs[number as usize]
+    }
+    pub fn has_pack(&self, id: &PackId) -> bool {
+        self.pack_numbers.contains_key(id)
+    }
+    pub fn blob_count(&self) -> usize {
+        self.blobs.len()
+    }
+    pub fn pack_ids(&self) -> &[PackId] {
+        &self.packs
+    }
+    /// Index objects currently in force (not superseded).
+    pub fn files(&self) -> &[IndexId] {
+        &self.files
+    }
+    pub fn superseded(&self) -> &HashSet<IndexId> {
+        &self.superseded
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&BlobId, &Location)> {
+        self.blobs.iter()
+    }
+
+    /// Entries of every pack, ordered by offset.
+    pub fn by_pack(&self) -> HashMap<PackId, Vec<PackEntry>> {
+        let mut out: HashMap<PackId, Vec<PackEntry>> = HashMap::new();
+        for (id, loc) in &self.blobs {
+            out.entry(self.pack_id(loc.pack)).or_default().push(PackEntry {
+                kind: loc.kind,
+                id: *id,
+                offset: loc.offset,
+                length: loc.length,
+                raw_length: loc.raw_length,
+            });
+        }
+        for entries in out.values_mut() {
+            entries.sort_by_key(|e| e.offset);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::index::IndexedPack;
+
+    #[test]
+    fn blobs_resolve_to_their_pack() {
+        let mut idx = Index::default();
+        let entry = PackEntry {
+            kind: BlobKind::Data,
+            id: BlobId([1; 32]),
+            offset: 10,
+            length: 20,
+            raw_length: 30,
+        };
+        let file = IndexFile {
+            supersedes: vec![IndexId([9; 32])],
+            packs: vec![IndexedPack {
+                id: PackId([2; 32]),
+                blobs: vec![entry],
+            }],
+        };
+        idx.add_file(IndexId([3; 32]), &file);
+        idx.add_file(IndexId([9; 32]), &file);
+        idx.forget_superseded();
+        let loc = idx.get(&BlobId([1; 32])).unwrap();
+        assert_eq!(idx.pack_id(loc.pack), PackId([2; 32]));
+        assert_eq!(idx.files(), &[IndexId([3; 32])]);
+        assert_eq!(idx.by_pack()[&PackId([2; 32])], vec![entry]);
+    }
+}

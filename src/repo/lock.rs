@@ -1,0 +1,156 @@
+//! Leases: time-limited locks kept as objects under `locks/`.
+//!
+//! A backup holds a shared lease; operations that delete data (prune, repairs) hold an
+//! exclusive one. A lease names its host and process and carries an expiry that its
+//! holder pushes forward while it works; a lease past its expiry, or one from a dead
+//! process on this host, is stale and ignored. After writing its own lease, a taker
+//! lists again, so two conflicting takers racing each other both back off rather than
+//! both proceeding.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::error::{RepoError, Result};
+use super::{hostname, layout, random};
+use crate::storage::Store;
+
+/// How long a lease lives without being refreshed.
+pub const LEASE_TTL: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeaseInfo {
+    pub host: String,
+    pub pid: u32,
+    pub exclusive: bool,
+    pub purpose: String,
+    pub created: DateTime<Utc>,
+    pub expires: DateTime<Utc>,
+}
+
+impl LeaseInfo {
+    pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
+        let dead_here = self.host == hostname() && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists();
+        now > self.expires || dead_here
+    }
+}
+
+/// A held lease; released on [`Lease::release`] or (best effort) when dropped.
+#[derive(Debug)]
+pub struct Lease {
+    store: Arc<dyn Store>,
+    key: String,
+    refresher: tokio::task::JoinHandle<()>,
+}
+
+fn describe(l: &LeaseInfo) -> String {
+    let kind = if l.exclusive { "exclusively" } else { "shared" };
+    format!(
+        "held {kind} by {} on {} (pid {}) since {}; it expires at {} if that process is gone",
+        l.purpose,
+        l.host,
+        l.pid,
+        l.created.format("%Y-%m-%d %H:%M:%S UTC"),
+        l.expires.format("%H:%M:%S UTC")
+    )
+}
+
+async fn live_leases(store: &dyn Store, except: Option<&str>) -> Result<Vec<LeaseInfo>> {
+    let now = Utc::now();
+    let mut out = Vec::new();
+    for meta in store.list(layout::LOCKS).await? {
+        if Some(meta.key.as_str()) == except {
+            continue;
+        }
+        let raw = match store.get(&meta.key).await {
+            Ok(r) => r,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if let Ok(info) = serde_json::from_slice::<LeaseInfo>(&raw) {
+            if !info.is_stale(now) {
+                out.push(info);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn conflict(exclusive: bool, others: &[LeaseInfo]) -> Option<&LeaseInfo> {
+    others.iter().find(|o| exclusive || o.exclusive)
+}
+
+fn lease_bytes(info: &mut LeaseInfo) -> Bytes {
+    info.expires = Utc::now() + LEASE_TTL;
+    Bytes::from(serde_json::to_vec(info).unwrap_or_default())
+}
+
+impl Lease {
+    /// Take a lease, or fail naming who holds the conflicting one.
+    pub async fn acquire(store: Arc<dyn Store>, exclusive: bool, purpose: &str) -> Result<Lease> {
+        let addr = store.address().to_string();
+        let locked = |l: &LeaseInfo| RepoError::Locked {
+            addr: addr.clone(),
+            detail: format!("{} — retry when it has finished", describe(l)),
+        };
+        if let Some(l) = conflict(exclusive, &live_leases(store.as_ref(), None).await?) {
+            return Err(locked(l));
+        }
+        let key = layout::lock(&hex::encode(random::<16>()));
+        let mut info = LeaseInfo {
+            host: hostname(),
+            pid: std::process::id(),
+            exclusive,
+            purpose: purpose.to_string(),
+            created: Utc::now(),
+            expires: Utc::now(),
+        };
+        store.put(&key, lease_bytes(&mut info)).await?;
+        if let Some(l) = conflict(exclusive, &live_leases(store.as_ref(), Some(&key)).await?) {
+            let err = locked(l);
+            store.delete(&key).await?;
+            return Err(err);
+        }
+        let refresher = tokio::spawn(refresh(store.clone(), key.clone(), info));
+        Ok(Lease { store, key, refresher })
+    }
+
+    pub async fn release(self) -> Result<()> {
+        self.refresher.abort();
+        self.store.delete(&self.key).await?;
+        Ok(())
+    }
+}
+
+async fn refresh(store: Arc<dyn Store>, key: String, mut info: LeaseInfo) {
+    loop {
+        tokio::time::sleep(LEASE_TTL / 4).await;
+        // A failed refresh is retried at the next tick; the lease only lapses if
+        // refreshing fails for the whole TTL.
+        let _ = store.put(&key, lease_bytes(&mut info)).await;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.refresher.abort();
+    }
+}
+
+/// Remove stale leases (left by killed processes); returns how many.
+pub async fn remove_stale(store: &dyn Store) -> Result<usize> {
+    let now = Utc::now();
+    let mut removed = 0;
+    for meta in store.list(layout::LOCKS).await? {
+        let Ok(raw) = store.get(&meta.key).await else { continue };
+        let stale = serde_json::from_slice::<LeaseInfo>(&raw).map_or(true, |l| l.is_stale(now));
+        if stale {
+            store.delete(&meta.key).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}

@@ -1,0 +1,287 @@
+//! One repository: open or create it, unwrap its key, and read and write its objects.
+//!
+//! A `Repository` holds an open store and the unwrapped master key; it seals and opens
+//! every object so layers above never handle keys or nonces. Packs are produced as
+//! bytes (`packer`) and written by the caller, so one pack can be uploaded
+//! byte-identically to several regions.
+
+pub mod error;
+pub mod index;
+pub mod keys;
+pub mod layout;
+pub mod lock;
+pub mod packer;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rand::RngCore;
+
+use crate::format::blob::{self, Compression};
+use crate::format::config::{ChunkerParams, Config, ConfigError};
+use crate::format::crypto::{Cipher, KdfParams, MasterKey};
+use crate::format::ids::{BlobId, IndexId, KeyId, PackId, RepoId, SnapshotId};
+use crate::format::index::IndexFile;
+use crate::format::pack::BlobKind;
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::Tree;
+use crate::storage::Store;
+
+pub use error::{RepoError, Result};
+pub use index::Index;
+
+/// Options for creating a repository.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub cipher: Cipher,
+    pub kdf: KdfParams,
+    pub compression: i32,
+    pub pack_size: u32,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        Self {
+            cipher: Cipher::XChaCha20Poly1305,
+            kdf: KdfParams::default(),
+            compression: 3,
+            pack_size: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// An open repository.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    store: Arc<dyn Store>,
+    key: MasterKey,
+    config: Config,
+    key_id: KeyId,
+}
+
+pub(crate) fn random<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    rand::thread_rng().fill_bytes(&mut out);
+    out
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+impl Repository {
+    /// Create a new repository with a fresh master key protected by `password`.
+    pub async fn init(store: Arc<dyn Store>, password: &[u8], opts: &InitOptions) -> Result<Self> {
+        let key = MasterKey::from_bytes(random());
+        let config = Config {
+            id: RepoId(random()),
+            chunker: ChunkerParams::with_seed(u64::from_le_bytes(random())),
+            compression: opts.compression,
+            pack_size: opts.pack_size,
+            cipher: Some(opts.cipher),
+        };
+        Self::create(store, key, config, password, opts.kdf).await
+    }
+
+    /// Create a repository that shares `peer`'s master key and chunker, so packs are
+    /// byte-identical across both (a replica in another region).
+    pub async fn init_replica(store: Arc<dyn Store>, peer: &Repository, password: &[u8], kdf: KdfParams) -> Result<Self> {
+        Self::create(store, peer.key.clone(), peer.config.clone(), password, kdf).await
+    }
+
+    async fn create(store: Arc<dyn Store>, key: MasterKey, config: Config, password: &[u8], kdf: KdfParams) -> Result<Self> {
+        if store.stat(layout::CONFIG).await?.is_some() {
+            return Err(RepoError::AlreadyExists(store.address().to_string()));
+        }
+        let key_id = keys::write_key(store.as_ref(), &key, password, kdf, "initial").await?;
+        let bytes = config.encode(&key, &random::<24>()[..config.cipher().nonce_len()]);
+        // The config is written last and only if absent: a repository exists once it
+        // is complete, and two concurrent inits cannot both win.
+        if !store.put_if_absent(layout::CONFIG, Bytes::from(bytes)).await? {
+            store.delete(&layout::key(&key_id)).await?;
+            return Err(RepoError::AlreadyExists(store.address().to_string()));
+        }
+        Ok(Self { store, key, config, key_id })
+    }
+
+    /// Open an existing repository with `password`.
+    pub async fn open(store: Arc<dyn Store>, password: &[u8]) -> Result<Self> {
+        let addr = store.address().to_string();
+        let raw = match store.get(layout::CONFIG).await {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Err(RepoError::NotFound(addr)),
+            Err(e) => return Err(e.into()),
+        };
+        Config::peek(&raw).map_err(|source| RepoError::Unsupported { addr: addr.clone(), source })?;
+        let (key_id, key) = keys::find_key(store.as_ref(), password).await?;
+        let config = Config::decode(&raw, &key).map_err(|e| match e {
+            ConfigError::Body(_) => RepoError::damaged(format!("{addr}/config"), e),
+            other => RepoError::Unsupported { addr: addr.clone(), source: other },
+        })?;
+        Ok(Self { store, key, config, key_id })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+    pub fn address(&self) -> &str {
+        self.store.address()
+    }
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    pub fn key(&self) -> &MasterKey {
+        &self.key
+    }
+    pub fn key_id(&self) -> &KeyId {
+        &self.key_id
+    }
+    pub fn cipher(&self) -> Cipher {
+        self.config.cipher()
+    }
+    pub fn compression(&self) -> Compression {
+        Compression(self.config.compression)
+    }
+
+    fn nonce(&self) -> Vec<u8> {
+        random::<24>()[..self.cipher().nonce_len()].to_vec()
+    }
+
+    /// Seal a value for storage (compressed when that helps, then encrypted).
+    pub fn seal(&self, data: &[u8], level: Compression) -> Vec<u8> {
+        blob::seal(&self.key, self.cipher(), &self.nonce(), data, level)
+    }
+
+    /// Id and sealed bytes of a blob.
+    pub fn seal_blob(&self, data: &[u8]) -> (BlobId, Vec<u8>) {
+        (self.key.blob_id(data), self.seal(data, self.compression()))
+    }
+
+    /// Open a stored value, naming `what` when it fails.
+    pub fn open_sealed(&self, what: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+        blob::open(&self.key, self.cipher(), sealed).map_err(|e| RepoError::damaged(what, e))
+    }
+
+    /// Store a write-once object under the hash-derived key, idempotently.
+    async fn put_object(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        self.store.put(key, Bytes::from(bytes)).await?;
+        Ok(())
+    }
+
+    pub async fn save_pack(&self, id: &PackId, bytes: Bytes) -> Result<()> {
+        self.store.put(&layout::pack(id), bytes).await?;
+        Ok(())
+    }
+
+    pub async fn save_index(&self, index: &IndexFile) -> Result<IndexId> {
+        let sealed = self.seal(&index.encode(), Compression::OFF);
+        let id = IndexId::of_bytes(&sealed);
+        self.put_object(&layout::index(&id), sealed).await?;
+        Ok(id)
+    }
+
+    pub async fn load_index_file(&self, id: &IndexId) -> Result<IndexFile> {
+        let key = layout::index(id);
+        let raw = self.store.get(&key).await?;
+        let what = format!("index {id}");
+        if IndexId::of_bytes(&raw) != *id {
+            return Err(RepoError::damaged(what, "content does not match its name"));
+        }
+        IndexFile::decode(&self.open_sealed(&what, &raw)?).map_err(|e| RepoError::damaged(what, e))
+    }
+
+    pub async fn save_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
+        let sealed = self.seal(&snap.encode(), self.compression());
+        let id = SnapshotId::of_bytes(&sealed);
+        self.put_object(&layout::snapshot(&id), sealed).await?;
+        Ok(id)
+    }
+
+    pub async fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        let raw = match self.store.get(&layout::snapshot(id)).await {
+            Err(e) if e.is_not_found() => return Err(RepoError::NoSnapshot(id.to_hex())),
+            other => other?,
+        };
+        let what = format!("snapshot {id}");
+        if SnapshotId::of_bytes(&raw) != *id {
+            return Err(RepoError::damaged(what, "content does not match its name"));
+        }
+        Snapshot::decode(&self.open_sealed(&what, &raw)?).map_err(|e| RepoError::damaged(what, e))
+    }
+
+    pub async fn list_ids(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut ids: Vec<String> = self
+            .store
+            .list(prefix)
+            .await?
+            .into_iter()
+            .map(|m| layout::id_part(&m.key).to_string())
+            .filter(|s| s.len() == 64)
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    pub async fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
+        let ids = self.list_ids(layout::SNAPSHOTS).await?;
+        Ok(ids.iter().filter_map(|s| SnapshotId::from_hex(s).ok()).collect())
+    }
+
+    /// All snapshots, oldest first.
+    pub async fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let mut out = Vec::new();
+        for id in self.snapshot_ids().await? {
+            let snap = self.load_snapshot(&id).await?;
+            out.push((id, snap));
+        }
+        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
+    /// Resolve `latest` or a (prefix of a) snapshot id.
+    pub async fn find_snapshot(&self, spec: &str) -> Result<(SnapshotId, Snapshot)> {
+        if spec == "latest" {
+            let all = self.snapshots().await?;
+            return all.into_iter().last().ok_or_else(|| RepoError::NoSnapshot(spec.into()));
+        }
+        let ids = self.snapshot_ids().await?;
+        let matches: Vec<_> = ids.iter().filter(|id| id.to_hex().starts_with(spec)).collect();
+        match matches.as_slice() {
+            [one] => Ok((**one, self.load_snapshot(one).await?)),
+            [] => Err(RepoError::NoSnapshot(spec.into())),
+            _ => Err(RepoError::AmbiguousSnapshot(spec.into())),
+        }
+    }
+
+    /// Read one blob through the index, verifying its authenticity and id.
+    pub async fn read_blob(&self, index: &Index, id: &BlobId) -> Result<Vec<u8>> {
+        let loc = index.get(id).ok_or_else(|| RepoError::MissingBlob(id.to_hex()))?;
+        let pack = index.pack_id(loc.pack);
+        let range = loc.offset as u64..(loc.offset + loc.length) as u64;
+        let sealed = self.store.get_range(&layout::pack(&pack), range).await?;
+        blob::open_verified(&self.key, self.cipher(), id, &sealed)
+            .map_err(|e| RepoError::damaged(format!("blob {} in pack {}", id.short(), pack.short()), e))
+    }
+
+    pub async fn load_tree(&self, index: &Index, id: &BlobId) -> Result<Tree> {
+        let bytes = self.read_blob(index, id).await?;
+        Tree::decode(&bytes).map_err(|e| RepoError::damaged(format!("tree {}", id.short()), e))
+    }
+
+    /// Load every index object into memory.
+    pub async fn load_index(&self) -> Result<Index> {
+        let mut index = Index::default();
+        for hex in self.list_ids(layout::INDEX).await? {
+            let id = IndexId::from_hex(&hex).map_err(|e| RepoError::damaged(format!("index {hex}"), e))?;
+            let file = self.load_index_file(&id).await?;
+            index.add_file(id, &file);
+        }
+        index.forget_superseded();
+        Ok(index)
+    }
+}
+
+/// Kind of blob, re-exported for callers that build packs.
+pub type Kind = BlobKind;
