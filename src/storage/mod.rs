@@ -8,6 +8,16 @@
 //! Errors carry whether retrying can help (`StorageError::is_transient`), which is
 //! what later decides "region degraded" versus "operation failed".
 
+pub mod address;
+pub mod fault;
+pub mod opendal_store;
+
+pub use address::{
+    OpenOptions, RepositoryAddress, S3Address, open, open_with, probe_conditional_writes,
+};
+pub use fault::FaultStore;
+pub use opendal_store::{FS_TEMP_DIR, OpendalStore, map_opendal_error};
+
 use std::ops::Range;
 
 use async_trait::async_trait;

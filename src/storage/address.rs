@@ -1,0 +1,403 @@
+//! Repository addresses: the one string a user writes to say where a repository lives.
+//!
+//! Parsing is separate from opening so that a typo is reported before anything touches
+//! the disk or the network, with a message listing the forms that are accepted. Opening
+//! reads S3 credentials from the standard `AWS_*` variables only, and turns off the AWS
+//! config files and EC2 metadata lookup, so what a repository uses is exactly what the
+//! environment says and a missing credential fails fast instead of hanging on a probe.
+//!
+//! `memory://name` stores are process-global by name so that two opens in one test (or
+//! a writer and a reader) see the same objects.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use bytes::Bytes;
+use url::Url;
+
+use super::opendal_store::OpendalStore;
+use super::{ErrorKind, Result, StorageError, Store};
+
+const ACCEPTED_FORMS: &str = "expected a path, file:///path, memory://name or \
+     s3://bucket/prefix?endpoint=URL&region=NAME";
+const DEFAULT_REGION: &str = "us-east-1";
+
+/// Where a repository lives, parsed but not yet opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepositoryAddress {
+    Fs(PathBuf),
+    Memory(String),
+    S3(S3Address),
+}
+
+/// The parts of an `s3://bucket/prefix?endpoint=URL&region=NAME` address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Address {
+    pub bucket: String,
+    /// Key prefix inside the bucket, without leading or trailing `/`; may be empty.
+    pub prefix: String,
+    /// `None` means AWS itself, derived from the region.
+    pub endpoint: Option<String>,
+    pub region: String,
+}
+
+/// How to open a repository address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Create a missing local directory (for `init`); otherwise a missing one is an error.
+    pub create: bool,
+}
+
+impl RepositoryAddress {
+    pub fn parse(address: &str) -> Result<Self> {
+        match address.split_once("://") {
+            None => parse_plain_path(address),
+            Some(("file", _)) => parse_file_url(address),
+            Some(("memory", name)) => parse_memory_name(address, name),
+            Some(("s3", _)) => parse_s3_url(address).map(Self::S3),
+            Some(_) => Err(malformed(address, "unknown scheme")),
+        }
+    }
+
+    /// The canonical form used in error locations, e.g. `s3://bucket/prefix`.
+    pub fn display(&self) -> String {
+        match self {
+            Self::Fs(path) => format!("file://{}", path.display()),
+            Self::Memory(name) => format!("memory://{name}"),
+            Self::S3(s3) if s3.prefix.is_empty() => format!("s3://{}", s3.bucket),
+            Self::S3(s3) => format!("s3://{}/{}", s3.bucket, s3.prefix),
+        }
+    }
+}
+
+/// Open the repository store at `address`; a local directory must already exist.
+pub fn open(address: &str) -> Result<Arc<dyn Store>> {
+    open_with(address, OpenOptions::default())
+}
+
+/// Open the repository store at `address` with `options`.
+pub fn open_with(address: &str, options: OpenOptions) -> Result<Arc<dyn Store>> {
+    let parsed = RepositoryAddress::parse(address)?;
+    let display = parsed.display();
+    match parsed {
+        RepositoryAddress::Fs(path) => open_fs(&path, display, options),
+        RepositoryAddress::Memory(name) => shared_memory_store(&name, display),
+        RepositoryAddress::S3(s3) => open_s3(&s3, display),
+    }
+}
+
+/// Whether `store` really refuses a second `put_if_absent` of the same key. Some
+/// S3-compatible servers ignore `If-None-Match` and overwrite; locking built on
+/// such a store would be unsound, so callers check once per repository.
+pub async fn probe_conditional_writes(store: &dyn Store) -> Result<bool> {
+    let key = format!("probe/conditional-write-{:016x}", rand::random::<u64>());
+    let outcome = probe_with_key(store, &key).await;
+    let cleanup = store.delete(&key).await;
+    let enforced = outcome?;
+    cleanup?;
+    Ok(enforced)
+}
+
+async fn probe_with_key(store: &dyn Store, key: &str) -> Result<bool> {
+    let first = Bytes::from_static(b"first");
+    if !store.put_if_absent(key, first.clone()).await? {
+        return Err(StorageError::new(
+            ErrorKind::Permanent,
+            format!("{}/{key}", store.address()),
+            "a fresh random probe key already existed",
+        ));
+    }
+    let second_written = store
+        .put_if_absent(key, Bytes::from_static(b"second"))
+        .await?;
+    let kept_first = store.get(key).await? == first;
+    Ok(!second_written && kept_first)
+}
+
+fn parse_plain_path(address: &str) -> Result<RepositoryAddress> {
+    if address.is_empty() {
+        return Err(malformed(address, "empty address"));
+    }
+    Ok(RepositoryAddress::Fs(PathBuf::from(address)))
+}
+
+fn parse_file_url(address: &str) -> Result<RepositoryAddress> {
+    let url = Url::parse(address).map_err(|err| malformed(address, &err.to_string()))?;
+    let has_query = url.query().is_some() || url.fragment().is_some();
+    match url.to_file_path() {
+        Ok(path) if !has_query => Ok(RepositoryAddress::Fs(path)),
+        _ => Err(malformed(
+            address,
+            "file URLs must be file:///absolute/path",
+        )),
+    }
+}
+
+fn parse_memory_name(address: &str, name: &str) -> Result<RepositoryAddress> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !valid {
+        return Err(malformed(
+            address,
+            "memory store names use letters, digits, `-`, `_` and `.`",
+        ));
+    }
+    Ok(RepositoryAddress::Memory(name.to_string()))
+}
+
+fn parse_s3_url(address: &str) -> Result<S3Address> {
+    let url = Url::parse(address).map_err(|err| malformed(address, &err.to_string()))?;
+    let bucket = url.host_str().unwrap_or_default().to_string();
+    if bucket.is_empty() || url.port().is_some() || !url.username().is_empty() {
+        return Err(malformed(
+            address,
+            "s3 addresses need a bucket: s3://bucket/prefix",
+        ));
+    }
+    let mut s3 = S3Address {
+        bucket,
+        prefix: url.path().trim_matches('/').to_string(),
+        endpoint: None,
+        region: DEFAULT_REGION.to_string(),
+    };
+    for (name, value) in url.query_pairs() {
+        match name.as_ref() {
+            "endpoint" => s3.endpoint = Some(parse_endpoint(address, &value)?),
+            "region" if !value.is_empty() => s3.region = value.into_owned(),
+            other => {
+                let reason =
+                    format!("unknown or empty parameter `{other}` (known: endpoint, region)");
+                return Err(malformed(address, &reason));
+            }
+        }
+    }
+    Ok(s3)
+}
+
+fn parse_endpoint(address: &str, endpoint: &str) -> Result<String> {
+    match Url::parse(endpoint) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {
+            Ok(endpoint.trim_end_matches('/').to_string())
+        }
+        _ => Err(malformed(
+            address,
+            "endpoint must be an http:// or https:// URL",
+        )),
+    }
+}
+
+fn malformed(address: &str, reason: &str) -> StorageError {
+    StorageError::new(
+        ErrorKind::Permanent,
+        address,
+        format!("invalid repository address ({reason}); {ACCEPTED_FORMS}"),
+    )
+}
+
+fn open_fs(path: &Path, display: String, options: OpenOptions) -> Result<Arc<dyn Store>> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(StorageError::new(
+                ErrorKind::Permanent,
+                display,
+                "repository path exists but is not a directory",
+            ));
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && options.create => {
+            std::fs::create_dir_all(path).map_err(|err| io_error(&display, &err))?;
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StorageError::new(
+                ErrorKind::NotFound,
+                display,
+                "repository directory does not exist (create it, or initialise a repository there)",
+            ));
+        }
+        Err(err) => return Err(io_error(&display, &err)),
+    }
+    // Relative paths become absolute so error locations stay meaningful later.
+    let root = std::fs::canonicalize(path).map_err(|err| io_error(&display, &err))?;
+    let display = RepositoryAddress::Fs(root.clone()).display();
+    Ok(Arc::new(OpendalStore::fs(&root, display)?))
+}
+
+fn io_error(display: &str, err: &std::io::Error) -> StorageError {
+    let kind = match err.kind() {
+        std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+        _ => ErrorKind::Permanent,
+    };
+    StorageError::new(kind, display, err.to_string())
+}
+
+/// The process-wide memory store called `name`, created on first use.
+fn shared_memory_store(name: &str, display: String) -> Result<Arc<dyn Store>> {
+    static STORES: LazyLock<Mutex<HashMap<String, Arc<dyn Store>>>> =
+        LazyLock::new(Default::default);
+    // A panic while holding this lock cannot leave the map half-updated.
+    let mut stores = STORES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(store) = stores.get(name) {
+        return Ok(store.clone());
+    }
+    let store: Arc<dyn Store> = Arc::new(OpendalStore::memory(display)?);
+    stores.insert(name.to_string(), store.clone());
+    Ok(store)
+}
+
+fn open_s3(s3: &S3Address, display: String) -> Result<Arc<dyn Store>> {
+    let credentials = S3Credentials::from_env(&display)?;
+    let mut builder = opendal::services::S3::default()
+        .bucket(&s3.bucket)
+        .root(&format!("/{}", s3.prefix))
+        .region(&s3.region)
+        .access_key_id(&credentials.access_key_id)
+        .secret_access_key(&credentials.secret_access_key)
+        .disable_config_load()
+        .disable_ec2_metadata();
+    if let Some(endpoint) = &s3.endpoint {
+        builder = builder.endpoint(endpoint);
+    }
+    if let Some(token) = &credentials.session_token {
+        builder = builder.session_token(token);
+    }
+    Ok(Arc::new(OpendalStore::s3(builder, display)?))
+}
+
+struct S3Credentials {
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+}
+
+impl S3Credentials {
+    fn from_env(display: &str) -> Result<Self> {
+        Ok(Self {
+            access_key_id: required_env("AWS_ACCESS_KEY_ID", display)?,
+            secret_access_key: required_env("AWS_SECRET_ACCESS_KEY", display)?,
+            session_token: std::env::var("AWS_SESSION_TOKEN")
+                .ok()
+                .filter(|v| !v.is_empty()),
+        })
+    }
+}
+
+fn required_env(name: &str, display: &str) -> Result<String> {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => Ok(value),
+        _ => Err(StorageError::new(
+            ErrorKind::PermissionDenied,
+            display,
+            format!(
+                "{name} is not set; S3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s3(address: &str) -> S3Address {
+        match RepositoryAddress::parse(address).unwrap() {
+            RepositoryAddress::S3(s3) => s3,
+            other => panic!("{address} parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn plain_and_file_paths_are_local() {
+        let expected = RepositoryAddress::Fs(PathBuf::from("/srv/repo"));
+        assert_eq!(RepositoryAddress::parse("/srv/repo").unwrap(), expected);
+        assert_eq!(
+            RepositoryAddress::parse("file:///srv/repo").unwrap(),
+            expected
+        );
+        let relative = RepositoryAddress::parse("backups/repo").unwrap();
+        assert_eq!(
+            relative,
+            RepositoryAddress::Fs(PathBuf::from("backups/repo"))
+        );
+    }
+
+    #[test]
+    fn memory_address_keeps_its_name() {
+        let parsed = RepositoryAddress::parse("memory://region-a").unwrap();
+        assert_eq!(parsed, RepositoryAddress::Memory("region-a".into()));
+        assert_eq!(parsed.display(), "memory://region-a");
+    }
+
+    #[test]
+    fn s3_address_with_endpoint_and_region() {
+        let parsed = s3("s3://bkt/team/repo/?endpoint=http://127.0.0.1:9101/&region=eu-west-1");
+        assert_eq!(parsed.bucket, "bkt");
+        assert_eq!(parsed.prefix, "team/repo");
+        assert_eq!(parsed.endpoint.as_deref(), Some("http://127.0.0.1:9101"));
+        assert_eq!(parsed.region, "eu-west-1");
+    }
+
+    #[test]
+    fn s3_address_defaults_to_us_east_1_and_aws() {
+        let parsed = s3("s3://bkt");
+        assert_eq!(
+            (parsed.prefix.as_str(), parsed.region.as_str()),
+            ("", "us-east-1")
+        );
+        assert_eq!(parsed.endpoint, None);
+        assert_eq!(RepositoryAddress::S3(parsed).display(), "s3://bkt");
+    }
+
+    #[test]
+    fn bad_addresses_say_which_forms_are_accepted() {
+        for bad in [
+            "",
+            "ftp://host/x",
+            "s3:///prefix",
+            "s3://bkt/p?endpont=http://x",
+            "s3://bkt/p?endpoint=not-a-url",
+            "memory://",
+            "memory://a/b",
+            "file://relative/x",
+        ] {
+            let err = RepositoryAddress::parse(bad).expect_err(bad);
+            assert_eq!(err.kind, ErrorKind::Permanent, "{bad}");
+            assert!(err.message.contains("s3://bucket/prefix"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn missing_local_directory_is_created_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("repo");
+        let address = path.to_string_lossy().into_owned();
+        let err = open(&address).expect_err("opened a missing directory");
+        assert!(err.is_not_found());
+        open_with(&address, OpenOptions { create: true }).unwrap();
+        assert!(path.is_dir());
+    }
+
+    #[tokio::test]
+    async fn same_memory_name_is_the_same_store() {
+        let writer = open("memory://address-test-shared").unwrap();
+        writer.put("k", Bytes::from_static(b"v")).await.unwrap();
+        let reader = open("memory://address-test-shared").unwrap();
+        assert_eq!(reader.get("k").await.unwrap(), Bytes::from_static(b"v"));
+        let other = open("memory://address-test-other").unwrap();
+        assert!(other.get("k").await.unwrap_err().is_not_found());
+    }
+
+    #[tokio::test]
+    async fn probe_detects_enforced_conditional_writes() {
+        let store = open("memory://address-test-probe").unwrap();
+        assert!(probe_conditional_writes(store.as_ref()).await.unwrap());
+        assert!(
+            store.list("").await.unwrap().is_empty(),
+            "probe left an object"
+        );
+    }
+}
