@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use lifeboat::storage::{
-    ErrorKind, FS_TEMP_DIR, OpenOptions, Store, open, open_with, probe_conditional_writes,
+    ErrorKind, FS_TEMP_DIR, FaultStore, OpenOptions, Store, open, open_with,
+    probe_conditional_writes,
 };
 
 /// Large enough to take the S3 multipart path (threshold 16 MiB, parts of 8 MiB).
@@ -259,6 +260,41 @@ async fn fs_store_objects_survive_reopening() {
         std::fs::read(dir.path().join("config")).unwrap(),
         b"repo config"
     );
+}
+
+#[tokio::test]
+async fn fault_store_without_faults_behaves_like_its_inner_store() {
+    let inner = open("memory://behaviour-suite-fault-wrapper").unwrap();
+    behaves_like_a_store(Arc::new(FaultStore::new(inner))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fs_readers_never_see_a_partly_written_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().to_string_lossy()).unwrap();
+    store
+        .put("pack", Bytes::from(vec![0u8; LARGE_OBJECT_LEN]))
+        .await
+        .unwrap();
+    let writer = tokio::spawn({
+        let store = store.clone();
+        async move {
+            for fill in 1..=3u8 {
+                let data = Bytes::from(vec![fill; LARGE_OBJECT_LEN]);
+                store.put("pack", data).await.unwrap();
+            }
+        }
+    });
+    while !writer.is_finished() {
+        let seen = store.get("pack").await.unwrap();
+        assert_eq!(seen.len(), LARGE_OBJECT_LEN, "torn read");
+        assert!(
+            seen.iter().all(|b| *b == seen[0]),
+            "mixed versions in one read"
+        );
+    }
+    writer.await.unwrap();
+    assert_eq!(store.get("pack").await.unwrap()[0], 3);
 }
 
 #[tokio::test]
