@@ -228,13 +228,10 @@ impl Store for OpendalStore {
             // A zero-length HTTP range is not expressible; still report a missing object.
             return self.stat_required(key).await.map(|_| Bytes::new());
         }
-        let buffer = self
-            .operator
-            .read_with(key)
-            .range(range)
-            .await
-            .map_err(self.map_err(key))?;
-        Ok(buffer.to_bytes())
+        match self.operator.read_with(key).range(range.clone()).await {
+            Ok(buffer) => Ok(buffer.to_bytes()),
+            Err(err) => Err(self.explain_range_failure(key, range, err).await),
+        }
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
@@ -275,6 +272,35 @@ impl Store for OpendalStore {
 }
 
 impl OpendalStore {
+    /// Backends disagree on a range past the end (an error, a short read retried as
+    /// if transient), so check the size and report that case the same way everywhere:
+    /// as permanent, because a shorter object than expected will not grow back.
+    async fn explain_range_failure(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        err: opendal::Error,
+    ) -> StorageError {
+        let original = map_opendal_error(&err, self.location(key));
+        if original.is_not_found() {
+            return original;
+        }
+        match self.stat(key).await {
+            Ok(Some(meta)) if range.end > meta.size => StorageError::new(
+                ErrorKind::Permanent,
+                self.location(key),
+                format!(
+                    "range {}..{} exceeds object size {}",
+                    range.start, range.end, meta.size
+                ),
+            ),
+            Ok(None) => {
+                StorageError::new(ErrorKind::NotFound, self.location(key), "object not found")
+            }
+            _ => original,
+        }
+    }
+
     async fn stat_required(&self, key: &str) -> Result<ObjectMeta> {
         self.stat(key).await?.ok_or_else(|| {
             StorageError::new(ErrorKind::NotFound, self.location(key), "object not found")
@@ -308,6 +334,7 @@ fn opendal_error_kind(err: &opendal::Error) -> ErrorKind {
         Od::NotFound => ErrorKind::NotFound,
         Od::AlreadyExists | Od::ConditionNotMatch => ErrorKind::AlreadyExists,
         Od::PermissionDenied => ErrorKind::PermissionDenied,
+        Od::RangeNotSatisfied => ErrorKind::Permanent,
         // `persistent` means "was temporary, and still failed after our retries".
         Od::RateLimited => ErrorKind::Transient,
         _ if err.is_temporary() || err.is_persistent() => ErrorKind::Transient,
@@ -427,6 +454,7 @@ mod tests {
             (Od::PermissionDenied, ErrorKind::PermissionDenied),
             (Od::RateLimited, ErrorKind::Transient),
             (Od::ConfigInvalid, ErrorKind::Permanent),
+            (Od::RangeNotSatisfied, ErrorKind::Permanent),
             (Od::Unexpected, ErrorKind::Permanent),
         ];
         for (from, to) in cases {
