@@ -5,6 +5,7 @@
 //! restore, check, prune), `plan` (validated TOML model), and `cli` on top.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod engine;
 pub mod format;
 pub mod repo;

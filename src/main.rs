@@ -1,1 +1,5 @@
-fn main(){}
+//! The `lifeboat` binary; everything happens in `lifeboat::cli`.
+
+fn main() {
+    std::process::exit(lifeboat::cli::main());
+}

@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use lifeboat::storage::{
-    ErrorKind, FS_TEMP_DIR, FaultStore, OpenOptions, Store, open, open_with,
-    probe_conditional_writes,
+    ErrorKind, FS_TEMP_DIR, FaultStore, OpenOptions, Store, open, open_with, probe_conditional_writes,
 };
 
 /// Large enough to take the S3 multipart path (threshold 16 MiB, parts of 8 MiB).
@@ -29,15 +28,8 @@ async fn behaves_like_a_store(store: Arc<dyn Store>) {
     concurrent_put_if_absent_has_one_winner(store).await;
     large_objects_round_trip(store).await;
     invalid_keys_are_refused(store).await;
-    assert!(
-        probe_conditional_writes(store).await.unwrap(),
-        "{}",
-        store.address()
-    );
-    assert!(
-        store.list("").await.unwrap().is_empty(),
-        "suite left objects behind"
-    );
+    assert!(probe_conditional_writes(store).await.unwrap(), "{}", store.address());
+    assert!(store.list("").await.unwrap().is_empty(), "suite left objects behind");
 }
 
 async fn missing_objects_are_reported(store: &dyn Store) {
@@ -58,10 +50,7 @@ async fn put_replaces_and_get_returns_exact_bytes(store: &dyn Store) {
     store.put("a/empty", Bytes::new()).await.unwrap();
     assert_eq!(store.get("a/empty").await.unwrap(), Bytes::new());
     let binary: Vec<u8> = (0..=255u8).collect();
-    store
-        .put("a/binary", Bytes::from(binary.clone()))
-        .await
-        .unwrap();
+    store.put("a/binary", Bytes::from(binary.clone())).await.unwrap();
     assert_eq!(store.get("a/binary").await.unwrap(), binary);
     for key in ["a/obj", "a/empty", "a/binary"] {
         store.delete(key).await.unwrap();
@@ -70,19 +59,13 @@ async fn put_replaces_and_get_returns_exact_bytes(store: &dyn Store) {
 
 async fn get_range_returns_the_requested_bytes(store: &dyn Store) {
     store.put("r", bytes(b"0123456789")).await.unwrap();
-    assert_eq!(
-        store.get_range("r", 0..10).await.unwrap(),
-        bytes(b"0123456789")
-    );
+    assert_eq!(store.get_range("r", 0..10).await.unwrap(), bytes(b"0123456789"));
     assert_eq!(store.get_range("r", 3..7).await.unwrap(), bytes(b"3456"));
     assert_eq!(store.get_range("r", 9..10).await.unwrap(), bytes(b"9"));
     assert_eq!(store.get_range("r", 4..4).await.unwrap(), Bytes::new());
     let past_end = store.get_range("r", 8..20).await.unwrap_err();
     assert_eq!(past_end.kind, ErrorKind::Permanent, "{past_end}");
-    assert!(
-        past_end.message.contains("exceeds object size 10"),
-        "{past_end}"
-    );
+    assert!(past_end.message.contains("exceeds object size 10"), "{past_end}");
     store.delete("r").await.unwrap();
 }
 
@@ -107,15 +90,9 @@ async fn list_is_recursive_prefix_match_of_files_only(store: &dyn Store) {
         store.put(key, Bytes::from(vec![7u8; len])).await.unwrap();
     }
     let all = listed(store, "").await;
-    let expected: BTreeMap<String, u64> = objects
-        .iter()
-        .map(|(k, n)| (k.to_string(), *n as u64))
-        .collect();
+    let expected: BTreeMap<String, u64> = objects.iter().map(|(k, n)| (k.to_string(), *n as u64)).collect();
     assert_eq!(all, expected);
-    assert_eq!(
-        keys(listed(store, "d/").await),
-        ["d/1", "d/sub/2", "d/sub/deeper/3"]
-    );
+    assert_eq!(keys(listed(store, "d/").await), ["d/1", "d/sub/2", "d/sub/deeper/3"]);
     assert_eq!(
         keys(listed(store, "d").await),
         ["d/1", "d/sub/2", "d/sub/deeper/3", "dx/4"]
@@ -137,26 +114,11 @@ async fn delete_removes_and_tolerates_missing(store: &dyn Store) {
 }
 
 async fn put_if_absent_writes_once(store: &dyn Store) {
-    assert!(
-        store
-            .put_if_absent("locks/one", bytes(b"mine"))
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .put_if_absent("locks/one", bytes(b"theirs"))
-            .await
-            .unwrap()
-    );
+    assert!(store.put_if_absent("locks/one", bytes(b"mine")).await.unwrap());
+    assert!(!store.put_if_absent("locks/one", bytes(b"theirs")).await.unwrap());
     assert_eq!(store.get("locks/one").await.unwrap(), bytes(b"mine"));
     store.delete("locks/one").await.unwrap();
-    assert!(
-        store
-            .put_if_absent("locks/one", bytes(b"again"))
-            .await
-            .unwrap()
-    );
+    assert!(store.put_if_absent("locks/one", bytes(b"again")).await.unwrap());
     assert_eq!(store.get("locks/one").await.unwrap(), bytes(b"again"));
     store.delete("locks/one").await.unwrap();
 }
@@ -178,28 +140,13 @@ async fn concurrent_put_if_absent_has_one_winner(store: &dyn Store) {
 async fn large_objects_round_trip(store: &dyn Store) {
     let data: Bytes = (0..LARGE_OBJECT_LEN).map(|i| (i % 251) as u8).collect();
     store.put("big/blob", data.clone()).await.unwrap();
-    let meta = store
-        .stat("big/blob")
-        .await
-        .unwrap()
-        .expect("large object exists");
+    let meta = store.stat("big/blob").await.unwrap().expect("large object exists");
     assert_eq!(meta.size, LARGE_OBJECT_LEN as u64);
     assert_eq!(store.get("big/blob").await.unwrap(), data);
     let boundary = 8 * 1024 * 1024;
-    let across = store
-        .get_range("big/blob", boundary - 5..boundary + 5)
-        .await
-        .unwrap();
-    assert_eq!(
-        across,
-        data.slice(boundary as usize - 5..boundary as usize + 5)
-    );
-    assert!(
-        !store
-            .put_if_absent("big/blob", data.slice(..10))
-            .await
-            .unwrap()
-    );
+    let across = store.get_range("big/blob", boundary - 5..boundary + 5).await.unwrap();
+    assert_eq!(across, data.slice(boundary as usize - 5..boundary as usize + 5));
+    assert!(!store.put_if_absent("big/blob", data.slice(..10)).await.unwrap());
     store.delete("big/blob").await.unwrap();
     assert!(store.put_if_absent("big/blob", data.clone()).await.unwrap());
     let reversed: Bytes = data.iter().rev().copied().collect();
@@ -241,9 +188,7 @@ async fn fs_store_behaves() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir.path().to_string_lossy()).unwrap();
     behaves_like_a_store(store).await;
-    let leftovers = std::fs::read_dir(dir.path().join(FS_TEMP_DIR))
-        .unwrap()
-        .count();
+    let leftovers = std::fs::read_dir(dir.path().join(FS_TEMP_DIR)).unwrap().count();
     assert_eq!(leftovers, 0, "temporary files left behind");
 }
 
@@ -256,10 +201,7 @@ async fn fs_store_objects_survive_reopening() {
     drop(first);
     let reopened = open(&address).unwrap();
     assert_eq!(reopened.get("config").await.unwrap(), bytes(b"repo config"));
-    assert_eq!(
-        std::fs::read(dir.path().join("config")).unwrap(),
-        b"repo config"
-    );
+    assert_eq!(std::fs::read(dir.path().join("config")).unwrap(), b"repo config");
 }
 
 #[tokio::test]
@@ -288,10 +230,7 @@ async fn fs_readers_never_see_a_partly_written_object() {
     while !writer.is_finished() {
         let seen = store.get("pack").await.unwrap();
         assert_eq!(seen.len(), LARGE_OBJECT_LEN, "torn read");
-        assert!(
-            seen.iter().all(|b| *b == seen[0]),
-            "mixed versions in one read"
-        );
+        assert!(seen.iter().all(|b| *b == seen[0]), "mixed versions in one read");
     }
     writer.await.unwrap();
     assert_eq!(store.get("pack").await.unwrap()[0], 3);

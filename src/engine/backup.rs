@@ -87,7 +87,9 @@ pub async fn backup(repo: &Repository, opts: &BackupOptions, progress: Arc<Progr
 
 fn check_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     if paths.is_empty() {
-        return Err(EngineError::BadInput("nothing to back up — name at least one path".into()));
+        return Err(EngineError::BadInput(
+            "nothing to back up — name at least one path".into(),
+        ));
     }
     let mut names = HashSet::new();
     let mut out = Vec::new();
@@ -99,7 +101,10 @@ fn check_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             }
             _ => EngineError::source_io(p, e),
         })?;
-        let name = abs.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "root".into());
+        let name = abs
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "root".into());
         if !names.insert(name.clone()) {
             return Err(EngineError::BadInput(format!(
                 "two backup sources are both named {:?} — back them up separately or name their parent",
@@ -112,19 +117,33 @@ fn check_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 /// The latest snapshot of the same dataset and paths, whose files can be reused.
-async fn find_parent(repo: &Repository, index: &Index, opts: &BackupOptions, paths: &[String]) -> Result<Option<(SnapshotId, Tree)>> {
+async fn find_parent(
+    repo: &Repository,
+    index: &Index,
+    opts: &BackupOptions,
+    paths: &[String],
+) -> Result<Option<(SnapshotId, Tree)>> {
     if opts.force_read {
         return Ok(None);
     }
     let snaps = repo.snapshots().await?;
-    let parent = snaps.into_iter().rev().find(|(_, s)| s.dataset == opts.dataset && s.paths == paths);
+    let parent = snaps
+        .into_iter()
+        .rev()
+        .find(|(_, s)| s.dataset == opts.dataset && s.paths == paths);
     match parent {
         Some((id, s)) => Ok(Some((id, repo.load_tree(index, &s.tree).await?))),
         None => Ok(None),
     }
 }
 
-async fn run(repo: &Repository, opts: &BackupOptions, roots: Vec<PathBuf>, excludes: Excludes, progress: Arc<Progress>) -> Result<BackupOutcome> {
+async fn run(
+    repo: &Repository,
+    opts: &BackupOptions,
+    roots: Vec<PathBuf>,
+    excludes: Excludes,
+    progress: Arc<Progress>,
+) -> Result<BackupOutcome> {
     let started = Instant::now();
     let time = opts.time.unwrap_or_else(Utc::now);
     let index = Arc::new(repo.load_index().await?);
@@ -136,7 +155,11 @@ async fn run(repo: &Repository, opts: &BackupOptions, roots: Vec<PathBuf>, exclu
     let (chunk_tx, chunk_rx) = bounded::<Job>(CHUNK_QUEUE);
     let (sealed_tx, sealed_rx) = bounded::<Sealed>(CHUNK_QUEUE);
     let (pack_tx, pack_rx) = mpsc::channel::<FinishedPack>(PACK_QUEUE);
-    let compression = if opts.no_compression { Compression::OFF } else { repo.compression() };
+    let compression = if opts.no_compression {
+        Compression::OFF
+    } else {
+        repo.compression()
+    };
     let sealers = spawn_sealers(repo, compression, chunk_rx, sealed_tx);
     let packer = spawn_packer(repo, sealed_rx, pack_tx);
 
@@ -153,11 +176,15 @@ async fn run(repo: &Repository, opts: &BackupOptions, roots: Vec<PathBuf>, exclu
     let walked = std::thread::spawn(move || walker.walk_roots(&roots, parent.map(|p| p.1)));
     let uploaded = upload_packs(repo, pack_rx).await;
 
-    let walked = walked.join().map_err(|_| EngineError::Internal("walker thread panicked".into()))?;
+    let walked = walked
+        .join()
+        .map_err(|_| EngineError::Internal("walker thread panicked".into()))?;
     for s in sealers {
         let _ = s.join();
     }
-    let packed = packer.join().map_err(|_| EngineError::Internal("packer thread panicked".into()))?;
+    let packed = packer
+        .join()
+        .map_err(|_| EngineError::Internal("packer thread panicked".into()))?;
     let (blobs_added, bytes_added) = uploaded?;
     let (tree, mut summary) = walked?;
     packed?;
@@ -202,7 +229,12 @@ fn spawn_prescan(roots: Vec<PathBuf>, excludes: Excludes, progress: Arc<Progress
     });
 }
 
-fn spawn_sealers(repo: &Repository, level: Compression, rx: Receiver<Job>, tx: Sender<Sealed>) -> Vec<std::thread::JoinHandle<()>> {
+fn spawn_sealers(
+    repo: &Repository,
+    level: Compression,
+    rx: Receiver<Job>,
+    tx: Sender<Sealed>,
+) -> Vec<std::thread::JoinHandle<()>> {
     (0..super::workers())
         .map(|_| {
             let (repo, rx, tx) = (repo.clone(), rx.clone(), tx.clone());
@@ -224,7 +256,11 @@ fn spawn_sealers(repo: &Repository, level: Compression, rx: Receiver<Job>, tx: S
         .collect()
 }
 
-fn spawn_packer(repo: &Repository, rx: Receiver<Sealed>, tx: mpsc::Sender<FinishedPack>) -> std::thread::JoinHandle<Result<()>> {
+fn spawn_packer(
+    repo: &Repository,
+    rx: Receiver<Sealed>,
+    tx: mpsc::Sender<FinishedPack>,
+) -> std::thread::JoinHandle<Result<()>> {
     let repo = repo.clone();
     std::thread::spawn(move || {
         let mut builder = PackBuilder::new(repo.config().pack_size as usize);
@@ -308,7 +344,10 @@ impl Walker {
         let mut root = Tree::default();
         for path in roots {
             let base = path.parent().unwrap_or(path);
-            let name = path.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "root".into());
+            let name = path
+                .file_name()
+                .map(|n| n.to_os_string())
+                .unwrap_or_else(|| "root".into());
             let old = parent.as_ref().and_then(|t| t.find(&name)).cloned();
             if let Some(node) = self.entry(path, base, &name, old.as_ref())? {
                 root.nodes.push(node);
@@ -350,7 +389,11 @@ impl Walker {
             Ok(Some(self.file(path, name, &meta, old)?))
         } else if ft.is_symlink() {
             let mut node = node_from_meta(name, NodeKind::Symlink, &meta);
-            node.set_target(fs::read_link(path).map_err(|e| EngineError::source_io(path, e))?.as_os_str());
+            node.set_target(
+                fs::read_link(path)
+                    .map_err(|e| EngineError::source_io(path, e))?
+                    .as_os_str(),
+            );
             Ok(Some(node))
         } else {
             Ok(None) // sockets, fifos and devices are not backed up
@@ -399,7 +442,10 @@ impl Walker {
         let mut whole = blake3::Hasher::new();
         let mut size = 0u64;
         let params = self.repo.config().chunker;
-        let reader = HashingReader { inner: file, hasher: &mut whole };
+        let reader = HashingReader {
+            inner: file,
+            hasher: &mut whole,
+        };
         let mut content = Vec::new();
         for chunk in chunker::chunks(reader, &params) {
             let chunk = chunk.map_err(|e| EngineError::source_io(path, e))?;
@@ -414,7 +460,11 @@ impl Walker {
         node.size = size;
         node.content = content;
         node.hash = Some(ContentHash(*whole.finalize().as_bytes()));
-        if old.is_some() { self.summary.files_changed += 1 } else { self.summary.files_new += 1 };
+        if old.is_some() {
+            self.summary.files_changed += 1
+        } else {
+            self.summary.files_new += 1
+        };
         self.summary.bytes_read += size;
         self.summary.bytes_total += size;
         self.progress.add_done(1, 0);

@@ -60,7 +60,9 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: Arc<Progres
     report.blobs = index.blob_count();
     for id in by_pack.keys() {
         if !stored.contains_key(id) {
-            report.errors.push(format!("pack {id} is named by the index but missing from storage"));
+            report
+                .errors
+                .push(format!("pack {id} is named by the index but missing from storage"));
         }
     }
     report.unindexed_packs = stored.keys().filter(|id| !by_pack.contains_key(id)).count();
@@ -74,7 +76,9 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: Arc<Progres
 async fn load_index_checked(repo: &Repository, report: &mut CheckReport) -> Result<Index> {
     let mut index = Index::default();
     for hex in repo.list_ids(layout::INDEX).await? {
-        let Ok(id) = crate::format::ids::IndexId::from_hex(&hex) else { continue };
+        let Ok(id) = crate::format::ids::IndexId::from_hex(&hex) else {
+            continue;
+        };
         match repo.load_index_file(&id).await {
             Ok(file) => index.add_file(id, &file),
             Err(e) => report.errors.push(format!("index {hex}: {e}")),
@@ -103,7 +107,9 @@ async fn check_snapshots(repo: &Repository, index: &Index, report: &mut CheckRep
             let tree = match repo.load_tree(index, &tree_id).await {
                 Ok(t) => t,
                 Err(e) => {
-                    report.errors.push(format!("snapshot {}: tree {}: {e}", id.short(), tree_id.short()));
+                    report
+                        .errors
+                        .push(format!("snapshot {}: tree {}: {e}", id.short(), tree_id.short()));
                     continue;
                 }
             };
@@ -178,7 +184,9 @@ async fn verify_pack(repo: &Repository, id: PackId, expected: Vec<PackEntry>) ->
 
 fn verify_pack_bytes(repo: &Repository, id: PackId, bytes: &[u8], expected: &[PackEntry]) -> Vec<String> {
     if PackId::of_bytes(bytes) != id {
-        return vec![format!("pack {id}: content does not match its name (damaged in storage)")];
+        return vec![format!(
+            "pack {id}: content does not match its name (damaged in storage)"
+        )];
     }
     let header = match pack::read_header(repo.key(), repo.cipher(), bytes) {
         Ok(h) => h,
@@ -187,8 +195,14 @@ fn verify_pack_bytes(repo: &Repository, id: PackId, bytes: &[u8], expected: &[Pa
     let mut errors = Vec::new();
     let in_header: HashMap<BlobId, &PackEntry> = header.iter().map(|e| (e.id, e)).collect();
     for e in expected {
-        if in_header.get(&e.id).is_none_or(|h| h.offset != e.offset || h.length != e.length) {
-            errors.push(format!("pack {id}: blob {} is indexed at a place the pack header disagrees with", e.id));
+        if in_header
+            .get(&e.id)
+            .is_none_or(|h| h.offset != e.offset || h.length != e.length)
+        {
+            errors.push(format!(
+                "pack {id}: blob {} is indexed at a place the pack header disagrees with",
+                e.id
+            ));
         }
     }
     for e in &header {

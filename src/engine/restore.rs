@@ -74,7 +74,12 @@ fn include_set(patterns: &[String]) -> Result<Option<GlobSet>> {
 }
 
 /// Restore snapshot `id` (already resolved) into `opts.target`.
-pub async fn restore(repo: &Repository, id: &SnapshotId, opts: &RestoreOptions, progress: Arc<Progress>) -> Result<RestoreOutcome> {
+pub async fn restore(
+    repo: &Repository,
+    id: &SnapshotId,
+    opts: &RestoreOptions,
+    progress: Arc<Progress>,
+) -> Result<RestoreOutcome> {
     let started = std::time::Instant::now();
     let snap = repo.load_snapshot(id).await?;
     let index = Arc::new(repo.load_index().await?);
@@ -164,9 +169,16 @@ fn add_file(index: &Index, plan: &mut Plan, path: PathBuf, node: Node) -> Result
     let file = plan.files.len();
     let mut offset = 0u64;
     for id in &node.content {
-        let loc = index.get(id).ok_or_else(|| RepoError::MissingBlob(format!("{id} (of {})", path.display())))?;
+        let loc = index
+            .get(id)
+            .ok_or_else(|| RepoError::MissingBlob(format!("{id} (of {})", path.display())))?;
         let pack = index.pack_id(loc.pack);
-        plan.packs.entry(pack).or_default().entry(*id).or_default().push(Dest { file, offset });
+        plan.packs
+            .entry(pack)
+            .or_default()
+            .entry(*id)
+            .or_default()
+            .push(Dest { file, offset });
         offset += loc.raw_length as u64;
     }
     if offset != node.size {
@@ -207,7 +219,13 @@ async fn fetch_all(
     let damaged = Arc::new(Mutex::new(Damaged::new()));
     let results: Vec<Result<()>> = stream::iter(packs)
         .map(|(pack, blobs)| {
-            let (repo, index, files, damaged, progress) = (repo.clone(), index.clone(), files.clone(), damaged.clone(), progress.clone());
+            let (repo, index, files, damaged, progress) = (
+                repo.clone(),
+                index.clone(),
+                files.clone(),
+                damaged.clone(),
+                progress.clone(),
+            );
             async move { restore_pack(&repo, &index, pack, blobs, &files, &damaged, &progress).await }
         })
         .buffer_unordered(PACK_FETCHES)
@@ -230,7 +248,10 @@ fn mark(damaged: &Mutex<Damaged>, dests: &[Dest], why: &str) {
 
 /// Group a pack's needed blobs into ranged reads no further apart than `MERGE_GAP`.
 fn spans(index: &Index, blobs: &HashMap<BlobId, Vec<Dest>>) -> Vec<(u32, u32, Vec<BlobId>)> {
-    let mut located: Vec<_> = blobs.keys().filter_map(|id| index.get(id).map(|l| (l.offset, l.length, *id))).collect();
+    let mut located: Vec<_> = blobs
+        .keys()
+        .filter_map(|id| index.get(id).map(|l| (l.offset, l.length, *id)))
+        .collect();
     located.sort_by_key(|l| l.0);
     let mut out: Vec<(u32, u32, Vec<BlobId>)> = Vec::new();
     for (offset, length, id) in located {
@@ -256,10 +277,18 @@ async fn restore_pack(
 ) -> Result<()> {
     let blobs = Arc::new(blobs);
     for (start, end, ids) in spans(index, &blobs) {
-        let bytes = match repo.store().get_range(&layout::pack(&pack), start as u64..end as u64).await {
+        let bytes = match repo
+            .store()
+            .get_range(&layout::pack(&pack), start as u64..end as u64)
+            .await
+        {
             Ok(b) if b.len() == (end - start) as usize => b,
             Ok(b) => {
-                let why = format!("pack {} is truncated ({} bytes short)", pack.short(), (end - start) as usize - b.len());
+                let why = format!(
+                    "pack {} is truncated ({} bytes short)",
+                    pack.short(),
+                    (end - start) as usize - b.len()
+                );
                 ids.iter().for_each(|id| mark(damaged, &blobs[id], &why));
                 continue;
             }
@@ -271,7 +300,13 @@ async fn restore_pack(
             Err(e) => return Err(RepoError::from(e).into()),
         };
         let locs: Vec<_> = ids.iter().filter_map(|id| index.get(id).map(|l| (*id, l))).collect();
-        let (repo, files, damaged, progress, blobs) = (repo.clone(), files.clone(), damaged.clone(), progress.clone(), blobs.clone());
+        let (repo, files, damaged, progress, blobs) = (
+            repo.clone(),
+            files.clone(),
+            damaged.clone(),
+            progress.clone(),
+            blobs.clone(),
+        );
         tokio::task::spawn_blocking(move || -> Result<()> {
             for (id, loc) in locs {
                 let at = (loc.offset - start) as usize;
@@ -279,7 +314,11 @@ async fn restore_pack(
                 let dests = &blobs[&id];
                 match blob::open_verified(repo.key(), repo.cipher(), &id, sealed) {
                     Ok(data) => write_blob(&files, dests, &data, &progress)?,
-                    Err(e) => mark(&damaged, dests, &format!("blob {} in pack {}: {e}", id.short(), pack.short())),
+                    Err(e) => mark(
+                        &damaged,
+                        dests,
+                        &format!("blob {} in pack {}: {e}", id.short(), pack.short()),
+                    ),
                 }
             }
             Ok(())
@@ -293,15 +332,23 @@ async fn restore_pack(
 fn write_blob(files: &Files, dests: &[Dest], data: &[u8], progress: &Progress) -> Result<()> {
     for d in dests {
         let (path, file) = &files[d.file];
-        file.write_all_at(data, d.offset).map_err(|e| EngineError::target_io(path, e))?;
+        file.write_all_at(data, d.offset)
+            .map_err(|e| EngineError::target_io(path, e))?;
         progress.add_done(0, data.len() as u64);
     }
     Ok(())
 }
 
 fn to_time(ns: i64) -> SystemTime {
-    let secs = Duration::new(ns.unsigned_abs() / 1_000_000_000, (ns.unsigned_abs() % 1_000_000_000) as u32);
-    if ns >= 0 { SystemTime::UNIX_EPOCH + secs } else { SystemTime::UNIX_EPOCH - secs }
+    let secs = Duration::new(
+        ns.unsigned_abs() / 1_000_000_000,
+        (ns.unsigned_abs() % 1_000_000_000) as u32,
+    );
+    if ns >= 0 {
+        SystemTime::UNIX_EPOCH + secs
+    } else {
+        SystemTime::UNIX_EPOCH - secs
+    }
 }
 
 fn apply_meta(path: &Path, node: &Node, file: Option<&fs::File>) -> Result<()> {
@@ -320,14 +367,18 @@ fn apply_meta(path: &Path, node: &Node, file: Option<&fs::File>) -> Result<()> {
             }
         };
         let t = to_time(node.mtime_ns);
-        f.set_times(fs::FileTimes::new().set_modified(t).set_accessed(t)).map_err(io)?;
+        f.set_times(fs::FileTimes::new().set_modified(t).set_accessed(t))
+            .map_err(io)?;
     }
     Ok(())
 }
 
 fn is_root() -> bool {
     fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 

@@ -47,7 +47,11 @@ impl Excludes {
         for p in patterns {
             let glob = Glob::new(p.trim_start_matches("./"))
                 .map_err(|e| EngineError::BadInput(format!("invalid exclude pattern {p:?}: {e}")))?;
-            if p.contains('/') { paths.add(glob) } else { names.add(glob) };
+            if p.contains('/') {
+                paths.add(glob)
+            } else {
+                names.add(glob)
+            };
         }
         let build = |b: GlobSetBuilder| b.build().map_err(|e| EngineError::BadInput(e.to_string()));
         Ok(Self {

@@ -38,15 +38,15 @@ impl Compression {
 
 /// The plaintext (compression byte + body) for `data`.
 pub fn frame(data: &[u8], level: Compression) -> Vec<u8> {
-    if level.0 != 0 && data.len() >= 64 {
-        if let Ok(z) = zstd::bulk::compress(data, level.0) {
-            if z.len() + z.len() / 32 < data.len() {
-                let mut out = Vec::with_capacity(z.len() + 1);
-                out.push(ZSTD);
-                out.extend_from_slice(&z);
-                return out;
-            }
-        }
+    if level.0 != 0
+        && data.len() >= 64
+        && let Ok(z) = zstd::bulk::compress(data, level.0)
+        && z.len() + z.len() / 32 < data.len()
+    {
+        let mut out = Vec::with_capacity(z.len() + 1);
+        out.push(ZSTD);
+        out.extend_from_slice(&z);
+        return out;
     }
     let mut out = Vec::with_capacity(data.len() + 1);
     out.push(RAW);
@@ -125,6 +125,9 @@ mod tests {
             open_verified(&k, Cipher::Aes256Gcm, &wrong, &sealed),
             Err(BlobError::IdMismatch { .. })
         ));
-        assert_eq!(open_verified(&k, Cipher::Aes256Gcm, &k.blob_id(b"abc"), &sealed).unwrap(), b"abc");
+        assert_eq!(
+            open_verified(&k, Cipher::Aes256Gcm, &k.blob_id(b"abc"), &sealed).unwrap(),
+            b"abc"
+        );
     }
 }

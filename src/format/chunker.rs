@@ -12,14 +12,20 @@ use super::config::ChunkerParams;
 
 /// Split a reader into chunks; each item is one chunk's bytes.
 pub fn chunks<R: Read>(reader: R, p: &ChunkerParams) -> impl Iterator<Item = std::io::Result<Vec<u8>>> {
-    StreamCDC::with_level_and_seed(reader, p.min_size, p.avg_size, p.max_size, Normalization::Level1, p.seed).map(
-        |r| {
-            r.map(|c| c.data).map_err(|e| match e {
-                fastcdc::v2020::Error::IoError(io) => io,
-                other => std::io::Error::other(other.to_string()),
-            })
-        },
+    StreamCDC::with_level_and_seed(
+        reader,
+        p.min_size,
+        p.avg_size,
+        p.max_size,
+        Normalization::Level1,
+        p.seed,
     )
+    .map(|r| {
+        r.map(|c| c.data).map_err(|e| match e {
+            fastcdc::v2020::Error::IoError(io) => io,
+            other => std::io::Error::other(other.to_string()),
+        })
+    })
 }
 
 #[cfg(test)]

@@ -149,7 +149,9 @@ impl KeyFile {
         let sealed = hex::decode(&self.sealed_master).map_err(|e| ConfigError::Json(e.to_string()))?;
         let kek = crypto::derive_kek(password, &salt, self.kdf)?;
         let raw = crypto::open(Cipher::XChaCha20Poly1305, &kek, &sealed).map_err(|_| ConfigError::WrongPassword)?;
-        let raw: [u8; 32] = raw.try_into().map_err(|_| ConfigError::Json("master key length".into()))?;
+        let raw: [u8; 32] = raw
+            .try_into()
+            .map_err(|_| ConfigError::Json("master key length".into()))?;
         Ok(MasterKey::from_bytes(raw))
     }
 

@@ -122,7 +122,9 @@ pub fn read_header(key: &MasterKey, cipher: Cipher, pack: &[u8]) -> Result<Vec<P
     let entries = parse_header(&header)?;
     let data_end = pack.len() - span;
     match entries.last() {
-        Some(e) if (e.offset + e.length) as usize != data_end => Err(PackError::Malformed("blob lengths do not add up")),
+        Some(e) if (e.offset + e.length) as usize != data_end => {
+            Err(PackError::Malformed("blob lengths do not add up"))
+        }
         None if data_end != 0 => Err(PackError::Malformed("data without entries")),
         _ => Ok(entries),
     }
@@ -151,7 +153,9 @@ fn parse_header(h: &[u8]) -> Result<Vec<PackEntry>, PackError> {
             length,
             raw_length,
         });
-        offset = offset.checked_add(length).ok_or(PackError::Malformed("pack larger than 4 GiB"))?;
+        offset = offset
+            .checked_add(length)
+            .ok_or(PackError::Malformed("pack larger than 4 GiB"))?;
     }
     Ok(entries)
 }

@@ -122,7 +122,10 @@ mod tests {
     fn non_utf8_names_round_trip_exactly() {
         let raw = OsStr::from_bytes(b"caf\xe9.bin");
         let mut t = Tree {
-            nodes: vec![Node::new(raw, NodeKind::File), Node::new(OsStr::new("ü-模型"), NodeKind::Dir)],
+            nodes: vec![
+                Node::new(raw, NodeKind::File),
+                Node::new(OsStr::new("ü-模型"), NodeKind::Dir),
+            ],
         };
         let back = Tree::decode(&t.encode()).unwrap();
         assert_eq!(back, t);
@@ -134,7 +137,9 @@ mod tests {
     fn encoding_is_canonical_regardless_of_order() {
         let a = Node::new(OsStr::new("a"), NodeKind::File);
         let b = Node::new(OsStr::new("b"), NodeKind::File);
-        let mut t1 = Tree { nodes: vec![a.clone(), b.clone()] };
+        let mut t1 = Tree {
+            nodes: vec![a.clone(), b.clone()],
+        };
         let mut t2 = Tree { nodes: vec![b, a] };
         assert_eq!(t1.encode(), t2.encode());
     }

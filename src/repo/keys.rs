@@ -19,9 +19,24 @@ pub struct KeyInfo {
     pub current: bool,
 }
 
-pub(crate) async fn write_key(store: &dyn Store, key: &MasterKey, password: &[u8], kdf: KdfParams, label: &str) -> Result<KeyId> {
-    let kf = KeyFile::wrap(key, password, kdf, random(), random(), chrono::Utc::now(), &hostname(), label)
-        .map_err(|e| RepoError::Invalid(e.to_string()))?;
+pub(crate) async fn write_key(
+    store: &dyn Store,
+    key: &MasterKey,
+    password: &[u8],
+    kdf: KdfParams,
+    label: &str,
+) -> Result<KeyId> {
+    let kf = KeyFile::wrap(
+        key,
+        password,
+        kdf,
+        random(),
+        random(),
+        chrono::Utc::now(),
+        &hostname(),
+        label,
+    )
+    .map_err(|e| RepoError::Invalid(e.to_string()))?;
     let bytes = kf.encode();
     let id = KeyId::of_bytes(&bytes);
     store.put(&layout::key(&id), Bytes::from(bytes)).await?;
@@ -84,8 +99,16 @@ impl Repository {
         let found: Vec<_> = keys.iter().filter(|k| k.id.to_hex().starts_with(prefix)).collect();
         let key = match found.as_slice() {
             [one] => *one,
-            [] => return Err(RepoError::Invalid(format!("no key matches {prefix:?} — see `lifeboat key list`"))),
-            _ => return Err(RepoError::Invalid(format!("key prefix {prefix:?} is ambiguous — give more characters"))),
+            [] => {
+                return Err(RepoError::Invalid(format!(
+                    "no key matches {prefix:?} — see `lifeboat key list`"
+                )));
+            }
+            _ => {
+                return Err(RepoError::Invalid(format!(
+                    "key prefix {prefix:?} is ambiguous — give more characters"
+                )));
+            }
         };
         if key.current {
             return Err(RepoError::Invalid(format!(

@@ -70,10 +70,10 @@ async fn live_leases(store: &dyn Store, except: Option<&str>) -> Result<Vec<Leas
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e.into()),
         };
-        if let Ok(info) = serde_json::from_slice::<LeaseInfo>(&raw) {
-            if !info.is_stale(now) {
-                out.push(info);
-            }
+        if let Ok(info) = serde_json::from_slice::<LeaseInfo>(&raw)
+            && !info.is_stale(now)
+        {
+            out.push(info);
         }
     }
     Ok(out)

@@ -87,11 +87,22 @@ impl Repository {
 
     /// Create a repository that shares `peer`'s master key and chunker, so packs are
     /// byte-identical across both (a replica in another region).
-    pub async fn init_replica(store: Arc<dyn Store>, peer: &Repository, password: &[u8], kdf: KdfParams) -> Result<Self> {
+    pub async fn init_replica(
+        store: Arc<dyn Store>,
+        peer: &Repository,
+        password: &[u8],
+        kdf: KdfParams,
+    ) -> Result<Self> {
         Self::create(store, peer.key.clone(), peer.config.clone(), password, kdf).await
     }
 
-    async fn create(store: Arc<dyn Store>, key: MasterKey, config: Config, password: &[u8], kdf: KdfParams) -> Result<Self> {
+    async fn create(
+        store: Arc<dyn Store>,
+        key: MasterKey,
+        config: Config,
+        password: &[u8],
+        kdf: KdfParams,
+    ) -> Result<Self> {
         if store.stat(layout::CONFIG).await?.is_some() {
             return Err(RepoError::AlreadyExists(store.address().to_string()));
         }
@@ -103,7 +114,12 @@ impl Repository {
             store.delete(&layout::key(&key_id)).await?;
             return Err(RepoError::AlreadyExists(store.address().to_string()));
         }
-        Ok(Self { store, key, config, key_id })
+        Ok(Self {
+            store,
+            key,
+            config,
+            key_id,
+        })
     }
 
     /// Open an existing repository with `password`.
@@ -114,13 +130,24 @@ impl Repository {
             Err(e) if e.is_not_found() => return Err(RepoError::NotFound(addr)),
             Err(e) => return Err(e.into()),
         };
-        Config::peek(&raw).map_err(|source| RepoError::Unsupported { addr: addr.clone(), source })?;
+        Config::peek(&raw).map_err(|source| RepoError::Unsupported {
+            addr: addr.clone(),
+            source,
+        })?;
         let (key_id, key) = keys::find_key(store.as_ref(), password).await?;
         let config = Config::decode(&raw, &key).map_err(|e| match e {
             ConfigError::Body(_) => RepoError::damaged(format!("{addr}/config"), e),
-            other => RepoError::Unsupported { addr: addr.clone(), source: other },
+            other => RepoError::Unsupported {
+                addr: addr.clone(),
+                source: other,
+            },
         })?;
-        Ok(Self { store, key, config, key_id })
+        Ok(Self {
+            store,
+            key,
+            config,
+            key_id,
+        })
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -56,7 +56,8 @@ impl PackBuilder {
         self.size = 0;
         blobs.shuffle(&mut rand::thread_rng());
         let nonce = super::random::<24>();
-        let (id, bytes, entries) = pack::assemble(repo.key(), repo.cipher(), &nonce[..repo.cipher().nonce_len()], &blobs);
+        let (id, bytes, entries) =
+            pack::assemble(repo.key(), repo.cipher(), &nonce[..repo.cipher().nonce_len()], &blobs);
         FinishedPack {
             id,
             bytes: Bytes::from(bytes),

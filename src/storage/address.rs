@@ -108,9 +108,7 @@ async fn probe_with_key(store: &dyn Store, key: &str) -> Result<bool> {
             "a fresh random probe key already existed",
         ));
     }
-    let second_written = store
-        .put_if_absent(key, Bytes::from_static(b"second"))
-        .await?;
+    let second_written = store.put_if_absent(key, Bytes::from_static(b"second")).await?;
     let kept_first = store.get(key).await? == first;
     Ok(!second_written && kept_first)
 }
@@ -127,10 +125,7 @@ fn parse_file_url(address: &str) -> Result<RepositoryAddress> {
     let has_query = url.query().is_some() || url.fragment().is_some();
     match url.to_file_path() {
         Ok(path) if !has_query => Ok(RepositoryAddress::Fs(path)),
-        _ => Err(malformed(
-            address,
-            "file URLs must be file:///absolute/path",
-        )),
+        _ => Err(malformed(address, "file URLs must be file:///absolute/path")),
     }
 }
 
@@ -152,10 +147,7 @@ fn parse_s3_url(address: &str) -> Result<S3Address> {
     let url = Url::parse(address).map_err(|err| malformed(address, &err.to_string()))?;
     let bucket = url.host_str().unwrap_or_default().to_string();
     if bucket.is_empty() || url.port().is_some() || !url.username().is_empty() {
-        return Err(malformed(
-            address,
-            "s3 addresses need a bucket: s3://bucket/prefix",
-        ));
+        return Err(malformed(address, "s3 addresses need a bucket: s3://bucket/prefix"));
     }
     let mut s3 = S3Address {
         bucket,
@@ -168,8 +160,7 @@ fn parse_s3_url(address: &str) -> Result<S3Address> {
             "endpoint" => s3.endpoint = Some(parse_endpoint(address, &value)?),
             "region" if !value.is_empty() => s3.region = value.into_owned(),
             other => {
-                let reason =
-                    format!("unknown or empty parameter `{other}` (known: endpoint, region)");
+                let reason = format!("unknown or empty parameter `{other}` (known: endpoint, region)");
                 return Err(malformed(address, &reason));
             }
         }
@@ -182,10 +173,7 @@ fn parse_endpoint(address: &str, endpoint: &str) -> Result<String> {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {
             Ok(endpoint.trim_end_matches('/').to_string())
         }
-        _ => Err(malformed(
-            address,
-            "endpoint must be an http:// or https:// URL",
-        )),
+        _ => Err(malformed(address, "endpoint must be an http:// or https:// URL")),
     }
 }
 
@@ -235,12 +223,9 @@ fn io_error(display: &str, err: &std::io::Error) -> StorageError {
 
 /// The process-wide memory store called `name`, created on first use.
 fn shared_memory_store(name: &str, display: String) -> Result<Arc<dyn Store>> {
-    static STORES: LazyLock<Mutex<HashMap<String, Arc<dyn Store>>>> =
-        LazyLock::new(Default::default);
+    static STORES: LazyLock<Mutex<HashMap<String, Arc<dyn Store>>>> = LazyLock::new(Default::default);
     // A panic while holding this lock cannot leave the map half-updated.
-    let mut stores = STORES
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut stores = STORES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(store) = stores.get(name) {
         return Ok(store.clone());
     }
@@ -279,9 +264,7 @@ impl S3Credentials {
         Ok(Self {
             access_key_id: required_env("AWS_ACCESS_KEY_ID", display)?,
             secret_access_key: required_env("AWS_SECRET_ACCESS_KEY", display)?,
-            session_token: std::env::var("AWS_SESSION_TOKEN")
-                .ok()
-                .filter(|v| !v.is_empty()),
+            session_token: std::env::var("AWS_SESSION_TOKEN").ok().filter(|v| !v.is_empty()),
         })
     }
 }
@@ -292,9 +275,7 @@ fn required_env(name: &str, display: &str) -> Result<String> {
         _ => Err(StorageError::new(
             ErrorKind::PermissionDenied,
             display,
-            format!(
-                "{name} is not set; S3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-            ),
+            format!("{name} is not set; S3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
         )),
     }
 }
@@ -314,15 +295,9 @@ mod tests {
     fn plain_and_file_paths_are_local() {
         let expected = RepositoryAddress::Fs(PathBuf::from("/srv/repo"));
         assert_eq!(RepositoryAddress::parse("/srv/repo").unwrap(), expected);
-        assert_eq!(
-            RepositoryAddress::parse("file:///srv/repo").unwrap(),
-            expected
-        );
+        assert_eq!(RepositoryAddress::parse("file:///srv/repo").unwrap(), expected);
         let relative = RepositoryAddress::parse("backups/repo").unwrap();
-        assert_eq!(
-            relative,
-            RepositoryAddress::Fs(PathBuf::from("backups/repo"))
-        );
+        assert_eq!(relative, RepositoryAddress::Fs(PathBuf::from("backups/repo")));
     }
 
     #[test]
@@ -344,10 +319,7 @@ mod tests {
     #[test]
     fn s3_address_defaults_to_us_east_1_and_aws() {
         let parsed = s3("s3://bkt");
-        assert_eq!(
-            (parsed.prefix.as_str(), parsed.region.as_str()),
-            ("", "us-east-1")
-        );
+        assert_eq!((parsed.prefix.as_str(), parsed.region.as_str()), ("", "us-east-1"));
         assert_eq!(parsed.endpoint, None);
         assert_eq!(RepositoryAddress::S3(parsed).display(), "s3://bkt");
     }
@@ -395,9 +367,6 @@ mod tests {
     async fn probe_detects_enforced_conditional_writes() {
         let store = open("memory://address-test-probe").unwrap();
         assert!(probe_conditional_writes(store.as_ref()).await.unwrap());
-        assert!(
-            store.list("").await.unwrap().is_empty(),
-            "probe left an object"
-        );
+        assert!(store.list("").await.unwrap().is_empty(), "probe left an object");
     }
 }

@@ -87,9 +87,7 @@ impl FaultStore {
     /// Reads of keys starting with `prefix` see byte `index` (modulo the object's
     /// length) inverted. The stored object is untouched.
     pub fn flip_byte_on_get(&self, prefix: &str, index: u64) {
-        self.faults()
-            .corrupt_reads
-            .push((prefix.to_string(), index));
+        self.faults().corrupt_reads.push((prefix.to_string(), index));
     }
 
     /// Delay every call by `latency` (zero turns it off).
@@ -115,9 +113,7 @@ impl FaultStore {
 
     fn faults(&self) -> MutexGuard<'_, Faults> {
         // Fault settings stay consistent even if a test panicked while holding the lock.
-        self.faults
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.faults.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn location(&self, key: &str) -> String {
@@ -155,13 +151,7 @@ impl FaultStore {
     }
 
     /// Carry out `fault` for a put of `data`; `exclusive` selects `put_if_absent`.
-    async fn suffer(
-        &self,
-        key: &str,
-        data: Bytes,
-        fault: PutFault,
-        exclusive: bool,
-    ) -> StorageError {
+    async fn suffer(&self, key: &str, data: Bytes, fault: PutFault, exclusive: bool) -> StorageError {
         if fault == PutFault::Tear {
             let half = data.slice(..data.len() / 2);
             let stored = match exclusive {
@@ -174,10 +164,7 @@ impl FaultStore {
         }
         let (kind, message) = match fault {
             PutFault::Fail(kind) => (kind, "injected put failure"),
-            PutFault::Tear => (
-                ErrorKind::Transient,
-                "connection lost mid-write (injected torn write)",
-            ),
+            PutFault::Tear => (ErrorKind::Transient, "connection lost mid-write (injected torn write)"),
         };
         StorageError::new(kind, self.location(key), message)
     }
@@ -303,17 +290,8 @@ mod tests {
     async fn prefixed_puts_fail_until_cleared() {
         let store = faulty();
         store.fail_puts_with_prefix("locks/", ErrorKind::Transient);
-        assert!(
-            store
-                .put("locks/a", bytes("l"))
-                .await
-                .unwrap_err()
-                .is_transient()
-        );
-        let refused = store
-            .put_if_absent("locks/b", bytes("l"))
-            .await
-            .unwrap_err();
+        assert!(store.put("locks/a", bytes("l")).await.unwrap_err().is_transient());
+        let refused = store.put_if_absent("locks/b", bytes("l")).await.unwrap_err();
         assert!(refused.is_transient());
         store.put("data/a", bytes("d")).await.unwrap();
         store.clear_faults();
@@ -336,10 +314,7 @@ mod tests {
         store.flip_byte_on_get("data/", 8); // 8 % 6 == 2
         let whole = store.get("data/x").await.unwrap();
         assert_eq!(whole.as_ref(), [b'a', b'b', !b'c', b'd', b'e', b'f']);
-        assert_eq!(
-            store.get_range("data/x", 1..3).await.unwrap().as_ref(),
-            [b'b', !b'c']
-        );
+        assert_eq!(store.get_range("data/x", 1..3).await.unwrap().as_ref(), [b'b', !b'c']);
         assert_eq!(store.get_range("data/x", 3..6).await.unwrap(), bytes("def"));
         store.clear_faults();
         assert_eq!(store.get("data/x").await.unwrap(), bytes("abcdef"));

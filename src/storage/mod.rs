@@ -12,9 +12,7 @@ pub mod address;
 pub mod fault;
 pub mod opendal_store;
 
-pub use address::{
-    OpenOptions, RepositoryAddress, S3Address, open, open_with, probe_conditional_writes,
-};
+pub use address::{OpenOptions, RepositoryAddress, S3Address, open, open_with, probe_conditional_writes};
 pub use fault::FaultStore;
 pub use opendal_store::{FS_TEMP_DIR, OpendalStore, map_opendal_error};
 

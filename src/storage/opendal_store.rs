@@ -77,12 +77,7 @@ impl OpendalStore {
     pub fn memory(address: impl Into<String>) -> Result<Self> {
         let address = address.into();
         let operator = build_operator(opendal::services::Memory::default(), &address)?;
-        Ok(Self::from_parts(
-            operator,
-            address,
-            ExclusiveWrite::Native,
-            false,
-        ))
+        Ok(Self::from_parts(operator, address, ExclusiveWrite::Native, false))
     }
 
     /// An S3 (or S3-compatible) store from a configured builder. Large objects are
@@ -92,20 +87,10 @@ impl OpendalStore {
         opendal::install_default();
         let address = address.into();
         let operator = build_operator(builder, &address)?;
-        Ok(Self::from_parts(
-            operator,
-            address,
-            ExclusiveWrite::Native,
-            true,
-        ))
+        Ok(Self::from_parts(operator, address, ExclusiveWrite::Native, true))
     }
 
-    fn from_parts(
-        operator: Operator,
-        address: String,
-        exclusive: ExclusiveWrite,
-        multipart: bool,
-    ) -> Self {
+    fn from_parts(operator: Operator, address: String, exclusive: ExclusiveWrite, multipart: bool) -> Self {
         Self {
             operator,
             address: address.trim_end_matches('/').to_string(),
@@ -167,13 +152,7 @@ impl OpendalStore {
         }
     }
 
-    async fn hard_link_put_if_absent(
-        &self,
-        key: &str,
-        data: Bytes,
-        root: &Path,
-        temp_dir: &Path,
-    ) -> Result<bool> {
+    async fn hard_link_put_if_absent(&self, key: &str, data: Bytes, root: &Path, temp_dir: &Path) -> Result<bool> {
         let target = root.join(key);
         let temp_dir = temp_dir.to_path_buf();
         let location = self.location(key);
@@ -209,8 +188,7 @@ impl Store for OpendalStore {
         match &self.exclusive {
             ExclusiveWrite::Native => self.native_put_if_absent(key, data).await,
             ExclusiveWrite::HardLink { root, temp_dir } => {
-                self.hard_link_put_if_absent(key, data, root, temp_dir)
-                    .await
+                self.hard_link_put_if_absent(key, data, root, temp_dir).await
             }
         }
     }
@@ -275,12 +253,7 @@ impl OpendalStore {
     /// Backends disagree on a range past the end (an error, a short read retried as
     /// if transient), so check the size and report that case the same way everywhere:
     /// as permanent, because a shorter object than expected will not grow back.
-    async fn explain_range_failure(
-        &self,
-        key: &str,
-        range: Range<u64>,
-        err: opendal::Error,
-    ) -> StorageError {
+    async fn explain_range_failure(&self, key: &str, range: Range<u64>, err: opendal::Error) -> StorageError {
         let original = map_opendal_error(&err, self.location(key));
         if original.is_not_found() {
             return original;
@@ -289,22 +262,17 @@ impl OpendalStore {
             Ok(Some(meta)) if range.end > meta.size => StorageError::new(
                 ErrorKind::Permanent,
                 self.location(key),
-                format!(
-                    "range {}..{} exceeds object size {}",
-                    range.start, range.end, meta.size
-                ),
+                format!("range {}..{} exceeds object size {}", range.start, range.end, meta.size),
             ),
-            Ok(None) => {
-                StorageError::new(ErrorKind::NotFound, self.location(key), "object not found")
-            }
+            Ok(None) => StorageError::new(ErrorKind::NotFound, self.location(key), "object not found"),
             _ => original,
         }
     }
 
     async fn stat_required(&self, key: &str) -> Result<ObjectMeta> {
-        self.stat(key).await?.ok_or_else(|| {
-            StorageError::new(ErrorKind::NotFound, self.location(key), "object not found")
-        })
+        self.stat(key)
+            .await?
+            .ok_or_else(|| StorageError::new(ErrorKind::NotFound, self.location(key), "object not found"))
     }
 }
 
@@ -391,10 +359,7 @@ fn listing_dir(prefix: &str) -> &str {
 }
 
 fn is_listed_object(path: &str, meta: &opendal::Metadata, prefix: &str) -> bool {
-    !meta.is_dir()
-        && !path.ends_with('/')
-        && path.starts_with(prefix)
-        && !path.starts_with(FS_TEMP_DIR)
+    !meta.is_dir() && !path.ends_with('/') && path.starts_with(prefix) && !path.starts_with(FS_TEMP_DIR)
 }
 
 /// Create `target` with `data` only if it does not exist, atomically: the complete
@@ -417,10 +382,7 @@ fn link_new_file(target: &Path, temp_dir: &Path, data: &[u8]) -> std::io::Result
 }
 
 fn write_synced(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)?;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
     file.write_all(data)?;
     file.sync_all()
 }

@@ -1,0 +1,384 @@
+//! One function per command: open what it needs, call the library, render.
+
+use std::sync::Arc;
+
+use super::CliError;
+use super::args::{Cli, Command, KeyAction, RepoArg};
+use super::output::{self, Bar, bytes, duration_ms};
+use super::password::PasswordArgs;
+use crate::engine::backup::{BackupOptions, backup};
+use crate::engine::check::{CheckOptions, check};
+use crate::engine::restore::{RestoreOptions, restore};
+use crate::engine::{Progress, ls};
+use crate::format::crypto::{Cipher, KdfParams};
+use crate::format::names::{DatasetName, Tag};
+use crate::repo::{InitOptions, Repository, lock};
+use crate::storage::{self, Store};
+
+type Result<T> = std::result::Result<T, CliError>;
+
+pub async fn run(cli: Cli) -> Result<i32> {
+    let ctx = Ctx {
+        json: cli.json,
+        progress: !cli.quiet && !cli.json,
+        password: cli.password,
+    };
+    match cli.command {
+        Command::Init {
+            repo,
+            cipher,
+            compression,
+            pack_size,
+        } => ctx.init(&repo, &cipher, compression, &pack_size).await,
+        Command::Key { action } => ctx.key(action).await,
+        Command::Backup {
+            repo,
+            tags,
+            excludes,
+            dataset,
+            host,
+            force,
+            no_compression,
+            paths,
+        } => {
+            let opts = BackupOptions {
+                paths,
+                excludes,
+                tags: parse_names(&tags, Tag::new)?,
+                dataset: dataset.as_deref().map(DatasetName::new).transpose().map_err(bad)?,
+                host,
+                no_compression,
+                force_read: force,
+                time: None,
+            };
+            ctx.backup(&repo, &opts).await
+        }
+        Command::Snapshots { repo, dataset } => ctx.snapshots(&repo, dataset.as_deref()).await,
+        Command::Ls { repo, snapshot } => ctx.ls(&repo, &snapshot).await,
+        Command::Restore {
+            repo,
+            snapshot,
+            target,
+            include,
+        } => ctx.restore(&repo, &snapshot, RestoreOptions { target, include }).await,
+        Command::Check {
+            repo,
+            read_data,
+            read_data_subset,
+        } => {
+            let pct = if read_data {
+                100.0
+            } else {
+                read_data_subset.unwrap_or(0.0)
+            };
+            if !(0.0..=100.0).contains(&pct) {
+                return Err(CliError::BadInput(format!(
+                    "--read-data-subset {pct} is not a percentage between 0 and 100"
+                )));
+            }
+            ctx.check(&repo, pct).await
+        }
+        Command::Unlock { repo } => ctx.unlock(&repo).await,
+    }
+}
+
+fn bad(e: impl std::fmt::Display) -> CliError {
+    CliError::BadInput(e.to_string())
+}
+
+fn parse_names<T, E: std::fmt::Display>(
+    raw: &[String],
+    f: impl Fn(&str) -> std::result::Result<T, E>,
+) -> Result<Vec<T>> {
+    raw.iter().map(|s| f(s).map_err(bad)).collect()
+}
+
+/// Parse a size such as `16MiB`, `512KiB` or `1048576`.
+fn parse_size(s: &str) -> Result<u32> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" => 1 << 10,
+        "MiB" | "M" => 1 << 20,
+        "GiB" | "G" => 1 << 30,
+        other => {
+            return Err(CliError::BadInput(format!(
+                "unknown size unit {other:?} in {s:?} — use B, KiB, MiB or GiB"
+            )));
+        }
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| CliError::BadInput(format!("invalid size {s:?} — write e.g. 16MiB")))?;
+    let v = n.checked_mul(mult).filter(|v| (1 << 20..=1 << 30).contains(v));
+    v.map(|v| v as u32)
+        .ok_or_else(|| CliError::BadInput(format!("pack size {s:?} must be between 1MiB and 1GiB")))
+}
+
+struct Ctx {
+    json: bool,
+    progress: bool,
+    password: PasswordArgs,
+}
+
+impl Ctx {
+    fn store(&self, repo: &RepoArg, create: bool) -> Result<Arc<dyn Store>> {
+        Ok(storage::address::open_with(
+            &repo.repo,
+            storage::address::OpenOptions { create },
+        )?)
+    }
+
+    async fn open(&self, repo: &RepoArg) -> Result<Repository> {
+        let store = self.store(repo, false)?;
+        let pw = self.password.resolve("LIFEBOAT_PASSWORD")?;
+        Ok(Repository::open(store, &pw).await?)
+    }
+
+    async fn init(&self, repo: &RepoArg, cipher: &str, compression: i32, pack_size: &str) -> Result<i32> {
+        let cipher = Cipher::parse(cipher).ok_or_else(|| {
+            CliError::BadInput(format!(
+                "unknown cipher {cipher:?} — use xchacha20-poly1305 or aes-256-gcm"
+            ))
+        })?;
+        if !(0..=19).contains(&compression) {
+            return Err(CliError::BadInput(format!(
+                "compression level {compression} must be 0 (off) to 19"
+            )));
+        }
+        let opts = InitOptions {
+            cipher,
+            compression,
+            pack_size: parse_size(pack_size)?,
+            ..InitOptions::default()
+        };
+        let pw = self.password.resolve("LIFEBOAT_PASSWORD")?;
+        let store = self.store(repo, true)?;
+        let r = Repository::init(store, &pw, &opts).await?;
+        if self.json {
+            output::json(&serde_json::json!({"repository": r.address(), "id": r.config().id, "cipher": cipher.name()}));
+        } else {
+            println!(
+                "created repository {} at {} ({})",
+                r.config().id.short(),
+                r.address(),
+                cipher.name()
+            );
+        }
+        Ok(0)
+    }
+
+    async fn key(&self, action: KeyAction) -> Result<i32> {
+        match action {
+            KeyAction::Add {
+                repo,
+                new_password_file,
+                label,
+            } => {
+                let r = self.open(&repo).await?;
+                let src = PasswordArgs {
+                    password_file: new_password_file,
+                    password_command: None,
+                };
+                let pw = src.resolve("LIFEBOAT_NEW_PASSWORD")?;
+                let id = r.add_key(&pw, KdfParams::default(), &label).await?;
+                if self.json {
+                    output::json(&serde_json::json!({"added": id}))
+                } else {
+                    println!("added key {}", id.short())
+                }
+            }
+            KeyAction::List { repo } => {
+                let keys = self.open(&repo).await?.list_keys().await?;
+                if self.json {
+                    output::json(&keys);
+                } else {
+                    for k in keys {
+                        let cur = if k.current { "*" } else { " " };
+                        println!(
+                            "{cur} {}  {}  {}  {}",
+                            k.id.short(),
+                            k.created.format("%Y-%m-%d %H:%M:%S"),
+                            k.host,
+                            k.label
+                        );
+                    }
+                }
+            }
+            KeyAction::Remove { repo, id } => {
+                let removed = self.open(&repo).await?.remove_key(&id).await?;
+                if self.json {
+                    output::json(&serde_json::json!({"removed": removed}))
+                } else {
+                    println!("removed key {}", removed.short())
+                }
+            }
+        }
+        Ok(0)
+    }
+
+    async fn backup(&self, repo: &RepoArg, opts: &BackupOptions) -> Result<i32> {
+        let r = self.open(repo).await?;
+        let progress = Arc::new(Progress::default());
+        let bar = Bar::start("backup", progress.clone(), self.progress);
+        let out = backup(&r, opts, progress).await;
+        bar.finish();
+        let out = out?;
+        if self.json {
+            output::json(&out);
+        } else {
+            let s = &out.snapshot.summary;
+            println!(
+                "snapshot {} saved\nfiles: {} new, {} changed, {} unchanged; {} dirs\nread {} of {}, added {} to the repository in {}",
+                out.id.short(),
+                s.files_new,
+                s.files_changed,
+                s.files_unchanged,
+                s.dirs,
+                bytes(s.bytes_read),
+                bytes(s.bytes_total),
+                bytes(s.bytes_added),
+                duration_ms(s.duration_ms)
+            );
+        }
+        Ok(0)
+    }
+
+    async fn snapshots(&self, repo: &RepoArg, dataset: Option<&str>) -> Result<i32> {
+        let r = self.open(repo).await?;
+        let all: Vec<_> = r
+            .snapshots()
+            .await?
+            .into_iter()
+            .filter(|(_, s)| dataset.is_none_or(|d| s.dataset.as_ref().is_some_and(|n| n.as_str() == d)))
+            .collect();
+        if self.json {
+            let docs: Vec<_> = all
+                .iter()
+                .map(|(id, s)| serde_json::json!({"id": id, "snapshot": s}))
+                .collect();
+            output::json(&docs);
+            return Ok(0);
+        }
+        println!(
+            "{:<10} {:<20} {:<12} {:<14} {:>10}  paths",
+            "id", "time (UTC)", "host", "dataset", "size"
+        );
+        for (id, s) in &all {
+            let dataset = s.dataset.as_ref().map_or("-".to_string(), |d| d.to_string());
+            println!(
+                "{:<10} {:<20} {:<12} {:<14} {:>10}  {}",
+                id.short(),
+                s.time.format("%Y-%m-%d %H:%M:%S"),
+                s.host,
+                dataset,
+                bytes(s.summary.bytes_total),
+                s.paths.join(", ")
+            );
+        }
+        println!("{} snapshot(s)", all.len());
+        Ok(0)
+    }
+
+    async fn ls(&self, repo: &RepoArg, spec: &str) -> Result<i32> {
+        let r = self.open(repo).await?;
+        let (_, snap) = r.find_snapshot(spec).await?;
+        let index = r.load_index().await?;
+        let entries = ls::list(&r, &index, &snap.tree).await?;
+        if self.json {
+            output::json(&entries);
+        } else {
+            for e in entries {
+                println!("{:?} {:o} {:>12} {}", e.kind, e.mode, e.size, e.path.display());
+            }
+        }
+        Ok(0)
+    }
+
+    async fn restore(&self, repo: &RepoArg, spec: &str, opts: RestoreOptions) -> Result<i32> {
+        let r = self.open(repo).await?;
+        let (id, _) = r.find_snapshot(spec).await?;
+        let progress = Arc::new(Progress::default());
+        let bar = Bar::start("restore", progress.clone(), self.progress);
+        let out = restore(&r, &id, &opts, progress).await;
+        bar.finish();
+        let out = out?;
+        if self.json {
+            output::json(&out);
+        } else {
+            println!(
+                "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {} in {}",
+                id.short(),
+                opts.target.display(),
+                out.files,
+                out.dirs,
+                out.symlinks,
+                bytes(out.bytes),
+                duration_ms(out.duration_ms)
+            );
+        }
+        Ok(0)
+    }
+
+    async fn check(&self, repo: &RepoArg, pct: f64) -> Result<i32> {
+        let r = self.open(repo).await?;
+        let progress = Arc::new(Progress::default());
+        let bar = Bar::start("check", progress.clone(), self.progress && pct > 0.0);
+        let report = check(&r, &CheckOptions { read_data_percent: pct }, progress).await;
+        bar.finish();
+        let report = report?;
+        if self.json {
+            output::json(&report);
+        } else {
+            for e in &report.errors {
+                println!("damage: {e}");
+            }
+            println!(
+                "{} snapshots, {} trees, {} packs, {} blobs; read {} packs ({})",
+                report.snapshots,
+                report.trees,
+                report.packs,
+                report.blobs,
+                report.packs_read,
+                bytes(report.bytes_read)
+            );
+            if report.unindexed_packs > 0 {
+                println!(
+                    "{} pack(s) not in any index (left by an interrupted backup; prune removes them)",
+                    report.unindexed_packs
+                );
+            }
+            println!(
+                "{}",
+                if report.is_clean() {
+                    "no errors found"
+                } else {
+                    "repository is damaged"
+                }
+            );
+        }
+        if report.is_clean() {
+            Ok(0)
+        } else {
+            eprintln!(
+                "error: check found {} problem(s) in {} — see the report above",
+                report.errors.len(),
+                r.address()
+            );
+            Ok(super::error::EXIT_DAMAGE)
+        }
+    }
+
+    async fn unlock(&self, repo: &RepoArg) -> Result<i32> {
+        let r = self.open(repo).await?;
+        let n = lock::remove_stale(r.store().as_ref()).await?;
+        if self.json {
+            output::json(&serde_json::json!({"removed": n}))
+        } else {
+            println!("removed {n} stale lock(s)")
+        }
+        Ok(0)
+    }
+}

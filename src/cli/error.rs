@@ -1,0 +1,64 @@
+//! One error type at the edge: a one-line message and an exit code from the contract.
+
+use crate::engine::EngineError;
+use crate::repo::RepoError;
+use crate::storage::StorageError;
+
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_BAD_INPUT: i32 = 2;
+pub const EXIT_DAMAGE: i32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn repo_code(e: &RepoError) -> i32 {
+    match e {
+        RepoError::NotFound(_)
+        | RepoError::AlreadyExists(_)
+        | RepoError::WrongPassword(_)
+        | RepoError::Unsupported { .. }
+        | RepoError::NoSnapshot(_)
+        | RepoError::AmbiguousSnapshot(_)
+        | RepoError::Invalid(_) => EXIT_BAD_INPUT,
+        RepoError::Damaged { .. } | RepoError::MissingBlob(_) => EXIT_DAMAGE,
+        RepoError::Storage(_) | RepoError::Locked { .. } => EXIT_FAILED,
+    }
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Engine(EngineError::Repo(r)) | CliError::Repo(r) => repo_code(r),
+            CliError::Engine(EngineError::BadInput(_)) | CliError::BadInput(_) => EXIT_BAD_INPUT,
+            CliError::Engine(EngineError::Damage { .. }) => EXIT_DAMAGE,
+            CliError::Engine(_) | CliError::Storage(_) | CliError::Failed(_) => EXIT_FAILED,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_contract() {
+        assert_eq!(CliError::Repo(RepoError::WrongPassword("r".into())).exit_code(), 2);
+        assert_eq!(CliError::Repo(RepoError::damaged("x", "y")).exit_code(), 3);
+        let locked = RepoError::Locked {
+            addr: "r".into(),
+            detail: "d".into(),
+        };
+        assert_eq!(CliError::Engine(EngineError::Repo(locked)).exit_code(), 1);
+    }
+}

@@ -1,0 +1,94 @@
+//! Where a password comes from: `LIFEBOAT_PASSWORD`, a file, or a command's output.
+//! Never argv, never a log line.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::CliError;
+
+/// The password sources a command accepts.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PasswordArgs {
+    /// Read the repository password from this file (first line).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub password_file: Option<std::path::PathBuf>,
+    /// Run this shell command and use its first output line as the password.
+    #[arg(long, global = true, value_name = "CMD")]
+    pub password_command: Option<String>,
+}
+
+fn first_line(bytes: Vec<u8>) -> Vec<u8> {
+    let end = bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len());
+    let mut line = bytes[..end].to_vec();
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    line
+}
+
+fn from_file(path: &Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path)
+        .map(first_line)
+        .map_err(|e| CliError::BadInput(format!("cannot read password file {}: {e}", path.display())))
+}
+
+pub fn from_command(cmd: &str) -> Result<Vec<u8>, CliError> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .map_err(|e| CliError::BadInput(format!("cannot run the password command: {e}")))?;
+    if !out.status.success() {
+        return Err(CliError::BadInput(format!(
+            "the password command failed ({}) — check --password-command",
+            out.status
+        )));
+    }
+    Ok(first_line(out.stdout))
+}
+
+impl PasswordArgs {
+    /// Resolve the password: file, then command, then `env_var`.
+    pub fn resolve(&self, env_var: &str) -> Result<Vec<u8>, CliError> {
+        let pw = if let Some(f) = &self.password_file {
+            from_file(f)?
+        } else if let Some(c) = &self.password_command {
+            from_command(c)?
+        } else if let Some(v) = std::env::var_os(env_var) {
+            v.into_encoded_bytes()
+        } else {
+            return Err(CliError::BadInput(format!(
+                "no password given — set {env_var}, or use --password-file or --password-command"
+            )));
+        };
+        if pw.is_empty() {
+            return Err(CliError::BadInput(
+                "the password is empty — set a non-empty password".into(),
+            ));
+        }
+        Ok(pw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_password_takes_the_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pw");
+        std::fs::write(&f, "secret\r\nignored\n").unwrap();
+        let args = PasswordArgs {
+            password_file: Some(f),
+            password_command: None,
+        };
+        assert_eq!(args.resolve("LIFEBOAT_TEST_UNSET_VAR").unwrap(), b"secret");
+    }
+
+    #[test]
+    fn command_password_and_failure() {
+        assert_eq!(from_command("printf 'pw\\n'").unwrap(), b"pw");
+        assert!(from_command("exit 3").is_err());
+    }
+}
