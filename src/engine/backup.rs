@@ -32,7 +32,7 @@ use crate::format::names::{DatasetName, Tag};
 use crate::format::pack::BlobKind;
 use crate::format::snapshot::{Snapshot, Summary};
 use crate::format::tree::{Node, NodeKind, Tree};
-use crate::repo::lock::Lease;
+use crate::repo::lock::{Lease, LeaseKind};
 use crate::repo::packer::{FinishedPack, PackBuilder};
 use crate::repo::{Index, Repository};
 
@@ -79,7 +79,7 @@ struct Sealed {
 pub async fn backup(repo: &Repository, opts: &BackupOptions, progress: Arc<Progress>) -> Result<BackupOutcome> {
     let roots = check_sources(&opts.paths)?;
     let excludes = Excludes::new(&opts.excludes)?;
-    let lease = Lease::acquire(repo.store().clone(), false, "backup").await?;
+    let lease = Lease::acquire(repo.store().clone(), LeaseKind::Backup, "backup").await?;
     let result = run(repo, opts, roots, excludes, progress).await;
     lease.release().await?;
     result

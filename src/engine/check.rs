@@ -74,18 +74,17 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: Arc<Progres
 }
 
 async fn load_index_checked(repo: &Repository, report: &mut CheckReport) -> Result<Index> {
-    let mut index = Index::default();
+    let mut files = Vec::new();
     for hex in repo.list_ids(layout::INDEX).await? {
         let Ok(id) = crate::format::ids::IndexId::from_hex(&hex) else {
             continue;
         };
         match repo.load_index_file(&id).await {
-            Ok(file) => index.add_file(id, &file),
+            Ok(file) => files.push((id, file)),
             Err(e) => report.errors.push(format!("index {hex}: {e}")),
         }
     }
-    index.forget_superseded();
-    Ok(index)
+    Ok(Index::from_files(&files))
 }
 
 async fn check_snapshots(repo: &Repository, index: &Index, report: &mut CheckReport) -> Result<()> {

@@ -30,18 +30,24 @@ pub struct Index {
 }
 
 impl Index {
-    pub fn add_file(&mut self, id: IndexId, file: &IndexFile) {
-        self.files.push(id);
-        self.superseded.extend(file.supersedes.iter().copied());
-        for p in &file.packs {
-            self.add_pack(p.id, &p.blobs);
+    /// Build the index from every index object read, leaving out the content of
+    /// objects that another one supersedes: prune writes a replacement before it
+    /// deletes the old objects, and a reader in between must see only the new one.
+    pub fn from_files(files: &[(IndexId, IndexFile)]) -> Self {
+        let mut index = Index::default();
+        for (_, f) in files {
+            index.superseded.extend(f.supersedes.iter().copied());
         }
-    }
-
-    /// Drop the record of index objects that a newer one replaces.
-    pub fn forget_superseded(&mut self) {
-        let gone = &self.superseded;
-        self.files.retain(|f| !gone.contains(f));
+        for (id, f) in files {
+            if index.superseded.contains(id) {
+                continue;
+            }
+            index.files.push(*id);
+            for p in &f.packs {
+                index.add_pack(p.id, &p.blobs);
+            }
+        }
+        index
     }
 
     pub fn add_pack(&mut self, id: PackId, entries: &[PackEntry]) {
@@ -115,8 +121,7 @@ mod tests {
     use crate::format::index::IndexedPack;
 
     #[test]
-    fn blobs_resolve_to_their_pack() {
-        let mut idx = Index::default();
+    fn blobs_resolve_to_their_pack_and_superseded_files_are_ignored() {
         let entry = PackEntry {
             kind: BlobKind::Data,
             id: BlobId([1; 32]),
@@ -131,9 +136,14 @@ mod tests {
                 blobs: vec![entry],
             }],
         };
-        idx.add_file(IndexId([3; 32]), &file);
-        idx.add_file(IndexId([9; 32]), &file);
-        idx.forget_superseded();
+        let old = IndexFile {
+            supersedes: vec![],
+            packs: vec![IndexedPack {
+                id: PackId([7; 32]),
+                blobs: vec![entry],
+            }],
+        };
+        let idx = Index::from_files(&[(IndexId([3; 32]), file), (IndexId([9; 32]), old)]);
         let loc = idx.get(&BlobId([1; 32])).unwrap();
         assert_eq!(idx.pack_id(loc.pack), PackId([2; 32]));
         assert_eq!(idx.files(), &[IndexId([3; 32])]);

@@ -1,7 +1,9 @@
 //! Leases: time-limited locks kept as objects under `locks/`.
 //!
-//! A backup holds a shared lease; operations that delete data (prune, repairs) hold an
-//! exclusive one. A lease names its host and process and carries an expiry that its
+//! A backup holds a `Backup` lease, which any number may hold at once. Prune holds a
+//! `Prune` lease, which excludes other prunes but not backups: prune's two phases
+//! (see `engine::prune`) make it safe beside running backups, so backups never wait
+//! for it. Repairs hold an `Exclusive` lease, which excludes everything. A lease names its host and process and carries an expiry that its
 //! holder pushes forward while it works; a lease past its expiry, or one from a dead
 //! process on this host, is stale and ignored. After writing its own lease, a taker
 //! lists again, so two conflicting takers racing each other both back off rather than
@@ -21,11 +23,27 @@ use crate::storage::Store;
 /// How long a lease lives without being refreshed.
 pub const LEASE_TTL: Duration = Duration::from_secs(300);
 
+/// What a lease holder is doing, which decides what it excludes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaseKind {
+    Backup,
+    Prune,
+    Exclusive,
+}
+
+impl LeaseKind {
+    fn conflicts_with(self, other: LeaseKind) -> bool {
+        use LeaseKind::*;
+        matches!((self, other), (Exclusive, _) | (_, Exclusive) | (Prune, Prune))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LeaseInfo {
     pub host: String,
     pub pid: u32,
-    pub exclusive: bool,
+    pub kind: LeaseKind,
     pub purpose: String,
     pub created: DateTime<Utc>,
     pub expires: DateTime<Utc>,
@@ -44,13 +62,14 @@ pub struct Lease {
     store: Arc<dyn Store>,
     key: String,
     refresher: tokio::task::JoinHandle<()>,
+    created: DateTime<Utc>,
 }
 
 fn describe(l: &LeaseInfo) -> String {
-    let kind = if l.exclusive { "exclusively" } else { "shared" };
     format!(
-        "held {kind} by {} on {} (pid {}) since {}; it expires at {} if that process is gone",
+        "held by {} ({:?}) on {} (pid {}) since {}; it expires at {} if that process is gone",
         l.purpose,
+        l.kind,
         l.host,
         l.pid,
         l.created.format("%Y-%m-%d %H:%M:%S UTC"),
@@ -58,7 +77,8 @@ fn describe(l: &LeaseInfo) -> String {
     )
 }
 
-async fn live_leases(store: &dyn Store, except: Option<&str>) -> Result<Vec<LeaseInfo>> {
+/// Leases whose holders are alive, except the one at `except`.
+pub async fn live_leases(store: &dyn Store, except: Option<&str>) -> Result<Vec<LeaseInfo>> {
     let now = Utc::now();
     let mut out = Vec::new();
     for meta in store.list(layout::LOCKS).await? {
@@ -79,8 +99,8 @@ async fn live_leases(store: &dyn Store, except: Option<&str>) -> Result<Vec<Leas
     Ok(out)
 }
 
-fn conflict(exclusive: bool, others: &[LeaseInfo]) -> Option<&LeaseInfo> {
-    others.iter().find(|o| exclusive || o.exclusive)
+fn conflict(kind: LeaseKind, others: &[LeaseInfo]) -> Option<&LeaseInfo> {
+    others.iter().find(|o| kind.conflicts_with(o.kind))
 }
 
 fn lease_bytes(info: &mut LeaseInfo) -> Bytes {
@@ -90,32 +110,43 @@ fn lease_bytes(info: &mut LeaseInfo) -> Bytes {
 
 impl Lease {
     /// Take a lease, or fail naming who holds the conflicting one.
-    pub async fn acquire(store: Arc<dyn Store>, exclusive: bool, purpose: &str) -> Result<Lease> {
+    pub async fn acquire(store: Arc<dyn Store>, kind: LeaseKind, purpose: &str) -> Result<Lease> {
         let addr = store.address().to_string();
         let locked = |l: &LeaseInfo| RepoError::Locked {
             addr: addr.clone(),
             detail: format!("{} — retry when it has finished", describe(l)),
         };
-        if let Some(l) = conflict(exclusive, &live_leases(store.as_ref(), None).await?) {
+        if let Some(l) = conflict(kind, &live_leases(store.as_ref(), None).await?) {
             return Err(locked(l));
         }
         let key = layout::lock(&hex::encode(random::<16>()));
         let mut info = LeaseInfo {
             host: hostname(),
             pid: std::process::id(),
-            exclusive,
+            kind,
             purpose: purpose.to_string(),
             created: Utc::now(),
             expires: Utc::now(),
         };
         store.put(&key, lease_bytes(&mut info)).await?;
-        if let Some(l) = conflict(exclusive, &live_leases(store.as_ref(), Some(&key)).await?) {
+        if let Some(l) = conflict(kind, &live_leases(store.as_ref(), Some(&key)).await?) {
             let err = locked(l);
             store.delete(&key).await?;
             return Err(err);
         }
+        let info_created = info.created;
         let refresher = tokio::spawn(refresh(store.clone(), key.clone(), info));
-        Ok(Lease { store, key, refresher })
+        Ok(Lease {
+            store,
+            key,
+            refresher,
+            created: info_created,
+        })
+    }
+
+    /// When this lease was taken.
+    pub fn created(&self) -> DateTime<Utc> {
+        self.created
     }
 
     pub async fn release(self) -> Result<()> {
@@ -153,4 +184,19 @@ pub async fn remove_stale(store: &dyn Store) -> Result<usize> {
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_excludes_prune_but_not_backup() {
+        use LeaseKind::*;
+        assert!(!Backup.conflicts_with(Backup));
+        assert!(!Backup.conflicts_with(Prune));
+        assert!(Prune.conflicts_with(Prune));
+        assert!(Exclusive.conflicts_with(Backup));
+        assert!(Backup.conflicts_with(Exclusive));
+    }
 }

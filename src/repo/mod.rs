@@ -299,14 +299,17 @@ impl Repository {
 
     /// Load every index object into memory.
     pub async fn load_index(&self) -> Result<Index> {
-        let mut index = Index::default();
+        let mut files = Vec::new();
         for hex in self.list_ids(layout::INDEX).await? {
             let id = IndexId::from_hex(&hex).map_err(|e| RepoError::damaged(format!("index {hex}"), e))?;
-            let file = self.load_index_file(&id).await?;
-            index.add_file(id, &file);
+            match self.load_index_file(&id).await {
+                Ok(file) => files.push((id, file)),
+                // Deleted by a prune between listing and reading: its replacement is listed.
+                Err(RepoError::Storage(e)) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            }
         }
-        index.forget_superseded();
-        Ok(index)
+        Ok(Index::from_files(&files))
     }
 }
 
