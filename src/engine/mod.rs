@@ -6,7 +6,9 @@
 
 pub mod backup;
 pub mod check;
+pub mod forget;
 pub mod ls;
+pub mod prune;
 pub mod restore;
 mod walk;
 

@@ -8,6 +8,8 @@ pub const DATA: &str = "data/";
 pub const INDEX: &str = "index/";
 pub const SNAPSHOTS: &str = "snapshots/";
 pub const LOCKS: &str = "locks/";
+/// Records of packs a prune has taken out of the index and will delete later.
+pub const PRUNE: &str = "prune/";
 
 pub fn key(id: &KeyId) -> String {
     format!("{KEYS}{id}")
@@ -25,6 +27,10 @@ pub fn index(id: &IndexId) -> String {
 
 pub fn snapshot(id: &SnapshotId) -> String {
     format!("{SNAPSHOTS}{id}")
+}
+
+pub fn prune_record(id: &str) -> String {
+    format!("{PRUNE}{id}")
 }
 
 pub fn lock(name: &str) -> String {

@@ -1,0 +1,16 @@
+//! Forget: remove snapshot manifests. Their data stays until `prune` proves it unused.
+
+use super::Result;
+use crate::format::ids::SnapshotId;
+use crate::repo::{Repository, layout};
+
+/// Delete the given snapshots; returns how many were removed.
+pub async fn forget(repo: &Repository, ids: &[SnapshotId]) -> Result<usize> {
+    for id in ids {
+        repo.store()
+            .delete(&layout::snapshot(id))
+            .await
+            .map_err(crate::repo::RepoError::from)?;
+    }
+    Ok(ids.len())
+}
