@@ -6,4 +6,5 @@
 #![forbid(unsafe_code)]
 
 pub mod format;
+pub mod plan;
 pub mod storage;
