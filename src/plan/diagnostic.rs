@@ -145,8 +145,7 @@ impl<'a> Diagnostics<'a> {
 
     /// All problems in file order (line, then column), errors before warnings at one spot.
     pub fn into_sorted(mut self) -> Vec<Diagnostic> {
-        self.found
-            .sort_by(|a, b| (a.line, a.col, a.severity).cmp(&(b.line, b.col, b.severity)));
+        self.found.sort_by_key(|d| (d.line, d.col, d.severity));
         self.found.dedup();
         self.found
     }

@@ -127,7 +127,7 @@ impl<'t, 'i> Fields<'t, 'i> {
             format!(
                 "`{key}` in {} must be {want}, found {}",
                 self.context,
-                value.get_ref().type_str()
+                found(value.get_ref())
             ),
             format!("write it like `{key} = {example}`"),
         );
@@ -275,6 +275,15 @@ impl<'t, 'i> Fields<'t, 'i> {
                 None
             }
         }
+    }
+}
+
+/// How a wrong value is described: numbers as written, anything else by its type.
+fn found(value: &DeValue) -> String {
+    match value {
+        DeValue::Integer(i) => i.as_str().to_string(),
+        DeValue::Float(f) => f.as_str().to_string(),
+        other => other.type_str().to_string(),
     }
 }
 

@@ -18,6 +18,8 @@ use chrono::{DateTime, TimeZone, Utc};
 pub enum ScheduleError {
     #[error("cron expression {expr:?} has {found} fields")]
     FieldCount { expr: String, found: usize },
+    #[error("{expr:?} is not a schedule alias")]
+    UnknownAlias { expr: String },
     #[error("cron expression {expr:?} uses a number for the day of week")]
     NumericWeekday { expr: String },
     #[error("cron expression {expr:?} is invalid: {reason}")]
@@ -32,6 +34,9 @@ impl ScheduleError {
         match self {
             ScheduleError::FieldCount { .. } => {
                 "write 5 fields (\"min hour day month weekday\", e.g. \"0 */6 * * *\"), 6 with seconds first, or an alias such as \"@daily\""
+            }
+            ScheduleError::UnknownAlias { .. } => {
+                "use @hourly, @daily, @weekly, @monthly or @yearly, or a cron expression"
             }
             ScheduleError::NumericWeekday { .. } => {
                 "name the day instead (MON, TUE, WED, THU, FRI, SAT, SUN), e.g. \"0 3 * * SUN\""
@@ -69,7 +74,7 @@ impl Schedule {
         let full = expand(trimmed)?;
         let cron = cron::Schedule::from_str(&full).map_err(|e| ScheduleError::Invalid {
             expr: trimmed.to_string(),
-            reason: e.to_string(),
+            reason: last_line(&e.to_string()),
         })?;
         let max_interval = gaps::longest(&cron).ok_or_else(|| ScheduleError::NeverFires {
             expr: trimmed.to_string(),
@@ -103,10 +108,21 @@ impl fmt::Display for Schedule {
     }
 }
 
+/// The cron crate's errors repeat the expression with a caret; the reason is the last line.
+fn last_line(message: &str) -> String {
+    let line = message.lines().rev().find(|l| !l.trim().is_empty());
+    line.unwrap_or(message).trim().to_string()
+}
+
 /// Turns a 5- or 6-field expression or an alias into the crate's 6-field form.
 fn expand(expr: &str) -> Result<String, ScheduleError> {
     if ALIASES.contains(&expr) {
         return Ok(expr.to_string());
+    }
+    if expr.starts_with('@') {
+        return Err(ScheduleError::UnknownAlias {
+            expr: expr.to_string(),
+        });
     }
     let fields: Vec<&str> = expr.split_whitespace().collect();
     let full = match fields.len() {

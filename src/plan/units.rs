@@ -122,20 +122,15 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     sum(text, size_unit)
 }
 
-/// Renders a duration in the largest units that divide it, e.g. `1d6h`, `30m`, `0s`.
+/// Renders a duration in days, hours, minutes and seconds, e.g. `30d`, `1d6h`, `30m`, `0s`.
+/// Weeks are left out on purpose: `30d` reads better than `4w2d`.
 pub fn format_duration(duration: Duration) -> String {
     let mut secs = duration.as_secs();
     if secs == 0 {
         return "0s".to_string();
     }
     let mut out = String::new();
-    for (scale, unit) in [
-        (WEEK, "w"),
-        (DAY, "d"),
-        (HOUR, "h"),
-        (MINUTE, "m"),
-        (SECOND, "s"),
-    ] {
+    for (scale, unit) in [(DAY, "d"), (HOUR, "h"), (MINUTE, "m"), (SECOND, "s")] {
         if secs >= scale {
             out.push_str(&format!("{}{unit}", secs / scale));
             secs %= scale;
@@ -207,7 +202,7 @@ mod tests {
 
     #[test]
     fn formatting_round_trips_through_parsing() {
-        for text in ["0s", "45s", "30m", "6h", "1d6h", "2w", "1w1d1h1m1s"] {
+        for text in ["0s", "45s", "30m", "6h", "1d6h", "30d", "8d1h1m1s"] {
             let parsed = parse_duration(text).unwrap();
             assert_eq!(format_duration(parsed), text);
         }

@@ -88,9 +88,10 @@ fn paths(fields: &Fields, ctx: &mut Ctx) -> Option<Vec<PathBuf>> {
         );
         return None;
     }
+    let what = format!("{} path", fields.context());
     let resolved = written.iter().map(|p| {
         let path = ctx.resolve(&p.value);
-        ctx.warn_if_missing(p, &path, "path");
+        ctx.warn_if_missing(p, &path, &what);
         path
     });
     Some(resolved.collect())

@@ -53,7 +53,7 @@ fn sources(
     }
     if let Some(path) = fields.string("file", "\"/etc/lifeboat/password\"", ctx.diags) {
         let resolved = ctx.resolve(&path.value);
-        ctx.warn_if_missing(&path, &resolved, "secret file");
+        ctx.warn_if_missing(&path, &resolved, &format!("{context} file"));
         sources.push(SecretSource::File(resolved));
     }
     if let Some(argv) = command(&fields, "command", ctx) {

@@ -54,7 +54,7 @@ impl Ctx<'_, '_> {
         if !resolved.exists() {
             self.diags.warning(
                 &written.span,
-                format!("{what} `{}` does not exist", written.value),
+                format!("{what} `{}` does not exist on this machine", written.value),
                 "create it or correct the path (relative paths start at the plan file's folder)",
             );
         }

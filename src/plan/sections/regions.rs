@@ -35,17 +35,17 @@ fn region(name: RegionName, fields: &Fields, ctx: &mut Ctx) -> Option<Region> {
     let create = fields.bool("create", ctx.diags).unwrap_or(false);
     let written = fields.required_string("address", "\"s3://bucket/prefix\"", ctx.diags)?;
     let address = parse_address(&written, fields.context(), ctx)?;
-    if let (RepoAddress::Local(path), false) = (&address, create) {
-        if !path.exists() {
-            ctx.diags.warning(
-                &written.span,
-                format!(
-                    "repository folder `{}` does not exist and `create` is false",
-                    written.value
-                ),
-                "run `lifeboat init`, or set `create = true` so apply initialises it",
-            );
-        }
+    if let (RepoAddress::Local(path), false) = (&address, create)
+        && !path.exists()
+    {
+        ctx.diags.warning(
+            &written.span,
+            format!(
+                "repository folder `{}` does not exist and `create` is false",
+                written.value
+            ),
+            "run `lifeboat init`, or set `create = true` so apply initialises it",
+        );
     }
     if let (Some(days), false) = (&immutable, matches!(address, RepoAddress::S3 { .. })) {
         ctx.diags.warning(
