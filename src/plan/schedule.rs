@@ -152,7 +152,7 @@ mod gaps {
 
     /// Runs are walked one by one from a fixed start for this long or this many runs.
     const HORIZON_DAYS: i64 = 8 * 366;
-    const MAX_RUNS: usize = 50_000;
+    const MAX_RUNS: usize = 20_000;
     /// Past `MAX_RUNS`, probe the gap around one instant per step for a year.
     const PROBE_STEP_SECS: i64 = 3600;
     const PROBE_DAYS: i64 = 400;
@@ -178,7 +178,7 @@ mod gaps {
                 return longest.to_std().ok();
             }
             if count >= MAX_RUNS {
-                return longest.max(probe(cron, start)).to_std().ok();
+                return longest.max(probe(cron, start, longest)).to_std().ok();
             }
         }
         // Finitely many runs (a year field): the last one leaves no further gap.
@@ -186,9 +186,15 @@ mod gaps {
     }
 
     /// For dense schedules: the gap around one instant per step, skipping known gaps.
-    fn probe(cron: &cron::Schedule, start: DateTime<Utc>) -> chrono::Duration {
+    /// Every gap longer than the step contains a probe, and a gap no longer than
+    /// `seen` (already measured) cannot raise the answer, so the step may be that long.
+    fn probe(
+        cron: &cron::Schedule,
+        start: DateTime<Utc>,
+        seen: chrono::Duration,
+    ) -> chrono::Duration {
         let end = start + chrono::Duration::days(PROBE_DAYS);
-        let step = chrono::Duration::seconds(PROBE_STEP_SECS);
+        let step = chrono::Duration::seconds(PROBE_STEP_SECS).max(seen);
         let mut longest = chrono::Duration::zero();
         let mut at = start;
         while at < end {

@@ -199,12 +199,12 @@ fn restore(fields: &Fields, ctx: &mut Ctx) -> Option<StepAction> {
 
 fn probe(fields: &Fields, ctx: &mut Ctx) -> Option<Probe> {
     let url = fields.string("url", "\"https://api.example.com/healthz\"", ctx.diags);
-    let status = fields.count("expect_status", "200", ctx.diags);
+    let status = expect_status(fields, ctx);
     let command = command(fields, "command", ctx);
     match (url, command) {
         (Some(url), None) if fields.get("command").is_none() => Some(Probe::Http {
             url: url.value,
-            expect_status: status.and_then(|s| u16::try_from(s.value).ok()),
+            expect_status: status?,
         }),
         (None, Some(argv)) if fields.get("url").is_none() => Some(Probe::Command(argv)),
         (None, None) if fields.get("url").is_some() || fields.get("command").is_some() => None,
@@ -217,6 +217,29 @@ fn probe(fields: &Fields, ctx: &mut Ctx) -> Option<Probe> {
                 &fields.span(),
                 message,
                 "probe either an HTTP URL or a command, not both or neither",
+            );
+            None
+        }
+    }
+}
+
+/// `Some(None)` when absent, `None` when written wrong (already reported).
+fn expect_status(fields: &Fields, ctx: &mut Ctx) -> Option<Option<u16>> {
+    let Some(written) = fields.count("expect_status", "200", ctx.diags) else {
+        return fields.get("expect_status").is_none().then_some(None);
+    };
+    match u16::try_from(written.value) {
+        Ok(code) if (100..=599).contains(&code) => Some(Some(code)),
+        _ => {
+            let message = format!(
+                "`expect_status` in {} is {}, not an HTTP status",
+                fields.context(),
+                written.value
+            );
+            ctx.diags.error(
+                &written.span,
+                message,
+                "write a status from 100 to 599, e.g. 200",
             );
             None
         }
