@@ -97,3 +97,53 @@ fn shipped_plans_and_examples_have_no_errors() {
         "expected the ML platform plan and the quick start, validated {checked}"
     );
 }
+
+#[test]
+fn the_ml_platform_plan_becomes_the_model_execution_uses() {
+    use lifeboat::plan::{DatasetKind, RepoAddress, StepAction};
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/ml-platform.toml");
+    let (plan, _) = validate(&file);
+    let plan = plan.expect("the shipped plan validates");
+    assert_eq!(plan.regions.len(), 3);
+    let on_prem = plan
+        .regions
+        .values()
+        .find(|r| r.name.as_str() == "on-prem")
+        .expect("on-prem region");
+    assert_eq!(
+        on_prem.address,
+        RepoAddress::S3 {
+            bucket: "lifeboat".into(),
+            prefix: "ml-platform".into(),
+            endpoint: Some("https://minio.dc1.internal:9000".into()),
+            region: Some("dc1".into()),
+        }
+    );
+    let checkpoints = plan
+        .datasets
+        .values()
+        .find(|d| d.kind == DatasetKind::Model)
+        .expect("a model dataset");
+    assert_eq!(checkpoints.retention.keep_last, 5);
+    assert_eq!(checkpoints.schedule.max_interval().as_secs(), 2 * 3600);
+    let failover = plan.playbooks.values().next().expect("a playbook");
+    let kinds: Vec<&str> = failover
+        .steps
+        .iter()
+        .map(|s| match s.action {
+            StepAction::Restore { .. } => "restore",
+            StepAction::Probe(_) => "probe",
+            StepAction::Repoint { .. } => "repoint",
+            StepAction::Command { .. } => "command",
+            StepAction::Wait { .. } => "wait",
+            StepAction::Notify { .. } => "notify",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "notify", "restore", "command", "probe", "repoint", "wait", "notify"
+        ]
+    );
+    assert_eq!(failover.rollback.len(), 1);
+}
