@@ -2,11 +2,13 @@
 //!
 //! Layers, lowest first (see `docs/architecture.md`): `format` (pure encoding and
 //! crypto), `storage` (bytes by key), `repo` (one repository), `engine` (backup,
-//! restore, check, prune), `plan` (validated TOML model), and `cli` on top.
+//! restore, check, prune), `plan` (validated TOML model), `apply` (carry out a plan),
+//! and `cli` on top.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod engine;
 pub mod format;
+pub mod plan;
 pub mod repo;
 pub mod storage;

@@ -1,0 +1,277 @@
+//! The validated plan: what execution code sees instead of TOML.
+//!
+//! Every value here has been checked: names are valid, references resolve, paths are
+//! absolute, schedules parse, durations are numbers. Code that runs backups, verifies or
+//! drills takes a `Plan` and never re-checks. New sections (alerts, say) are added as
+//! another map of named, validated values beside the ones below.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::format::names::{DatasetName, RegionName, Tag};
+
+use super::retention::Retention;
+use super::schedule::Schedule;
+
+macro_rules! plan_name {
+    ($(#[$doc:meta])* $ty:ident) => {
+        $(#[$doc])*
+        /// Same rules as every other name: 1-64 letters, digits, `-`, `_`, `.`.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $ty(String);
+
+        impl $ty {
+            pub fn new(name: &str) -> Option<Self> {
+                Tag::new(name).ok().map(|_| Self(name.to_string()))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+plan_name!(
+    /// The name of a `[verify.NAME]` policy.
+    VerifyName
+);
+plan_name!(
+    /// The name of an `[endpoints.NAME]` entry.
+    EndpointName
+);
+plan_name!(
+    /// The name of a `[playbooks.NAME]` entry.
+    PlaybookName
+);
+
+/// A whole plan file, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The plan file as it was given to `validate`.
+    pub file: PathBuf,
+    pub version: u32,
+    pub key: KeySource,
+    pub regions: BTreeMap<RegionName, Region>,
+    pub datasets: BTreeMap<DatasetName, Dataset>,
+    pub verify: BTreeMap<VerifyName, VerifyPolicy>,
+    pub endpoints: BTreeMap<EndpointName, Endpoint>,
+    pub playbooks: BTreeMap<PlaybookName, Playbook>,
+}
+
+/// Where a secret comes from, never the secret itself. Sources are tried in order
+/// (`env`, then `file`, then `command`); the first that yields a value wins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySource {
+    pub sources: Vec<SecretSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// An environment variable's name.
+    Env(String),
+    /// A file whose first line is the secret (absolute path).
+    File(PathBuf),
+    /// A program and its arguments, run without a shell; its first output line.
+    Command(Vec<String>),
+}
+
+/// One repository location and how it may be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Region {
+    pub name: RegionName,
+    pub address: RepoAddress,
+    pub storage_class: Option<String>,
+    /// Object Lock retention in days; `None` for mutable storage.
+    pub immutable_days: Option<u32>,
+    /// Whether `apply` may initialise the repository if it does not exist.
+    pub create: bool,
+}
+
+/// A repository address, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepoAddress {
+    /// A local directory (absolute).
+    Local(PathBuf),
+    S3 {
+        bucket: String,
+        prefix: String,
+        endpoint: Option<String>,
+        region: Option<String>,
+    },
+    Memory(String),
+}
+
+impl RepoAddress {
+    /// The address in the URL form the storage layer accepts.
+    pub fn to_url(&self) -> String {
+        match self {
+            RepoAddress::Local(path) => format!("file://{}", path.display()),
+            RepoAddress::Memory(name) => format!("memory://{name}"),
+            RepoAddress::S3 {
+                bucket,
+                prefix,
+                endpoint,
+                region,
+            } => {
+                let query: Vec<String> = [("endpoint", endpoint), ("region", region)]
+                    .into_iter()
+                    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+                    .collect();
+                let query = if query.is_empty() {
+                    String::new()
+                } else {
+                    format!("?{}", query.join("&"))
+                };
+                format!("s3://{bucket}/{prefix}{query}")
+            }
+        }
+    }
+}
+
+/// What a dataset holds; `Model` marks checkpoints (large, write-once files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatasetKind {
+    Files,
+    Model,
+}
+
+/// Something to protect: which paths, how often, where to, for how long.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    pub name: DatasetName,
+    /// Absolute paths (relative ones resolved against the plan file's directory).
+    pub paths: Vec<PathBuf>,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub kind: DatasetKind,
+    pub schedule: Schedule,
+    pub regions: Vec<RegionName>,
+    pub retention: Retention,
+    /// The recovery point objective: the most data, in time, that may be lost.
+    pub rpo: Duration,
+    pub tags: Vec<Tag>,
+    /// Whether each snapshot's manifest is signed.
+    pub sign: bool,
+}
+
+/// A scheduled test restore.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifyPolicy {
+    pub name: VerifyName,
+    pub schedule: Schedule,
+    /// The datasets to verify (all of the plan's when the plan does not say).
+    pub datasets: Vec<DatasetName>,
+    /// The regions to verify from (all of the plan's when the plan does not say).
+    pub regions: Vec<RegionName>,
+    /// The share of files restored and compared each run, in (0, 1].
+    pub sample_fraction: f64,
+    /// Where test restores are written (absolute); a temporary directory when `None`.
+    pub scratch: Option<PathBuf>,
+}
+
+/// How traffic for one service is re-pointed, and the address per region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub name: EndpointName,
+    pub provider: Provider,
+    /// What the endpoint points at when a region serves (an IP, host, URL, ...).
+    pub targets: BTreeMap<RegionName, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsRecordType {
+    A,
+    Aaaa,
+    Cname,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provider {
+    /// An RFC 2136 dynamic update of one record.
+    Dns {
+        server: String,
+        zone: String,
+        record: String,
+        record_type: DnsRecordType,
+        ttl: Duration,
+        tsig_key_name: Option<String>,
+        tsig_secret: Option<KeySource>,
+    },
+    /// Rewrite a file atomically, then optionally run a reload command.
+    File {
+        path: PathBuf,
+        reload: Option<Vec<String>>,
+    },
+    /// Send the target to an HTTP API.
+    Http {
+        url: String,
+        method: String,
+        token: Option<KeySource>,
+    },
+    /// Run a program with the target as its last argument.
+    Command { command: Vec<String> },
+}
+
+/// An ordered recovery procedure with a time objective.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Playbook {
+    pub name: PlaybookName,
+    pub description: Option<String>,
+    /// The recovery time objective for the whole playbook.
+    pub rto: Duration,
+    pub steps: Vec<Step>,
+    /// Steps run, in order, if a step fails.
+    pub rollback: Vec<Step>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub name: Option<String>,
+    pub timeout: Option<Duration>,
+    pub action: StepAction,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepAction {
+    Restore {
+        dataset: DatasetName,
+        /// `None`: whichever region is reachable.
+        region: Option<RegionName>,
+        snapshot: String,
+        target: PathBuf,
+    },
+    Probe(Probe),
+    Repoint {
+        endpoint: EndpointName,
+        to: RegionName,
+    },
+    Command {
+        command: Vec<String>,
+    },
+    Wait {
+        duration: Duration,
+    },
+    Notify {
+        message: String,
+        url: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    /// GET the URL; success is the given status, or any 2xx.
+    Http {
+        url: String,
+        expect_status: Option<u16>,
+    },
+    /// Run the program; success is exit status 0.
+    Command(Vec<String>),
+}

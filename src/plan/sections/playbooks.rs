@@ -1,0 +1,329 @@
+//! `[playbooks.NAME]`: ordered recovery steps with a recovery time objective.
+//!
+//! Steps are an array of tables (`[[playbooks.NAME.steps]]`) because their order is the
+//! procedure; each step's `kind` decides which other keys it accepts.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use toml::de::DeTable;
+
+use super::key::command;
+use super::{Ctx, Named};
+use crate::format::names::{DatasetName, RegionName};
+use crate::plan::model::{EndpointName, Playbook, PlaybookName, Probe, Step, StepAction};
+use crate::plan::reader::{At, Fields};
+use crate::plan::units::format_duration;
+
+const PLAYBOOK_KEYS: [&str; 4] = ["description", "rto", "steps", "rollback"];
+const STEP_COMMON: [&str; 3] = ["kind", "name", "timeout"];
+const KINDS: &str = "restore, probe, repoint, command, wait or notify";
+
+pub fn section(tables: &Named, ctx: &mut Ctx) -> BTreeMap<PlaybookName, Playbook> {
+    let mut out = BTreeMap::new();
+    for (name, table, span) in tables {
+        let Some(playbook_name) = PlaybookName::new(&name.value) else {
+            ctx.bad_name("playbook", name);
+            continue;
+        };
+        let context = format!("[playbooks.{}]", name.value);
+        let fields = Fields::new(table, span.clone(), context, &PLAYBOOK_KEYS, ctx.diags);
+        if let Some(playbook) = playbook(playbook_name.clone(), &fields, ctx) {
+            out.insert(playbook_name, playbook);
+        }
+    }
+    out
+}
+
+fn playbook(name: PlaybookName, fields: &Fields, ctx: &mut Ctx) -> Option<Playbook> {
+    let description = fields
+        .string("description", "\"Fail over to us-east\"", ctx.diags)
+        .map(|d| d.value);
+    let rto = fields.duration("rto", "\"1h\"", ctx.diags);
+    if fields.get("rto").is_none() {
+        fields.missing("rto", "\"1h\"", ctx.diags);
+    }
+    let steps = steps(fields, "steps", ctx);
+    if fields.get("steps").is_none() {
+        fields.missing(
+            "steps",
+            "[{ kind = \"restore\", dataset = \"...\", target = \"...\" }]",
+            ctx.diags,
+        );
+    }
+    let rollback = steps_or_empty(fields, ctx);
+    let (rto, steps) = (rto?, steps?);
+    warn_waits_exceed_rto(&steps, &rto, fields.context(), ctx);
+    Some(Playbook {
+        name,
+        description,
+        rto: rto.value,
+        steps,
+        rollback: rollback?,
+    })
+}
+
+fn steps_or_empty(fields: &Fields, ctx: &mut Ctx) -> Option<Vec<Step>> {
+    match fields.get("rollback") {
+        None => Some(Vec::new()),
+        Some(_) => steps(fields, "rollback", ctx),
+    }
+}
+
+/// An array of step tables; every step is built so every problem is reported.
+fn steps(fields: &Fields, key: &str, ctx: &mut Ctx) -> Option<Vec<Step>> {
+    let value = fields.get(key)?;
+    let Some(items) = value.get_ref().as_array() else {
+        let message = format!("`{key}` in {} must be a list of steps", fields.context());
+        let fix = format!(
+            "write each step as a [[{}.{key}]] section",
+            fields.context().trim_matches(['[', ']'])
+        );
+        ctx.diags.error(&value.span(), message, fix);
+        return None;
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (index, item) in items.iter().enumerate() {
+        let context = format!("{key} #{} of {}", index + 1, fields.context());
+        match item.get_ref().as_table() {
+            Some(table) => match step(table, item.span(), context, ctx) {
+                Some(step) => out.push(step),
+                None => ok = false,
+            },
+            None => {
+                ctx.diags.error(
+                    &item.span(),
+                    format!("{context} is not a table"),
+                    "write it as `{ kind = \"wait\", duration = \"30s\" }`",
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+fn step_keys(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "restore" => &["dataset", "region", "snapshot", "target"],
+        "probe" => &["url", "expect_status", "command"],
+        "repoint" => &["endpoint", "to"],
+        "command" => &["command"],
+        "wait" => &["duration"],
+        "notify" => &["message", "url"],
+        _ => &[
+            "dataset",
+            "region",
+            "snapshot",
+            "target",
+            "url",
+            "expect_status",
+            "command",
+            "endpoint",
+            "to",
+            "duration",
+            "message",
+        ],
+    }
+}
+
+fn step(
+    table: &DeTable,
+    span: std::ops::Range<usize>,
+    context: String,
+    ctx: &mut Ctx,
+) -> Option<Step> {
+    let kind = table
+        .get("kind")
+        .and_then(|v| v.get_ref().as_str())
+        .unwrap_or("");
+    let known: Vec<&str> = STEP_COMMON.iter().chain(step_keys(kind)).copied().collect();
+    let fields = Fields::new(table, span, context, &known, ctx.diags);
+    let name = fields
+        .string("name", "\"restore checkpoints\"", ctx.diags)
+        .map(|n| n.value);
+    let timeout = fields
+        .duration("timeout", "\"10m\"", ctx.diags)
+        .map(|t| t.value);
+    let kind = fields.required_string("kind", "\"restore\"", ctx.diags)?;
+    let action = match kind.value.as_str() {
+        "restore" => restore(&fields, ctx),
+        "probe" => probe(&fields, ctx).map(StepAction::Probe),
+        "repoint" => repoint(&fields, ctx),
+        "command" => required_command(&fields, ctx).map(|command| StepAction::Command { command }),
+        "wait" => required_duration(&fields, "duration", ctx)
+            .map(|duration| StepAction::Wait { duration }),
+        "notify" => notify(&fields, ctx),
+        other => {
+            let message = format!(
+                "{} has kind `{other}`, which is not a step kind",
+                fields.context()
+            );
+            ctx.diags
+                .error(&kind.span, message, format!("use one of: {KINDS}"));
+            None
+        }
+    };
+    Some(Step {
+        name,
+        timeout,
+        action: action?,
+    })
+}
+
+fn restore(fields: &Fields, ctx: &mut Ctx) -> Option<StepAction> {
+    let dataset = fields.required_string("dataset", "\"model-checkpoints\"", ctx.diags);
+    let region = fields.string("region", "\"us-east\"", ctx.diags);
+    let snapshot = fields
+        .string("snapshot", "\"latest\"", ctx.diags)
+        .map_or("latest".into(), |s| s.value);
+    let target = fields.required_string("target", "\"/srv/restore\"", ctx.diags);
+    let dataset = dataset?;
+    let defined = ctx.datasets.clone();
+    let dataset_ok = ctx.check_ref("dataset", &dataset, &defined, fields.context());
+    let defined = ctx.regions.clone();
+    let region_ok = region
+        .as_ref()
+        .is_none_or(|r| ctx.check_ref("region", r, &defined, fields.context()));
+    if !(dataset_ok && region_ok) {
+        return None;
+    }
+    Some(StepAction::Restore {
+        dataset: DatasetName::new(&dataset.value).ok()?,
+        region: region.and_then(|r| RegionName::new(&r.value).ok()),
+        snapshot,
+        target: ctx.resolve(&target?.value),
+    })
+}
+
+fn probe(fields: &Fields, ctx: &mut Ctx) -> Option<Probe> {
+    let url = fields.string("url", "\"https://api.example.com/healthz\"", ctx.diags);
+    let status = expect_status(fields, ctx);
+    let command = command(fields, "command", ctx);
+    match (url, command) {
+        (Some(url), None) if fields.get("command").is_none() => Some(Probe::Http {
+            url: url.value,
+            expect_status: status?,
+        }),
+        (None, Some(argv)) if fields.get("url").is_none() => Some(Probe::Command(argv)),
+        (None, None) if fields.get("url").is_some() || fields.get("command").is_some() => None,
+        _ => {
+            let message = format!(
+                "{} needs exactly one of `url` or `command`",
+                fields.context()
+            );
+            ctx.diags.error(
+                &fields.span(),
+                message,
+                "probe either an HTTP URL or a command, not both or neither",
+            );
+            None
+        }
+    }
+}
+
+/// `Some(None)` when absent, `None` when written wrong (already reported).
+fn expect_status(fields: &Fields, ctx: &mut Ctx) -> Option<Option<u16>> {
+    let Some(written) = fields.count("expect_status", "200", ctx.diags) else {
+        return fields.get("expect_status").is_none().then_some(None);
+    };
+    match u16::try_from(written.value) {
+        Ok(code) if (100..=599).contains(&code) => Some(Some(code)),
+        _ => {
+            let message = format!(
+                "`expect_status` in {} is {}, not an HTTP status",
+                fields.context(),
+                written.value
+            );
+            ctx.diags.error(
+                &written.span,
+                message,
+                "write a status from 100 to 599, e.g. 200",
+            );
+            None
+        }
+    }
+}
+
+fn repoint(fields: &Fields, ctx: &mut Ctx) -> Option<StepAction> {
+    let endpoint = fields.required_string("endpoint", "\"inference-api\"", ctx.diags)?;
+    let to = fields.required_string("to", "\"us-east\"", ctx.diags)?;
+    let endpoints = ctx.endpoints.keys().cloned().collect();
+    if !ctx.check_ref("endpoint", &endpoint, &endpoints, fields.context()) {
+        return None;
+    }
+    let targets = ctx
+        .endpoints
+        .get(&endpoint.value)
+        .cloned()
+        .unwrap_or_default();
+    if !targets.contains(&to.value) {
+        let message = format!(
+            "{} re-points `{}` to `{}`, but that endpoint has no target there",
+            fields.context(),
+            endpoint.value,
+            to.value
+        );
+        ctx.diags.error(
+            &to.span,
+            message,
+            format!(
+                "add `{}` to `targets` in [endpoints.{}]",
+                to.value, endpoint.value
+            ),
+        );
+        return None;
+    }
+    Some(StepAction::Repoint {
+        endpoint: EndpointName::new(&endpoint.value)?,
+        to: RegionName::new(&to.value).ok()?,
+    })
+}
+
+fn required_command(fields: &Fields, ctx: &mut Ctx) -> Option<Vec<String>> {
+    if fields.get("command").is_none() {
+        fields.missing("command", "[\"prog\", \"arg\"]", ctx.diags);
+    }
+    command(fields, "command", ctx)
+}
+
+fn required_duration(fields: &Fields, key: &str, ctx: &mut Ctx) -> Option<Duration> {
+    if fields.get(key).is_none() {
+        fields.missing(key, "\"30s\"", ctx.diags);
+    }
+    fields.duration(key, "\"30s\"", ctx.diags).map(|d| d.value)
+}
+
+fn notify(fields: &Fields, ctx: &mut Ctx) -> Option<StepAction> {
+    let message =
+        fields.required_string("message", "\"failover to us-east started\"", ctx.diags)?;
+    let url = fields
+        .string("url", "\"https://hooks.example.com/ops\"", ctx.diags)
+        .map(|u| u.value);
+    Some(StepAction::Notify {
+        message: message.value,
+        url,
+    })
+}
+
+fn warn_waits_exceed_rto(steps: &[Step], rto: &At<Duration>, context: &str, ctx: &mut Ctx) {
+    let waited: Duration = steps
+        .iter()
+        .filter_map(|s| match s.action {
+            StepAction::Wait { duration } => Some(duration),
+            _ => None,
+        })
+        .sum();
+    if waited > rto.value {
+        ctx.diags.warning(
+            &rto.span,
+            format!(
+                "the waits in {context} add up to {}, longer than its rto of {}",
+                format_duration(waited),
+                format_duration(rto.value)
+            ),
+            "shorten the wait steps or raise `rto`",
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! Plan validation end to end: broken fixtures render exactly the expected diagnostics,
+//! and every plan shipped with Lifeboat validates without errors.
+
+use std::path::{Path, PathBuf};
+
+use lifeboat::plan::{Diagnostic, validate, validate_path};
+
+/// Renders diagnostics with the file named as given, without its folder.
+fn render(diags: &[Diagnostic]) -> String {
+    diags
+        .iter()
+        .map(|d| {
+            let mut d = d.clone();
+            d.file = d.file.file_name().map(PathBuf::from).unwrap_or_default();
+            format!("{d}\n")
+        })
+        .collect()
+}
+
+fn golden_fixtures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/golden exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn broken_plans_render_exactly_the_expected_diagnostics() {
+    let mut mismatches = Vec::new();
+    for fixture in golden_fixtures() {
+        let (plan, diags) = validate(&fixture);
+        let got = render(&diags);
+        let expected_file = fixture.with_extension("expected");
+        if std::env::var_os("LIFEBOAT_BLESS").is_some() {
+            std::fs::write(&expected_file, &got).expect("write expected");
+        }
+        let expected = std::fs::read_to_string(&expected_file).unwrap_or_default();
+        if got != expected {
+            mismatches.push(format!(
+                "{}:\n--- expected\n{expected}--- got\n{got}",
+                fixture.display()
+            ));
+        }
+        let has_errors = diags.iter().any(Diagnostic::is_error);
+        assert_eq!(
+            plan.is_some(),
+            !has_errors,
+            "{}: a plan with errors must yield no Plan",
+            fixture.display()
+        );
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[test]
+fn a_plan_with_only_warnings_still_validates() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/warnings_only.toml");
+    let (plan, diags) = validate(&fixture);
+    assert!(
+        !diags.is_empty() && diags.iter().all(|d| !d.is_error()),
+        "{diags:?}"
+    );
+    let plan = plan.expect("warnings alone do not reject a plan");
+    let dataset = plan.datasets.values().next().expect("one dataset");
+    assert!(
+        dataset.paths.iter().all(|p| p.is_absolute()),
+        "{:?}",
+        dataset.paths
+    );
+}
+
+#[test]
+fn shipped_plans_and_examples_have_no_errors() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for target in [root.join("plans"), root.join("examples")] {
+        let (plans, diags) = validate_path(&target);
+        let errors: Vec<String> = diags
+            .iter()
+            .filter(|d| d.is_error())
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "errors in {}:\n{}",
+            target.display(),
+            errors.join("\n")
+        );
+        checked += plans.len();
+    }
+    assert!(
+        checked >= 2,
+        "expected the ML platform plan and the quick start, validated {checked}"
+    );
+}
+
+#[test]
+fn the_ml_platform_plan_becomes_the_model_execution_uses() {
+    use lifeboat::plan::{DatasetKind, RepoAddress, StepAction};
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/ml-platform.toml");
+    let (plan, _) = validate(&file);
+    let plan = plan.expect("the shipped plan validates");
+    assert_eq!(plan.regions.len(), 3);
+    let on_prem = plan
+        .regions
+        .values()
+        .find(|r| r.name.as_str() == "on-prem")
+        .expect("on-prem region");
+    assert_eq!(
+        on_prem.address,
+        RepoAddress::S3 {
+            bucket: "lifeboat".into(),
+            prefix: "ml-platform".into(),
+            endpoint: Some("https://minio.dc1.internal:9000".into()),
+            region: Some("dc1".into()),
+        }
+    );
+    let checkpoints = plan
+        .datasets
+        .values()
+        .find(|d| d.kind == DatasetKind::Model)
+        .expect("a model dataset");
+    assert_eq!(checkpoints.retention.keep_last, 5);
+    assert_eq!(checkpoints.schedule.max_interval().as_secs(), 2 * 3600);
+    let failover = plan.playbooks.values().next().expect("a playbook");
+    let kinds: Vec<&str> = failover
+        .steps
+        .iter()
+        .map(|s| match s.action {
+            StepAction::Restore { .. } => "restore",
+            StepAction::Probe(_) => "probe",
+            StepAction::Repoint { .. } => "repoint",
+            StepAction::Command { .. } => "command",
+            StepAction::Wait { .. } => "wait",
+            StepAction::Notify { .. } => "notify",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "notify", "restore", "command", "probe", "repoint", "wait", "notify"
+        ]
+    );
+    assert_eq!(failover.rollback.len(), 1);
+}
