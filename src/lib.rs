@@ -6,6 +6,7 @@
 //! and `cli` on top.
 #![forbid(unsafe_code)]
 
+pub mod apply;
 pub mod cli;
 pub mod engine;
 pub mod format;

@@ -60,17 +60,10 @@ fn broken_plans_render_exactly_the_expected_diagnostics() {
 fn a_plan_with_only_warnings_still_validates() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/warnings_only.toml");
     let (plan, diags) = validate(&fixture);
-    assert!(
-        !diags.is_empty() && diags.iter().all(|d| !d.is_error()),
-        "{diags:?}"
-    );
+    assert!(!diags.is_empty() && diags.iter().all(|d| !d.is_error()), "{diags:?}");
     let plan = plan.expect("warnings alone do not reject a plan");
     let dataset = plan.datasets.values().next().expect("one dataset");
-    assert!(
-        dataset.paths.iter().all(|p| p.is_absolute()),
-        "{:?}",
-        dataset.paths
-    );
+    assert!(dataset.paths.iter().all(|p| p.is_absolute()), "{:?}", dataset.paths);
 }
 
 #[test]
@@ -79,11 +72,7 @@ fn shipped_plans_and_examples_have_no_errors() {
     let mut checked = 0;
     for target in [root.join("plans"), root.join("examples")] {
         let (plans, diags) = validate_path(&target);
-        let errors: Vec<String> = diags
-            .iter()
-            .filter(|d| d.is_error())
-            .map(ToString::to_string)
-            .collect();
+        let errors: Vec<String> = diags.iter().filter(|d| d.is_error()).map(ToString::to_string).collect();
         assert!(
             errors.is_empty(),
             "errors in {}:\n{}",
@@ -141,9 +130,7 @@ fn the_ml_platform_plan_becomes_the_model_execution_uses() {
         .collect();
     assert_eq!(
         kinds,
-        [
-            "notify", "restore", "command", "probe", "repoint", "wait", "notify"
-        ]
+        ["notify", "restore", "command", "probe", "repoint", "wait", "notify"]
     );
     assert_eq!(failover.rollback.len(), 1);
 }

@@ -89,11 +89,30 @@ pub enum Command {
         snapshot: String,
     },
     /// Restore a snapshot into a directory, verifying every byte.
+    ///
+    /// Either from one repository (`--repo URL SNAPSHOT`) or by plan
+    /// (`--plan P --dataset D [--region R] [--snapshot S]`), which picks a reachable
+    /// region holding the newest snapshot unless told otherwise.
     Restore {
-        #[command(flatten)]
-        repo: RepoArg,
+        #[arg(
+            long,
+            short = 'r',
+            env = "LIFEBOAT_REPO",
+            value_name = "URL",
+            conflicts_with = "plan"
+        )]
+        repo: Option<String>,
         /// Snapshot id (or unique prefix), or `latest`.
-        snapshot: String,
+        #[arg(value_name = "SNAPSHOT")]
+        snapshot_arg: Option<String>,
+        #[arg(long, value_name = "PLAN.toml", requires = "dataset")]
+        plan: Option<PathBuf>,
+        #[arg(long, requires = "plan")]
+        dataset: Option<String>,
+        #[arg(long, requires = "plan")]
+        region: Option<String>,
+        #[arg(long, requires = "plan")]
+        snapshot: Option<String>,
         /// Directory to restore into (created if missing).
         #[arg(long)]
         target: PathBuf,
@@ -111,6 +130,75 @@ pub enum Command {
         /// Download and verify this percentage of packs, chosen at random.
         #[arg(long, value_name = "PCT")]
         read_data_subset: Option<f64>,
+    },
+    /// Remove snapshots by retention policy (grouped by dataset, host and paths).
+    Forget {
+        #[command(flatten)]
+        repo: RepoArg,
+        #[arg(long, default_value_t = 0)]
+        keep_last: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_hourly: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_daily: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_weekly: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_monthly: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_yearly: u32,
+        /// Keep everything younger than this (relative to the newest snapshot), e.g. 7d.
+        #[arg(long, value_name = "DURATION")]
+        keep_within: Option<String>,
+        /// Keep every snapshot with this tag (repeatable).
+        #[arg(long = "keep-tag")]
+        keep_tags: Vec<String>,
+        /// Only consider snapshots of this dataset.
+        #[arg(long)]
+        dataset: Option<String>,
+        /// Only consider snapshots with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// List what would be kept and removed, and why; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Prune right after forgetting.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Delete data no snapshot uses; safe while backups run.
+    Prune {
+        #[command(flatten)]
+        repo: RepoArg,
+        /// Repack packs with more than this percentage of unused bytes.
+        #[arg(long, default_value_t = 20.0)]
+        max_unused: f64,
+        /// Wait at least this long between taking data out of the index and deleting it.
+        #[arg(long, default_value = "0s")]
+        grace: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Check plan files and report every problem at once.
+    Validate {
+        #[arg(value_name = "PLAN.toml|DIR")]
+        path: PathBuf,
+    },
+    /// Show what a plan would do now: due backups, lagging regions, RPO violations.
+    Plan {
+        #[arg(value_name = "PLAN.toml")]
+        path: PathBuf,
+    },
+    /// Do a plan's due work now: back up, apply retention, prune.
+    Apply {
+        #[arg(value_name = "PLAN.toml")]
+        path: PathBuf,
+        /// Only this dataset.
+        #[arg(long)]
+        dataset: Option<String>,
+        /// Back up even datasets that are not due.
+        #[arg(long)]
+        force: bool,
     },
     /// Remove stale locks left by killed processes.
     Unlock {

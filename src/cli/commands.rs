@@ -6,16 +6,20 @@ use super::CliError;
 use super::args::{Cli, Command, KeyAction, RepoArg};
 use super::output::{self, Bar, bytes, duration_ms};
 use super::password::PasswordArgs;
+use crate::apply::retention::Filter;
 use crate::engine::backup::{BackupOptions, backup};
 use crate::engine::check::{CheckOptions, check};
+use crate::engine::prune::PruneOptions;
 use crate::engine::restore::{RestoreOptions, restore};
 use crate::engine::{Progress, ls};
 use crate::format::crypto::{Cipher, KdfParams};
 use crate::format::names::{DatasetName, Tag};
+use crate::plan::Retention;
+use crate::plan::units::parse_duration;
 use crate::repo::{InitOptions, Repository, lock};
 use crate::storage::{self, Store};
 
-type Result<T> = std::result::Result<T, CliError>;
+pub(super) type Result<T> = std::result::Result<T, CliError>;
 
 pub async fn run(cli: Cli) -> Result<i32> {
     let ctx = Ctx {
@@ -44,6 +48,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             let opts = BackupOptions {
                 paths,
                 excludes,
+                includes: Vec::new(),
                 tags: parse_names(&tags, Tag::new)?,
                 dataset: dataset.as_deref().map(DatasetName::new).transpose().map_err(bad)?,
                 host,
@@ -57,10 +62,80 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Ls { repo, snapshot } => ctx.ls(&repo, &snapshot).await,
         Command::Restore {
             repo,
+            snapshot_arg,
+            plan,
+            dataset,
+            region,
             snapshot,
             target,
             include,
-        } => ctx.restore(&repo, &snapshot, RestoreOptions { target, include }).await,
+        } => {
+            let opts = RestoreOptions { target, include };
+            match (repo, plan, dataset) {
+                (Some(repo), None, _) => {
+                    let spec = snapshot_arg.ok_or_else(|| bad("name the snapshot to restore, or `latest`"))?;
+                    ctx.restore(&RepoArg { repo }, &spec, opts).await
+                }
+                (None, Some(plan), Some(dataset)) => {
+                    let spec = snapshot.or(snapshot_arg);
+                    ctx.restore_by_plan(&plan, &dataset, region.as_deref(), spec.as_deref(), opts)
+                        .await
+                }
+                _ => Err(bad("restore needs --repo URL SNAPSHOT, or --plan PLAN --dataset NAME")),
+            }
+        }
+        Command::Forget {
+            repo,
+            keep_last,
+            keep_hourly,
+            keep_daily,
+            keep_weekly,
+            keep_monthly,
+            keep_yearly,
+            keep_within,
+            keep_tags,
+            dataset,
+            tag,
+            dry_run,
+            prune,
+        } => {
+            let policy = Retention {
+                keep_last,
+                keep_hourly,
+                keep_daily,
+                keep_weekly,
+                keep_monthly,
+                keep_yearly,
+                keep_within: keep_within.as_deref().map(parse_duration).transpose().map_err(bad)?,
+                keep_tags: parse_names(&keep_tags, Tag::new)?,
+            };
+            let filter = Filter {
+                dataset: dataset.as_deref().map(DatasetName::new).transpose().map_err(bad)?,
+                tag: tag.as_deref().map(Tag::new).transpose().map_err(bad)?,
+            };
+            ctx.forget(&repo, &policy, &filter, dry_run, prune).await
+        }
+        Command::Prune {
+            repo,
+            max_unused,
+            grace,
+            dry_run,
+        } => {
+            if !(0.0..=100.0).contains(&max_unused) {
+                return Err(bad(format!(
+                    "--max-unused {max_unused} is not a percentage between 0 and 100"
+                )));
+            }
+            let opts = PruneOptions {
+                max_unused_percent: max_unused,
+                grace: parse_duration(&grace).map_err(bad)?,
+                dry_run,
+            };
+            ctx.prune(&repo, &opts).await
+        }
+        Command::Validate { path } => ctx.validate(&path),
+        Command::Plan { path } => ctx.plan(&path).await,
+        Command::Apply { path, dataset, force } => ctx.apply(&path, dataset.as_deref(), force).await,
         Command::Check {
             repo,
             read_data,
@@ -82,7 +157,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-fn bad(e: impl std::fmt::Display) -> CliError {
+pub(super) fn bad(e: impl std::fmt::Display) -> CliError {
     CliError::BadInput(e.to_string())
 }
 
@@ -117,21 +192,21 @@ fn parse_size(s: &str) -> Result<u32> {
         .ok_or_else(|| CliError::BadInput(format!("pack size {s:?} must be between 1MiB and 1GiB")))
 }
 
-struct Ctx {
-    json: bool,
-    progress: bool,
-    password: PasswordArgs,
+pub(super) struct Ctx {
+    pub json: bool,
+    pub progress: bool,
+    pub password: PasswordArgs,
 }
 
 impl Ctx {
-    fn store(&self, repo: &RepoArg, create: bool) -> Result<Arc<dyn Store>> {
+    pub(super) fn store(&self, repo: &RepoArg, create: bool) -> Result<Arc<dyn Store>> {
         Ok(storage::address::open_with(
             &repo.repo,
             storage::address::OpenOptions { create },
         )?)
     }
 
-    async fn open(&self, repo: &RepoArg) -> Result<Repository> {
+    pub(super) async fn open(&self, repo: &RepoArg) -> Result<Repository> {
         let store = self.store(repo, false)?;
         let pw = self.password.resolve("LIFEBOAT_PASSWORD")?;
         Ok(Repository::open(store, &pw).await?)

@@ -1,5 +1,6 @@
 //! One error type at the edge: a one-line message and an exit code from the contract.
 
+use crate::apply::ApplyError;
 use crate::engine::EngineError;
 use crate::repo::RepoError;
 use crate::storage::StorageError;
@@ -16,6 +17,8 @@ pub enum CliError {
     Repo(#[from] RepoError),
     #[error("{0}")]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
     #[error("{0}")]
     BadInput(String),
     #[error("{0}")]
@@ -37,12 +40,24 @@ fn repo_code(e: &RepoError) -> i32 {
 }
 
 impl CliError {
+    fn engine_code(e: &EngineError) -> i32 {
+        match e {
+            EngineError::Repo(r) => repo_code(r),
+            EngineError::BadInput(_) => EXIT_BAD_INPUT,
+            EngineError::Damage { .. } => EXIT_DAMAGE,
+            _ => EXIT_FAILED,
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Engine(EngineError::Repo(r)) | CliError::Repo(r) => repo_code(r),
-            CliError::Engine(EngineError::BadInput(_)) | CliError::BadInput(_) => EXIT_BAD_INPUT,
-            CliError::Engine(EngineError::Damage { .. }) => EXIT_DAMAGE,
-            CliError::Engine(_) | CliError::Storage(_) | CliError::Failed(_) => EXIT_FAILED,
+            CliError::Engine(e) => Self::engine_code(e),
+            CliError::Repo(r) => repo_code(r),
+            CliError::Apply(ApplyError::Engine(e)) => CliError::engine_code(e),
+            CliError::Apply(ApplyError::Region { source, .. }) => repo_code(source),
+            CliError::Apply(ApplyError::Secret(_) | ApplyError::BadInput(_)) => EXIT_BAD_INPUT,
+            CliError::BadInput(_) => EXIT_BAD_INPUT,
+            CliError::Storage(_) | CliError::Failed(_) => EXIT_FAILED,
         }
     }
 }

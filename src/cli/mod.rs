@@ -9,6 +9,7 @@ mod commands;
 mod error;
 mod output;
 mod password;
+mod plan_commands;
 
 use clap::Parser;
 

@@ -45,6 +45,8 @@ const INDEX_EVERY: usize = 16;
 pub struct BackupOptions {
     pub paths: Vec<PathBuf>,
     pub excludes: Vec<String>,
+    /// When not empty, only files matching one of these globs are backed up.
+    pub includes: Vec<String>,
     pub tags: Vec<Tag>,
     pub dataset: Option<DatasetName>,
     pub host: Option<String>,
@@ -78,7 +80,7 @@ struct Sealed {
 /// Run one backup of `opts.paths` into `repo`.
 pub async fn backup(repo: &Repository, opts: &BackupOptions, progress: Arc<Progress>) -> Result<BackupOutcome> {
     let roots = check_sources(&opts.paths)?;
-    let excludes = Excludes::new(&opts.excludes)?;
+    let excludes = Excludes::new(&opts.excludes)?.with_includes(&opts.includes)?;
     let lease = Lease::acquire(repo.store().clone(), LeaseKind::Backup, "backup").await?;
     let result = run(repo, opts, roots, excludes, progress).await;
     lease.release().await?;
@@ -385,6 +387,8 @@ impl Walker {
             node.subtree = Some(self.dir(path, base, old)?);
             self.summary.dirs += 1;
             Ok(Some(node))
+        } else if !self.excludes.included(path, base) {
+            Ok(None)
         } else if ft.is_file() {
             Ok(Some(self.file(path, name, &meta, old)?))
         } else if ft.is_symlink() {

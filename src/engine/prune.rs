@@ -106,7 +106,10 @@ fn encode_record(activated: Option<DateTime<Utc>>, packs: &IndexFile) -> Vec<u8>
 async fn write_record(repo: &Repository, activated: Option<DateTime<Utc>>, packs: &IndexFile) -> Result<String> {
     let sealed = repo.seal(&encode_record(activated, packs), blob::Compression::OFF);
     let key = layout::prune_record(&IndexId::of_bytes(&sealed).to_hex());
-    repo.store().put(&key, Bytes::from(sealed)).await.map_err(RepoError::from)?;
+    repo.store()
+        .put(&key, Bytes::from(sealed))
+        .await
+        .map_err(RepoError::from)?;
     Ok(key)
 }
 
@@ -120,7 +123,11 @@ async fn read_records(repo: &Repository) -> Result<Vec<Record>> {
         }
         let ms = i64::from_le_bytes(plain[..8].try_into().unwrap_or_default());
         let packs = IndexFile::decode(&plain[8..]).map_err(|e| RepoError::damaged(&meta.key, e))?;
-        let activated = if ms < 0 { None } else { DateTime::from_timestamp_millis(ms) };
+        let activated = if ms < 0 {
+            None
+        } else {
+            DateTime::from_timestamp_millis(ms)
+        };
         out.push(Record {
             key: meta.key,
             activated,
@@ -169,14 +176,21 @@ async fn condemn(repo: &Repository, opts: &PruneOptions, report: &mut PruneRepor
     let stored = stored_packs(repo).await?;
     let by_pack = index.by_pack();
     report.packs = by_pack.len();
-    let already: HashSet<PackId> = records.iter().flat_map(|r| r.packs.packs.iter().map(|p| p.id)).collect();
+    let already: HashSet<PackId> = records
+        .iter()
+        .flat_map(|r| r.packs.packs.iter().map(|p| p.id))
+        .collect();
 
     let mut condemned: Vec<IndexedPack> = Vec::new();
     let mut repack: Vec<(PackId, Vec<PackEntry>)> = Vec::new();
     let mut kept: Vec<IndexedPack> = Vec::new();
     for (id, entries) in by_pack {
         let total: u64 = entries.iter().map(|e| e.length as u64).sum();
-        let live: u64 = entries.iter().filter(|e| used.contains(&e.id)).map(|e| e.length as u64).sum();
+        let live: u64 = entries
+            .iter()
+            .filter(|e| used.contains(&e.id))
+            .map(|e| e.length as u64)
+            .sum();
         if live == 0 {
             condemned.push(IndexedPack { id, blobs: entries });
         } else if (total - live) as f64 * 100.0 > opts.max_unused_percent * total as f64 {
@@ -212,7 +226,10 @@ async fn condemn(repo: &Repository, opts: &PruneOptions, report: &mut PruneRepor
     };
     repo.save_index(&replacement).await?;
     for old in index.files() {
-        repo.store().delete(&layout::index(old)).await.map_err(RepoError::from)?;
+        repo.store()
+            .delete(&layout::index(old))
+            .await
+            .map_err(RepoError::from)?;
     }
     activate(repo, &pending, &record).await
 }
@@ -330,7 +347,10 @@ async fn delete_condemned(
         repo.save_index(&back).await?;
     }
     for p in gone {
-        repo.store().delete(&layout::pack(&p.id)).await.map_err(RepoError::from)?;
+        repo.store()
+            .delete(&layout::pack(&p.id))
+            .await
+            .map_err(RepoError::from)?;
         report.bytes_freed += stored.get(&p.id).copied().unwrap_or(0);
         report.deleted += 1;
     }

@@ -38,6 +38,8 @@ pub fn unchanged(old: &Node, new: &Node) -> bool {
 pub struct Excludes {
     names: GlobSet,
     paths: GlobSet,
+    /// When set, only files matching it are taken (directories are always walked).
+    includes: Option<GlobSet>,
 }
 
 impl Excludes {
@@ -57,7 +59,32 @@ impl Excludes {
         Ok(Self {
             names: build(names)?,
             paths: build(paths)?,
+            includes: None,
         })
+    }
+
+    /// Restrict files to those matching `patterns` (relative to the backup root).
+    pub fn with_includes(mut self, patterns: &[String]) -> Result<Self> {
+        if patterns.is_empty() {
+            return Ok(self);
+        }
+        let mut b = GlobSetBuilder::new();
+        for p in patterns {
+            b.add(Glob::new(p).map_err(|e| EngineError::BadInput(format!("invalid include pattern {p:?}: {e}")))?);
+        }
+        self.includes = Some(b.build().map_err(|e| EngineError::BadInput(e.to_string()))?);
+        Ok(self)
+    }
+
+    /// Whether a non-directory entry passes the include filter.
+    pub fn included(&self, abs: &Path, base: &Path) -> bool {
+        let rel = abs.strip_prefix(base).unwrap_or(abs);
+        // Paths are matched without the root folder's own name too, so `**/*.json`
+        // and `models/*.json` both work for a source folder `data`.
+        let inner: std::path::PathBuf = rel.components().skip(1).collect();
+        self.includes
+            .as_ref()
+            .is_none_or(|g| g.is_match(rel) || g.is_match(&inner))
     }
 
     pub fn matches(&self, rel: &Path, abs: &Path) -> bool {

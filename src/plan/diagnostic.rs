@@ -73,10 +73,7 @@ impl<'a> LineIndex<'a> {
     pub fn new(source: &'a str) -> Self {
         let breaks = source.match_indices('\n').map(|(i, _)| i + 1);
         let line_starts = std::iter::once(0).chain(breaks).collect();
-        Self {
-            source,
-            line_starts,
-        }
+        Self { source, line_starts }
     }
 
     /// The line and column of `offset`; offsets past the end point at the end.
@@ -109,21 +106,11 @@ impl<'a> Diagnostics<'a> {
         }
     }
 
-    pub fn error(
-        &mut self,
-        span: &Range<usize>,
-        message: impl Into<String>,
-        fix: impl Into<String>,
-    ) {
+    pub fn error(&mut self, span: &Range<usize>, message: impl Into<String>, fix: impl Into<String>) {
         self.push(Severity::Error, span, message.into(), fix.into());
     }
 
-    pub fn warning(
-        &mut self,
-        span: &Range<usize>,
-        message: impl Into<String>,
-        fix: impl Into<String>,
-    ) {
+    pub fn warning(&mut self, span: &Range<usize>, message: impl Into<String>, fix: impl Into<String>) {
         self.push(Severity::Warning, span, message.into(), fix.into());
     }
 

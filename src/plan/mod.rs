@@ -22,9 +22,8 @@ use toml::de::DeTable;
 
 pub use diagnostic::{Diagnostic, LineIndex, Severity};
 pub use model::{
-    Dataset, DatasetKind, DnsRecordType, Endpoint, EndpointName, KeySource, Plan, Playbook,
-    PlaybookName, Probe, Provider, Region, RepoAddress, SecretSource, Step, StepAction, VerifyName,
-    VerifyPolicy,
+    Dataset, DatasetKind, DnsRecordType, Endpoint, EndpointName, KeySource, Plan, Playbook, PlaybookName, Probe,
+    Provider, Region, RepoAddress, SecretSource, Step, StepAction, VerifyName, VerifyPolicy,
 };
 pub use retention::{Decision, Retention, SnapInfo};
 pub use schedule::{Schedule, ScheduleError};
@@ -66,11 +65,7 @@ pub fn validate_dir(dir: &Path) -> Vec<(PathBuf, Option<Plan>, Vec<Diagnostic>)>
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) => {
-            return vec![(
-                dir.to_path_buf(),
-                None,
-                vec![unreadable(dir, &err.to_string())],
-            )];
+            return vec![(dir.to_path_buf(), None, vec![unreadable(dir, &err.to_string())])];
         }
     };
     let mut files: Vec<PathBuf> = entries

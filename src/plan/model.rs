@@ -206,10 +206,7 @@ pub enum Provider {
         tsig_secret: Option<KeySource>,
     },
     /// Rewrite a file atomically, then optionally run a reload command.
-    File {
-        path: PathBuf,
-        reload: Option<Vec<String>>,
-    },
+    File { path: PathBuf, reload: Option<Vec<String>> },
     /// Send the target to an HTTP API.
     Http {
         url: String,
@@ -268,10 +265,7 @@ pub enum StepAction {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Probe {
     /// GET the URL; success is the given status, or any 2xx.
-    Http {
-        url: String,
-        expect_status: Option<u16>,
-    },
+    Http { url: String, expect_status: Option<u16> },
     /// Run the program; success is exit status 0.
     Command(Vec<String>),
 }

@@ -84,11 +84,7 @@ impl<'t, 'i> Fields<'t, 'i> {
                     Some(close) => format!("did you mean `{close}`?"),
                     None => format!("remove it; known keys here: {}", known.join(", ")),
                 };
-                diags.error(
-                    &key.span(),
-                    format!("unknown key `{name}` in {}", self.context),
-                    fix,
-                );
+                diags.error(&key.span(), format!("unknown key `{name}` in {}", self.context), fix);
             }
         }
     }
@@ -114,14 +110,7 @@ impl<'t, 'i> Fields<'t, 'i> {
         );
     }
 
-    fn wrong_type(
-        &self,
-        key: &str,
-        value: &Value,
-        want: &str,
-        example: &str,
-        diags: &mut Diagnostics,
-    ) {
+    fn wrong_type(&self, key: &str, value: &Value, want: &str, example: &str, diags: &mut Diagnostics) {
         diags.error(
             &value.span(),
             format!(
@@ -148,12 +137,7 @@ impl<'t, 'i> Fields<'t, 'i> {
         }
     }
 
-    pub fn required_string(
-        &self,
-        key: &str,
-        example: &str,
-        diags: &mut Diagnostics,
-    ) -> Option<At<String>> {
+    pub fn required_string(&self, key: &str, example: &str, diags: &mut Diagnostics) -> Option<At<String>> {
         if self.get(key).is_none() {
             self.missing(key, example, diags);
         }
@@ -178,13 +162,7 @@ impl<'t, 'i> Fields<'t, 'i> {
             .and_then(|i| i64::from_str_radix(i.as_str(), i.radix()).ok())
             .and_then(|i| u32::try_from(i).ok());
         if parsed.is_none() {
-            self.wrong_type(
-                key,
-                value,
-                "a whole number from 0 to 4294967295",
-                example,
-                diags,
-            );
+            self.wrong_type(key, value, "a whole number from 0 to 4294967295", example, diags);
         }
         parsed.map(|value_| At {
             value: value_,
@@ -197,9 +175,7 @@ impl<'t, 'i> Fields<'t, 'i> {
         let value = self.get(key)?;
         let parsed = match value.get_ref() {
             DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
-            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
-                .ok()
-                .map(|i| i as f64),
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok().map(|i| i as f64),
             _ => None,
         };
         if parsed.is_none() {
@@ -212,18 +188,10 @@ impl<'t, 'i> Fields<'t, 'i> {
     }
 
     /// A human duration such as `"6h"`.
-    pub fn duration(
-        &self,
-        key: &str,
-        example: &str,
-        diags: &mut Diagnostics,
-    ) -> Option<At<Duration>> {
+    pub fn duration(&self, key: &str, example: &str, diags: &mut Diagnostics) -> Option<At<Duration>> {
         let text = self.string(key, example, diags)?;
         match parse_duration(&text.value) {
-            Ok(value) => Some(At {
-                value,
-                span: text.span,
-            }),
+            Ok(value) => Some(At { value, span: text.span }),
             Err(err) => {
                 diags.error(
                     &text.span,
@@ -236,12 +204,7 @@ impl<'t, 'i> Fields<'t, 'i> {
     }
 
     /// An array of strings; wrong items are reported one by one and skipped.
-    pub fn strings(
-        &self,
-        key: &str,
-        example: &str,
-        diags: &mut Diagnostics,
-    ) -> Option<Vec<At<String>>> {
+    pub fn strings(&self, key: &str, example: &str, diags: &mut Diagnostics) -> Option<Vec<At<String>>> {
         let value = self.get(key)?;
         let Some(items) = value.get_ref().as_array() else {
             self.wrong_type(key, value, "an array of strings", example, diags);
@@ -261,12 +224,7 @@ impl<'t, 'i> Fields<'t, 'i> {
     }
 
     /// A sub-table, with its span.
-    pub fn table(
-        &self,
-        key: &str,
-        example: &str,
-        diags: &mut Diagnostics,
-    ) -> Option<(&'t DeTable<'i>, Range<usize>)> {
+    pub fn table(&self, key: &str, example: &str, diags: &mut Diagnostics) -> Option<(&'t DeTable<'i>, Range<usize>)> {
         let value = self.get(key)?;
         match value.get_ref().as_table() {
             Some(table) => Some((table, value.span())),
@@ -288,10 +246,7 @@ fn found(value: &DeValue) -> String {
 }
 
 fn is_literal(value: &DeValue) -> bool {
-    matches!(
-        value,
-        DeValue::String(_) | DeValue::Integer(_) | DeValue::Float(_)
-    )
+    matches!(value, DeValue::String(_) | DeValue::Integer(_) | DeValue::Float(_))
 }
 
 /// The entries of a table of named tables (`[datasets.NAME]`), each checked to be a table.

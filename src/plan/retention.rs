@@ -75,9 +75,7 @@ fn year_of(t: &DateTime<Utc>) -> i64 {
 impl Retention {
     /// True when this policy would keep no snapshot at all.
     pub fn keeps_nothing(&self) -> bool {
-        self.counts().iter().all(|(_, n)| *n == 0)
-            && self.keep_within.is_none()
-            && self.keep_tags.is_empty()
+        self.counts().iter().all(|(_, n)| *n == 0) && self.keep_within.is_none() && self.keep_tags.is_empty()
     }
 
     /// The count rules by name, as written in a plan.
@@ -100,11 +98,7 @@ impl Retention {
             of,
         };
         vec![
-            rule(
-                "hourly",
-                self.keep_hourly,
-                hour_of as fn(&DateTime<Utc>) -> i64,
-            ),
+            rule("hourly", self.keep_hourly, hour_of as fn(&DateTime<Utc>) -> i64),
             rule("daily", self.keep_daily, day_of),
             rule("weekly", self.keep_weekly, week_of),
             rule("monthly", self.keep_monthly, month_of),

@@ -17,19 +17,13 @@ fn snap(id: &str, time: DateTime<Utc>) -> SnapInfo {
 }
 
 fn kept(decisions: &[Decision]) -> Vec<&str> {
-    decisions
-        .iter()
-        .filter(|d| d.keep)
-        .map(|d| d.id.as_str())
-        .collect()
+    decisions.iter().filter(|d| d.keep).map(|d| d.id.as_str()).collect()
 }
 
 /// Two snapshots a day (06:00 and 18:00) for ten days, ids "d{day}-{hour}".
 fn twice_daily() -> Vec<SnapInfo> {
     (1..=10)
-        .flat_map(|day| {
-            [6, 18].map(|hour| snap(&format!("d{day:02}-{hour}"), at(2025, 3, day, hour)))
-        })
+        .flat_map(|day| [6, 18].map(|hour| snap(&format!("d{day:02}-{hour}"), at(2025, 3, day, hour))))
         .collect()
 }
 
@@ -42,12 +36,7 @@ fn keep_daily_keeps_the_newest_of_each_recent_day() {
     let decisions = policy.decide(&twice_daily(), at(2025, 4, 1, 0));
     assert_eq!(kept(&decisions), ["d10-18", "d09-18", "d08-18"]);
     assert_eq!(decisions[0].reasons, ["daily snapshot"]);
-    assert!(
-        decisions
-            .iter()
-            .filter(|d| !d.keep)
-            .all(|d| d.reasons.is_empty())
-    );
+    assert!(decisions.iter().filter(|d| !d.keep).all(|d| d.reasons.is_empty()));
 }
 
 #[test]
@@ -98,10 +87,7 @@ fn weekly_buckets_use_iso_weeks() {
         keep_weekly: 2,
         ..Retention::default()
     };
-    assert_eq!(
-        kept(&policy.decide(&snaps, at(2025, 2, 1, 0))),
-        ["sun", "prev"]
-    );
+    assert_eq!(kept(&policy.decide(&snaps, at(2025, 2, 1, 0))), ["sun", "prev"]);
 }
 
 #[test]
@@ -110,10 +96,7 @@ fn future_dated_snapshots_are_kept() {
         keep_last: 1,
         ..Retention::default()
     };
-    let snaps = [
-        snap("future", at(2026, 1, 1, 0)),
-        snap("past", at(2025, 1, 1, 0)),
-    ];
+    let snaps = [snap("future", at(2026, 1, 1, 0)), snap("past", at(2025, 1, 1, 0))];
     let decisions = policy.decide(&snaps, at(2025, 6, 1, 0));
     assert_eq!(decisions[0].reasons, ["dated after now", "last snapshot"]);
     assert_eq!(kept(&decisions), ["future"]);
@@ -134,11 +117,7 @@ fn arb_snaps() -> impl Strategy<Value = Vec<SnapInfo>> {
             .map(|(i, (secs, tag))| SnapInfo {
                 id: format!("s{i:03}"),
                 time: Utc.timestamp_opt(1_600_000_000 + secs, 0).unwrap(),
-                tags: if tag == 0 {
-                    vec!["keep".into()]
-                } else {
-                    Vec::new()
-                },
+                tags: if tag == 0 { vec!["keep".into()] } else { Vec::new() },
             })
             .collect()
     })
@@ -226,6 +205,6 @@ proptest! {
         for pair in decisions.windows(2) {
             prop_assert!(time_of(&pair[0].id) >= time_of(&pair[1].id));
         }
-        prop_assert!(decisions.iter().all(|d| d.keep == !d.reasons.is_empty()));
+        prop_assert!(decisions.iter().all(|d| d.keep != d.reasons.is_empty()));
     }
 }

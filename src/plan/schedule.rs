@@ -44,9 +44,7 @@ impl ScheduleError {
             ScheduleError::Invalid { .. } => {
                 "check each field's range: minute 0-59, hour 0-23, day 1-31, month 1-12 or JAN-DEC, weekday MON-SUN"
             }
-            ScheduleError::NeverFires { .. } => {
-                "pick a day and month that exist, e.g. \"0 0 28 2 *\""
-            }
+            ScheduleError::NeverFires { .. } => "pick a day and month that exist, e.g. \"0 0 28 2 *\"",
         }
     }
 }
@@ -120,9 +118,7 @@ fn expand(expr: &str) -> Result<String, ScheduleError> {
         return Ok(expr.to_string());
     }
     if expr.starts_with('@') {
-        return Err(ScheduleError::UnknownAlias {
-            expr: expr.to_string(),
-        });
+        return Err(ScheduleError::UnknownAlias { expr: expr.to_string() });
     }
     let fields: Vec<&str> = expr.split_whitespace().collect();
     let full = match fields.len() {
@@ -135,13 +131,8 @@ fn expand(expr: &str) -> Result<String, ScheduleError> {
             });
         }
     };
-    if fields
-        .last()
-        .is_some_and(|dow| dow.chars().any(|c| c.is_ascii_digit()))
-    {
-        return Err(ScheduleError::NumericWeekday {
-            expr: expr.to_string(),
-        });
+    if fields.last().is_some_and(|dow| dow.chars().any(|c| c.is_ascii_digit())) {
+        return Err(ScheduleError::NumericWeekday { expr: expr.to_string() });
     }
     Ok(full)
 }
@@ -159,9 +150,7 @@ mod gaps {
 
     fn start() -> DateTime<Utc> {
         // 2001-01-01 starts a Monday and a non-leap year; fixed so results are reproducible.
-        Utc.with_ymd_and_hms(2001, 1, 1, 0, 0, 0)
-            .single()
-            .unwrap_or_default()
+        Utc.with_ymd_and_hms(2001, 1, 1, 0, 0, 0).single().unwrap_or_default()
     }
 
     /// The longest gap between consecutive runs, or `None` if the schedule never runs.
@@ -188,11 +177,7 @@ mod gaps {
     /// For dense schedules: the gap around one instant per step, skipping known gaps.
     /// Every gap longer than the step contains a probe, and a gap no longer than
     /// `seen` (already measured) cannot raise the answer, so the step may be that long.
-    fn probe(
-        cron: &cron::Schedule,
-        start: DateTime<Utc>,
-        seen: chrono::Duration,
-    ) -> chrono::Duration {
+    fn probe(cron: &cron::Schedule, start: DateTime<Utc>, seen: chrono::Duration) -> chrono::Duration {
         let end = start + chrono::Duration::days(PROBE_DAYS);
         let step = chrono::Duration::seconds(PROBE_STEP_SECS).max(seen);
         let mut longest = chrono::Duration::zero();
@@ -225,14 +210,8 @@ mod tests {
     #[test]
     fn five_fields_run_on_the_minute() {
         let s = Schedule::parse("30 */6 * * *").unwrap();
-        assert_eq!(
-            s.next_after(utc(2025, 1, 1, 0, 0)),
-            Some(utc(2025, 1, 1, 0, 30))
-        );
-        assert_eq!(
-            s.next_after(utc(2025, 1, 1, 0, 30)),
-            Some(utc(2025, 1, 1, 6, 30))
-        );
+        assert_eq!(s.next_after(utc(2025, 1, 1, 0, 0)), Some(utc(2025, 1, 1, 0, 30)));
+        assert_eq!(s.next_after(utc(2025, 1, 1, 0, 30)), Some(utc(2025, 1, 1, 6, 30)));
         assert_eq!(s.max_interval(), Duration::from_secs(6 * 3600));
     }
 

@@ -74,9 +74,7 @@ fn terms(text: &str) -> Result<Vec<(u64, &str)>, UnitError> {
     let mut out = Vec::new();
     let mut rest = trimmed;
     while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         if digits == 0 {
             return Err(UnitError::MissingNumber(text.to_string()));
         }
@@ -84,9 +82,7 @@ fn terms(text: &str) -> Result<Vec<(u64, &str)>, UnitError> {
             .parse()
             .map_err(|_| UnitError::Overflow(text.to_string()))?;
         rest = rest[digits..].trim_start();
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let unit = rest[..unit_len].trim();
         if unit.is_empty() {
             return Err(UnitError::MissingUnit(text.to_string()));
@@ -161,19 +157,10 @@ mod tests {
     #[test]
     fn duration_rejects_missing_or_unknown_units() {
         assert_eq!(parse_duration("6"), Err(UnitError::MissingUnit("6".into())));
-        assert!(matches!(
-            parse_duration("6y"),
-            Err(UnitError::UnknownUnit { .. })
-        ));
+        assert!(matches!(parse_duration("6y"), Err(UnitError::UnknownUnit { .. })));
         assert_eq!(parse_duration(""), Err(UnitError::Empty("".into())));
-        assert_eq!(
-            parse_duration("h"),
-            Err(UnitError::MissingNumber("h".into()))
-        );
-        assert!(matches!(
-            parse_duration("-1h"),
-            Err(UnitError::MissingNumber(_))
-        ));
+        assert_eq!(parse_duration("h"), Err(UnitError::MissingNumber("h".into())));
+        assert!(matches!(parse_duration("-1h"), Err(UnitError::MissingNumber(_))));
     }
 
     #[test]
@@ -194,10 +181,7 @@ mod tests {
         assert_eq!(parse_size("2GB"), Ok(2_000_000_000));
         assert_eq!(parse_size("512B"), Ok(512));
         assert_eq!(parse_size("1TiB"), Ok(1 << 40));
-        assert!(matches!(
-            parse_size("64mib"),
-            Err(UnitError::UnknownUnit { .. })
-        ));
+        assert!(matches!(parse_size("64mib"), Err(UnitError::UnknownUnit { .. })));
     }
 
     #[test]

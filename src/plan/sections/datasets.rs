@@ -98,20 +98,14 @@ fn paths(fields: &Fields, ctx: &mut Ctx) -> Option<Vec<PathBuf>> {
 }
 
 fn globs(fields: &Fields, key: &str, ctx: &mut Ctx) -> Vec<String> {
-    let written = fields
-        .strings(key, "[\"**/*.tmp\"]", ctx.diags)
-        .unwrap_or_default();
+    let written = fields.strings(key, "[\"**/*.tmp\"]", ctx.diags).unwrap_or_default();
     let mut out = Vec::new();
     for glob in written {
         match globset::Glob::new(&glob.value) {
             Ok(_) => out.push(glob.value),
             Err(err) => ctx.diags.error(
                 &glob.span,
-                format!(
-                    "`{key}` in {} has an invalid glob: {}",
-                    fields.context(),
-                    err.kind()
-                ),
+                format!("`{key}` in {} has an invalid glob: {}", fields.context(), err.kind()),
                 "fix the pattern: `*` matches within a folder, `**` across folders, `[abc]` one of",
             ),
         }
@@ -175,11 +169,7 @@ fn regions(fields: &Fields, ctx: &mut Ctx) -> Option<Vec<RegionName>> {
 }
 
 /// Region names that must be defined in the plan; `None` if any is not.
-pub fn region_refs(
-    written: &[At<String>],
-    context: &str,
-    ctx: &mut Ctx,
-) -> Option<Vec<RegionName>> {
+pub fn region_refs(written: &[At<String>], context: &str, ctx: &mut Ctx) -> Option<Vec<RegionName>> {
     let defined = ctx.regions.clone();
     let mut ok = true;
     let mut out = Vec::new();
@@ -192,9 +182,7 @@ pub fn region_refs(
 
 /// Tags such as `keep_tags` or `tags`; invalid ones are reported and dropped.
 pub fn tags(fields: &Fields, key: &str, ctx: &mut Ctx) -> Vec<Tag> {
-    let written = fields
-        .strings(key, "[\"release\"]", ctx.diags)
-        .unwrap_or_default();
+    let written = fields.strings(key, "[\"release\"]", ctx.diags).unwrap_or_default();
     let mut out = Vec::new();
     for tag in written {
         match Tag::new(&tag.value) {
@@ -215,7 +203,10 @@ fn check_rpo(schedule: &Schedule, rpo: &At<std::time::Duration>, context: &str, 
                 format_duration(rpo.value),
                 format_duration(gap)
             ),
-            format!("raise `rpo` to at least \"{}\" or run the schedule more often", format_duration(gap)),
+            format!(
+                "raise `rpo` to at least \"{}\" or run the schedule more often",
+                format_duration(gap)
+            ),
         );
     }
 }

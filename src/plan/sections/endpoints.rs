@@ -49,25 +49,14 @@ pub fn section(tables: &Named, ctx: &mut Ctx) -> BTreeMap<EndpointName, Endpoint
             ctx.bad_name("endpoint", name);
             continue;
         };
-        let provider = table
-            .get("provider")
-            .and_then(|v| v.get_ref().as_str())
-            .unwrap_or("");
-        let known: Vec<&str> = COMMON
-            .iter()
-            .chain(provider_keys(provider))
-            .copied()
-            .collect();
+        let provider = table.get("provider").and_then(|v| v.get_ref().as_str()).unwrap_or("");
+        let known: Vec<&str> = COMMON.iter().chain(provider_keys(provider)).copied().collect();
         let context = format!("[endpoints.{}]", name.value);
         let fields = Fields::new(table, span.clone(), context, &known, ctx.diags);
         let targets = targets(&fields, ctx);
         ctx.endpoints.insert(
             name.value.clone(),
-            targets
-                .iter()
-                .flatten()
-                .map(|(r, _)| r.to_string())
-                .collect(),
+            targets.iter().flatten().map(|(r, _)| r.to_string()).collect(),
         );
         let provider = provider_of(&fields, ctx);
         if let (Some(provider), Some(targets)) = (provider, targets) {
@@ -106,8 +95,7 @@ fn provider_of(fields: &Fields, ctx: &mut Ctx) -> Option<Provider> {
             })
         }
         "http" => {
-            let url =
-                fields.required_string("url", "\"https://lb.internal/api/pool\"", ctx.diags)?;
+            let url = fields.required_string("url", "\"https://lb.internal/api/pool\"", ctx.diags)?;
             let method = fields
                 .string("method", "\"PUT\"", ctx.diags)
                 .map_or("POST".into(), |m| m.value);
@@ -205,15 +193,9 @@ fn targets(fields: &Fields, ctx: &mut Ctx) -> Option<BTreeMap<RegionName, String
                 out.insert(name, target.to_string());
             }
             _ => {
-                let message = format!(
-                    "{context}: the target for `{}` must be a string",
-                    region.value
-                );
-                ctx.diags.error(
-                    &value.span(),
-                    message,
-                    format!("write it like `targets = {example}`"),
-                );
+                let message = format!("{context}: the target for `{}` must be a string", region.value);
+                ctx.diags
+                    .error(&value.span(), message, format!("write it like `targets = {example}`"));
                 ok = false;
             }
         }

@@ -32,20 +32,10 @@ pub fn reference(fields: &Fields, key: &str, ctx: &mut Ctx) -> Option<KeySource>
         return None;
     }
     let (table, span) = fields.table(key, KEY_EXAMPLE, ctx.diags)?;
-    sources(
-        table,
-        span,
-        &format!("`{key}` in {}", fields.context()),
-        ctx,
-    )
+    sources(table, span, &format!("`{key}` in {}", fields.context()), ctx)
 }
 
-fn sources(
-    table: &DeTable,
-    span: std::ops::Range<usize>,
-    context: &str,
-    ctx: &mut Ctx,
-) -> Option<KeySource> {
+fn sources(table: &DeTable, span: std::ops::Range<usize>, context: &str, ctx: &mut Ctx) -> Option<KeySource> {
     let fields = Fields::new(table, span.clone(), context, &SOURCE_KEYS, ctx.diags);
     let mut sources = Vec::new();
     if let Some(var) = fields.string("env", "\"LIFEBOAT_PASSWORD\"", ctx.diags) {
@@ -59,11 +49,7 @@ fn sources(
     if let Some(argv) = command(&fields, "command", ctx) {
         sources.push(SecretSource::Command(argv));
     }
-    if sources.is_empty()
-        && table
-            .keys()
-            .all(|k| SOURCE_KEYS.contains(&k.get_ref().as_ref()))
-    {
+    if sources.is_empty() && table.keys().all(|k| SOURCE_KEYS.contains(&k.get_ref().as_ref())) {
         ctx.diags.error(
             &span,
             format!("{context} names no source for the secret"),

@@ -61,13 +61,7 @@ impl Ctx<'_, '_> {
     }
 
     /// Reports `name` if it is not among `defined`, suggesting the closest defined name.
-    pub fn check_ref(
-        &mut self,
-        what: &str,
-        name: &At<String>,
-        defined: &BTreeSet<String>,
-        context: &str,
-    ) -> bool {
+    pub fn check_ref(&mut self, what: &str, name: &At<String>, defined: &BTreeSet<String>, context: &str) -> bool {
         if defined.contains(&name.value) {
             return true;
         }

@@ -128,40 +128,25 @@ fn step_keys(kind: &str) -> &'static [&'static str] {
     }
 }
 
-fn step(
-    table: &DeTable,
-    span: std::ops::Range<usize>,
-    context: String,
-    ctx: &mut Ctx,
-) -> Option<Step> {
-    let kind = table
-        .get("kind")
-        .and_then(|v| v.get_ref().as_str())
-        .unwrap_or("");
+fn step(table: &DeTable, span: std::ops::Range<usize>, context: String, ctx: &mut Ctx) -> Option<Step> {
+    let kind = table.get("kind").and_then(|v| v.get_ref().as_str()).unwrap_or("");
     let known: Vec<&str> = STEP_COMMON.iter().chain(step_keys(kind)).copied().collect();
     let fields = Fields::new(table, span, context, &known, ctx.diags);
     let name = fields
         .string("name", "\"restore checkpoints\"", ctx.diags)
         .map(|n| n.value);
-    let timeout = fields
-        .duration("timeout", "\"10m\"", ctx.diags)
-        .map(|t| t.value);
+    let timeout = fields.duration("timeout", "\"10m\"", ctx.diags).map(|t| t.value);
     let kind = fields.required_string("kind", "\"restore\"", ctx.diags)?;
     let action = match kind.value.as_str() {
         "restore" => restore(&fields, ctx),
         "probe" => probe(&fields, ctx).map(StepAction::Probe),
         "repoint" => repoint(&fields, ctx),
         "command" => required_command(&fields, ctx).map(|command| StepAction::Command { command }),
-        "wait" => required_duration(&fields, "duration", ctx)
-            .map(|duration| StepAction::Wait { duration }),
+        "wait" => required_duration(&fields, "duration", ctx).map(|duration| StepAction::Wait { duration }),
         "notify" => notify(&fields, ctx),
         other => {
-            let message = format!(
-                "{} has kind `{other}`, which is not a step kind",
-                fields.context()
-            );
-            ctx.diags
-                .error(&kind.span, message, format!("use one of: {KINDS}"));
+            let message = format!("{} has kind `{other}`, which is not a step kind", fields.context());
+            ctx.diags.error(&kind.span, message, format!("use one of: {KINDS}"));
             None
         }
     };
@@ -209,10 +194,7 @@ fn probe(fields: &Fields, ctx: &mut Ctx) -> Option<Probe> {
         (None, Some(argv)) if fields.get("url").is_none() => Some(Probe::Command(argv)),
         (None, None) if fields.get("url").is_some() || fields.get("command").is_some() => None,
         _ => {
-            let message = format!(
-                "{} needs exactly one of `url` or `command`",
-                fields.context()
-            );
+            let message = format!("{} needs exactly one of `url` or `command`", fields.context());
             ctx.diags.error(
                 &fields.span(),
                 message,
@@ -236,11 +218,8 @@ fn expect_status(fields: &Fields, ctx: &mut Ctx) -> Option<Option<u16>> {
                 fields.context(),
                 written.value
             );
-            ctx.diags.error(
-                &written.span,
-                message,
-                "write a status from 100 to 599, e.g. 200",
-            );
+            ctx.diags
+                .error(&written.span, message, "write a status from 100 to 599, e.g. 200");
             None
         }
     }
@@ -253,11 +232,7 @@ fn repoint(fields: &Fields, ctx: &mut Ctx) -> Option<StepAction> {
     if !ctx.check_ref("endpoint", &endpoint, &endpoints, fields.context()) {
         return None;
     }
-    let targets = ctx
-        .endpoints
-        .get(&endpoint.value)
-        .cloned()
-        .unwrap_or_default();
+    let targets = ctx.endpoints.get(&endpoint.value).cloned().unwrap_or_default();
     if !targets.contains(&to.value) {
         let message = format!(
             "{} re-points `{}` to `{}`, but that endpoint has no target there",
@@ -268,10 +243,7 @@ fn repoint(fields: &Fields, ctx: &mut Ctx) -> Option<StepAction> {
         ctx.diags.error(
             &to.span,
             message,
-            format!(
-                "add `{}` to `targets` in [endpoints.{}]",
-                to.value, endpoint.value
-            ),
+            format!("add `{}` to `targets` in [endpoints.{}]", to.value, endpoint.value),
         );
         return None;
     }
@@ -296,8 +268,7 @@ fn required_duration(fields: &Fields, key: &str, ctx: &mut Ctx) -> Option<Durati
 }
 
 fn notify(fields: &Fields, ctx: &mut Ctx) -> Option<StepAction> {
-    let message =
-        fields.required_string("message", "\"failover to us-east started\"", ctx.diags)?;
+    let message = fields.required_string("message", "\"failover to us-east started\"", ctx.diags)?;
     let url = fields
         .string("url", "\"https://hooks.example.com/ops\"", ctx.diags)
         .map(|u| u.value);

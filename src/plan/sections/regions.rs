@@ -8,7 +8,8 @@ use crate::plan::model::{Region, RepoAddress};
 use crate::plan::reader::{At, Fields};
 
 const REGION_KEYS: [&str; 4] = ["address", "storage_class", "immutable_days", "create"];
-const ADDRESS_FIX: &str = "write a folder path, file:///path, s3://bucket/prefix?endpoint=URL&region=NAME or memory://name";
+const ADDRESS_FIX: &str =
+    "write a folder path, file:///path, s3://bucket/prefix?endpoint=URL&region=NAME or memory://name";
 
 pub fn section(tables: &Named, ctx: &mut Ctx) -> BTreeMap<RegionName, Region> {
     let mut out = BTreeMap::new();
@@ -100,19 +101,14 @@ fn parse_url(text: &str) -> Result<RepoAddress, String> {
 }
 
 fn parse_s3(url: &url::Url) -> Result<RepoAddress, String> {
-    let bucket = url
-        .host_str()
-        .filter(|b| !b.is_empty())
-        .ok_or("names no bucket")?;
+    let bucket = url.host_str().filter(|b| !b.is_empty()).ok_or("names no bucket")?;
     let (mut endpoint, mut region) = (None, None);
     for (key, value) in url.query_pairs() {
         match key.as_ref() {
             "endpoint" => endpoint = Some(value.into_owned()),
             "region" => region = Some(value.into_owned()),
             other => {
-                return Err(format!(
-                    "has unknown option `{other}` (known: endpoint, region)"
-                ));
+                return Err(format!("has unknown option `{other}` (known: endpoint, region)"));
             }
         }
     }

@@ -61,11 +61,7 @@ const SPANS: [Span; 5] = [
 ];
 
 /// The dataset's required `retention` table.
-pub fn of_dataset(
-    dataset: &Fields,
-    schedule: Option<&Schedule>,
-    ctx: &mut Ctx,
-) -> Option<Retention> {
+pub fn of_dataset(dataset: &Fields, schedule: Option<&Schedule>, ctx: &mut Ctx) -> Option<Retention> {
     let Some((table, span)) = dataset.table("retention", EXAMPLE, ctx.diags) else {
         if dataset.get("retention").is_none() {
             dataset.missing("retention", EXAMPLE, ctx.diags);
@@ -82,15 +78,16 @@ pub fn of_dataset(
         keep_weekly: count("keep_weekly", ctx),
         keep_monthly: count("keep_monthly", ctx),
         keep_yearly: count("keep_yearly", ctx),
-        keep_within: fields
-            .duration("keep_within", "\"7d\"", ctx.diags)
-            .map(|d| d.value),
+        keep_within: fields.duration("keep_within", "\"7d\"", ctx.diags).map(|d| d.value),
         keep_tags: tags(&fields, "keep_tags", ctx),
     };
     if retention.keeps_nothing() {
         ctx.diags.error(
             &span,
-            format!("{} keeps no snapshot, so every prune would delete them all", fields.context()),
+            format!(
+                "{} keeps no snapshot, so every prune would delete them all",
+                fields.context()
+            ),
             "keep at least one, e.g. `keep_daily = 7`; to keep everything, `keep_within = \"5200w\"`",
         );
         return None;
@@ -142,11 +139,7 @@ fn warn_covered_rules(retention: &Retention, fields: &Fields, gap: Duration, ctx
                 count_of(retention, fine.key).to_string(),
             )
         });
-        let Some((_, by, value)) = within
-            .into_iter()
-            .chain(finer)
-            .find(|(reach, _, _)| *reach >= needs)
-        else {
+        let Some((_, by, value)) = within.into_iter().chain(finer).find(|(reach, _, _)| *reach >= needs) else {
             continue;
         };
         let span = fields.get(coarse.key).map(|v| v.span()).unwrap_or_default();
@@ -157,7 +150,10 @@ fn warn_covered_rules(retention: &Retention, fields: &Fields, gap: Duration, ctx
                 coarse.key,
                 fields.context()
             ),
-            format!("remove `{}`, or raise it so it reaches further back than `{by}`", coarse.key),
+            format!(
+                "remove `{}`, or raise it so it reaches further back than `{by}`",
+                coarse.key
+            ),
         );
     }
 }

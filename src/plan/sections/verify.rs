@@ -8,13 +8,7 @@ use crate::format::names::{DatasetName, RegionName};
 use crate::plan::model::{VerifyName, VerifyPolicy};
 use crate::plan::reader::Fields;
 
-const VERIFY_KEYS: [&str; 5] = [
-    "schedule",
-    "datasets",
-    "regions",
-    "sample_fraction",
-    "scratch",
-];
+const VERIFY_KEYS: [&str; 5] = ["schedule", "datasets", "regions", "sample_fraction", "scratch"];
 const DEFAULT_SAMPLE: f64 = 0.05;
 
 pub fn section(tables: &Named, ctx: &mut Ctx) -> BTreeMap<VerifyName, VerifyPolicy> {
@@ -52,11 +46,7 @@ fn policy(name: VerifyName, fields: &Fields, ctx: &mut Ctx) -> Option<VerifyPoli
 /// The datasets named, or every dataset of the plan when the key is absent.
 fn datasets(fields: &Fields, ctx: &mut Ctx) -> Option<Vec<DatasetName>> {
     let Some(written) = fields.strings("datasets", "[\"training-data\"]", ctx.diags) else {
-        let all = ctx
-            .datasets
-            .iter()
-            .filter_map(|d| DatasetName::new(d).ok())
-            .collect();
+        let all = ctx.datasets.iter().filter_map(|d| DatasetName::new(d).ok()).collect();
         return fields.get("datasets").is_none().then_some(all);
     };
     let defined = ctx.datasets.clone();
@@ -64,22 +54,13 @@ fn datasets(fields: &Fields, ctx: &mut Ctx) -> Option<Vec<DatasetName>> {
     for name in &written {
         ok &= ctx.check_ref("dataset", name, &defined, fields.context());
     }
-    ok.then(|| {
-        written
-            .iter()
-            .filter_map(|n| DatasetName::new(&n.value).ok())
-            .collect()
-    })
+    ok.then(|| written.iter().filter_map(|n| DatasetName::new(&n.value).ok()).collect())
 }
 
 /// The regions named, or every region of the plan when the key is absent.
 fn regions(fields: &Fields, ctx: &mut Ctx) -> Option<Vec<RegionName>> {
     let Some(written) = fields.strings("regions", "[\"eu-west\"]", ctx.diags) else {
-        let all = ctx
-            .regions
-            .iter()
-            .filter_map(|r| RegionName::new(r).ok())
-            .collect();
+        let all = ctx.regions.iter().filter_map(|r| RegionName::new(r).ok()).collect();
         return fields.get("regions").is_none().then_some(all);
     };
     region_refs(&written, fields.context(), ctx)
@@ -87,10 +68,7 @@ fn regions(fields: &Fields, ctx: &mut Ctx) -> Option<Vec<RegionName>> {
 
 fn sample_fraction(fields: &Fields, ctx: &mut Ctx) -> Option<f64> {
     let Some(written) = fields.number("sample_fraction", "0.05", ctx.diags) else {
-        return fields
-            .get("sample_fraction")
-            .is_none()
-            .then_some(DEFAULT_SAMPLE);
+        return fields.get("sample_fraction").is_none().then_some(DEFAULT_SAMPLE);
     };
     if written.value > 0.0 && written.value <= 1.0 {
         return Some(written.value);

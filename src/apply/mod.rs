@@ -1,0 +1,32 @@
+//! Carry out a validated plan: open its regions, back up what is due, apply
+//! retention, prune, and restore by plan. Shared by `lifeboat apply` and the daemon.
+
+pub mod recover;
+pub mod regions;
+pub mod retention;
+pub mod run;
+pub mod secrets;
+pub mod status;
+
+use crate::engine::EngineError;
+use crate::repo::RepoError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("region {region}: {source}")]
+    Region { region: String, source: RepoError },
+    #[error("{0}")]
+    Secret(String),
+    #[error("{0}")]
+    BadInput(String),
+}
+
+impl From<RepoError> for ApplyError {
+    fn from(e: RepoError) -> Self {
+        ApplyError::Engine(EngineError::Repo(e))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ApplyError>;

@@ -1,0 +1,71 @@
+//! Open the repositories of a plan's regions, creating missing ones where allowed.
+//!
+//! All regions of a plan form a replica set: they share one master key and chunker,
+//! so a pack is byte-identical everywhere. A missing region repository is created
+//! as a replica of a region that exists; only when none exists is a new key made.
+
+use crate::format::crypto::KdfParams;
+use crate::format::names::RegionName;
+use crate::plan::Plan;
+use crate::repo::{InitOptions, RepoError, Repository};
+use crate::storage::address::{OpenOptions, open_with};
+
+/// One region and its repository, or why it could not be opened.
+#[derive(Debug)]
+pub struct RegionRepo {
+    pub name: RegionName,
+    pub address: String,
+    pub repo: std::result::Result<Repository, RepoError>,
+}
+
+async fn open_one(address: &str, create_dir: bool, password: &[u8]) -> std::result::Result<Repository, RepoError> {
+    let store = open_with(address, OpenOptions { create: create_dir })?;
+    Repository::open(store, password).await
+}
+
+/// Open `names` (all regions of the plan when empty). With `create`, initialise the
+/// missing repositories whose region says `create = true`.
+pub async fn open_regions(plan: &Plan, names: &[RegionName], password: &[u8], create: bool) -> Vec<RegionRepo> {
+    let mut out = Vec::new();
+    for (name, region) in &plan.regions {
+        if !names.is_empty() && !names.contains(name) {
+            continue;
+        }
+        let address = region.address.to_url();
+        let repo = open_one(&address, create && region.create, password).await;
+        out.push(RegionRepo {
+            name: name.clone(),
+            address,
+            repo,
+        });
+    }
+    if create {
+        create_missing(plan, &mut out, password).await;
+    }
+    out
+}
+
+async fn create_missing(plan: &Plan, regions: &mut [RegionRepo], password: &[u8]) {
+    let mut peer: Option<Repository> = regions.iter().find_map(|r| r.repo.as_ref().ok().cloned());
+    for r in regions.iter_mut() {
+        let allowed = plan.regions.get(&r.name).is_some_and(|reg| reg.create);
+        if !allowed || !matches!(r.repo, Err(RepoError::NotFound(_))) {
+            continue;
+        }
+        let store = match open_with(&r.address, OpenOptions { create: true }) {
+            Ok(s) => s,
+            Err(e) => {
+                r.repo = Err(e.into());
+                continue;
+            }
+        };
+        let created = match &peer {
+            Some(p) => Repository::init_replica(store, p, password, KdfParams::default()).await,
+            None => Repository::init(store, password, &InitOptions::default()).await,
+        };
+        if let Ok(repo) = &created {
+            peer.get_or_insert_with(|| repo.clone());
+        }
+        r.repo = created;
+    }
+}

@@ -1,0 +1,163 @@
+//! `lifeboat apply`: do the due work of a plan now — back up each due dataset to its
+//! regions, apply its retention, and prune what retention released.
+//!
+//! A region that fails does not stop the others: the run finishes on the reachable
+//! regions and reports itself degraded; it fails only when a due dataset reached
+//! no region at all.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::regions::{RegionRepo, open_regions};
+use super::retention::{Filter, apply_retention};
+use super::status::observed;
+use super::{ApplyError, Result};
+use crate::engine::Progress;
+use crate::engine::backup::{BackupOptions, backup};
+use crate::engine::prune::{PruneOptions, PruneReport, prune};
+use crate::format::ids::SnapshotId;
+use crate::format::names::DatasetName;
+use crate::format::snapshot::Summary;
+use crate::plan::{Dataset, DatasetKind, Plan};
+use crate::repo::Repository;
+
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub dataset: Option<DatasetName>,
+    /// Back up even datasets that are not due.
+    pub force: bool,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RegionRun {
+    pub region: String,
+    /// Not due, nothing done.
+    pub skipped: bool,
+    pub snapshot: Option<SnapshotId>,
+    pub summary: Option<Summary>,
+    pub forgotten: usize,
+    pub pruned: Option<PruneReport>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DatasetRun {
+    pub dataset: String,
+    pub regions: Vec<RegionRun>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ApplyReport {
+    pub datasets: Vec<DatasetRun>,
+    /// Some region missed work it was due.
+    pub degraded: bool,
+    /// A due dataset reached no region.
+    pub failed: bool,
+}
+
+/// Carry out the due work of `plan`.
+pub async fn apply(plan: &Plan, password: &[u8], opts: &ApplyOptions, progress: Arc<Progress>) -> Result<ApplyReport> {
+    if let Some(d) = &opts.dataset
+        && !plan.datasets.contains_key(d)
+    {
+        return Err(ApplyError::BadInput(format!(
+            "plan {} has no dataset {d} — see `lifeboat plan {}`",
+            plan.file.display(),
+            plan.file.display()
+        )));
+    }
+    let regions = open_regions(plan, &[], password, true).await;
+    let mut report = ApplyReport::default();
+    for ds in plan.datasets.values() {
+        if opts.dataset.as_ref().is_some_and(|d| d != &ds.name) {
+            continue;
+        }
+        let runs = run_dataset(ds, &regions, opts, &progress).await;
+        let due: Vec<&RegionRun> = runs.iter().filter(|r| !r.skipped).collect();
+        let failed = due.iter().filter(|r| r.error.is_some()).count();
+        report.degraded |= failed > 0;
+        report.failed |= !due.is_empty() && failed == due.len();
+        report.datasets.push(DatasetRun {
+            dataset: ds.name.to_string(),
+            regions: runs,
+        });
+    }
+    Ok(report)
+}
+
+async fn run_dataset(
+    ds: &Dataset,
+    regions: &[RegionRepo],
+    opts: &ApplyOptions,
+    progress: &Arc<Progress>,
+) -> Vec<RegionRun> {
+    let mut runs = Vec::new();
+    for r in regions.iter().filter(|r| ds.regions.contains(&r.name)) {
+        let mut run = RegionRun {
+            region: r.name.to_string(),
+            ..Default::default()
+        };
+        match &r.repo {
+            Ok(repo) => {
+                if let Err(e) = run_region(ds, repo, opts, progress, &mut run).await {
+                    run.error = Some(e.to_string());
+                }
+            }
+            Err(e) => run.error = Some(format!("region {}: {e}", r.name)),
+        }
+        runs.push(run);
+    }
+    runs
+}
+
+async fn run_region(
+    ds: &Dataset,
+    repo: &Repository,
+    opts: &ApplyOptions,
+    progress: &Arc<Progress>,
+    run: &mut RegionRun,
+) -> Result<()> {
+    let times: Vec<_> = repo
+        .snapshots()
+        .await
+        .map_err(|e| region_err(run, e))?
+        .into_iter()
+        .filter(|(_, s)| s.dataset.as_ref() == Some(&ds.name))
+        .map(|(id, s)| (id, s.time))
+        .collect();
+    if !opts.force && !observed(ds, &run.region, &times, opts.now).backup_due {
+        run.skipped = true;
+        return Ok(());
+    }
+    let backup_opts = BackupOptions {
+        paths: ds.paths.clone(),
+        excludes: ds.exclude.clone(),
+        includes: ds.include.clone(),
+        tags: ds.tags.clone(),
+        dataset: Some(ds.name.clone()),
+        no_compression: ds.kind == DatasetKind::Model,
+        ..Default::default()
+    };
+    let out = backup(repo, &backup_opts, progress.clone()).await?;
+    run.snapshot = Some(out.id);
+    run.summary = Some(out.snapshot.summary);
+    let filter = Filter {
+        dataset: Some(ds.name.clone()),
+        tag: None,
+    };
+    let verdicts = apply_retention(repo, &filter, &ds.retention, opts.now, false).await?;
+    run.forgotten = verdicts.iter().filter(|v| !v.keep).count();
+    if run.forgotten > 0 {
+        run.pruned = Some(prune(repo, &PruneOptions::default()).await?);
+    }
+    Ok(())
+}
+
+fn region_err(run: &RegionRun, e: crate::repo::RepoError) -> ApplyError {
+    ApplyError::Region {
+        region: run.region.clone(),
+        source: e,
+    }
+}

@@ -1,0 +1,271 @@
+//! Commands that work from a plan: validate, plan, apply, restore by plan, and the
+//! repository-level forget and prune that retention drives.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::CliError;
+use super::commands::{Ctx, Result, bad};
+use super::output::{self, Bar, bytes, duration_ms};
+use crate::apply::recover::restore_by_plan;
+use crate::apply::retention::{Filter, apply_retention};
+use crate::apply::run::{ApplyOptions, apply};
+use crate::apply::{secrets, status};
+use crate::engine::Progress;
+use crate::engine::prune::{PruneOptions, prune};
+use crate::engine::restore::RestoreOptions;
+use crate::format::names::{DatasetName, RegionName};
+use crate::plan::{self, Plan, Retention};
+
+use super::args::RepoArg;
+
+pub const EXIT_DEGRADED: i32 = 4;
+
+/// Validate a plan file; print warnings; fail with every error listed.
+fn load_plan(path: &Path) -> Result<Plan> {
+    let (plan, diags) = plan::validate(path);
+    for d in &diags {
+        eprintln!("{d}");
+    }
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    plan.ok_or_else(|| {
+        CliError::BadInput(format!(
+            "plan {} has {errors} error(s), listed above — fix them and run `lifeboat validate` again",
+            path.display()
+        ))
+    })
+}
+
+fn password(plan: &Plan) -> Result<Vec<u8>> {
+    secrets::resolve(&plan.key).map_err(|e| CliError::BadInput(e.to_string()))
+}
+
+impl Ctx {
+    pub fn validate(&self, path: &Path) -> Result<i32> {
+        let (plans, diags) = plan::validate_path(path);
+        let errors = diags.iter().filter(|d| d.is_error()).count();
+        if self.json {
+            let list: Vec<_> = diags
+                .iter()
+                .map(|d| serde_json::json!({"file": d.file, "line": d.line, "col": d.col, "error": d.is_error(), "message": d.message, "fix": d.fix}))
+                .collect();
+            output::json(&serde_json::json!({"valid": errors == 0, "plans": plans.len(), "diagnostics": list}));
+        } else {
+            for d in &diags {
+                println!("{d}");
+            }
+            let warnings = diags.len() - errors;
+            println!(
+                "{} plan(s) valid, {errors} error(s), {warnings} warning(s)",
+                plans.len()
+            );
+        }
+        Ok(if errors > 0 { super::error::EXIT_BAD_INPUT } else { 0 })
+    }
+
+    pub async fn plan(&self, path: &Path) -> Result<i32> {
+        let plan = load_plan(path)?;
+        let st = status::status(&plan, &password(&plan)?, Utc::now()).await;
+        if self.json {
+            output::json(&st);
+        } else {
+            print_status(&st);
+        }
+        Ok(if st.violated { EXIT_DEGRADED } else { 0 })
+    }
+
+    pub async fn apply(&self, path: &Path, dataset: Option<&str>, force: bool) -> Result<i32> {
+        let plan = load_plan(path)?;
+        let opts = ApplyOptions {
+            dataset: dataset.map(DatasetName::new).transpose().map_err(bad)?,
+            force,
+            now: Utc::now(),
+        };
+        let progress = Arc::new(Progress::default());
+        let bar = Bar::start("apply", progress.clone(), self.progress);
+        let report = apply(&plan, &password(&plan)?, &opts, progress).await;
+        bar.finish();
+        let report = report?;
+        if self.json {
+            output::json(&report);
+        } else {
+            for ds in &report.datasets {
+                for r in &ds.regions {
+                    let what = match (&r.error, r.skipped, &r.snapshot, &r.summary) {
+                        (Some(e), _, _, _) => format!("FAILED: {e}"),
+                        (None, true, _, _) => "not due".to_string(),
+                        (None, false, Some(id), Some(s)) => format!(
+                            "snapshot {} ({} new, {} changed, {} unchanged files; added {}; {}), forgot {}",
+                            id.short(),
+                            s.files_new,
+                            s.files_changed,
+                            s.files_unchanged,
+                            bytes(s.bytes_added),
+                            duration_ms(s.duration_ms),
+                            r.forgotten
+                        ),
+                        _ => "done".to_string(),
+                    };
+                    println!("{:<20} {:<12} {what}", ds.dataset, r.region);
+                }
+            }
+        }
+        if report.failed {
+            eprintln!("error: a due dataset could not be backed up to any region — see the lines above");
+            Ok(super::error::EXIT_FAILED)
+        } else if report.degraded {
+            eprintln!(
+                "error: some regions missed their backup (degraded) — see the lines above; `lifeboat plan` shows the lag"
+            );
+            Ok(EXIT_DEGRADED)
+        } else {
+            Ok(0)
+        }
+    }
+
+    pub async fn restore_by_plan(
+        &self,
+        path: &Path,
+        dataset: &str,
+        region: Option<&str>,
+        spec: Option<&str>,
+        opts: RestoreOptions,
+    ) -> Result<i32> {
+        let plan = load_plan(path)?;
+        let dataset = DatasetName::new(dataset).map_err(bad)?;
+        let region = region.map(RegionName::new).transpose().map_err(bad)?;
+        let progress = Arc::new(Progress::default());
+        let bar = Bar::start("restore", progress.clone(), self.progress);
+        let out = restore_by_plan(
+            &plan,
+            &password(&plan)?,
+            &dataset,
+            region.as_ref(),
+            spec,
+            &opts,
+            progress,
+        )
+        .await;
+        bar.finish();
+        let out = out?;
+        if self.json {
+            output::json(&out);
+        } else {
+            for (r, why) in &out.skipped {
+                eprintln!("note: region {r} not used: {why}");
+            }
+            println!(
+                "restored {dataset} snapshot {} from region {} to {}: {} files, {} in {}",
+                &out.outcome.snapshot[..8],
+                out.region,
+                opts.target.display(),
+                out.outcome.files,
+                bytes(out.outcome.bytes),
+                duration_ms(out.outcome.duration_ms)
+            );
+        }
+        Ok(0)
+    }
+
+    pub async fn forget(
+        &self,
+        repo: &RepoArg,
+        policy: &Retention,
+        filter: &Filter,
+        dry_run: bool,
+        then_prune: bool,
+    ) -> Result<i32> {
+        if policy.keeps_nothing() {
+            return Err(bad("this policy keeps nothing — give at least one --keep-* option"));
+        }
+        let r = self.open(repo).await?;
+        let verdicts = apply_retention(&r, filter, policy, Utc::now(), dry_run).await?;
+        let pruned = if then_prune && !dry_run {
+            Some(prune(&r, &PruneOptions::default()).await?)
+        } else {
+            None
+        };
+        if self.json {
+            output::json(&serde_json::json!({"dry_run": dry_run, "snapshots": verdicts, "prune": pruned}));
+            return Ok(0);
+        }
+        for v in &verdicts {
+            let verdict = if v.keep { "keep  " } else { "remove" };
+            println!(
+                "{verdict} {} {} [{}] {}",
+                v.id.short(),
+                v.time.format("%Y-%m-%d %H:%M:%S"),
+                v.group,
+                v.reasons.join(", ")
+            );
+        }
+        let removed = verdicts.iter().filter(|v| !v.keep).count();
+        let verb = if dry_run { "would remove" } else { "removed" };
+        println!("{verb} {removed} of {} snapshot(s)", verdicts.len());
+        if let Some(p) = pruned {
+            println!("prune: deleted {} pack(s), freed {}", p.deleted, bytes(p.bytes_freed));
+        }
+        Ok(0)
+    }
+
+    pub async fn prune(&self, repo: &RepoArg, opts: &PruneOptions) -> Result<i32> {
+        let r = self.open(repo).await?;
+        let report = prune(&r, opts).await?;
+        if self.json {
+            output::json(&report);
+        } else {
+            let verb = if opts.dry_run { "would condemn" } else { "condemned" };
+            println!(
+                "{} packs; {verb} {} ({} repacked); deleted {}, freed {}; {} waiting for running backups or grace time; {} put back",
+                report.packs,
+                report.condemned,
+                report.repacked,
+                report.deleted,
+                bytes(report.bytes_freed),
+                report.waiting,
+                report.resurrected
+            );
+        }
+        Ok(0)
+    }
+}
+
+fn print_status(st: &status::PlanStatus) {
+    println!("plan {}", st.plan);
+    println!(
+        "{:<22} {:<12} {:<10} {:>5} {:<20} {:>9} {:<8} {:<4}",
+        "dataset", "region", "reachable", "snaps", "latest (UTC)", "age", "RPO", "due"
+    );
+    for ds in &st.datasets {
+        for r in &ds.regions {
+            let latest = r
+                .latest_time
+                .map_or("-".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string());
+            let age = r.age_seconds.map_or("-".into(), |a| {
+                plan::units::format_duration(std::time::Duration::from_secs(a.max(0) as u64))
+            });
+            let rpo = if r.within_rpo { "ok" } else { "VIOLATED" };
+            let reach = if r.reachable {
+                "yes".to_string()
+            } else {
+                "NO".to_string()
+            };
+            let due = if r.backup_due { "yes" } else { "no" };
+            println!(
+                "{:<22} {:<12} {:<10} {:>5} {:<20} {:>9} {:<8} {:<4}",
+                ds.dataset, r.region, reach, r.snapshots, latest, age, rpo, due
+            );
+            if let Some(e) = &r.error {
+                println!("    {}: {e}", r.region);
+            }
+        }
+    }
+    let verdict = if st.violated {
+        "some objectives are violated"
+    } else {
+        "all datasets within their objectives"
+    };
+    println!("{verdict}");
+}
