@@ -1,36 +1,43 @@
 #!/usr/bin/env bash
-# The Lifeboat quick start: build, then run the main job on the bundled example data
-# with a local-disk repository — create it, back up, check, restore and compare.
-# Needs nothing but a Rust toolchain; leaves its work in examples/.run/.
+# The Lifeboat quick start: the plan-driven cycle on the bundled example, with two
+# local folders standing in for two regions. Validate the plan, apply it (create
+# both region repositories and back up examples/data to each), show the plan's
+# status, restore by plan, compare with the original, and verify every stored byte.
+# Needs nothing but a Rust toolchain; leaves its work in examples/regions and examples/.run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --quiet --bin lifeboat
 lifeboat=target/debug/lifeboat
+plan=examples/quickstart.toml
 work=examples/.run
-rm -rf "$work"
+rm -rf "$work" examples/regions
 mkdir -p "$work"
+# The plan reads its password from this variable; a real plan would use a file or command.
 export LIFEBOAT_PASSWORD="${LIFEBOAT_PASSWORD:-quickstart-only-password}"
-repo="$work/repository"
 
 step() { printf '\n== %s\n' "$*"; }
 
-step "create a repository on local disk"
-"$lifeboat" init --repo "$repo"
+step "validate the plan"
+"$lifeboat" validate "$plan"
 
-step "back up examples/data"
-"$lifeboat" backup --repo "$repo" --tag quickstart examples/data
+step "apply: create both region repositories and back up what is due"
+"$lifeboat" apply "$plan"
 
-step "back up again: unchanged files are not read twice"
-"$lifeboat" backup --repo "$repo" --tag quickstart examples/data
+step "apply again: nothing is due, nothing is done"
+"$lifeboat" apply "$plan"
 
-step "list snapshots"
-"$lifeboat" snapshots --repo "$repo"
+step "plan: every dataset within its objectives, in every region"
+"$lifeboat" plan "$plan"
 
-step "verify every byte in the repository"
-"$lifeboat" check --repo "$repo" --read-data
-
-step "restore the latest snapshot and compare with the original"
-"$lifeboat" restore --repo "$repo" latest --target "$work/restored"
+step "restore by plan (the reachable region holding the newest snapshot)"
+"$lifeboat" restore --plan "$plan" --dataset example-data --target "$work/restored"
 diff -r examples/data "$work/restored/data"
 echo "restored files are identical to examples/data"
+
+step "restore from region b alone, then verify every byte of both regions"
+"$lifeboat" restore --plan "$plan" --dataset example-data --region b --target "$work/from-b"
+diff -r examples/data "$work/from-b/data"
+for region in a b; do
+  "$lifeboat" check --repo "examples/regions/$region" --read-data
+done
