@@ -192,19 +192,21 @@ fn add_file(index: &Index, plan: &mut Plan, path: PathBuf, node: Node) -> Result
     Ok(())
 }
 
-fn create_files(target: &Path, files: &[(PathBuf, Node)]) -> Result<Vec<(PathBuf, fs::File)>> {
+/// Create every file at its final size; files are reopened for each write so a
+/// restore of millions of files never holds more than a few descriptors.
+fn create_files(target: &Path, files: &[(PathBuf, Node)]) -> Result<Vec<PathBuf>> {
     files
         .iter()
         .map(|(rel, node)| {
             let p = target.join(rel);
             let f = fs::File::create(&p).map_err(|e| EngineError::target_io(&p, e))?;
             f.set_len(node.size).map_err(|e| EngineError::target_io(&p, e))?;
-            Ok((p, f))
+            Ok(p)
         })
         .collect()
 }
 
-type Files = Arc<Vec<(PathBuf, fs::File)>>;
+type Files = Arc<Vec<PathBuf>>;
 /// file number → reason, for files that could not be restored intact.
 type Damaged = HashMap<usize, String>;
 
@@ -331,9 +333,10 @@ async fn restore_pack(
 
 fn write_blob(files: &Files, dests: &[Dest], data: &[u8], progress: &Progress) -> Result<()> {
     for d in dests {
-        let (path, file) = &files[d.file];
-        file.write_all_at(data, d.offset)
-            .map_err(|e| EngineError::target_io(path, e))?;
+        let path = &files[d.file];
+        let io = |e| EngineError::target_io(path, e);
+        let file = fs::OpenOptions::new().write(true).open(path).map_err(io)?;
+        file.write_all_at(data, d.offset).map_err(io)?;
         progress.add_done(0, data.len() as u64);
     }
     Ok(())
@@ -351,24 +354,18 @@ fn to_time(ns: i64) -> SystemTime {
     }
 }
 
-fn apply_meta(path: &Path, node: &Node, file: Option<&fs::File>) -> Result<()> {
+fn apply_meta(path: &Path, node: &Node) -> Result<()> {
     let io = |e| EngineError::target_io(path, e);
     if is_root() {
         std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)).map_err(io)?;
     }
     if node.kind != NodeKind::Symlink {
-        fs::set_permissions(path, fs::Permissions::from_mode(node.mode)).map_err(io)?;
-        let owned;
-        let f = match file {
-            Some(f) => f,
-            None => {
-                owned = fs::File::open(path).map_err(io)?;
-                &owned
-            }
-        };
+        // Times first: opening may need permissions the final mode takes away.
+        let f = fs::File::open(path).map_err(io)?;
         let t = to_time(node.mtime_ns);
         f.set_times(fs::FileTimes::new().set_modified(t).set_accessed(t))
             .map_err(io)?;
+        fs::set_permissions(path, fs::Permissions::from_mode(node.mode)).map_err(io)?;
     }
     Ok(())
 }
@@ -384,11 +381,11 @@ fn is_root() -> bool {
 
 /// Remove damaged files, create symlinks, then apply metadata (directories last, deepest first).
 fn finish(target: &Path, plan: &Plan, files: &Files, damaged: &Damaged) -> Result<()> {
-    for (i, (path, file)) in files.iter().enumerate() {
+    for (i, path) in files.iter().enumerate() {
         if damaged.contains_key(&i) {
             fs::remove_file(path).map_err(|e| EngineError::target_io(path, e))?;
         } else {
-            apply_meta(path, &plan.files[i].1, Some(file))?;
+            apply_meta(path, &plan.files[i].1)?;
         }
     }
     for (rel, node) in &plan.links {
@@ -396,10 +393,10 @@ fn finish(target: &Path, plan: &Plan, files: &Files, damaged: &Damaged) -> Resul
         let dest = node.target().unwrap_or_default();
         let _ = fs::remove_file(&p);
         std::os::unix::fs::symlink(&dest, &p).map_err(|e| EngineError::target_io(&p, e))?;
-        apply_meta(&p, node, None)?;
+        apply_meta(&p, node)?;
     }
     for (rel, node) in plan.dirs.iter().rev() {
-        apply_meta(&target.join(rel), node, None)?;
+        apply_meta(&target.join(rel), node)?;
     }
     Ok(())
 }

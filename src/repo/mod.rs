@@ -106,6 +106,11 @@ impl Repository {
         if store.stat(layout::CONFIG).await?.is_some() {
             return Err(RepoError::AlreadyExists(store.address().to_string()));
         }
+        // Keys without a config are left by an init that was interrupted; they wrap a
+        // master key nothing was ever encrypted with, and would shadow the new one.
+        for stale in store.list(layout::KEYS).await? {
+            store.delete(&stale.key).await?;
+        }
         let key_id = keys::write_key(store.as_ref(), &key, password, kdf, "initial").await?;
         let bytes = config.encode(&key, &random::<24>()[..config.cipher().nonce_len()]);
         // The config is written last and only if absent: a repository exists once it
