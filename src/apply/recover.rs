@@ -7,11 +7,11 @@ use super::regions::open_regions;
 use super::{ApplyError, Result};
 use crate::engine::Progress;
 use crate::engine::restore::{RestoreOptions, RestoreOutcome, restore};
-use crate::format::ids::SnapshotId;
 use crate::format::names::{DatasetName, RegionName};
-use crate::format::snapshot::Snapshot;
 use crate::plan::Plan;
 use crate::repo::Repository;
+use crate::repo::Snapshot;
+use crate::repo::SnapshotId;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PlanRestore {

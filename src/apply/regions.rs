@@ -4,9 +4,9 @@
 //! so a pack is byte-identical everywhere. A missing region repository is created
 //! as a replica of a region that exists; only when none exists is a new key made.
 
-use crate::format::crypto::KdfParams;
 use crate::format::names::RegionName;
 use crate::plan::Plan;
+use crate::repo::KdfParams;
 use crate::repo::{InitOptions, RepoError, Repository};
 use crate::storage::address::{OpenOptions, open_with};
 

@@ -10,11 +10,11 @@ use chrono::{DateTime, Utc};
 
 use super::Result;
 use crate::engine::forget::forget;
-use crate::format::ids::SnapshotId;
 use crate::format::names::{DatasetName, Tag};
-use crate::format::snapshot::Snapshot;
 use crate::plan::{Decision, Retention, SnapInfo};
 use crate::repo::Repository;
+use crate::repo::Snapshot;
+use crate::repo::SnapshotId;
 
 /// Which snapshots a retention run looks at.
 #[derive(Debug, Clone, Default)]

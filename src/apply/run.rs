@@ -16,11 +16,11 @@ use super::{ApplyError, Result};
 use crate::engine::Progress;
 use crate::engine::backup::{BackupOptions, backup};
 use crate::engine::prune::{PruneOptions, PruneReport, prune};
-use crate::format::ids::SnapshotId;
 use crate::format::names::DatasetName;
-use crate::format::snapshot::Summary;
 use crate::plan::{Dataset, DatasetKind, Plan};
 use crate::repo::Repository;
+use crate::repo::SnapshotId;
+use crate::repo::Summary;
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {

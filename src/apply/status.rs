@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use super::regions::open_regions;
-use crate::format::ids::SnapshotId;
 use crate::plan::{Dataset, Plan};
+use crate::repo::SnapshotId;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RegionStatus {

@@ -26,7 +26,7 @@ use super::walk::{Excludes, node_from_meta, unchanged};
 use super::{EngineError, Progress, Result};
 use crate::format::blob::Compression;
 use crate::format::chunker;
-use crate::format::ids::{BlobId, ContentHash, SnapshotId};
+use crate::format::ids::{BlobId, ContentHasher, SnapshotId};
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::names::{DatasetName, Tag};
 use crate::format::pack::BlobKind;
@@ -443,7 +443,7 @@ impl Walker {
             return Ok(node);
         }
         let file = fs::File::open(path).map_err(|e| EngineError::source_io(path, e))?;
-        let mut whole = blake3::Hasher::new();
+        let mut whole = ContentHasher::default();
         let mut size = 0u64;
         let params = self.repo.config().chunker;
         let reader = HashingReader {
@@ -463,7 +463,7 @@ impl Walker {
         }
         node.size = size;
         node.content = content;
-        node.hash = Some(ContentHash(*whole.finalize().as_bytes()));
+        node.hash = Some(whole.finalize());
         if old.is_some() {
             self.summary.files_changed += 1
         } else {
@@ -479,7 +479,7 @@ impl Walker {
 /// Hashes everything read through it, so the file is read once for chunking and hashing.
 struct HashingReader<'a, R> {
     inner: R,
-    hasher: &'a mut blake3::Hasher,
+    hasher: &'a mut ContentHasher,
 }
 
 impl<R: Read> Read for HashingReader<'_, R> {

@@ -89,3 +89,16 @@ mod tests {
         assert!(PackId::from_hex("zz").is_err());
     }
 }
+
+/// Streaming computation of a file's [`ContentHash`] (unkeyed BLAKE3).
+#[derive(Default)]
+pub struct ContentHasher(blake3::Hasher);
+
+impl ContentHasher {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    pub fn finalize(&self) -> ContentHash {
+        ContentHash(*self.0.finalize().as_bytes())
+    }
+}

@@ -19,14 +19,17 @@ use rand::RngCore;
 
 use crate::format::blob::{self, Compression};
 use crate::format::config::{ChunkerParams, Config, ConfigError};
-use crate::format::crypto::{Cipher, KdfParams, MasterKey};
-use crate::format::ids::{BlobId, IndexId, KeyId, PackId, RepoId, SnapshotId};
+pub use crate::format::crypto::KdfParams;
+use crate::format::crypto::{Cipher, MasterKey};
+use crate::format::ids::{BlobId, IndexId, KeyId, PackId, RepoId};
 use crate::format::index::IndexFile;
 use crate::format::pack::BlobKind;
-use crate::format::snapshot::Snapshot;
 use crate::format::tree::Tree;
 use crate::storage::Store;
 
+/// Value types that layers above the repository name (they may not reach into `format`).
+pub use crate::format::ids::SnapshotId;
+pub use crate::format::snapshot::{Snapshot, Summary};
 pub use error::{RepoError, Result};
 pub use index::Index;
 
