@@ -14,11 +14,12 @@ use super::retention::{Filter, apply_retention};
 use super::status::observed;
 use super::{ApplyError, Result};
 use crate::engine::Progress;
-use crate::engine::backup::{BackupOptions, backup};
+use crate::engine::backup::{BackupOptions, backup_to};
+use crate::engine::fanout::Target;
 use crate::engine::prune::{PruneOptions, PruneReport, prune};
 use crate::format::names::DatasetName;
 use crate::plan::{Dataset, DatasetKind, Plan};
-use crate::repo::Repository;
+use crate::repo::{RepoError, Repository};
 use crate::repo::SnapshotId;
 use crate::repo::Summary;
 
@@ -39,6 +40,8 @@ pub struct RegionRun {
     pub summary: Option<Summary>,
     pub forgotten: usize,
     pub pruned: Option<PruneReport>,
+    /// Dropped from the backup for falling too far behind; `sync` catches it up.
+    pub lagging: bool,
     pub error: Option<String>,
 }
 
@@ -87,50 +90,61 @@ pub async fn apply(plan: &Plan, password: &[u8], opts: &ApplyOptions, progress: 
     Ok(report)
 }
 
-async fn run_dataset(
-    ds: &Dataset,
-    regions: &[RegionRepo],
-    opts: &ApplyOptions,
-    progress: &Arc<Progress>,
-) -> Vec<RegionRun> {
+async fn run_dataset(ds: &Dataset, regions: &[RegionRepo], opts: &ApplyOptions, progress: &Arc<Progress>) -> Vec<RegionRun> {
     let mut runs = Vec::new();
+    let mut targets = Vec::new();
+    let mut due = opts.force;
     for r in regions.iter().filter(|r| ds.regions.contains(&r.name)) {
         let mut run = RegionRun {
             region: r.name.to_string(),
             ..Default::default()
         };
         match &r.repo {
-            Ok(repo) => {
-                if let Err(e) = run_region(ds, repo, opts, progress, &mut run).await {
-                    run.error = Some(e.to_string());
+            Ok(repo) => match region_due(ds, repo, opts.now).await {
+                Ok(d) => {
+                    due |= d;
+                    targets.push(Target {
+                        name: r.name.to_string(),
+                        repo: repo.clone(),
+                    });
                 }
-            }
+                Err(e) => run.error = Some(format!("region {}: {e}", r.name)),
+            },
             Err(e) => run.error = Some(format!("region {}: {e}", r.name)),
         }
         runs.push(run);
     }
+    if !due {
+        runs.iter_mut().filter(|r| r.error.is_none()).for_each(|r| r.skipped = true);
+        return runs;
+    }
+    if targets.is_empty() {
+        return runs;
+    }
+    backup_everywhere(ds, &targets, opts, progress, &mut runs).await;
     runs
 }
 
-async fn run_region(
-    ds: &Dataset,
-    repo: &Repository,
-    opts: &ApplyOptions,
-    progress: &Arc<Progress>,
-    run: &mut RegionRun,
-) -> Result<()> {
+async fn region_due(ds: &Dataset, repo: &Repository, now: DateTime<Utc>) -> std::result::Result<bool, RepoError> {
     let times: Vec<_> = repo
         .snapshots()
-        .await
-        .map_err(|e| region_err(run, e))?
+        .await?
         .into_iter()
         .filter(|(_, s)| s.dataset.as_ref() == Some(&ds.name))
         .map(|(id, s)| (id, s.time))
         .collect();
-    if !opts.force && !observed(ds, &run.region, &times, opts.now).backup_due {
-        run.skipped = true;
-        return Ok(());
-    }
+    Ok(observed(ds, "", &times, now).backup_due)
+}
+
+/// One backup, sealed once and stored in every reachable region, then retention and
+/// prune in each region that stored it.
+async fn backup_everywhere(
+    ds: &Dataset,
+    targets: &[Target],
+    opts: &ApplyOptions,
+    progress: &Arc<Progress>,
+    runs: &mut [RegionRun],
+) {
     let backup_opts = BackupOptions {
         paths: ds.paths.clone(),
         excludes: ds.exclude.clone(),
@@ -140,9 +154,31 @@ async fn run_region(
         no_compression: ds.kind == DatasetKind::Model,
         ..Default::default()
     };
-    let out = backup(repo, &backup_opts, progress.clone()).await?;
-    run.snapshot = Some(out.id);
-    run.summary = Some(out.snapshot.summary);
+    let out = match backup_to(targets, &backup_opts, progress.clone()).await {
+        Ok(out) => out,
+        Err(e) => {
+            for run in runs.iter_mut().filter(|r| r.error.is_none()) {
+                run.error = Some(e.to_string());
+            }
+            return;
+        }
+    };
+    for (region, target) in out.regions.iter().zip(targets) {
+        let Some(run) = runs.iter_mut().find(|r| r.region == region.region) else { continue };
+        if !region.stored {
+            run.error = region.error.clone();
+            run.lagging = region.lagging;
+            continue;
+        }
+        run.snapshot = Some(out.id);
+        run.summary = Some(out.snapshot.summary.clone());
+        if let Err(e) = retain(ds, &target.repo, opts, run).await {
+            run.error = Some(e.to_string());
+        }
+    }
+}
+
+async fn retain(ds: &Dataset, repo: &Repository, opts: &ApplyOptions, run: &mut RegionRun) -> Result<()> {
     let filter = Filter {
         dataset: Some(ds.name.clone()),
         tag: None,
@@ -155,9 +191,3 @@ async fn run_region(
     Ok(())
 }
 
-fn region_err(run: &RegionRun, e: crate::repo::RepoError) -> ApplyError {
-    ApplyError::Region {
-        region: run.region.clone(),
-        source: e,
-    }
-}

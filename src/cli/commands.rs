@@ -55,6 +55,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 no_compression,
                 force_read: force,
                 time: None,
+                lag_wait: None,
             };
             ctx.backup(&repo, &opts).await
         }

@@ -20,14 +20,13 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 
+use super::fanout::{Dropped, Lane, Target, no_region_left, upload_packs};
 use super::walk::{Excludes, node_from_meta, unchanged};
 use super::{EngineError, Progress, Result};
 use crate::format::blob::Compression;
 use crate::format::chunker;
 use crate::format::ids::{BlobId, ContentHasher, SnapshotId};
-use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::names::{DatasetName, Tag};
 use crate::format::pack::BlobKind;
 use crate::format::snapshot::{Snapshot, Summary};
@@ -38,8 +37,8 @@ use crate::repo::{Index, Repository};
 
 const CHUNK_QUEUE: usize = 8;
 const PACK_QUEUE: usize = 1;
-const UPLOADS: usize = 2;
-const INDEX_EVERY: usize = 16;
+/// How long a region's full upload queue may stay full before it is dropped as lagging.
+const DEFAULT_LAG_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 #[derive(Debug, Clone, Default)]
 pub struct BackupOptions {
@@ -55,6 +54,8 @@ pub struct BackupOptions {
     /// Re-read every file even if the parent snapshot says it is unchanged.
     pub force_read: bool,
     pub time: Option<DateTime<Utc>>,
+    /// Override of how long a slow region may hold up its queue (see `fanout`).
+    pub lag_wait: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -77,21 +78,106 @@ struct Sealed {
     sealed: Vec<u8>,
 }
 
+/// What happened in each region of a fanned-out backup.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RegionOutcome {
+    pub region: String,
+    /// The snapshot is complete in this region.
+    pub stored: bool,
+    pub lagging: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FanoutOutcome {
+    pub id: SnapshotId,
+    pub snapshot: Snapshot,
+    pub regions: Vec<RegionOutcome>,
+}
+
+impl FanoutOutcome {
+    pub fn degraded(&self) -> bool {
+        self.regions.iter().any(|r| !r.stored)
+    }
+}
+
 /// Run one backup of `opts.paths` into `repo`.
 pub async fn backup(repo: &Repository, opts: &BackupOptions, progress: Arc<Progress>) -> Result<BackupOutcome> {
+    let target = Target {
+        name: repo.address().to_string(),
+        repo: repo.clone(),
+    };
+    let mut lanes = vec![Lane::new(&target)];
+    let out = backup_lanes(&mut lanes, opts, progress).await?;
+    if !lanes[0].active() {
+        return Err(no_region_left(&mut lanes));
+    }
+    Ok(BackupOutcome {
+        id: out.0,
+        snapshot: out.1,
+    })
+}
+
+/// Back up once into every region of a replica set: read, chunk and seal once,
+/// upload each pack to every region. Fails only when no region stored the snapshot.
+pub async fn backup_to(targets: &[Target], opts: &BackupOptions, progress: Arc<Progress>) -> Result<FanoutOutcome> {
+    let mut lanes: Vec<Lane> = targets.iter().map(Lane::new).collect();
+    let (id, snapshot) = backup_lanes(&mut lanes, opts, progress).await?;
+    let regions = lanes
+        .iter()
+        .map(|l| RegionOutcome {
+            region: l.name.clone(),
+            stored: l.active(),
+            lagging: matches!(l.dropped, Some(Dropped::Lagging)),
+            error: match &l.dropped {
+                Some(Dropped::Failed(e)) => Some(e.to_string()),
+                Some(Dropped::Lagging) => Some("fell too far behind and was dropped from this run".into()),
+                None => None,
+            },
+        })
+        .collect();
+    Ok(FanoutOutcome { id, snapshot, regions })
+}
+
+async fn backup_lanes(lanes: &mut [Lane], opts: &BackupOptions, progress: Arc<Progress>) -> Result<(SnapshotId, Snapshot)> {
     let roots = check_sources(&opts.paths)?;
     let excludes = Excludes::new(&opts.excludes)?.with_includes(&opts.includes)?;
-    let lease = Lease::acquire(repo.store().clone(), LeaseKind::Backup, "backup").await?;
-    let result = run(repo, opts, roots, excludes, progress).await;
-    lease.release().await?;
+    check_replicas(lanes)?;
+    let mut leases = Vec::new();
+    for lane in lanes.iter_mut() {
+        match Lease::acquire(lane.repo.store().clone(), LeaseKind::Backup, "backup").await {
+            Ok(l) => leases.push(l),
+            Err(e) => lane.drop_with(Dropped::Failed(e.into())),
+        }
+    }
+    let result = if lanes.iter().any(Lane::active) {
+        run(lanes, opts, roots, excludes, progress).await
+    } else {
+        Err(no_region_left(lanes))
+    };
+    for lease in leases {
+        // A lease that cannot be removed expires by itself.
+        let _ = lease.release().await;
+    }
     result
+}
+
+fn check_replicas(lanes: &[Lane]) -> Result<()> {
+    let first = &lanes[0];
+    for other in &lanes[1..] {
+        if !other.repo.is_replica_of(&first.repo) {
+            return Err(EngineError::BadInput(format!(
+                "regions {} and {} do not share a master key and chunker — create {} as a replica (`lifeboat apply` does) or use `lifeboat copy`",
+                first.name, other.name, other.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn check_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     if paths.is_empty() {
-        return Err(EngineError::BadInput(
-            "nothing to back up — name at least one path".into(),
-        ));
+        return Err(EngineError::BadInput("nothing to back up — name at least one path".into()));
     }
     let mut names = HashSet::new();
     let mut out = Vec::new();
@@ -103,10 +189,7 @@ fn check_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             }
             _ => EngineError::source_io(p, e),
         })?;
-        let name = abs
-            .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_else(|| "root".into());
+        let name = abs.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "root".into());
         if !names.insert(name.clone()) {
             return Err(EngineError::BadInput(format!(
                 "two backup sources are both named {:?} — back them up separately or name their parent",
@@ -118,56 +201,77 @@ fn check_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// The latest snapshot of the same dataset and paths, whose files can be reused.
-async fn find_parent(
-    repo: &Repository,
-    index: &Index,
-    opts: &BackupOptions,
-    paths: &[String],
-) -> Result<Option<(SnapshotId, Tree)>> {
+/// Load each active lane's index; a region whose index cannot be read drops out.
+async fn load_indexes(lanes: &mut [Lane]) -> Vec<Arc<Index>> {
+    let mut out = Vec::new();
+    for lane in lanes.iter_mut().filter(|l| l.active()) {
+        match lane.repo.load_index().await {
+            Ok(i) => out.push(Arc::new(i)),
+            Err(e) => lane.drop_with(Dropped::Failed(e.into())),
+        }
+    }
+    out
+}
+
+/// The latest snapshot of the same dataset and paths that every active region holds,
+/// so files taken over from it are present everywhere.
+async fn find_parent(lanes: &[Lane], opts: &BackupOptions, paths: &[String]) -> Result<Option<(SnapshotId, Tree)>> {
     if opts.force_read {
         return Ok(None);
     }
-    let snaps = repo.snapshots().await?;
+    let active: Vec<&Lane> = lanes.iter().filter(|l| l.active()).collect();
+    let mut common: Option<HashSet<SnapshotId>> = None;
+    for lane in &active {
+        let ids: HashSet<SnapshotId> = lane.repo.snapshot_ids().await?.into_iter().collect();
+        common = Some(match common {
+            None => ids,
+            Some(c) => c.intersection(&ids).copied().collect(),
+        });
+    }
+    let Some(primary) = active.first() else { return Ok(None) };
+    let common = common.unwrap_or_default();
+    let snaps = primary.repo.snapshots().await?;
     let parent = snaps
         .into_iter()
         .rev()
-        .find(|(_, s)| s.dataset == opts.dataset && s.paths == paths);
+        .find(|(id, s)| common.contains(id) && s.dataset == opts.dataset && s.paths == paths);
     match parent {
-        Some((id, s)) => Ok(Some((id, repo.load_tree(index, &s.tree).await?))),
+        Some((id, s)) => {
+            let index = primary.repo.load_index().await?;
+            Ok(Some((id, primary.repo.load_tree(&index, &s.tree).await?)))
+        }
         None => Ok(None),
     }
 }
 
 async fn run(
-    repo: &Repository,
+    lanes: &mut [Lane],
     opts: &BackupOptions,
     roots: Vec<PathBuf>,
     excludes: Excludes,
     progress: Arc<Progress>,
-) -> Result<BackupOutcome> {
+) -> Result<(SnapshotId, Snapshot)> {
     let started = Instant::now();
     let time = opts.time.unwrap_or_else(Utc::now);
-    let index = Arc::new(repo.load_index().await?);
+    let indexes = load_indexes(lanes).await;
+    let Some(repo) = lanes.iter().find(|l| l.active()).map(|l| l.repo.clone()) else {
+        return Err(no_region_left(lanes));
+    };
     let paths: Vec<String> = roots.iter().map(|p| p.display().to_string()).collect();
-    let parent = find_parent(repo, &index, opts, &paths).await?;
+    let parent = find_parent(lanes, opts, &paths).await?;
     let parent_id = parent.as_ref().map(|p| p.0);
 
     spawn_prescan(roots.clone(), excludes.clone(), progress.clone());
     let (chunk_tx, chunk_rx) = bounded::<Job>(CHUNK_QUEUE);
     let (sealed_tx, sealed_rx) = bounded::<Sealed>(CHUNK_QUEUE);
     let (pack_tx, pack_rx) = mpsc::channel::<FinishedPack>(PACK_QUEUE);
-    let compression = if opts.no_compression {
-        Compression::OFF
-    } else {
-        repo.compression()
-    };
-    let sealers = spawn_sealers(repo, compression, chunk_rx, sealed_tx);
-    let packer = spawn_packer(repo, sealed_rx, pack_tx);
+    let compression = if opts.no_compression { Compression::OFF } else { repo.compression() };
+    let sealers = spawn_sealers(&repo, compression, chunk_rx, sealed_tx);
+    let packer = spawn_packer(&repo, sealed_rx, pack_tx);
 
     let walker = Walker {
         repo: repo.clone(),
-        index: index.clone(),
+        indexes,
         pending: Mutex::new(HashSet::new()),
         tx: chunk_tx,
         excludes,
@@ -176,22 +280,19 @@ async fn run(
         runtime: tokio::runtime::Handle::current(),
     };
     let walked = std::thread::spawn(move || walker.walk_roots(&roots, parent.map(|p| p.1)));
-    let uploaded = upload_packs(repo, pack_rx).await;
+    let lag_wait = opts.lag_wait.unwrap_or(DEFAULT_LAG_WAIT);
+    let uploaded = upload_packs(lanes, pack_rx, lag_wait).await;
 
-    let walked = walked
-        .join()
-        .map_err(|_| EngineError::Internal("walker thread panicked".into()))?;
+    let walked = walked.join().map_err(|_| EngineError::Internal("walker thread panicked".into()))?;
     for s in sealers {
         let _ = s.join();
     }
-    let packed = packer
-        .join()
-        .map_err(|_| EngineError::Internal("packer thread panicked".into()))?;
-    let (blobs_added, bytes_added) = uploaded?;
+    let packed = packer.join().map_err(|_| EngineError::Internal("packer thread panicked".into()))?;
+    let uploaded = uploaded?;
     let (tree, mut summary) = walked?;
     packed?;
-    summary.blobs_added = blobs_added;
-    summary.bytes_added = bytes_added;
+    summary.blobs_added = uploaded.blobs;
+    summary.bytes_added = uploaded.bytes;
     summary.duration_ms = started.elapsed().as_millis() as u64;
     let snapshot = Snapshot {
         time,
@@ -203,8 +304,16 @@ async fn run(
         parent: parent_id,
         summary,
     };
-    let id = repo.save_snapshot(&snapshot).await?;
-    Ok(BackupOutcome { id, snapshot })
+    let (id, sealed) = repo.seal_snapshot(&snapshot);
+    for lane in lanes.iter_mut().filter(|l| l.active()) {
+        if let Err(e) = lane.repo.put_snapshot(&id, sealed.clone()).await {
+            lane.drop_with(Dropped::Failed(e.into()));
+        }
+    }
+    if !lanes.iter().any(Lane::active) {
+        return Err(no_region_left(lanes));
+    }
+    Ok((id, snapshot))
 }
 
 fn spawn_prescan(roots: Vec<PathBuf>, excludes: Excludes, progress: Arc<Progress>) {
@@ -279,60 +388,11 @@ fn spawn_packer(
     })
 }
 
-/// Upload packs with bounded concurrency; index them as they land.
-async fn upload_packs(repo: &Repository, mut rx: mpsc::Receiver<FinishedPack>) -> Result<(u64, u64)> {
-    let mut uploads: JoinSet<Result<FinishedPack>> = JoinSet::new();
-    let mut stored: Vec<IndexedPack> = Vec::new();
-    let (mut blobs, mut bytes) = (0u64, 0u64);
-    let mut note = |p: FinishedPack, stored: &mut Vec<IndexedPack>| {
-        blobs += p.entries.len() as u64;
-        bytes += p.bytes.len() as u64;
-        stored.push(IndexedPack {
-            id: p.id,
-            blobs: p.entries,
-        });
-    };
-    loop {
-        while uploads.len() >= UPLOADS {
-            let done = uploads.join_next().await.into_iter().flatten();
-            for p in done {
-                note(p?, &mut stored);
-            }
-        }
-        if stored.len() >= INDEX_EVERY {
-            write_index(repo, &mut stored).await?;
-        }
-        let Some(pack) = rx.recv().await else { break };
-        let repo = repo.clone();
-        uploads.spawn(async move {
-            repo.save_pack(&pack.id, pack.bytes.clone()).await?;
-            Ok(pack)
-        });
-    }
-    while let Some(done) = uploads.join_next().await {
-        let p = done.map_err(|e| EngineError::Internal(e.to_string()))??;
-        note(p, &mut stored);
-    }
-    write_index(repo, &mut stored).await?;
-    Ok((blobs, bytes))
-}
-
-async fn write_index(repo: &Repository, stored: &mut Vec<IndexedPack>) -> Result<()> {
-    if stored.is_empty() {
-        return Ok(());
-    }
-    let file = IndexFile {
-        supersedes: Vec::new(),
-        packs: std::mem::take(stored),
-    };
-    repo.save_index(&file).await?;
-    Ok(())
-}
-
 /// Walks the sources on its own thread, feeding new blobs to the sealers.
 struct Walker {
     repo: Repository,
-    index: Arc<Index>,
+    /// The index of every region taking part: a blob is sent unless all have it.
+    indexes: Vec<Arc<Index>>,
     pending: Mutex<HashSet<BlobId>>,
     tx: Sender<Job>,
     excludes: Excludes,
@@ -361,7 +421,7 @@ impl Walker {
 
     /// Queue a blob for sealing unless the repository or this run already has it.
     fn need(&self, id: &BlobId) -> bool {
-        !self.index.contains(id) && self.pending.lock().is_ok_and(|mut p| p.insert(*id))
+        !self.indexes.iter().all(|i| i.contains(id)) && self.pending.lock().is_ok_and(|mut p| p.insert(*id))
     }
 
     fn send(&self, kind: BlobKind, id: BlobId, data: Vec<u8>) -> Result<()> {
@@ -407,7 +467,7 @@ impl Walker {
     fn dir(&mut self, path: &Path, base: &Path, old: Option<&Node>) -> Result<BlobId> {
         let old_tree = match old.and_then(|n| n.subtree) {
             Some(id) if old.is_some_and(|n| n.kind == NodeKind::Dir) => {
-                Some(self.runtime.block_on(self.repo.load_tree(&self.index, &id))?)
+                Some(self.runtime.block_on(self.repo.load_tree(&self.indexes[0], &id))?)
             }
             _ => None,
         };

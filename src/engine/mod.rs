@@ -6,6 +6,7 @@
 
 pub mod backup;
 pub mod check;
+pub mod fanout;
 pub mod forget;
 pub mod ls;
 pub mod prune;

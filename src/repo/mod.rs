@@ -228,10 +228,25 @@ impl Repository {
     }
 
     pub async fn save_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
-        let sealed = self.seal(&snap.encode(), self.compression());
-        let id = SnapshotId::of_bytes(&sealed);
-        self.put_object(&layout::snapshot(&id), sealed).await?;
+        let (id, sealed) = self.seal_snapshot(snap);
+        self.put_snapshot(&id, sealed).await?;
         Ok(id)
+    }
+
+    /// Seal a snapshot once, so identical bytes (and id) can go to every region.
+    pub fn seal_snapshot(&self, snap: &Snapshot) -> (SnapshotId, Bytes) {
+        let sealed = self.seal(&snap.encode(), self.compression());
+        (SnapshotId::of_bytes(&sealed), Bytes::from(sealed))
+    }
+
+    pub async fn put_snapshot(&self, id: &SnapshotId, sealed: Bytes) -> Result<()> {
+        self.store.put(&layout::snapshot(id), sealed).await?;
+        Ok(())
+    }
+
+    /// Whether `other` shares this repository's master key and chunker (a replica).
+    pub fn is_replica_of(&self, other: &Repository) -> bool {
+        self.key.raw() == other.key.raw() && self.config.chunker == other.config.chunker
     }
 
     pub async fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
