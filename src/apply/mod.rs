@@ -3,6 +3,7 @@
 
 pub mod recover;
 pub mod regions;
+pub mod replicate;
 pub mod retention;
 pub mod run;
 pub mod secrets;

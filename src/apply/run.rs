@@ -19,9 +19,9 @@ use crate::engine::fanout::Target;
 use crate::engine::prune::{PruneOptions, PruneReport, prune};
 use crate::format::names::DatasetName;
 use crate::plan::{Dataset, DatasetKind, Plan};
-use crate::repo::{RepoError, Repository};
 use crate::repo::SnapshotId;
 use crate::repo::Summary;
+use crate::repo::{RepoError, Repository};
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -90,7 +90,12 @@ pub async fn apply(plan: &Plan, password: &[u8], opts: &ApplyOptions, progress: 
     Ok(report)
 }
 
-async fn run_dataset(ds: &Dataset, regions: &[RegionRepo], opts: &ApplyOptions, progress: &Arc<Progress>) -> Vec<RegionRun> {
+async fn run_dataset(
+    ds: &Dataset,
+    regions: &[RegionRepo],
+    opts: &ApplyOptions,
+    progress: &Arc<Progress>,
+) -> Vec<RegionRun> {
     let mut runs = Vec::new();
     let mut targets = Vec::new();
     let mut due = opts.force;
@@ -115,7 +120,9 @@ async fn run_dataset(ds: &Dataset, regions: &[RegionRepo], opts: &ApplyOptions, 
         runs.push(run);
     }
     if !due {
-        runs.iter_mut().filter(|r| r.error.is_none()).for_each(|r| r.skipped = true);
+        runs.iter_mut()
+            .filter(|r| r.error.is_none())
+            .for_each(|r| r.skipped = true);
         return runs;
     }
     if targets.is_empty() {
@@ -164,7 +171,9 @@ async fn backup_everywhere(
         }
     };
     for (region, target) in out.regions.iter().zip(targets) {
-        let Some(run) = runs.iter_mut().find(|r| r.region == region.region) else { continue };
+        let Some(run) = runs.iter_mut().find(|r| r.region == region.region) else {
+            continue;
+        };
         if !region.stored {
             run.error = region.error.clone();
             run.lagging = region.lagging;
@@ -190,4 +199,3 @@ async fn retain(ds: &Dataset, repo: &Repository, opts: &ApplyOptions, run: &mut 
     }
     Ok(())
 }
-

@@ -200,6 +200,25 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Bring lagging regions of a plan up to date, copying packs byte for byte.
+    Sync {
+        #[arg(long, value_name = "PLAN.toml")]
+        plan: PathBuf,
+        #[arg(long)]
+        dataset: Option<String>,
+    },
+    /// Copy snapshots to a repository with a different key (re-encrypts).
+    Copy {
+        #[command(flatten)]
+        repo: RepoArg,
+        /// Destination repository; its password comes from LIFEBOAT_TO_PASSWORD or --to-password-file.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        #[arg(long, value_name = "FILE")]
+        to_password_file: Option<PathBuf>,
+        /// Snapshot ids (or prefixes) to copy; all when none.
+        snapshots: Vec<String>,
+    },
     /// Remove stale locks left by killed processes.
     Unlock {
         #[command(flatten)]

@@ -155,6 +155,13 @@ pub async fn run(cli: Cli) -> Result<i32> {
             ctx.check(&repo, pct).await
         }
         Command::Unlock { repo } => ctx.unlock(&repo).await,
+        Command::Sync { plan, dataset } => ctx.sync(&plan, dataset.as_deref()).await,
+        Command::Copy {
+            repo,
+            to,
+            to_password_file,
+            snapshots,
+        } => ctx.copy(&repo, &to, to_password_file, &snapshots).await,
     }
 }
 

@@ -10,6 +10,7 @@ use super::CliError;
 use super::commands::{Ctx, Result, bad};
 use super::output::{self, Bar, bytes, duration_ms};
 use crate::apply::recover::restore_by_plan;
+use crate::apply::replicate::sync_plan;
 use crate::apply::retention::{Filter, apply_retention};
 use crate::apply::run::{ApplyOptions, apply};
 use crate::apply::{secrets, status};
@@ -164,6 +165,70 @@ impl Ctx {
                 out.outcome.files,
                 bytes(out.outcome.bytes),
                 duration_ms(out.outcome.duration_ms)
+            );
+        }
+        Ok(0)
+    }
+
+    pub async fn sync(&self, path: &Path, dataset: Option<&str>) -> Result<i32> {
+        let plan = load_plan(path)?;
+        let dataset = dataset.map(DatasetName::new).transpose().map_err(bad)?;
+        let report = sync_plan(&plan, &password(&plan)?, dataset.as_ref()).await;
+        if self.json {
+            output::json(&report);
+        } else {
+            for r in &report.regions {
+                let copied: u64 = r.copied.iter().map(|c| c.1.snapshots as u64).sum();
+                let bytes_in: u64 = r.copied.iter().map(|c| c.1.bytes).sum();
+                let state = if r.reachable { "reachable" } else { "UNREACHABLE" };
+                println!(
+                    "{:<12} {state}: copied {copied} snapshot(s), {}",
+                    r.region,
+                    bytes(bytes_in)
+                );
+                for e in &r.errors {
+                    println!("    {e}");
+                }
+            }
+        }
+        if report.degraded {
+            eprintln!("error: some regions could not be brought up to date — see the lines above");
+            return Ok(EXIT_DEGRADED);
+        }
+        Ok(0)
+    }
+
+    pub async fn copy(
+        &self,
+        repo: &RepoArg,
+        to: &str,
+        to_password_file: Option<std::path::PathBuf>,
+        specs: &[String],
+    ) -> Result<i32> {
+        let src = self.open(repo).await?;
+        let dst_pw = super::password::PasswordArgs {
+            password_file: to_password_file,
+            password_command: None,
+        }
+        .resolve("LIFEBOAT_TO_PASSWORD")?;
+        let dst = crate::repo::Repository::open(self.store(&RepoArg { repo: to.to_string() }, false)?, &dst_pw).await?;
+        let mut ids = Vec::new();
+        for spec in specs {
+            ids.push(src.find_snapshot(spec).await?.0);
+        }
+        let report = crate::engine::copy::copy(&src, &dst, &ids).await?;
+        if self.json {
+            output::json(&report);
+        } else {
+            for (from, to) in &report.snapshots {
+                println!("copied snapshot {} as {}", from.short(), to.short());
+            }
+            println!(
+                "{} copied, {} already there; {} blobs, {} added",
+                report.snapshots.len(),
+                report.skipped,
+                report.blobs,
+                bytes(report.bytes)
             );
         }
         Ok(0)

@@ -139,7 +139,11 @@ pub async fn backup_to(targets: &[Target], opts: &BackupOptions, progress: Arc<P
     Ok(FanoutOutcome { id, snapshot, regions })
 }
 
-async fn backup_lanes(lanes: &mut [Lane], opts: &BackupOptions, progress: Arc<Progress>) -> Result<(SnapshotId, Snapshot)> {
+async fn backup_lanes(
+    lanes: &mut [Lane],
+    opts: &BackupOptions,
+    progress: Arc<Progress>,
+) -> Result<(SnapshotId, Snapshot)> {
     let roots = check_sources(&opts.paths)?;
     let excludes = Excludes::new(&opts.excludes)?.with_includes(&opts.includes)?;
     check_replicas(lanes)?;
@@ -177,7 +181,9 @@ fn check_replicas(lanes: &[Lane]) -> Result<()> {
 
 fn check_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     if paths.is_empty() {
-        return Err(EngineError::BadInput("nothing to back up — name at least one path".into()));
+        return Err(EngineError::BadInput(
+            "nothing to back up — name at least one path".into(),
+        ));
     }
     let mut names = HashSet::new();
     let mut out = Vec::new();
@@ -189,7 +195,10 @@ fn check_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             }
             _ => EngineError::source_io(p, e),
         })?;
-        let name = abs.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "root".into());
+        let name = abs
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "root".into());
         if !names.insert(name.clone()) {
             return Err(EngineError::BadInput(format!(
                 "two backup sources are both named {:?} — back them up separately or name their parent",
@@ -265,7 +274,11 @@ async fn run(
     let (chunk_tx, chunk_rx) = bounded::<Job>(CHUNK_QUEUE);
     let (sealed_tx, sealed_rx) = bounded::<Sealed>(CHUNK_QUEUE);
     let (pack_tx, pack_rx) = mpsc::channel::<FinishedPack>(PACK_QUEUE);
-    let compression = if opts.no_compression { Compression::OFF } else { repo.compression() };
+    let compression = if opts.no_compression {
+        Compression::OFF
+    } else {
+        repo.compression()
+    };
     let sealers = spawn_sealers(&repo, compression, chunk_rx, sealed_tx);
     let packer = spawn_packer(&repo, sealed_rx, pack_tx);
 
@@ -283,11 +296,15 @@ async fn run(
     let lag_wait = opts.lag_wait.unwrap_or(DEFAULT_LAG_WAIT);
     let uploaded = upload_packs(lanes, pack_rx, lag_wait).await;
 
-    let walked = walked.join().map_err(|_| EngineError::Internal("walker thread panicked".into()))?;
+    let walked = walked
+        .join()
+        .map_err(|_| EngineError::Internal("walker thread panicked".into()))?;
     for s in sealers {
         let _ = s.join();
     }
-    let packed = packer.join().map_err(|_| EngineError::Internal("packer thread panicked".into()))?;
+    let packed = packer
+        .join()
+        .map_err(|_| EngineError::Internal("packer thread panicked".into()))?;
     let uploaded = uploaded?;
     let (tree, mut summary) = walked?;
     packed?;

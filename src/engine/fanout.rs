@@ -75,7 +75,10 @@ impl Lane {
         let (repo, permits) = (self.repo.clone(), self.permits.clone());
         let (id, bytes, blobs) = (pack.id, pack.bytes.clone(), pack.entries.clone());
         self.inflight.spawn(async move {
-            let _permit = permits.acquire().await.map_err(|e| EngineError::Internal(e.to_string()))?;
+            let _permit = permits
+                .acquire()
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))?;
             repo.save_pack(&id, bytes).await?;
             Ok(IndexedPack { id, blobs })
         });
@@ -162,7 +165,11 @@ pub(crate) async fn upload_packs(
         lane.drain().await;
         lane.write_index(1).await;
     }
-    if lanes.iter().any(Lane::active) { Ok(total) } else { Err(no_region_left(lanes)) }
+    if lanes.iter().any(Lane::active) {
+        Ok(total)
+    } else {
+        Err(no_region_left(lanes))
+    }
 }
 
 /// The error when every region dropped out: the first failure, as it was.

@@ -6,11 +6,13 @@
 
 pub mod backup;
 pub mod check;
+pub mod copy;
 pub mod fanout;
 pub mod forget;
 pub mod ls;
 pub mod prune;
 pub mod restore;
+pub mod sync;
 mod walk;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,61 @@
+//! `lifeboat sync --plan`: bring every reachable region of a plan up to date with
+//! every other, copying what each lacks byte for byte.
+
+use super::regions::open_regions;
+use crate::engine::sync::{SyncReport, sync};
+use crate::format::names::DatasetName;
+use crate::plan::Plan;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RegionSync {
+    pub region: String,
+    pub reachable: bool,
+    /// What was copied into this region, and from where.
+    pub copied: Vec<(String, SyncReport)>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlanSync {
+    pub regions: Vec<RegionSync>,
+    /// Some region was unreachable or a copy failed.
+    pub degraded: bool,
+}
+
+/// Sync every pair of reachable regions (of `dataset`'s regions, when given).
+pub async fn sync_plan(plan: &Plan, password: &[u8], dataset: Option<&DatasetName>) -> PlanSync {
+    let names = dataset
+        .and_then(|d| plan.datasets.get(d))
+        .map(|d| d.regions.clone())
+        .unwrap_or_default();
+    let regions = open_regions(plan, &names, password, true).await;
+    let mut out = Vec::new();
+    for dst in &regions {
+        let mut row = RegionSync {
+            region: dst.name.to_string(),
+            reachable: dst.repo.is_ok(),
+            copied: Vec::new(),
+            errors: Vec::new(),
+        };
+        let Ok(dst_repo) = &dst.repo else {
+            if let Err(e) = &dst.repo {
+                row.errors.push(e.to_string());
+            }
+            out.push(row);
+            continue;
+        };
+        for src in regions.iter().filter(|s| s.name != dst.name) {
+            let Ok(src_repo) = &src.repo else { continue };
+            match sync(src_repo, dst_repo, dataset).await {
+                Ok(r) if r.snapshots > 0 => row.copied.push((src.name.to_string(), r)),
+                Ok(_) => {}
+                Err(e) => row.errors.push(format!("from {}: {e}", src.name)),
+            }
+        }
+        out.push(row);
+    }
+    PlanSync {
+        degraded: out.iter().any(|r| !r.reachable || !r.errors.is_empty()),
+        regions: out,
+    }
+}
