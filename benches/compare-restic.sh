@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of Lifeboat and restic (Debian's package) on one generated
+# data set, in the same run, on the same disk:
+#   first backup, no-change backup, restore, and peak resident memory of each.
+# The data set mixes large incompressible checkpoint-like files with thousands of
+# small compressible files. Usage: benches/compare-restic.sh [SIZE_MIB] (default 1024).
+# Prints a Markdown table; docs/benchmarks.md records its output.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+size_mib="${1:-1024}"
+work="${BENCH_DIR:-/tmp/lifeboat-bench}"
+command -v restic >/dev/null || { apt-get install -y -qq restic >/dev/null; }
+command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
+cargo build --release --quiet --bin lifeboat
+lifeboat="$PWD/target/release/lifeboat"
+
+rm -rf "$work" && mkdir -p "$work"
+data="$work/data"
+python3 - "$data" "$size_mib" <<'PY'
+import os, random, sys
+root, size_mib = sys.argv[1], int(sys.argv[2])
+rng = random.Random(42)
+big = size_mib * 3 // 4          # checkpoint-like, incompressible
+small = size_mib - big           # text-like, compressible
+os.makedirs(f"{root}/checkpoints", exist_ok=True)
+n_big = 4
+for i in range(n_big):
+    with open(f"{root}/checkpoints/shard-{i:02}.safetensors", "wb") as f:
+        left = big * 1024 * 1024 // n_big
+        while left:
+            n = min(left, 1 << 20)
+            f.write(rng.randbytes(n))
+            left -= n
+words = [bytes(rng.choice("abcdefghijklmnopqrstuvwxyz") * rng.randint(2, 9), "ascii") for _ in range(2000)]
+n_small = 4000
+per = small * 1024 * 1024 // n_small
+for i in range(n_small):
+    d = f"{root}/features/part-{i // 200:03}"
+    os.makedirs(d, exist_ok=True)
+    with open(f"{d}/rows-{i:05}.csv", "wb") as f:
+        out, n = [], 0
+        while n < per:
+            w = b",".join(rng.choice(words) for _ in range(12)) + b"," + str(rng.random()).encode() + b"\n"
+            out.append(w); n += len(w)
+        f.write(b"".join(out)[:per])
+PY
+bytes=$(du -sb "$data" | cut -f1)
+export LIFEBOAT_PASSWORD=bench-password RESTIC_PASSWORD=bench-password
+
+# run LABEL CMD... : wall seconds and peak RSS (KiB) of one command, caches dropped first.
+run() {
+  local label=$1; shift
+  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  /usr/bin/time -f "%e %M" -o "$work/time.$label" "$@" >/dev/null 2>"$work/err.$label" || {
+    echo "error: $label failed:" >&2; cat "$work/err.$label" >&2; exit 1; }
+  read -r secs rss < "$work/time.$label"
+  echo "$label $secs $rss" >> "$work/results"
+}
+
+: > "$work/results"
+"$lifeboat" init --repo "$work/lb-repo" >/dev/null
+restic init --repo "$work/restic-repo" >/dev/null 2>&1
+run lifeboat-first   "$lifeboat" backup --quiet --repo "$work/lb-repo" "$data"
+run restic-first     restic backup --quiet --repo "$work/restic-repo" "$data"
+run lifeboat-nochange "$lifeboat" backup --quiet --repo "$work/lb-repo" "$data"
+run restic-nochange  restic backup --quiet --repo "$work/restic-repo" "$data"
+run lifeboat-restore "$lifeboat" restore --quiet --repo "$work/lb-repo" latest --target "$work/lb-out"
+run restic-restore   restic restore --quiet --repo "$work/restic-repo" latest --target "$work/restic-out"
+diff -rq "$data" "$work/lb-out/data" >/dev/null || { echo "error: lifeboat restore differs" >&2; exit 1; }
+
+lb_size=$(du -sb "$work/lb-repo" | cut -f1); rs_size=$(du -sb "$work/restic-repo" | cut -f1)
+python3 - "$work/results" "$bytes" "$lb_size" "$rs_size" "$(restic version | head -1)" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    label, secs, rss = line.split()
+    rows[label] = (float(secs), int(rss))
+data = int(sys.argv[2]); mib = data / 2**20
+print(f"Data set: {mib:.0f} MiB ({sys.argv[5]}); repository size: lifeboat {int(sys.argv[3])/2**20:.0f} MiB, restic {int(sys.argv[4])/2**20:.0f} MiB\n")
+print("| operation | lifeboat s | restic s | lifeboat MiB/s | restic MiB/s | speed-up | lifeboat peak RSS MiB | restic peak RSS MiB |")
+print("|---|---|---|---|---|---|---|---|")
+for op in ["first", "nochange", "restore"]:
+    l, r = rows[f"lifeboat-{op}"], rows[f"restic-{op}"]
+    print(f"| {op} | {l[0]:.2f} | {r[0]:.2f} | {mib/max(l[0],0.01):.0f} | {mib/max(r[0],0.01):.0f} | {r[0]/max(l[0],0.01):.2f}x | {l[1]/1024:.0f} | {r[1]/1024:.0f} |")
+PY
