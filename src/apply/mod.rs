@@ -8,6 +8,7 @@ pub mod retention;
 pub mod run;
 pub mod secrets;
 pub mod status;
+pub mod verify;
 
 use crate::engine::EngineError;
 use crate::repo::RepoError;

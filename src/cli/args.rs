@@ -200,6 +200,18 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Test-restore each dataset's latest snapshot from each region and compare every byte.
+    Verify {
+        #[arg(long, value_name = "PLAN.toml")]
+        plan: PathBuf,
+        #[arg(long)]
+        dataset: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
+        /// Share of files to restore, in (0, 1]; overrides the plan's policy.
+        #[arg(long)]
+        sample: Option<f64>,
+    },
     /// Bring lagging regions of a plan up to date, copying packs byte for byte.
     Sync {
         #[arg(long, value_name = "PLAN.toml")]

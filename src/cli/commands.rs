@@ -71,7 +71,11 @@ pub async fn run(cli: Cli) -> Result<i32> {
             target,
             include,
         } => {
-            let opts = RestoreOptions { target, include };
+            let opts = RestoreOptions {
+                target,
+                include,
+                only: None,
+            };
             match (repo, plan, dataset) {
                 (Some(repo), None, _) => {
                     let spec = snapshot_arg.ok_or_else(|| bad("name the snapshot to restore, or `latest`"))?;
@@ -155,6 +159,12 @@ pub async fn run(cli: Cli) -> Result<i32> {
             ctx.check(&repo, pct).await
         }
         Command::Unlock { repo } => ctx.unlock(&repo).await,
+        Command::Verify {
+            plan,
+            dataset,
+            region,
+            sample,
+        } => ctx.verify(&plan, dataset.as_deref(), region.as_deref(), sample).await,
         Command::Sync { plan, dataset } => ctx.sync(&plan, dataset.as_deref()).await,
         Command::Copy {
             repo,

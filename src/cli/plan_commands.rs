@@ -13,6 +13,7 @@ use crate::apply::recover::restore_by_plan;
 use crate::apply::replicate::sync_plan;
 use crate::apply::retention::{Filter, apply_retention};
 use crate::apply::run::{ApplyOptions, apply};
+use crate::apply::verify::{VerifyRequest, verify_plan};
 use crate::apply::{secrets, status};
 use crate::engine::Progress;
 use crate::engine::prune::{PruneOptions, prune};
@@ -170,6 +171,37 @@ impl Ctx {
         Ok(0)
     }
 
+    pub async fn verify(
+        &self,
+        path: &Path,
+        dataset: Option<&str>,
+        region: Option<&str>,
+        sample: Option<f64>,
+    ) -> Result<i32> {
+        let plan = load_plan(path)?;
+        let req = VerifyRequest {
+            dataset: dataset.map(DatasetName::new).transpose().map_err(bad)?,
+            region: region.map(RegionName::new).transpose().map_err(bad)?,
+            sample_fraction: sample,
+            now: None,
+        };
+        let rows = verify_plan(&plan, &password(&plan)?, &req).await;
+        if self.json {
+            output::json(&rows);
+        } else {
+            print_verify(&rows);
+        }
+        if rows.iter().any(|r| r.report.as_ref().is_some_and(|rep| !rep.passed)) {
+            eprintln!("error: verification found damaged files — see the report above");
+            Ok(super::error::EXIT_DAMAGE)
+        } else if rows.is_empty() || rows.iter().any(|r| r.error.is_some()) {
+            eprintln!("error: some datasets could not be verified — see the report above");
+            Ok(EXIT_DEGRADED)
+        } else {
+            Ok(0)
+        }
+    }
+
     pub async fn sync(&self, path: &Path, dataset: Option<&str>) -> Result<i32> {
         let plan = load_plan(path)?;
         let dataset = dataset.map(DatasetName::new).transpose().map_err(bad)?;
@@ -294,6 +326,47 @@ impl Ctx {
             );
         }
         Ok(0)
+    }
+}
+
+fn print_verify(rows: &[crate::apply::verify::RegionVerify]) {
+    println!(
+        "{:<22} {:<12} {:<8} {:>9} {:>11} {:>10} {:>10} {:>10}",
+        "dataset", "region", "result", "files", "checked", "MiB/s", "est. RTO", "RPO age"
+    );
+    for r in rows {
+        match (&r.report, &r.error) {
+            (Some(rep), _) => {
+                let verdict = if rep.passed { "pass" } else { "FAIL" };
+                let fmt = |s: f64| {
+                    if s < 60.0 {
+                        format!("{s:.2}s")
+                    } else {
+                        plan::units::format_duration(std::time::Duration::from_secs_f64(s))
+                    }
+                };
+                println!(
+                    "{:<22} {:<12} {:<8} {:>9} {:>11} {:>10.1} {:>10} {:>10}",
+                    r.dataset,
+                    r.region,
+                    verdict,
+                    format!("{}/{}", rep.files_checked, rep.files_total),
+                    bytes(rep.bytes_checked),
+                    rep.throughput_mib_s,
+                    fmt(rep.estimated_rto_seconds),
+                    fmt(rep.rpo_seconds as f64)
+                );
+                for (file, why) in &rep.damaged {
+                    println!("    damaged: {file}: {why}");
+                }
+            }
+            (None, e) => println!(
+                "{:<22} {:<12} ERROR    {}",
+                r.dataset,
+                r.region,
+                e.as_deref().unwrap_or("")
+            ),
+        }
     }
 }
 

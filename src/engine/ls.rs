@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::Result;
-use crate::format::ids::BlobId;
+use crate::format::ids::{BlobId, ContentHash};
 use crate::format::tree::{Node, NodeKind};
 use crate::repo::{Index, Repository};
 
@@ -15,6 +15,9 @@ pub struct Entry {
     pub size: u64,
     pub mode: u32,
     pub mtime_ns: i64,
+    /// Whole-file hash recorded at backup (files only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<ContentHash>,
 }
 
 /// Every entry under a snapshot's root tree, depth first, in name order.
@@ -44,5 +47,6 @@ fn entry(path: &Path, node: &Node) -> Entry {
         size: node.size,
         mode: node.mode,
         mtime_ns: node.mtime_ns,
+        hash: node.hash,
     }
 }

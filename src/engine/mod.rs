@@ -13,6 +13,7 @@ pub mod ls;
 pub mod prune;
 pub mod restore;
 pub mod sync;
+pub mod verify;
 mod walk;
 
 use std::path::{Path, PathBuf};

@@ -32,6 +32,27 @@ const MERGE_GAP: u32 = 1 << 20;
 pub struct RestoreOptions {
     pub target: PathBuf,
     pub include: Vec<String>,
+    /// When set, restore exactly these files (paths relative to the snapshot root).
+    pub only: Option<std::collections::HashSet<PathBuf>>,
+}
+
+/// Which entries a restore takes: everything, glob matches, or an exact set of files.
+enum Selector {
+    Globs(GlobSet),
+    Paths(std::collections::HashSet<PathBuf>),
+}
+
+impl Selector {
+    fn matches(&self, path: &Path) -> bool {
+        match self {
+            Selector::Globs(g) => g.is_match(path),
+            Selector::Paths(p) => p.contains(path),
+        }
+    }
+    /// Whether a matched directory brings everything below it along.
+    fn takes_subtree(&self) -> bool {
+        matches!(self, Selector::Globs(_))
+    }
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -83,7 +104,10 @@ pub async fn restore(
     let started = std::time::Instant::now();
     let snap = repo.load_snapshot(id).await?;
     let index = Arc::new(repo.load_index().await?);
-    let include = include_set(&opts.include)?;
+    let include = match (&opts.only, include_set(&opts.include)?) {
+        (Some(paths), _) => Some(Selector::Paths(paths.clone())),
+        (None, globs) => globs.map(Selector::Globs),
+    };
     let mut plan = Plan::default();
     plan_tree(repo, &index, &snap.tree, Path::new(""), include.as_ref(), &mut plan).await?;
     let bytes: u64 = plan.files.iter().map(|f| f.1.size).sum();
@@ -130,7 +154,7 @@ fn plan_tree<'a>(
     index: &'a Index,
     tree_id: &'a BlobId,
     rel: &'a Path,
-    include: Option<&'a GlobSet>,
+    include: Option<&'a Selector>,
     plan: &'a mut Plan,
 ) -> futures::future::BoxFuture<'a, Result<bool>> {
     Box::pin(async move {
@@ -138,13 +162,21 @@ fn plan_tree<'a>(
         let mut any = false;
         for node in tree.nodes {
             let path = rel.join(node.os_name());
-            let selected = include.is_none_or(|g| g.is_match(&path));
+            let selected = include.is_none_or(|g| g.matches(&path));
             match node.kind {
                 NodeKind::Dir => {
                     let Some(sub) = node.subtree else { continue };
                     let at = plan.dirs.len();
                     plan.dirs.push((path.clone(), node.clone()));
-                    let inner = plan_tree(repo, index, &sub, &path, include.filter(|_| !selected), plan).await?;
+                    let inner = plan_tree(
+                        repo,
+                        index,
+                        &sub,
+                        &path,
+                        include.filter(|g| !(selected && g.takes_subtree())),
+                        plan,
+                    )
+                    .await?;
                     if !(selected || inner) {
                         plan.dirs.remove(at);
                     }
