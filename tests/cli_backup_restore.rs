@@ -21,7 +21,12 @@ use support::*;
 
 #[derive(Debug, Clone)]
 enum Item {
-    File { size: usize, seed: u64, mode: u32, mtime: (i64, u32) },
+    File {
+        size: usize,
+        seed: u64,
+        mode: u32,
+        mtime: (i64, u32),
+    },
     Symlink(Vec<u8>),
     EmptyDir,
 }
@@ -182,7 +187,10 @@ fn same_data_under_another_path_adds_under_one_percent() {
     let summary = repo.backup(&[&second]);
     assert_eq!(summary["bytes_read"], data.len());
     let added = summary["bytes_added"].as_u64().unwrap();
-    assert!(added < data.len() as u64 / 100, "added {added} bytes for duplicate data");
+    assert!(
+        added < data.len() as u64 / 100,
+        "added {added} bytes for duplicate data"
+    );
 }
 
 #[test]
@@ -353,10 +361,18 @@ fn flipped_byte_in_a_pack_is_found_by_check_and_never_restored() {
     assert!(String::from_utf8_lossy(&check.stdout).contains(&pack_id), "{check:?}");
 
     let target = repo.scratch("out");
-    let out = repo.cmd().args(["restore", "latest", "--target"]).arg(&target).output().unwrap();
+    let out = repo
+        .cmd()
+        .args(["restore", "latest", "--target"])
+        .arg(&target)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("src/big.bin"), "{}", stderr_of(&out));
-    assert!(!target.join("src/big.bin").exists(), "damaged file was left in the target");
+    assert!(
+        !target.join("src/big.bin").exists(),
+        "damaged file was left in the target"
+    );
     let mut undamaged = expected;
     undamaged.remove(Path::new("src/big.bin"));
     assert_same_tree(&undamaged, &manifest(&target));
@@ -375,7 +391,10 @@ fn flipped_byte_in_an_index_file_is_found_by_check() {
     let index = repo.path.join(&repo.objects("index")[0]);
     let (code, report) = check_exit_code_after_flipping(&repo, &index);
     assert_eq!(code, Some(3), "{report}");
-    assert!(report.contains(index.file_name().unwrap().to_str().unwrap()), "{report}");
+    assert!(
+        report.contains(index.file_name().unwrap().to_str().unwrap()),
+        "{report}"
+    );
 }
 
 #[test]
@@ -384,7 +403,10 @@ fn flipped_byte_in_a_snapshot_file_is_found_by_check() {
     let snapshot = repo.path.join(&repo.objects("snapshots")[0]);
     let (code, report) = check_exit_code_after_flipping(&repo, &snapshot);
     assert_eq!(code, Some(3), "{report}");
-    assert!(report.contains(snapshot.file_name().unwrap().to_str().unwrap()), "{report}");
+    assert!(
+        report.contains(snapshot.file_name().unwrap().to_str().unwrap()),
+        "{report}"
+    );
 }
 
 // ---------------------------------------------------------------- keys
@@ -418,7 +440,10 @@ fn added_key_opens_the_repository_and_only_the_other_key_can_be_removed() {
     let current: Vec<_> = keys.iter().filter(|k| k["current"] == true).collect();
     assert_eq!(current.len(), 1);
     let own = current[0]["id"].as_str().unwrap().to_string();
-    let other = keys.iter().find(|k| k["current"] == false).unwrap()["id"].as_str().unwrap().to_string();
+    let other = keys.iter().find(|k| k["current"] == false).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(keys.iter().find(|k| k["id"] == other.as_str()).unwrap()["label"], "ops");
 
     let refused = repo.cmd().args(["key", "remove", &own]).output().unwrap();
@@ -433,7 +458,11 @@ fn added_key_opens_the_repository_and_only_the_other_key_can_be_removed() {
         .arg("snapshots")
         .output()
         .unwrap();
-    assert_eq!(gone.status.code(), Some(2), "removed password still opens the repository");
+    assert_eq!(
+        gone.status.code(),
+        Some(2),
+        "removed password still opens the repository"
+    );
 }
 
 // ---------------------------------------------------------------- interruption
@@ -446,7 +475,10 @@ fn backup_killed_midway_leaves_a_clean_repository_that_the_rerun_completes() {
     let repo = Repo::init(&["--pack-size", "1MiB"]);
     let input = repo.scratch("in");
     for i in 0..FILES {
-        write_file(&input.join(format!("src/part-{i}.bin")), &random_bytes(FILE_SIZE, 500 + i as u64));
+        write_file(
+            &input.join(format!("src/part-{i}.bin")),
+            &random_bytes(FILE_SIZE, 500 + i as u64),
+        );
     }
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("lifeboat"))
         .env("LIFEBOAT_PASSWORD", PASSWORD)
@@ -460,8 +492,14 @@ fn backup_killed_midway_leaves_a_clean_repository_that_the_rerun_completes() {
     // Kill as soon as the first index lands, so some packs are indexed and some are not.
     let started = Instant::now();
     while repo.objects("index").is_empty() {
-        assert!(child.try_wait().unwrap().is_none(), "backup finished before it could be killed");
-        assert!(started.elapsed() < Duration::from_secs(120), "no index written in 2 minutes");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "backup finished before it could be killed"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no index written in 2 minutes"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap();
@@ -479,7 +517,10 @@ fn backup_killed_midway_leaves_a_clean_repository_that_the_rerun_completes() {
     let added = rerun["bytes_added"].as_u64().unwrap();
     assert!(added < total, "rerun stored everything again ({added} bytes)");
     let stored = repo.data_size();
-    assert!(stored * 10 < total * 13, "{stored} bytes of packs for {total} bytes of data");
+    assert!(
+        stored * 10 < total * 13,
+        "{stored} bytes of packs for {total} bytes of data"
+    );
     repo.cmd().arg("check").assert().code(0);
     let out = repo.restore("out");
     assert_same_tree(&manifest(&input), &manifest(&out));

@@ -65,7 +65,11 @@ impl Repo {
     /// Run `backup --json` of `paths` and return the snapshot summary.
     pub fn backup(&self, paths: &[&Path]) -> serde_json::Value {
         let out = self.cmd().arg("--json").arg("backup").args(paths).output().unwrap();
-        assert!(out.status.success(), "backup failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "backup failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         doc["snapshot"]["summary"].clone()
     }
@@ -111,7 +115,10 @@ impl Repo {
             let parts: Vec<_> = file.iter().collect();
             for (i, part) in parts.iter().enumerate() {
                 let tree = repo.load_tree(&index, &tree_id).await.unwrap();
-                let node = tree.find(part).unwrap_or_else(|| panic!("{part:?} not in snapshot")).clone();
+                let node = tree
+                    .find(part)
+                    .unwrap_or_else(|| panic!("{part:?} not in snapshot"))
+                    .clone();
                 if i + 1 < parts.len() {
                     tree_id = node.subtree.unwrap();
                     continue;
@@ -172,9 +179,19 @@ pub fn listing(dir: &Path) -> BTreeMap<PathBuf, (u64, i64)> {
 /// What a restore must reproduce of one directory entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
-    File { mode: u32, mtime_ns: i64, len: u64, hash: [u8; 32] },
-    Dir { mode: u32, mtime_ns: i64 },
-    Symlink { target: OsString },
+    File {
+        mode: u32,
+        mtime_ns: i64,
+        len: u64,
+        hash: [u8; 32],
+    },
+    Dir {
+        mode: u32,
+        mtime_ns: i64,
+    },
+    Symlink {
+        target: OsString,
+    },
 }
 
 /// An exact description of the tree under `root`, keyed by path relative to it.
