@@ -1,0 +1,527 @@
+//! The real `lifeboat` binary against local repositories: backups restore exactly,
+//! incremental backups store only what changed, errors follow the exit-code contract,
+//! damage is found and never restored, and a killed backup leaves a usable repository.
+//!
+//! Data sizes are chosen for debug builds, where sealing runs at a few MB/s.
+
+mod support;
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime};
+
+use proptest::prelude::*;
+use support::*;
+
+// ---------------------------------------------------------------- round trips
+
+#[derive(Debug, Clone)]
+enum Item {
+    File {
+        size: usize,
+        seed: u64,
+        mode: u32,
+        mtime: (i64, u32),
+    },
+    Symlink(Vec<u8>),
+    EmptyDir,
+}
+
+fn name() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        "[a-zA-Z0-9_.-]{1,10}".prop_map(String::into_bytes),
+        "[a-z]{1,4} [a-z ]{0,5}".prop_map(String::into_bytes),
+        "\\PC{1,6}".prop_map(String::into_bytes),
+        prop::collection::vec(1u8..=255, 1..10),
+    ]
+    .prop_filter("a valid file name", |n| !n.contains(&b'/') && n != b"." && n != b"..")
+}
+
+fn item() -> impl Strategy<Value = Item> {
+    let size = prop_oneof![3 => Just(0usize), 5 => 0usize..5000, 1 => 100_000usize..1_500_000];
+    let mode = prop::sample::select(vec![0o644u32, 0o600, 0o755, 0o444, 0o640, 0o700, 0o400]);
+    let mtime = (-100_000_000i64..4_000_000_000, 0u32..1_000_000_000);
+    let file = (size, any::<u64>(), mode, mtime).prop_map(|(size, seed, mode, mtime)| Item::File {
+        size,
+        seed,
+        mode,
+        mtime,
+    });
+    let target = prop_oneof![
+        "[a-z./ ]{1,20}".prop_map(String::into_bytes),
+        prop::collection::vec(1u8..=255, 1..20),
+    ];
+    prop_oneof![6 => file, 2 => target.prop_map(Item::Symlink), 1 => Just(Item::EmptyDir)]
+}
+
+fn tree_items() -> impl Strategy<Value = Vec<(Vec<Vec<u8>>, Item)>> {
+    prop::collection::vec((prop::collection::vec(name(), 1..4), item()), 0..14)
+}
+
+/// Whether every ancestor of `rel` under `root` is a real directory or absent.
+fn parents_are_dirs(root: &Path, rel: &Path) -> bool {
+    rel.ancestors()
+        .skip(1)
+        .filter(|a| !a.as_os_str().is_empty())
+        .all(|a| fs::symlink_metadata(root.join(a)).map_or(true, |m| m.is_dir()))
+}
+
+fn to_time((secs, nanos): (i64, u32)) -> SystemTime {
+    let d = Duration::new(secs.unsigned_abs(), nanos);
+    if secs >= 0 {
+        SystemTime::UNIX_EPOCH + d
+    } else {
+        SystemTime::UNIX_EPOCH - d
+    }
+}
+
+/// Create the generated entries under `root`, skipping any that collide with earlier ones.
+fn build(root: &Path, items: &[(Vec<Vec<u8>>, Item)]) {
+    fs::create_dir_all(root).unwrap();
+    for (parts, item) in items {
+        let rel: PathBuf = parts.iter().map(|n| OsStr::from_bytes(n)).collect();
+        let full = root.join(&rel);
+        if !parents_are_dirs(root, &rel) || fs::symlink_metadata(&full).is_ok() {
+            continue;
+        }
+        fs::create_dir_all(full.parent().unwrap()).unwrap();
+        match item {
+            Item::File {
+                size,
+                seed,
+                mode,
+                mtime,
+            } => {
+                fs::write(&full, random_bytes(*size, *seed)).unwrap();
+                let f = fs::File::options().write(true).open(&full).unwrap();
+                f.set_times(fs::FileTimes::new().set_modified(to_time(*mtime))).unwrap();
+                fs::set_permissions(&full, fs::Permissions::from_mode(*mode)).unwrap();
+            }
+            Item::Symlink(target) => std::os::unix::fs::symlink(OsStr::from_bytes(target), &full).unwrap(),
+            Item::EmptyDir => fs::create_dir(&full).unwrap(),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, max_shrink_iters: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn backup_then_restore_reproduces_random_trees_exactly(items in tree_items(), aes: bool) {
+        let cipher = if aes { "aes-256-gcm" } else { "xchacha20-poly1305" };
+        let repo = Repo::init(&["--cipher", cipher]);
+        let input = repo.scratch("in");
+        build(&input.join("src"), &items);
+        repo.backup(&[&input.join("src")]);
+        let out = repo.restore("out");
+        assert_same_tree(&manifest(&input), &manifest(&out));
+    }
+}
+
+#[test]
+fn backup_then_restore_reproduces_a_24_mib_file_exactly() {
+    let repo = Repo::init(&[]);
+    let input = repo.scratch("in");
+    write_file(&input.join("src/weights.bin"), &random_bytes(24 << 20, 24));
+    write_file(&input.join("src/config.json"), b"{\"layers\": 24}\n");
+    repo.backup(&[&input.join("src")]);
+    let out = repo.restore("out");
+    assert_same_tree(&manifest(&input), &manifest(&out));
+}
+
+// ---------------------------------------------------------------- incremental
+
+fn small_tree(root: &Path) {
+    write_file(&root.join("a.txt"), b"alpha\n");
+    write_file(&root.join("dir/b.bin"), &random_bytes(700_000, 1));
+    write_file(&root.join("dir/deeper/c.bin"), &random_bytes(300_000, 2));
+    write_file(&root.join("empty"), b"");
+}
+
+#[test]
+fn second_backup_of_unchanged_tree_reads_nothing_and_adds_nearly_nothing() {
+    let repo = Repo::init(&[]);
+    let src = repo.scratch("src");
+    small_tree(&src);
+    let first = repo.backup(&[&src]);
+    assert_eq!(first["bytes_read"], 1_000_006);
+    let second = repo.backup(&[&src]);
+    assert_eq!(second["bytes_read"], 0, "{second}");
+    assert_eq!(second["files_unchanged"], 4, "{second}");
+    assert!(second["bytes_added"].as_u64().unwrap() < 4096, "{second}");
+}
+
+#[test]
+fn changing_a_tenth_of_a_large_file_stores_about_a_tenth_again() {
+    const SIZE: usize = 40 << 20;
+    let repo = Repo::init(&[]);
+    let src = repo.scratch("src");
+    let mut data = random_bytes(SIZE, 40);
+    write_file(&src.join("model.bin"), &data);
+    repo.backup(&[&src]);
+    let region = SIZE / 30;
+    for (i, start) in [SIZE / 8, SIZE / 2, SIZE * 7 / 8].into_iter().enumerate() {
+        data[start..start + region].copy_from_slice(&random_bytes(region, 100 + i as u64));
+    }
+    write_file(&src.join("model.bin"), &data);
+    let second = repo.backup(&[&src]);
+    let added = second["bytes_added"].as_u64().unwrap() as f64 / SIZE as f64;
+    assert!((0.10..0.40).contains(&added), "added {:.1}% of the file", added * 100.0);
+    let out = repo.restore("out");
+    assert_eq!(fs::read(out.join("src/model.bin")).unwrap(), data);
+}
+
+#[test]
+fn same_data_under_another_path_adds_under_one_percent() {
+    let repo = Repo::init(&[]);
+    let data = random_bytes(8 << 20, 8);
+    let first = repo.scratch("first");
+    let second = repo.scratch("second");
+    write_file(&first.join("shard-00.bin"), &data);
+    write_file(&second.join("copy/renamed.bin"), &data);
+    repo.backup(&[&first]);
+    let summary = repo.backup(&[&second]);
+    assert_eq!(summary["bytes_read"], data.len());
+    let added = summary["bytes_added"].as_u64().unwrap();
+    assert!(
+        added < data.len() as u64 / 100,
+        "added {added} bytes for duplicate data"
+    );
+}
+
+#[test]
+fn restore_include_restores_only_matching_paths() {
+    let repo = Repo::init(&[]);
+    let src = repo.scratch("src");
+    write_file(&src.join("a/x.txt"), b"x");
+    write_file(&src.join("a/y.bin"), b"y");
+    write_file(&src.join("b/z.txt"), b"z");
+    write_file(&src.join("b/w.bin"), b"w");
+    write_file(&src.join("top.txt"), b"top");
+    repo.backup(&[&src]);
+    let restored = |name: &str, include: &str| -> Vec<PathBuf> {
+        let target = repo.scratch(name);
+        repo.cmd()
+            .args(["restore", "latest", "--include", include, "--target"])
+            .arg(&target)
+            .assert()
+            .success();
+        listing(&target).into_keys().collect()
+    };
+    let txt = restored("txt", "**/*.txt");
+    assert_eq!(txt, ["src/a/x.txt", "src/b/z.txt", "src/top.txt"].map(PathBuf::from));
+    assert_eq!(fs::read(repo.scratch("txt/src/b/z.txt")).unwrap(), b"z");
+    let dir_b = restored("b", "src/b");
+    assert_eq!(dir_b, ["src/b/w.bin", "src/b/z.txt"].map(PathBuf::from));
+}
+
+#[test]
+fn check_read_data_is_clean_after_backups() {
+    let repo = Repo::init(&["--pack-size", "1MiB"]);
+    let src = repo.scratch("src");
+    small_tree(&src);
+    repo.backup(&[&src]);
+    write_file(&src.join("dir/b.bin"), &random_bytes(1_500_000, 3));
+    repo.backup(&[&src]);
+    let out = repo.cmd().args(["--json", "check", "--read-data"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["errors"], serde_json::json!([]));
+    assert_eq!(report["snapshots"], 2);
+    assert!(report["packs_read"].as_u64().unwrap() >= 2, "{report}");
+    assert_eq!(report["packs_read"], report["packs"]);
+}
+
+// ---------------------------------------------------------------- errors
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn wrong_password_exits_2_with_one_error_line_and_writes_nothing() {
+    let repo = Repo::init(&[]);
+    let src = repo.scratch("src");
+    small_tree(&src);
+    repo.backup(&[&src]);
+    let before = listing(&repo.path);
+    let out = repo
+        .cmd()
+        .env("LIFEBOAT_PASSWORD", "not the password")
+        .arg("backup")
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_of(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    let canonical = fs::canonicalize(&repo.path).unwrap();
+    assert!(lines[0].contains(canonical.to_str().unwrap()), "{err}");
+    assert_eq!(listing(&repo.path), before, "a refused command changed the repository");
+}
+
+#[test]
+#[ignore = "src bug: a missing repository directory exits 1 without suggesting `lifeboat init` (src/storage/address.rs open_fs)"]
+fn missing_repository_directory_exits_2_suggesting_init() {
+    let repo = Repo::uninitialised();
+    let out = repo.cmd().arg("snapshots").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("lifeboat init"), "{}", stderr_of(&out));
+}
+
+#[test]
+fn empty_repository_directory_exits_2_suggesting_init() {
+    let repo = Repo::uninitialised();
+    fs::create_dir(&repo.path).unwrap();
+    let out = repo.cmd().arg("snapshots").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("lifeboat init"), "{}", stderr_of(&out));
+}
+
+#[test]
+fn unknown_format_version_exits_2_naming_the_version() {
+    let repo = Repo::init(&[]);
+    let config = repo.path.join("config");
+    let mut bytes = fs::read(&config).unwrap();
+    bytes[8..12].copy_from_slice(&7u32.to_le_bytes());
+    fs::write(&config, bytes).unwrap();
+    let out = repo.cmd().arg("snapshots").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("version 7"), "{}", stderr_of(&out));
+}
+
+#[test]
+fn missing_backup_source_exits_2_naming_it_and_saves_no_snapshot() {
+    let repo = Repo::init(&[]);
+    let missing = repo.scratch("no-such-source");
+    let out = repo.cmd().arg("backup").arg(&missing).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("no-such-source"), "{}", stderr_of(&out));
+    assert!(repo.objects("snapshots").is_empty());
+}
+
+#[test]
+fn unreadable_source_file_fails_naming_it_and_saves_no_snapshot() {
+    if running_as_root() {
+        eprintln!("skipped: root can read a file whatever its mode");
+        return;
+    }
+    let repo = Repo::init(&[]);
+    let src = repo.scratch("src");
+    small_tree(&src);
+    let secret = src.join("dir/secret.key");
+    write_file(&secret, b"secret");
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
+    let out = repo.cmd().arg("backup").arg(&src).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_of(&out).contains("secret.key"), "{}", stderr_of(&out));
+    assert!(repo.objects("snapshots").is_empty());
+}
+
+#[test]
+fn init_twice_exits_2_and_keeps_the_repository() {
+    let repo = Repo::init(&[]);
+    let config = fs::read(repo.path.join("config")).unwrap();
+    let out = repo.cmd().arg("init").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("already exists"), "{}", stderr_of(&out));
+    assert_eq!(fs::read(repo.path.join("config")).unwrap(), config);
+    assert_eq!(repo.objects("keys").len(), 1);
+}
+
+// ---------------------------------------------------------------- damage
+
+/// A repository with one snapshot of `in/src`: a 3 MiB file and two small ones.
+fn damaged_fixture() -> (Repo, PathBuf) {
+    let repo = Repo::init(&[]);
+    let input = repo.scratch("in");
+    write_file(&input.join("src/big.bin"), &random_bytes(3 << 20, 3));
+    write_file(&input.join("src/a.txt"), b"intact a\n");
+    write_file(&input.join("src/dir/b.txt"), b"intact b\n");
+    repo.backup(&[&input.join("src")]);
+    (repo, input)
+}
+
+#[test]
+fn flipped_byte_in_a_pack_is_found_by_check_and_never_restored() {
+    let (repo, input) = damaged_fixture();
+    let expected = manifest(&input);
+    let (pack, offset, length) = repo.locate_first_chunk(Path::new("src/big.bin"));
+    flip_byte(&pack, offset + length / 2);
+    let pack_id = pack.file_name().unwrap().to_str().unwrap().to_string();
+
+    let check = repo.cmd().args(["check", "--read-data"]).output().unwrap();
+    assert_eq!(check.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&check.stdout).contains(&pack_id), "{check:?}");
+
+    let target = repo.scratch("out");
+    let out = repo
+        .cmd()
+        .args(["restore", "latest", "--target"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("src/big.bin"), "{}", stderr_of(&out));
+    assert!(
+        !target.join("src/big.bin").exists(),
+        "damaged file was left in the target"
+    );
+    let mut undamaged = expected;
+    undamaged.remove(Path::new("src/big.bin"));
+    assert_same_tree(&undamaged, &manifest(&target));
+}
+
+fn check_exit_code_after_flipping(repo: &Repo, object: &Path) -> (Option<i32>, String) {
+    let len = fs::metadata(object).unwrap().len();
+    flip_byte(object, len / 2);
+    let out = repo.cmd().arg("check").output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn flipped_byte_in_an_index_file_is_found_by_check() {
+    let (repo, _) = damaged_fixture();
+    let index = repo.path.join(&repo.objects("index")[0]);
+    let (code, report) = check_exit_code_after_flipping(&repo, &index);
+    assert_eq!(code, Some(3), "{report}");
+    assert!(
+        report.contains(index.file_name().unwrap().to_str().unwrap()),
+        "{report}"
+    );
+}
+
+#[test]
+fn flipped_byte_in_a_snapshot_file_is_found_by_check() {
+    let (repo, _) = damaged_fixture();
+    let snapshot = repo.path.join(&repo.objects("snapshots")[0]);
+    let (code, report) = check_exit_code_after_flipping(&repo, &snapshot);
+    assert_eq!(code, Some(3), "{report}");
+    assert!(
+        report.contains(snapshot.file_name().unwrap().to_str().unwrap()),
+        "{report}"
+    );
+}
+
+// ---------------------------------------------------------------- keys
+
+fn key_list(repo: &Repo, password: &str) -> Vec<serde_json::Value> {
+    let out = repo
+        .cmd()
+        .env("LIFEBOAT_PASSWORD", password)
+        .args(["--json", "key", "list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap()
+}
+
+#[test]
+fn added_key_opens_the_repository_and_only_the_other_key_can_be_removed() {
+    let repo = Repo::init(&[]);
+    repo.cmd()
+        .env("LIFEBOAT_NEW_PASSWORD", "second password")
+        .args(["key", "add", "--label", "ops"])
+        .assert()
+        .success();
+    repo.cmd()
+        .env("LIFEBOAT_PASSWORD", "second password")
+        .arg("snapshots")
+        .assert()
+        .success();
+    let keys = key_list(&repo, PASSWORD);
+    assert_eq!(keys.len(), 2);
+    let current: Vec<_> = keys.iter().filter(|k| k["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    let own = current[0]["id"].as_str().unwrap().to_string();
+    let other = keys.iter().find(|k| k["current"] == false).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(keys.iter().find(|k| k["id"] == other.as_str()).unwrap()["label"], "ops");
+
+    let refused = repo.cmd().args(["key", "remove", &own]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr_of(&refused));
+    assert_eq!(key_list(&repo, PASSWORD).len(), 2);
+
+    repo.cmd().args(["key", "remove", &other[..12]]).assert().success();
+    assert_eq!(key_list(&repo, PASSWORD).len(), 1);
+    let gone = repo
+        .cmd()
+        .env("LIFEBOAT_PASSWORD", "second password")
+        .arg("snapshots")
+        .output()
+        .unwrap();
+    assert_eq!(
+        gone.status.code(),
+        Some(2),
+        "removed password still opens the repository"
+    );
+}
+
+// ---------------------------------------------------------------- interruption
+
+#[test]
+fn backup_killed_midway_leaves_a_clean_repository_that_the_rerun_completes() {
+    const FILES: usize = 8;
+    const FILE_SIZE: usize = 8 << 20;
+    let total = (FILES * FILE_SIZE) as u64;
+    let repo = Repo::init(&["--pack-size", "1MiB"]);
+    let input = repo.scratch("in");
+    for i in 0..FILES {
+        write_file(
+            &input.join(format!("src/part-{i}.bin")),
+            &random_bytes(FILE_SIZE, 500 + i as u64),
+        );
+    }
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("lifeboat"))
+        .env("LIFEBOAT_PASSWORD", PASSWORD)
+        .env("LIFEBOAT_REPO", &repo.path)
+        .args(["--quiet", "backup"])
+        .arg(input.join("src"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill as soon as the first index lands, so some packs are indexed and some are not.
+    let started = Instant::now();
+    while repo.objects("index").is_empty() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "backup finished before it could be killed"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no index written in 2 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(repo.objects("snapshots").is_empty(), "killed backup saved a snapshot");
+    assert_eq!(repo.objects("locks").len(), 1, "the killed backup's lock should remain");
+
+    repo.cmd().args(["check", "--read-data"]).assert().code(0);
+    let unlock = repo.cmd().args(["--json", "unlock"]).output().unwrap();
+    let removed: serde_json::Value = serde_json::from_slice(&unlock.stdout).unwrap();
+    assert_eq!(removed["removed"], 1);
+    assert!(repo.objects("locks").is_empty());
+
+    let rerun = repo.backup(&[&input.join("src")]);
+    let added = rerun["bytes_added"].as_u64().unwrap();
+    assert!(added < total, "rerun stored everything again ({added} bytes)");
+    let stored = repo.data_size();
+    assert!(
+        stored * 10 < total * 13,
+        "{stored} bytes of packs for {total} bytes of data"
+    );
+    repo.cmd().arg("check").assert().code(0);
+    let out = repo.restore("out");
+    assert_same_tree(&manifest(&input), &manifest(&out));
+}

@@ -1,0 +1,303 @@
+//! Property tests for the pure `format` layer: every encode/decode pair round-trips,
+//! and no single flipped byte in sealed data is ever accepted.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+use lifeboat::format::blob::{self, Compression};
+use lifeboat::format::chunker;
+use lifeboat::format::config::{ChunkerParams, ConfigError, KeyFile};
+use lifeboat::format::crypto::{Cipher, KdfParams, MasterKey};
+use lifeboat::format::ids::{BlobId, IndexId, PackId};
+use lifeboat::format::index::{IndexFile, IndexedPack};
+use lifeboat::format::pack::{self, BlobKind, PackEntry, PendingBlob};
+use lifeboat::format::tree::{Node, NodeKind, Tree};
+use proptest::prelude::*;
+use rand::{Rng, RngCore, SeedableRng, rngs::StdRng};
+
+/// Data of `len` bytes: random, or (for the compressed path) built from a few repeated runs.
+fn sample(len: usize, seed: u64, compressible: bool) -> Vec<u8> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut out = vec![0u8; len];
+    if compressible {
+        for piece in out.chunks_mut(97) {
+            piece.fill(rng.gen_range(b'a'..=b'e'));
+        }
+    } else {
+        rng.fill_bytes(&mut out);
+    }
+    out
+}
+
+fn cipher() -> impl Strategy<Value = Cipher> {
+    prop_oneof![Just(Cipher::XChaCha20Poly1305), Just(Cipher::Aes256Gcm)]
+}
+
+fn level() -> impl Strategy<Value = Compression> {
+    prop_oneof![Just(Compression::OFF), Just(Compression::DEFAULT)]
+}
+
+fn nonce_for(c: Cipher, seed: u64) -> Vec<u8> {
+    sample(c.nonce_len(), seed, false)
+}
+
+fn cheap_kdf() -> KdfParams {
+    KdfParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    }
+}
+
+fn blob_id() -> impl Strategy<Value = BlobId> {
+    any::<[u8; 32]>().prop_map(BlobId)
+}
+
+fn pack_entry() -> impl Strategy<Value = PackEntry> {
+    let kind = prop_oneof![Just(BlobKind::Data), Just(BlobKind::Tree)];
+    (kind, blob_id(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(kind, id, offset, length, raw_length)| {
+        PackEntry {
+            kind,
+            id,
+            offset,
+            length,
+            raw_length,
+        }
+    })
+}
+
+fn index_file() -> impl Strategy<Value = IndexFile> {
+    let pack = (any::<[u8; 32]>(), prop::collection::vec(pack_entry(), 0..6))
+        .prop_map(|(id, blobs)| IndexedPack { id: PackId(id), blobs });
+    (
+        prop::collection::vec(any::<[u8; 32]>().prop_map(IndexId), 0..4),
+        prop::collection::vec(pack, 0..5),
+    )
+        .prop_map(|(supersedes, packs)| IndexFile { supersedes, packs })
+}
+
+fn raw_name() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        "[a-z0-9 ._-]{1,12}".prop_map(String::into_bytes),
+        "\\PC{1,8}".prop_map(String::into_bytes),
+        prop::collection::vec(any::<u8>(), 1..16),
+    ]
+}
+
+fn node() -> impl Strategy<Value = Node> {
+    let kind = prop_oneof![Just(NodeKind::File), Just(NodeKind::Dir), Just(NodeKind::Symlink)];
+    let ids = prop::collection::vec(blob_id(), 0..4);
+    let target = prop::option::of(prop::collection::vec(any::<u8>(), 0..24));
+    (
+        raw_name(),
+        kind,
+        any::<(u32, u32, u32, i64, i64, u64, u64)>(),
+        ids,
+        target,
+    )
+        .prop_map(
+            |(name, kind, (mode, uid, gid, mtime_ns, ctime_ns, inode, size), content, target)| {
+                let mut n = Node::new(&OsString::from_vec(name), kind);
+                (n.mode, n.uid, n.gid, n.mtime_ns, n.ctime_ns, n.inode, n.size) =
+                    (mode, uid, gid, mtime_ns, ctime_ns, inode, size);
+                n.content = content;
+                if let Some(t) = target {
+                    n.set_target(&OsString::from_vec(t));
+                }
+                n
+            },
+        )
+}
+
+/// Small chunk sizes so properties see hundreds of boundaries in little data.
+fn small_chunks(seed: u64) -> ChunkerParams {
+    ChunkerParams {
+        min_size: 2 * 1024,
+        avg_size: 8 * 1024,
+        max_size: 32 * 1024,
+        seed,
+    }
+}
+
+fn chunk_all(data: &[u8], p: &ChunkerParams) -> Vec<Vec<u8>> {
+    chunker::chunks(data, p).collect::<Result<_, _>>().unwrap()
+}
+
+fn chunk_ids(key: &MasterKey, data: &[u8], p: &ChunkerParams) -> Vec<BlobId> {
+    chunk_all(data, p).iter().map(|c| key.blob_id(c)).collect()
+}
+
+/// Seal `count` blobs of assorted sizes and assemble them into one pack.
+fn build_pack(key: &MasterKey, c: Cipher, sizes: &[usize], seed: u64) -> (PackId, Vec<u8>, Vec<PackEntry>) {
+    let blobs: Vec<PendingBlob> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| {
+            let data = sample(len, seed + i as u64, i % 2 == 0);
+            let kind = if i % 3 == 0 { BlobKind::Tree } else { BlobKind::Data };
+            PendingBlob {
+                kind,
+                id: key.blob_id(&data),
+                raw_length: data.len() as u32,
+                sealed: blob::seal(key, c, &nonce_for(c, seed ^ i as u64), &data, Compression::DEFAULT),
+            }
+        })
+        .collect();
+    pack::assemble(key, c, &nonce_for(c, !seed), &blobs)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn sealed_blob_opens_to_the_same_bytes_with_either_cipher(
+        c in cipher(), lvl in level(), len in 0usize..=256 * 1024, seed: u64, compressible: bool, key: [u8; 32],
+    ) {
+        let key = MasterKey::from_bytes(key);
+        let data = sample(len, seed, compressible);
+        let sealed = blob::seal(&key, c, &nonce_for(c, seed), &data, lvl);
+        prop_assert_eq!(blob::open_verified(&key, c, &key.blob_id(&data), &sealed).unwrap(), data);
+    }
+
+    #[test]
+    fn sealed_blob_with_any_flipped_byte_is_refused(
+        c in cipher(), lvl in level(), len in 0usize..=64 * 1024, seed: u64, compressible: bool,
+        at: prop::sample::Index, mask in 1u8..=255,
+    ) {
+        let key = MasterKey::from_bytes([7; 32]);
+        let data = sample(len, seed, compressible);
+        let mut sealed = blob::seal(&key, c, &nonce_for(c, seed), &data, lvl);
+        let i = at.index(sealed.len());
+        sealed[i] ^= mask;
+        let opened = blob::open_verified(&key, c, &key.blob_id(&data), &sealed);
+        prop_assert!(opened.is_err(), "byte {} of {} flipped, still opened", i, sealed.len());
+    }
+
+    #[test]
+    fn assembled_pack_header_reads_back_and_every_blob_opens(
+        c in cipher(), sizes in prop::collection::vec(0usize..20_000, 0..8), seed: u64,
+    ) {
+        let key = MasterKey::from_bytes([9; 32]);
+        let (id, bytes, entries) = build_pack(&key, c, &sizes, seed);
+        prop_assert_eq!(id, PackId::of_bytes(&bytes));
+        let header = pack::read_header(&key, c, &bytes).unwrap();
+        prop_assert_eq!(&header, &entries);
+        for (i, e) in header.iter().enumerate() {
+            let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
+            let data = blob::open_verified(&key, c, &e.id, sealed).unwrap();
+            prop_assert_eq!(data.len(), sizes[i]);
+        }
+    }
+
+    #[test]
+    fn pack_with_any_flipped_byte_is_never_silently_accepted(
+        c in cipher(), sizes in prop::collection::vec(0usize..4_000, 0..6), seed: u64,
+        at: prop::sample::Index, mask in 1u8..=255,
+    ) {
+        let key = MasterKey::from_bytes([9; 32]);
+        let (id, mut bytes, _) = build_pack(&key, c, &sizes, seed);
+        let i = at.index(bytes.len());
+        bytes[i] ^= mask;
+        prop_assert_ne!(PackId::of_bytes(&bytes), id, "pack hash did not change");
+        if let Ok(header) = pack::read_header(&key, c, &bytes) {
+            let any_refused = header.iter().any(|e| {
+                let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
+                blob::open_verified(&key, c, &e.id, sealed).is_err()
+            });
+            prop_assert!(any_refused, "byte {} of {} flipped, header and every blob accepted", i, bytes.len());
+        }
+    }
+
+    #[test]
+    fn index_file_round_trips(file in index_file()) {
+        prop_assert_eq!(IndexFile::decode(&file.encode()).unwrap(), file);
+    }
+
+    #[test]
+    fn truncated_or_extended_index_file_is_refused(file in index_file(), cut: prop::sample::Index, extra: u8) {
+        let bytes = file.encode();
+        let keep = cut.index(bytes.len());
+        prop_assert!(IndexFile::decode(&bytes[..keep]).is_err(), "prefix of {} of {} bytes accepted", keep, bytes.len());
+        let mut longer = bytes.clone();
+        longer.push(extra);
+        prop_assert!(IndexFile::decode(&longer).is_err());
+    }
+
+    #[test]
+    fn tree_round_trips_with_arbitrary_byte_names_and_targets(nodes in prop::collection::vec(node(), 0..12)) {
+        let originals: Vec<(OsString, Option<OsString>)> = nodes.iter().map(|n| (n.os_name(), n.target())).collect();
+        let mut tree = Tree { nodes };
+        let back = Tree::decode(&tree.encode()).unwrap();
+        prop_assert_eq!(&back, &tree);
+        for (name, target) in &originals {
+            let found = back.find(name);
+            prop_assert!(found.is_some(), "name {:?} lost", name);
+            let same = back.nodes.iter().any(|n| n.os_name().as_bytes() == name.as_bytes() && &n.target() == target);
+            prop_assert!(same, "target of {:?} changed", name);
+        }
+    }
+
+    #[test]
+    fn key_file_unwraps_with_its_password_only(
+        raw: [u8; 32], password in prop::collection::vec(any::<u8>(), 1..40), other in prop::collection::vec(any::<u8>(), 1..40),
+        salt: [u8; 16], nonce: [u8; 24], label in "\\PC{0,10}",
+    ) {
+        let master = MasterKey::from_bytes(raw);
+        let created = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let kf = KeyFile::wrap(&master, &password, cheap_kdf(), salt, nonce, created, "host", &label).unwrap();
+        let back = KeyFile::decode(&kf.encode()).unwrap();
+        prop_assert_eq!(&back, &kf);
+        let opened = back.unwrap_key(&password).unwrap();
+        prop_assert_eq!(opened.raw(), &raw);
+        if other != password {
+            prop_assert_eq!(back.unwrap_key(&other).unwrap_err(), ConfigError::WrongPassword);
+        }
+    }
+
+    #[test]
+    fn chunks_concatenate_to_the_input(len in 0usize..600_000, seed: u64, chunk_seed: u64, compressible: bool) {
+        let data = sample(len, seed, compressible);
+        let p = small_chunks(chunk_seed);
+        let parts = chunk_all(&data, &p);
+        prop_assert_eq!(parts.concat(), data);
+        if let Some((_, body)) = parts.split_last() {
+            prop_assert!(body.iter().all(|c| c.len() >= p.min_size as usize && c.len() <= p.max_size as usize));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn inserting_bytes_mid_input_keeps_most_chunk_ids(
+        seed: u64, chunk_seed: u64, inserted in prop::collection::vec(any::<u8>(), 1..3000), at in 0.3f64..0.7,
+    ) {
+        let key = MasterKey::from_bytes([1; 32]);
+        let p = small_chunks(chunk_seed);
+        let before = sample(2 << 20, seed, false);
+        let mut after = before.clone();
+        let pos = (before.len() as f64 * at) as usize;
+        after.splice(pos..pos, inserted);
+        let old: HashSet<BlobId> = chunk_ids(&key, &before, &p).into_iter().collect();
+        let new = chunk_ids(&key, &after, &p);
+        let kept = new.iter().filter(|id| old.contains(id)).count();
+        // An insertion disturbs the chunks around it only; ~256 chunks, allow a handful to change.
+        prop_assert!(new.len() - kept <= 6, "{} of {} chunks changed", new.len() - kept, new.len());
+    }
+}
+
+#[test]
+fn inserting_bytes_mid_file_keeps_most_chunk_ids_with_default_sizes() {
+    let key = MasterKey::from_bytes([2; 32]);
+    let p = ChunkerParams::with_seed(0x5eed);
+    let before = sample(24 << 20, 11, false);
+    let mut after = before.clone();
+    after.splice(12 << 20..12 << 20, sample(1000, 12, false));
+    let old: HashSet<BlobId> = chunk_ids(&key, &before, &p).into_iter().collect();
+    let new = chunk_ids(&key, &after, &p);
+    let changed = new.iter().filter(|id| !old.contains(id)).count();
+    assert!(new.len() >= 10, "only {} chunks", new.len());
+    assert!(changed <= 3, "{changed} of {} chunks changed", new.len());
+}
