@@ -267,7 +267,6 @@ fn wrong_password_exits_2_with_one_error_line_and_writes_nothing() {
 }
 
 #[test]
-#[ignore = "src bug: a missing repository directory exits 1 without suggesting `lifeboat init` (src/storage/address.rs open_fs)"]
 fn missing_repository_directory_exits_2_suggesting_init() {
     let repo = Repo::uninitialised();
     let out = repo.cmd().arg("snapshots").output().unwrap();

@@ -218,10 +218,11 @@ pub(super) struct Ctx {
 
 impl Ctx {
     pub(super) fn store(&self, repo: &RepoArg, create: bool) -> Result<Arc<dyn Store>> {
-        Ok(storage::address::open_with(
-            &repo.repo,
-            storage::address::OpenOptions { create },
-        )?)
+        match storage::address::open_with(&repo.repo, storage::address::OpenOptions { create }) {
+            Ok(s) => Ok(s),
+            Err(e) if e.is_not_found() => Err(crate::repo::RepoError::NotFound(repo.repo.clone()).into()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub(super) async fn open(&self, repo: &RepoArg) -> Result<Repository> {

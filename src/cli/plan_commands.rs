@@ -75,7 +75,8 @@ impl Ctx {
         } else {
             print_status(&st);
         }
-        Ok(if st.violated { EXIT_DEGRADED } else { 0 })
+        let unreachable = st.datasets.iter().flat_map(|d| &d.regions).any(|r| !r.reachable);
+        Ok(if st.violated || unreachable { EXIT_DEGRADED } else { 0 })
     }
 
     pub async fn apply(&self, path: &Path, dataset: Option<&str>, force: bool) -> Result<i32> {
@@ -400,10 +401,11 @@ fn print_status(st: &status::PlanStatus) {
             }
         }
     }
-    let verdict = if st.violated {
-        "some objectives are violated"
-    } else {
-        "all datasets within their objectives"
+    let unreachable = st.datasets.iter().flat_map(|d| &d.regions).any(|r| !r.reachable);
+    let verdict = match (st.violated, unreachable) {
+        (true, _) => "some objectives are violated",
+        (false, true) => "within objectives, but some regions are unreachable (degraded)",
+        (false, false) => "all datasets within their objectives",
     };
     println!("{verdict}");
 }

@@ -220,12 +220,19 @@ async fn condemn(repo: &Repository, opts: &PruneOptions, report: &mut PruneRepor
         packs: condemned,
     };
     let pending = write_record(repo, None, &record).await?;
+    // Supersede every index object seen, including ones an earlier, interrupted prune
+    // had already superseded but not yet deleted: otherwise they would come back into
+    // force once this replacement is itself replaced.
+    let mut old: Vec<IndexId> = index.files().to_vec();
+    old.extend(index.superseded().iter().copied());
+    old.sort();
+    old.dedup();
     let replacement = IndexFile {
-        supersedes: index.files().to_vec(),
+        supersedes: old.clone(),
         packs: kept,
     };
     repo.save_index(&replacement).await?;
-    for old in index.files() {
+    for old in &old {
         repo.store()
             .delete(&layout::index(old))
             .await
@@ -297,14 +304,16 @@ async fn finish_records(repo: &Repository, opts: &PruneOptions, report: &mut Pru
     if records.is_empty() {
         return Ok(());
     }
-    let index = repo.load_index().await?;
-    let used = used_blobs(repo, &with_records(&index, &records)).await?;
+    // Leases first: a backup that finishes after this listing has already written its
+    // snapshot when the snapshots are read below, and one that is still running is seen.
     let backups: Vec<DateTime<Utc>> = live_leases(repo.store().as_ref(), None)
         .await?
         .into_iter()
         .filter(|l| l.kind == LeaseKind::Backup)
         .map(|l| l.created)
         .collect();
+    let index = repo.load_index().await?;
+    let used = used_blobs(repo, &with_records(&index, &records)).await?;
     let stored = stored_packs(repo).await?;
     report.waiting = 0;
     for rec in records {
