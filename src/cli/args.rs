@@ -200,6 +200,10 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Keep every plan's objectives met: run due backups, reload plans, serve an API.
+    Daemon(super::daemon_commands::DaemonArgs),
+    /// Show a running daemon's status: plans, datasets, regions, violations.
+    Status(super::daemon_commands::StatusArgs),
     /// Remove stale locks left by killed processes.
     Unlock {
         #[command(flatten)]
