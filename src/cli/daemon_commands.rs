@@ -51,7 +51,12 @@ pub struct DaemonArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct StatusArgs {
     /// The daemon's API address.
-    #[arg(long, env = "LIFEBOAT_DAEMON", default_value = "http://127.0.0.1:7600", value_name = "URL")]
+    #[arg(
+        long,
+        env = "LIFEBOAT_DAEMON",
+        default_value = "http://127.0.0.1:7600",
+        value_name = "URL"
+    )]
     pub daemon: String,
     /// A file holding a viewer or operator token.
     #[arg(long, value_name = "FILE")]
@@ -142,7 +147,11 @@ fn print_status(st: &StatusView) {
         p.datasets.iter().for_each(print_dataset);
     }
     for e in &st.plan_errors {
-        let kept = if e.previous_kept { "; the previous version keeps running" } else { "" };
+        let kept = if e.previous_kept {
+            "; the previous version keeps running"
+        } else {
+            ""
+        };
         println!("refused plan {}{kept}:", e.file);
         e.errors.iter().for_each(|line| println!("  {line}"));
     }

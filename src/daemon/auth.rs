@@ -161,11 +161,26 @@ mod tests {
     #[test]
     fn roles_are_checked() {
         let tokens = Tokens::parse("# team\nviewer vvvvvvvvvvvvvvvvvvvv\noperator oooooooooooooooooooo\n").unwrap();
-        assert_eq!(tokens.check(&HeaderMap::new(), Role::Viewer), Err(Denied::Unauthenticated));
-        assert_eq!(tokens.check(&headers("wrong-wrong-wrong-x"), Role::Viewer), Err(Denied::Unauthenticated));
-        assert_eq!(tokens.check(&headers("vvvvvvvvvvvvvvvvvvvv"), Role::Viewer), Ok(Role::Viewer));
-        assert_eq!(tokens.check(&headers("vvvvvvvvvvvvvvvvvvvv"), Role::Operator), Err(Denied::Forbidden));
-        assert_eq!(tokens.check(&headers("oooooooooooooooooooo"), Role::Operator), Ok(Role::Operator));
+        assert_eq!(
+            tokens.check(&HeaderMap::new(), Role::Viewer),
+            Err(Denied::Unauthenticated)
+        );
+        assert_eq!(
+            tokens.check(&headers("wrong-wrong-wrong-x"), Role::Viewer),
+            Err(Denied::Unauthenticated)
+        );
+        assert_eq!(
+            tokens.check(&headers("vvvvvvvvvvvvvvvvvvvv"), Role::Viewer),
+            Ok(Role::Viewer)
+        );
+        assert_eq!(
+            tokens.check(&headers("vvvvvvvvvvvvvvvvvvvv"), Role::Operator),
+            Err(Denied::Forbidden)
+        );
+        assert_eq!(
+            tokens.check(&headers("oooooooooooooooooooo"), Role::Operator),
+            Ok(Role::Operator)
+        );
     }
 
     #[test]

@@ -42,19 +42,24 @@ fn error(code: StatusCode, what: &str) -> Response {
     (code, Json(json!({ "error": what }))).into_response()
 }
 
-/// Check the caller's token; refusals are logged here and carry no detail.
-fn authorize(shared: &Shared, headers: &HeaderMap, needed: Role, route: &str) -> Result<Role, Response> {
-    shared.tokens.check(headers, needed).map_err(|denied| {
+/// Check the caller's token; refusals are logged here with the reason.
+fn authorize(shared: &Shared, headers: &HeaderMap, needed: Role, route: &str) -> Result<Role, Denied> {
+    shared.tokens.check(headers, needed).inspect_err(|denied| {
         tracing::warn!(route, ?denied, "API request refused");
-        match denied {
-            Denied::Unauthenticated => {
-                let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized");
-                r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                r
-            }
-            Denied::Forbidden => error(StatusCode::FORBIDDEN, "forbidden"),
-        }
     })
+}
+
+/// The answer to a refused request: its status and nothing more.
+fn refusal(denied: Denied) -> Response {
+    match denied {
+        Denied::Unauthenticated => {
+            let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized");
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            r
+        }
+        Denied::Forbidden => error(StatusCode::FORBIDDEN, "forbidden"),
+    }
 }
 
 async fn healthz(State(shared): AppState) -> Response {
@@ -73,13 +78,13 @@ async fn metrics_text(State(shared): AppState) -> Response {
 async fn status(State(shared): AppState, headers: HeaderMap) -> Response {
     match authorize(&shared, &headers, Role::Viewer, "/v1/status") {
         Ok(_) => Json(view::status(&shared)).into_response(),
-        Err(r) => r,
+        Err(denied) => refusal(denied),
     }
 }
 
 async fn jobs(State(shared): AppState, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&shared, &headers, Role::Viewer, "/v1/jobs") {
-        return r;
+    if let Err(denied) = authorize(&shared, &headers, Role::Viewer, "/v1/jobs") {
+        return refusal(denied);
     }
     let active: Vec<_> = lock(&shared.active)
         .iter()
@@ -98,10 +103,14 @@ async fn jobs(State(shared): AppState, headers: HeaderMap) -> Response {
     }
 }
 
-async fn trigger(State(shared): AppState, headers: HeaderMap, Path((plan, dataset)): Path<(String, String)>) -> Response {
+async fn trigger(
+    State(shared): AppState,
+    headers: HeaderMap,
+    Path((plan, dataset)): Path<(String, String)>,
+) -> Response {
     let route = "/v1/datasets/{plan}/{dataset}/backup";
-    if let Err(r) = authorize(&shared, &headers, Role::Operator, route) {
-        return r;
+    if let Err(denied) = authorize(&shared, &headers, Role::Operator, route) {
+        return refusal(denied);
     }
     if !shared.trigger_limit.allow() {
         tracing::warn!(route, "API request refused: rate limit");
@@ -114,7 +123,11 @@ async fn trigger(State(shared): AppState, headers: HeaderMap, Path((plan, datase
         return error(StatusCode::NOT_FOUND, "no such plan or dataset");
     }
     tracing::info!(plan, dataset, "backup triggered through the API");
-    (StatusCode::ACCEPTED, Json(json!({"queued": true, "plan": plan, "dataset": dataset}))).into_response()
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"queued": true, "plan": plan, "dataset": dataset})),
+    )
+        .into_response()
 }
 
 /// Accept connections until the process ends.

@@ -18,8 +18,17 @@ pub struct StateLock {
 impl StateLock {
     pub fn acquire(state_dir: &Path) -> Result<Self, DaemonError> {
         let path = state_dir.join("daemon.lock");
-        let io = |source| DaemonError::Io { path: path.clone(), source };
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let io = |source| DaemonError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => return Err(in_use(state_dir, &mut file)),

@@ -126,7 +126,10 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     let mut signals = Signals::install().map_err(io_err(&cfg.state_dir))?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
-        .map_err(|source| DaemonError::Listen { addr: cfg.listen, source })?;
+        .map_err(|source| DaemonError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
     let (store, rebuilt) = open_state(&cfg)?;
     let shared = Arc::new(Shared::new(cfg.clone(), Box::new(store), tokens, rebuilt));
     start(&shared, listener, tls).await;
@@ -224,7 +227,12 @@ impl Signals {
 async fn shutdown(shared: &Arc<Shared>, signals: &mut Signals, why: &str) {
     shared.stop();
     let grace = shared.config.shutdown_grace;
-    tracing::info!(signal = why, running = shared.active_count(), grace_seconds = grace.as_secs(), "stopping: no new jobs");
+    tracing::info!(
+        signal = why,
+        running = shared.active_count(),
+        grace_seconds = grace.as_secs(),
+        "stopping: no new jobs"
+    );
     let drained = async {
         while shared.active_count() > 0 {
             let ended = shared.job_ended.notified();

@@ -51,7 +51,8 @@ pub struct PlanSet {
 }
 
 fn plan_name(file: &Path) -> String {
-    file.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+    file.file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
 }
 
 /// The `*.toml` files in `dir` and their modification times.

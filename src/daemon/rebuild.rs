@@ -42,7 +42,11 @@ pub async fn observe_plan(shared: &Shared, name: &str, plan: &Plan) {
         shared.save_obs(&key, &snapshot);
     }
     shared.flush();
-    tracing::info!(plan = name, datasets = st.datasets.len(), "observed the plan's repositories");
+    tracing::info!(
+        plan = name,
+        datasets = st.datasets.len(),
+        "observed the plan's repositories"
+    );
 }
 
 /// Observe every loaded plan.

@@ -115,7 +115,10 @@ async fn run_job(shared: Arc<Shared>, job: Job, plan: Arc<Plan>) {
         return release(&shared, &job.key);
     }
     let record = journal_start(&shared, &job);
-    let progress = lock(&shared.active).get(&job.key).map(|a| a.progress.clone()).unwrap_or_default();
+    let progress = lock(&shared.active)
+        .get(&job.key)
+        .map(|a| a.progress.clone())
+        .unwrap_or_default();
     tracing::info!(job = record.id, plan = %job.key.plan, dataset = %job.key.dataset, reason = %job.reason, "job started");
     let result = execute(&plan, &job, record.started, progress).await;
     finish(&shared, &job, record, result);
@@ -123,7 +126,10 @@ async fn run_job(shared: Arc<Shared>, job: Job, plan: Arc<Plan>) {
 }
 
 fn journal_start(shared: &Shared, job: &Job) -> JobRecord {
-    let id = shared.store.next_job_id().unwrap_or_else(|_| Utc::now().timestamp_millis() as u64);
+    let id = shared
+        .store
+        .next_job_id()
+        .unwrap_or_else(|_| Utc::now().timestamp_millis() as u64);
     let record = JobRecord {
         id,
         plan: job.key.plan.clone(),
@@ -265,9 +271,11 @@ fn log_outcome(r: &JobRecord) {
     let secs = r.ended.map_or(0, |e| (e - r.started).num_milliseconds()) as f64 / 1000.0;
     match r.outcome {
         Outcome::Success | Outcome::Skipped => {
-            tracing::info!(job = r.id, plan = %r.plan, dataset = %r.dataset, outcome = ?r.outcome, seconds = secs, bytes = r.bytes, "job finished")
+            tracing::info!(job = r.id, plan = %r.plan, dataset = %r.dataset, outcome = r.outcome.as_str(), seconds = secs, bytes = r.bytes, "job finished")
         }
-        _ => tracing::warn!(job = r.id, plan = %r.plan, dataset = %r.dataset, outcome = ?r.outcome, seconds = secs, error = r.error.as_deref().unwrap_or(""), "job finished"),
+        _ => {
+            tracing::warn!(job = r.id, plan = %r.plan, dataset = %r.dataset, outcome = r.outcome.as_str(), seconds = secs, error = r.error.as_deref().unwrap_or(""), "job finished")
+        }
     }
 }
 

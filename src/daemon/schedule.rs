@@ -175,7 +175,11 @@ pub fn due_job(key: &DatasetKey, ds: &Dataset, obs: &DatasetObs, now: DateTime<U
         return Some(job(Reason::Schedule));
     }
     let resting = obs.last_run.is_some_and(|last| {
-        let wait = if obs.failures == 0 { BASE_BACKOFF } else { backoff(obs.failures) };
+        let wait = if obs.failures == 0 {
+            BASE_BACKOFF
+        } else {
+            backoff(obs.failures)
+        };
         now < last + chrono::Duration::from_std(wait).unwrap_or_default()
     });
     if resting {

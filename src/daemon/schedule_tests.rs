@@ -110,7 +110,11 @@ fn a_region_over_its_rpo_gets_work_without_a_tick() {
 #[test]
 fn a_lagging_region_gets_work_without_a_tick() {
     let p = plan("@hourly", "24h");
-    let jobs = due(&p, obs(Some(at(10, 0, 0)), Some(at(10, 0, 0)), Some(at(9, 0, 0))), at(10, 20, 0));
+    let jobs = due(
+        &p,
+        obs(Some(at(10, 0, 0)), Some(at(10, 0, 0)), Some(at(9, 0, 0))),
+        at(10, 20, 0),
+    );
     assert_eq!(jobs[0].reason, Reason::LaggingRegion);
     let ds = p.datasets.values().next().unwrap();
     let o = obs(None, Some(at(10, 0, 0)), Some(at(9, 0, 0)));

@@ -64,7 +64,10 @@ impl RegionLocks {
         sorted.dedup();
         let mutexes: Vec<_> = {
             let mut map = lock(&self.0);
-            sorted.iter().map(|a| map.entry(a.clone()).or_default().clone()).collect()
+            sorted
+                .iter()
+                .map(|a| map.entry(a.clone()).or_default().clone())
+                .collect()
         };
         let mut guards = Vec::new();
         for m in mutexes {

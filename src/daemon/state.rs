@@ -40,6 +40,19 @@ pub enum Outcome {
     Interrupted,
 }
 
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Running => "running",
+            Outcome::Success => "success",
+            Outcome::Degraded => "degraded",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRegion {
     pub region: String,
@@ -116,7 +129,9 @@ impl SledStore {
     fn open_once(dir: &Path) -> Result<Self> {
         let db = sled::Config::new().path(dir).open().map_err(|e| {
             if is_in_use(&e) {
-                StateError::InUse { path: dir.to_path_buf() }
+                StateError::InUse {
+                    path: dir.to_path_buf(),
+                }
             } else {
                 store_err(dir, e)
             }
@@ -169,9 +184,7 @@ impl StateStore for SledStore {
 
     fn put_job(&self, job: &JobRecord) -> Result<()> {
         let value = serde_json::to_vec(job).map_err(|e| self.err(e))?;
-        self.jobs
-            .insert(job.id.to_be_bytes(), value)
-            .map_err(|e| self.err(e))?;
+        self.jobs.insert(job.id.to_be_bytes(), value).map_err(|e| self.err(e))?;
         self.trim_jobs()
     }
 

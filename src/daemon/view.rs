@@ -87,7 +87,11 @@ fn region_view(ds: &Dataset, obs: &DatasetObs, region: &str, now: DateTime<Utc>)
 }
 
 fn dataset_view(key: &DatasetKey, ds: &Dataset, obs: &DatasetObs, running: bool, now: DateTime<Utc>) -> DatasetView {
-    let regions: Vec<RegionView> = ds.regions.iter().map(|r| region_view(ds, obs, r.as_str(), now)).collect();
+    let regions: Vec<RegionView> = ds
+        .regions
+        .iter()
+        .map(|r| region_view(ds, obs, r.as_str(), now))
+        .collect();
     DatasetView {
         dataset: key.dataset.clone(),
         schedule: ds.schedule.as_str().to_string(),
@@ -107,7 +111,10 @@ fn violations(plans: &[PlanView]) -> Vec<String> {
     for p in plans {
         for d in &p.datasets {
             if d.violated {
-                out.push(format!("{}/{}: no region holds a snapshot within the RPO", p.name, d.dataset));
+                out.push(format!(
+                    "{}/{}: no region holds a snapshot within the RPO",
+                    p.name, d.dataset
+                ));
             }
             for r in d.regions.iter().filter(|r| r.lagging || !r.within_rpo) {
                 out.push(format!(
