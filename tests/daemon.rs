@@ -77,6 +77,11 @@ impl Site {
 
     fn spawn(&self, port: u16, log: &Path, extra: &[&str]) -> Child {
         let stderr = std::fs::File::create(log).expect("log file");
+        let grace: &[&str] = if extra.contains(&"--shutdown-grace") {
+            &[]
+        } else {
+            &["--shutdown-grace", "20s"]
+        };
         Command::new(BIN)
             .args(["daemon", "--plans"])
             .arg(self.path("plans"))
@@ -84,7 +89,7 @@ impl Site {
             .arg(self.path("state"))
             .args(["--listen", &format!("127.0.0.1:{port}"), "--tokens"])
             .arg(self.path("tokens"))
-            .args(["--shutdown-grace", "20s"])
+            .args(grace)
             .args(extra)
             .env("LIFEBOAT_PASSWORD", PASSWORD)
             .env("RUST_LOG", "info")
@@ -488,4 +493,35 @@ fn the_api_serves_tls13_with_a_self_signed_certificate() {
         .output()
         .expect("run s_client");
     assert!(!old.status.success(), "TLS 1.2 handshake should fail");
+}
+
+#[test]
+fn shutdown_waits_a_bounded_time_and_a_second_signal_exits_at_once() {
+    let site = Site::new("0 0 0 1 1 *", "400d");
+    // A password command that takes a while keeps each job running for 5 s.
+    let slow = site.plan_text("0 0 0 1 1 *", "400d", &["docs"]).replace(
+        "env = \"LIFEBOAT_PASSWORD\"",
+        &format!("command = [\"sh\", \"-c\", \"sleep 5; echo {PASSWORD}\"]"),
+    );
+    site.write_plan(&slow);
+    let job_running = |d: &Daemon| poll(Duration::from_secs(30), || d.log().contains("job started"));
+
+    let mut d = site.start(&[]);
+    assert!(job_running(&d), "no job started; log:\n{}", d.log());
+    d.signal("TERM");
+    assert!(poll(Duration::from_secs(5), || d.log().contains("stopping")));
+    let second = Instant::now();
+    d.signal("INT");
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(1));
+    assert!(second.elapsed() < Duration::from_secs(3), "took {:?}", second.elapsed());
+    assert!(d.log().contains("second signal"), "{}", d.log());
+    drop(d);
+
+    let mut d = site.start(&["--shutdown-grace", "1s"]);
+    assert!(job_running(&d), "no job started; log:\n{}", d.log());
+    let term = Instant::now();
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    assert!(term.elapsed() < Duration::from_secs(4), "took {:?}", term.elapsed());
+    assert!(d.log().contains("did not finish within the grace time"), "{}", d.log());
 }
