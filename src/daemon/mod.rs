@@ -66,6 +66,8 @@ pub enum DaemonError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("cannot handle signals: {0}")]
+    Signals(String),
     #[error(transparent)]
     Tokens(#[from] auth::TokenFileError),
     #[error("{0}")]
@@ -123,7 +125,9 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
         (None, None) => None,
         _ => return Err(DaemonError::Tls("give both --tls-cert and --tls-key".into())),
     };
-    let mut signals = Signals::install().map_err(io_err(&cfg.state_dir))?;
+    // Installed first: SIGHUP's default action would end the process.
+    let mut signals = Signals::install().map_err(|e| DaemonError::Signals(e.to_string()))?;
+    let hangup = signals.hup.take();
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| DaemonError::Listen {
@@ -132,14 +136,19 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
         })?;
     let (store, rebuilt) = open_state(&cfg)?;
     let shared = Arc::new(Shared::new(cfg.clone(), Box::new(store), tokens, rebuilt));
-    start(&shared, listener, tls).await;
+    start(&shared, listener, tls, hangup).await;
     let why = signals.stop().await;
     shutdown(&shared, &mut signals, why).await;
     Ok(())
 }
 
 /// Load plans, catch up with the repositories, then start the API, scheduler and watcher.
-async fn start(shared: &Arc<Shared>, listener: tokio::net::TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) {
+async fn start(
+    shared: &Arc<Shared>,
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    hangup: Option<Signal>,
+) {
     reload(shared, "start");
     rebuild::close_interrupted(shared);
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -150,7 +159,7 @@ async fn start(shared: &Arc<Shared>, listener: tokio::net::TcpListener, tls: Opt
         tracing::info!("state rebuilt from the repositories");
     }
     tokio::spawn(runner::scheduler(shared.clone()));
-    tokio::spawn(watch_plans(shared.clone()));
+    tokio::spawn(watch_plans(shared.clone(), hangup));
     tracing::info!(plans = %shared.config.plans_dir.display(), state = %shared.config.state_dir.display(), "daemon started");
 }
 
@@ -175,14 +184,7 @@ fn reload(shared: &Arc<Shared>, why: &str) {
 }
 
 /// Reload on SIGHUP and whenever a plan file changes.
-async fn watch_plans(shared: Arc<Shared>) {
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGHUP; plan files are still polled");
-            None
-        }
-    };
+async fn watch_plans(shared: Arc<Shared>, mut hup: Option<Signal>) {
     loop {
         let hangup = async {
             match hup.as_mut() {
@@ -201,10 +203,11 @@ async fn watch_plans(shared: Arc<Shared>) {
     }
 }
 
-/// SIGTERM and SIGINT, installed before anything can be interrupted.
+/// SIGTERM, SIGINT and SIGHUP, installed before anything can be interrupted.
 struct Signals {
     term: Signal,
     int: Signal,
+    hup: Option<Signal>,
 }
 
 impl Signals {
@@ -212,6 +215,7 @@ impl Signals {
         Ok(Self {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
+            hup: Some(signal(SignalKind::hangup())?),
         })
     }
 

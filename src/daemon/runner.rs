@@ -292,3 +292,63 @@ pub fn trigger(shared: &Shared, plan: &str, dataset: &str) -> bool {
     shared.wake.notify_one();
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::daemon::DaemonConfig;
+    use crate::daemon::auth::Tokens;
+    use crate::daemon::schedule::Reason;
+    use crate::daemon::shared::write;
+    use crate::daemon::state::SledStore;
+
+    fn shared(dir: &Path) -> Shared {
+        let plans = dir.join("plans");
+        std::fs::create_dir_all(&plans).unwrap();
+        let text = format!(
+            "version = 1\n[key]\nenv = \"LIFEBOAT_PASSWORD\"\n[regions.a]\naddress = \"{0}/a\"\n\
+             [datasets.data]\npaths = [\"{0}\"]\nschedule = \"@hourly\"\nregions = [\"a\"]\nrpo = \"2h\"\n\
+             retention = {{ keep_last = 5 }}\n",
+            dir.display()
+        );
+        std::fs::write(plans.join("p.toml"), text).unwrap();
+        let (store, _) = SledStore::open(&dir.join("state")).unwrap();
+        let config = DaemonConfig {
+            plans_dir: plans.clone(),
+            state_dir: dir.join("state"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tokens: None,
+            tls_cert: None,
+            tls_key: None,
+            max_jobs: 1,
+            shutdown_grace: Duration::from_secs(1),
+            reload_poll: Duration::from_secs(2),
+            trigger_rate_per_minute: 1,
+            trigger_burst: 1,
+        };
+        let s = Shared::new(config, Box::new(store), Tokens::default(), None);
+        write(&s.plans).reload(&plans);
+        s
+    }
+
+    #[test]
+    fn a_dataset_with_a_job_gets_no_second_one_and_a_trigger_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = shared(dir.path());
+        let now = Utc::now();
+        let first = take_due(&s, now);
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].0.reason, Reason::NeverBackedUp);
+        assert!(take_due(&s, now).is_empty(), "no overlap");
+        assert!(trigger(&s, "p", "data"));
+        assert!(!trigger(&s, "p", "nope"));
+        assert!(take_due(&s, now).is_empty());
+        assert_eq!(lock(&s.manual).len(), 1, "the trigger is kept, not lost");
+        release(&s, &DatasetKey::new("p", "data"));
+        let next = take_due(&s, now);
+        assert_eq!(next[0].0.reason, Reason::Manual);
+        assert!(next[0].0.force);
+    }
+}

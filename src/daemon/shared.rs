@@ -147,3 +147,23 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn jobs_sharing_a_region_wait_for_each_other() {
+        let locks = Arc::new(RegionLocks::default());
+        let held = locks.acquire(&["b".into(), "a".into()]).await;
+        let other = locks.clone();
+        let waiter = tokio::spawn(async move { other.acquire(&["a".into()]).await.len() });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "region a is held");
+        assert_eq!(locks.acquire(&["c".into()]).await.len(), 1, "region c is free");
+        drop(held);
+        assert_eq!(waiter.await.unwrap(), 1);
+    }
+}
