@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -24,6 +24,9 @@ use super::{metrics, runner, view};
 
 /// Jobs listed by `/v1/jobs`.
 const JOBS_LISTED: usize = 100;
+/// A client that does not finish its TLS handshake or request headers in this time
+/// is dropped, so idle connections cannot pile up.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 type AppState = State<Arc<Shared>>;
 
@@ -147,12 +150,14 @@ pub async fn serve(listener: TcpListener, router: Router, tls: Option<TlsAccepto
 
 async fn connection(tcp: tokio::net::TcpStream, peer: SocketAddr, router: Router, tls: Option<TlsAcceptor>) {
     let service = TowerToHyperService::new(router);
-    let http = hyper::server::conn::http1::Builder::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(HANDSHAKE_TIMEOUT);
     let result = match tls {
         None => http.serve_connection(TokioIo::new(tcp), service).await,
-        Some(acceptor) => match acceptor.accept(tcp).await {
-            Ok(stream) => http.serve_connection(TokioIo::new(stream), service).await,
-            Err(e) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            Ok(Ok(stream)) => http.serve_connection(TokioIo::new(stream), service).await,
+            Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+            Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
         },
     };
     if let Err(e) = result {

@@ -88,6 +88,16 @@ fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DaemonError 
     }
 }
 
+/// Tokens are secrets: say so when others on the machine may read them.
+fn warn_if_readable_by_others(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(file = %path.display(), "token file is readable by group or others; chmod 600 it");
+    }
+}
+
 /// Open the state store; log when it has to be rebuilt from the repositories.
 fn open_state(cfg: &DaemonConfig) -> Result<(SledStore, Option<String>), DaemonError> {
     let dir = cfg.state_dir.join("sled");
@@ -114,7 +124,10 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     std::fs::create_dir_all(&cfg.state_dir).map_err(io_err(&cfg.state_dir))?;
     let _lock = lock::StateLock::acquire(&cfg.state_dir)?;
     let tokens = match &cfg.tokens {
-        Some(path) => auth::Tokens::load(path)?,
+        Some(path) => {
+            warn_if_readable_by_others(path);
+            auth::Tokens::load(path)?
+        }
         None => auth::Tokens::default(),
     };
     if tokens.is_empty() {
