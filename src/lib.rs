@@ -3,11 +3,12 @@
 //! Layers, lowest first (see `docs/architecture.md`): `format` (pure encoding and
 //! crypto), `storage` (bytes by key), `repo` (one repository), `engine` (backup,
 //! restore, check, prune), `plan` (validated TOML model), `apply` (carry out a plan),
-//! and `cli` on top.
+//! `daemon` (schedule and serve plans), and `cli` on top.
 #![forbid(unsafe_code)]
 
 pub mod apply;
 pub mod cli;
+pub mod daemon;
 pub mod engine;
 pub mod format;
 pub mod plan;

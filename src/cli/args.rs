@@ -231,6 +231,10 @@ pub enum Command {
         /// Snapshot ids (or prefixes) to copy; all when none.
         snapshots: Vec<String>,
     },
+    /// Keep every plan's objectives met: run due backups, reload plans, serve an API.
+    Daemon(super::daemon_commands::DaemonArgs),
+    /// Show a running daemon's status: plans, datasets, regions, violations.
+    Status(super::daemon_commands::StatusArgs),
     /// Remove stale locks left by killed processes.
     Unlock {
         #[command(flatten)]

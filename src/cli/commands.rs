@@ -158,6 +158,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
             }
             ctx.check(&repo, pct).await
         }
+        Command::Daemon(args) => ctx.daemon(args).await,
+        Command::Status(args) => ctx.status(args).await,
         Command::Unlock { repo } => ctx.unlock(&repo).await,
         Command::Verify {
             plan,

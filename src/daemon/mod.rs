@@ -1,0 +1,284 @@
+//! `lifeboat daemon`: keeps every plan's objectives met without anyone running `apply`.
+//!
+//! The parts, each in its own file: `schedule` decides what is due (pure, tested with
+//! fixed clocks); `runner` starts and journals jobs, which call `apply` like the CLI
+//! does; `plans` reloads plan files; `state` is the local journal (sled, behind a
+//! trait) that `rebuild` can always recreate from the repositories; `http`, `auth`,
+//! `tls`, `metrics` and `view` serve the API; `client` reads it for `lifeboat status`.
+//! The daemon uses only `plan` and `apply` (and `format::names`), never the engine.
+
+mod auth;
+pub mod client;
+mod http;
+mod lock;
+pub mod logging;
+mod metrics;
+mod plans;
+mod rebuild;
+mod runner;
+pub mod schedule;
+mod shared;
+pub mod state;
+mod tls;
+pub mod view;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+use shared::{Shared, write};
+use state::{Opened, SledStore};
+
+/// Everything `lifeboat daemon` is told on its command line.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub plans_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub tokens: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Jobs running at once, over all plans.
+    pub max_jobs: usize,
+    /// How long running jobs may take to finish after SIGTERM/SIGINT.
+    pub shutdown_grace: Duration,
+    /// How often plan files are checked for changes.
+    pub reload_poll: Duration,
+    pub trigger_rate_per_minute: u32,
+    pub trigger_burst: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(
+        "another lifeboat daemon{} is using state directory {state_dir} — stop it, or give this one its own --state",
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    AlreadyRunning { state_dir: PathBuf, pid: Option<u32> },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error("cannot listen on {addr}: {source} — pick a free address with --listen")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("cannot handle signals: {0}")]
+    Signals(String),
+    #[error(transparent)]
+    Tokens(#[from] auth::TokenFileError),
+    #[error("{0}")]
+    Client(String),
+}
+
+impl DaemonError {
+    /// True when the fault is in what the user gave (flags, files), not in running.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, DaemonError::Tls(_) | DaemonError::Tokens(_))
+    }
+}
+
+fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
+    move |source| DaemonError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Tokens are secrets: say so when others on the machine may read them.
+fn warn_if_readable_by_others(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(file = %path.display(), "token file is readable by group or others; chmod 600 it");
+    }
+}
+
+/// Open the state store; log when it has to be rebuilt from the repositories.
+fn open_state(cfg: &DaemonConfig) -> Result<(SledStore, Option<String>), DaemonError> {
+    let dir = cfg.state_dir.join("sled");
+    let (store, opened) = SledStore::open(&dir).map_err(|e| match e {
+        state::StateError::InUse { .. } => DaemonError::AlreadyRunning {
+            state_dir: cfg.state_dir.clone(),
+            pid: None,
+        },
+        other => other.into(),
+    })?;
+    let rebuilt = match opened {
+        Opened::Existing => None,
+        Opened::Fresh => Some("no local state found".to_string()),
+        Opened::Replaced(why) => Some(format!("local state was damaged ({why})")),
+    };
+    if let Some(why) = &rebuilt {
+        tracing::warn!(state = %dir.display(), "{why}: rebuilding the state from the repositories");
+    }
+    Ok((store, rebuilt))
+}
+
+/// Run the daemon until SIGTERM or SIGINT; returns once running jobs have finished.
+pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
+    std::fs::create_dir_all(&cfg.state_dir).map_err(io_err(&cfg.state_dir))?;
+    let _lock = lock::StateLock::acquire(&cfg.state_dir)?;
+    let tokens = match &cfg.tokens {
+        Some(path) => {
+            warn_if_readable_by_others(path);
+            auth::Tokens::load(path)?
+        }
+        None => auth::Tokens::default(),
+    };
+    if tokens.is_empty() {
+        tracing::warn!("no API tokens (--tokens): every API call but /healthz and /metrics is refused");
+    }
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        (None, None) => None,
+        _ => return Err(DaemonError::Tls("give both --tls-cert and --tls-key".into())),
+    };
+    // Installed first: SIGHUP's default action would end the process.
+    let mut signals = Signals::install().map_err(|e| DaemonError::Signals(e.to_string()))?;
+    let hangup = signals.hup.take();
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    let (store, rebuilt) = open_state(&cfg)?;
+    let shared = Arc::new(Shared::new(cfg.clone(), Box::new(store), tokens, rebuilt));
+    start(&shared, listener, tls, hangup).await;
+    let why = signals.stop().await;
+    shutdown(&shared, &mut signals, why).await;
+    Ok(())
+}
+
+/// Load plans, catch up with the repositories, then start the API, scheduler and watcher.
+async fn start(
+    shared: &Arc<Shared>,
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    hangup: Option<Signal>,
+) {
+    reload(shared, "start");
+    rebuild::close_interrupted(shared);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tokio::spawn(http::serve(listener, http::router(shared.clone()), tls));
+    tracing::info!(listen = %shared.config.listen, scheme, "API listening");
+    rebuild::observe_all(shared).await;
+    if shared.rebuilt.is_some() {
+        tracing::info!("state rebuilt from the repositories");
+    }
+    tokio::spawn(runner::scheduler(shared.clone()));
+    tokio::spawn(watch_plans(shared.clone(), hangup));
+    tracing::info!(plans = %shared.config.plans_dir.display(), state = %shared.config.state_dir.display(), "daemon started");
+}
+
+/// Reload the plans; a refused plan is logged with every error and kept out.
+fn reload(shared: &Arc<Shared>, why: &str) {
+    let outcome = write(&shared.plans).reload(&shared.config.plans_dir);
+    for name in &outcome.loaded {
+        tracing::info!(plan = %name, trigger = why, "plan loaded");
+        let plan = shared::read(&shared.plans).plans.get(name).map(|p| p.plan.clone());
+        if let (Some(plan), true) = (plan, why != "start") {
+            let (shared, name) = (shared.clone(), name.clone());
+            tokio::spawn(async move { rebuild::observe_plan(&shared, &name, &plan).await });
+        }
+    }
+    for err in &outcome.refused {
+        tracing::error!(file = %err.file.display(), previous_kept = err.previous_kept, errors = %err.errors.join("\n"), "plan refused");
+    }
+    for name in &outcome.removed {
+        tracing::info!(plan = %name, "plan removed");
+    }
+    shared.wake.notify_one();
+}
+
+/// Reload on SIGHUP and whenever a plan file changes.
+async fn watch_plans(shared: Arc<Shared>, mut hup: Option<Signal>) {
+    loop {
+        let hangup = async {
+            match hup.as_mut() {
+                Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = hangup => reload(&shared, "SIGHUP"),
+            _ = tokio::time::sleep(shared.config.reload_poll) => {
+                if shared::read(&shared.plans).changed(&shared.config.plans_dir) {
+                    reload(&shared, "file change");
+                }
+            }
+        }
+    }
+}
+
+/// SIGTERM, SIGINT and SIGHUP, installed before anything can be interrupted.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Option<Signal>,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: Some(signal(SignalKind::hangup())?),
+        })
+    }
+
+    async fn stop(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+/// Stop taking jobs, give running ones the grace time, and leave.
+async fn shutdown(shared: &Arc<Shared>, signals: &mut Signals, why: &str) {
+    shared.stop();
+    let grace = shared.config.shutdown_grace;
+    tracing::info!(
+        signal = why,
+        running = shared.active_count(),
+        grace_seconds = grace.as_secs(),
+        "stopping: no new jobs"
+    );
+    let drained = async {
+        while shared.active_count() > 0 {
+            let ended = shared.job_ended.notified();
+            if shared.active_count() == 0 {
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(200), ended).await;
+        }
+    };
+    tokio::select! {
+        _ = drained => {
+            shared.flush();
+            tracing::info!("all jobs finished; daemon stopped");
+        }
+        _ = tokio::time::sleep(grace) => {
+            tracing::warn!(running = shared.active_count(), "jobs did not finish within the grace time; leaving them");
+            exit_now(shared, 0);
+        }
+        second = signals.stop() => {
+            tracing::warn!(signal = second, running = shared.active_count(), "second signal: exiting at once");
+            exit_now(shared, 1);
+        }
+    }
+}
+
+/// Leave without waiting for abandoned jobs: their threads would keep the runtime
+/// (and so the process) alive. Their journal entries are closed first; the state
+/// lock goes with the process.
+fn exit_now(shared: &Shared, code: i32) -> ! {
+    rebuild::close_interrupted(shared);
+    std::process::exit(code)
+}

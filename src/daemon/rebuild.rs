@@ -1,0 +1,78 @@
+//! Refresh what the daemon knows from the repositories, the source of truth.
+//!
+//! Run at start (which is what rebuilds a deleted or damaged state store) and for
+//! each plan a reload brings in. A region's newest snapshot comes from the region
+//! itself; the daemon's own journal only adds what repositories cannot say (job
+//! history, when it last tried).
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::schedule::DatasetKey;
+use super::shared::{Shared, lock};
+use super::state::Outcome;
+use crate::apply::{secrets, status};
+use crate::plan::Plan;
+
+/// Observe every dataset × region of one plan and merge it into the state.
+pub async fn observe_plan(shared: &Shared, name: &str, plan: &Plan) {
+    let key = plan.key.clone();
+    let password = match tokio::task::spawn_blocking(move || secrets::resolve(&key)).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return tracing::warn!(plan = name, error = %e, "cannot read the plan's repositories"),
+        Err(e) => return tracing::warn!(plan = name, error = %e, "password lookup did not finish"),
+    };
+    let st = status::status(plan, &password, Utc::now()).await;
+    for ds in &st.datasets {
+        let key = DatasetKey::new(name, &ds.dataset);
+        let snapshot = {
+            let mut observed = lock(&shared.observed);
+            let obs = observed.entry(key.clone()).or_default();
+            for r in &ds.regions {
+                let region = obs.regions.entry(r.region.clone()).or_default();
+                if r.reachable {
+                    region.last_success = r.latest_time;
+                } else {
+                    region.last_error = r.error.clone();
+                }
+            }
+            obs.clone()
+        };
+        shared.save_obs(&key, &snapshot);
+    }
+    shared.flush();
+    tracing::info!(
+        plan = name,
+        datasets = st.datasets.len(),
+        "observed the plan's repositories"
+    );
+}
+
+/// Observe every loaded plan.
+pub async fn observe_all(shared: &Arc<Shared>) {
+    let plans: Vec<(String, Arc<Plan>)> = super::shared::read(&shared.plans)
+        .plans
+        .values()
+        .map(|p| (p.name.clone(), p.plan.clone()))
+        .collect();
+    for (name, plan) in plans {
+        observe_plan(shared, &name, &plan).await;
+    }
+}
+
+/// Jobs journaled as running belong to a daemon that died or stopped: mark them.
+pub fn close_interrupted(shared: &Shared) {
+    let Ok(jobs) = shared.store.jobs(usize::MAX) else {
+        return;
+    };
+    for mut job in jobs.into_iter().filter(|j| j.outcome == Outcome::Running) {
+        tracing::warn!(job = job.id, plan = %job.plan, dataset = %job.dataset, "job was interrupted by a stop; its dataset runs again when due");
+        job.outcome = Outcome::Interrupted;
+        job.error = Some("the daemon stopped while the job ran".into());
+        if let Err(e) = shared.store.put_job(&job) {
+            tracing::warn!(job = job.id, error = %e, "cannot journal the job");
+        }
+    }
+    shared.flush();
+}

@@ -1,0 +1,354 @@
+//! The scheduler loop and the jobs it starts.
+//!
+//! The loop asks the pure `schedule::due_jobs` what is due, and starts each job as a
+//! task unless its dataset already has one queued or running (no overlap). A job
+//! waits for its regions' locks, then for one of the global slots, journals its
+//! start, calls `apply` for its one dataset, and records the outcome. The loop wakes
+//! on a timer, a trigger, a reload or a finished job.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::schedule::{self, DatasetKey, Job};
+use super::shared::{ActiveJob, Shared, lock, read};
+use super::state::{JobRecord, JobRegion, Outcome};
+use crate::apply::observe::Progress;
+use crate::apply::run::{ApplyOptions, ApplyReport, apply};
+use crate::apply::secrets;
+use crate::format::names::DatasetName;
+use crate::plan::Plan;
+
+/// The longest the loop sleeps without looking again.
+const MAX_SLEEP: Duration = Duration::from_secs(1);
+
+pub async fn scheduler(shared: Arc<Shared>) {
+    while !shared.stopping() {
+        let now = Utc::now();
+        for (job, plan) in take_due(&shared, now) {
+            tokio::spawn(run_job(shared.clone(), job, plan));
+        }
+        let sleep = until_next(&shared, now).clamp(Duration::from_millis(20), MAX_SLEEP);
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            _ = shared.wake.notified() => {}
+        }
+    }
+}
+
+/// Due jobs whose dataset is idle, each reserved in the active set.
+fn take_due(shared: &Shared, now: DateTime<Utc>) -> Vec<(Job, Arc<Plan>)> {
+    let plans = read(&shared.plans);
+    let manual: Vec<Job> = lock(&shared.manual).drain(..).collect();
+    let mut jobs = manual.clone();
+    {
+        let observed = lock(&shared.observed);
+        let all = plans.plans.values().map(|p| (p.name.as_str(), p.plan.as_ref()));
+        jobs.extend(schedule::due_jobs(all, &observed, now));
+    }
+    let mut active = lock(&shared.active);
+    let mut out = Vec::new();
+    for job in jobs {
+        let Some(plan) = plans.find(&job.key.plan, &job.key.dataset) else {
+            continue;
+        };
+        if active.contains_key(&job.key) {
+            // A trigger waits for the dataset's running job instead of being lost.
+            if job.force && manual.contains(&job) {
+                lock(&shared.manual).push(job);
+            }
+            continue;
+        }
+        active.insert(
+            job.key.clone(),
+            ActiveJob {
+                id: None,
+                reason: job.reason,
+                queued: now,
+                started: None,
+                progress: Arc::new(Progress::default()),
+            },
+        );
+        out.push((job, plan));
+    }
+    out
+}
+
+/// Time until the earliest scheduled run among idle datasets.
+fn until_next(shared: &Shared, now: DateTime<Utc>) -> Duration {
+    let plans = read(&shared.plans);
+    let observed = lock(&shared.observed);
+    let empty = Default::default();
+    let next = plans
+        .plans
+        .values()
+        .flat_map(|p| p.plan.datasets.values().map(move |ds| (p.name.as_str(), ds)))
+        .filter_map(|(plan, ds)| {
+            let key = DatasetKey::new(plan, ds.name.as_str());
+            schedule::next_run(&key, ds, observed.get(&key).unwrap_or(&empty))
+        })
+        .min();
+    next.and_then(|n| (n - now).to_std().ok()).unwrap_or(MAX_SLEEP)
+}
+
+fn region_addresses(plan: &Plan, dataset: &str) -> Vec<String> {
+    let Some(ds) = plan.datasets.values().find(|d| d.name.as_str() == dataset) else {
+        return Vec::new();
+    };
+    ds.regions
+        .iter()
+        .filter_map(|r| plan.regions.get(r))
+        .map(|r| r.address.to_url())
+        .collect()
+}
+
+async fn run_job(shared: Arc<Shared>, job: Job, plan: Arc<Plan>) {
+    let _regions = shared
+        .region_locks
+        .acquire(&region_addresses(&plan, &job.key.dataset))
+        .await;
+    let Ok(_slot) = shared.slots.clone().acquire_owned().await else {
+        return release(&shared, &job.key);
+    };
+    if shared.stopping() {
+        return release(&shared, &job.key);
+    }
+    let record = journal_start(&shared, &job);
+    let progress = lock(&shared.active)
+        .get(&job.key)
+        .map(|a| a.progress.clone())
+        .unwrap_or_default();
+    tracing::info!(job = record.id, plan = %job.key.plan, dataset = %job.key.dataset, reason = %job.reason, "job started");
+    let result = execute(&plan, &job, record.started, progress).await;
+    finish(&shared, &job, record, result);
+    release(&shared, &job.key);
+}
+
+fn journal_start(shared: &Shared, job: &Job) -> JobRecord {
+    let id = shared
+        .store
+        .next_job_id()
+        .unwrap_or_else(|_| Utc::now().timestamp_millis() as u64);
+    let record = JobRecord {
+        id,
+        plan: job.key.plan.clone(),
+        dataset: job.key.dataset.clone(),
+        reason: job.reason,
+        started: Utc::now(),
+        ended: None,
+        outcome: Outcome::Running,
+        bytes: 0,
+        error: None,
+        regions: Vec::new(),
+    };
+    save_job(shared, &record);
+    if let Some(a) = lock(&shared.active).get_mut(&job.key) {
+        a.id = Some(id);
+        a.started = Some(record.started);
+    }
+    record
+}
+
+fn save_job(shared: &Shared, record: &JobRecord) {
+    if let Err(e) = shared.store.put_job(record) {
+        tracing::warn!(job = record.id, error = %e, "cannot journal the job");
+    }
+    shared.flush();
+}
+
+fn release(shared: &Shared, key: &DatasetKey) {
+    lock(&shared.active).remove(key);
+    shared.job_ended.notify_waiters();
+    shared.wake.notify_one();
+}
+
+/// Resolve the password and back the dataset up through `apply`.
+async fn execute(plan: &Plan, job: &Job, now: DateTime<Utc>, progress: Arc<Progress>) -> Result<ApplyReport, String> {
+    let key = plan.key.clone();
+    let password = tokio::task::spawn_blocking(move || secrets::resolve(&key))
+        .await
+        .map_err(|e| format!("password lookup did not finish: {e}"))?
+        .map_err(|e| e.to_string())?;
+    let dataset = DatasetName::new(&job.key.dataset).map_err(|e| e.to_string())?;
+    let opts = ApplyOptions {
+        dataset: Some(dataset),
+        force: job.force,
+        now,
+    };
+    apply(plan, &password, &opts, progress).await.map_err(|e| e.to_string())
+}
+
+fn outcome_of(report: &ApplyReport) -> Outcome {
+    let all_skipped = report.datasets.iter().flat_map(|d| &d.regions).all(|r| r.skipped);
+    if report.failed {
+        Outcome::Failed
+    } else if report.degraded {
+        Outcome::Degraded
+    } else if all_skipped {
+        Outcome::Skipped
+    } else {
+        Outcome::Success
+    }
+}
+
+fn job_regions(report: &ApplyReport) -> Vec<JobRegion> {
+    report
+        .datasets
+        .iter()
+        .flat_map(|d| &d.regions)
+        .filter(|r| !r.skipped)
+        .map(|r| JobRegion {
+            region: r.region.clone(),
+            snapshot: r.snapshot.map(|s| s.to_hex()),
+            bytes_added: r.summary.as_ref().map_or(0, |s| s.bytes_added),
+            error: r.error.clone(),
+        })
+        .collect()
+}
+
+/// Record the outcome in the journal, the observations and the counters.
+fn finish(shared: &Shared, job: &Job, mut record: JobRecord, result: Result<ApplyReport, String>) {
+    let ended = Utc::now();
+    match &result {
+        Ok(report) => {
+            record.outcome = outcome_of(report);
+            record.regions = job_regions(report);
+            record.bytes = report
+                .datasets
+                .iter()
+                .flat_map(|d| &d.regions)
+                .filter_map(|r| r.summary.as_ref().map(|s| s.bytes_read))
+                .max()
+                .unwrap_or(0);
+            let errors: Vec<String> = record.regions.iter().filter_map(|r| r.error.clone()).collect();
+            record.error = (!errors.is_empty()).then(|| errors.join("; "));
+        }
+        Err(e) => {
+            record.outcome = Outcome::Failed;
+            record.error = Some(e.clone());
+        }
+    }
+    record.ended = Some(ended);
+    save_job(shared, &record);
+    observe_outcome(shared, &job.key, &record);
+    count(shared, &job.key, &record, ended);
+    log_outcome(&record);
+}
+
+fn observe_outcome(shared: &Shared, key: &DatasetKey, record: &JobRecord) {
+    let mut observed = lock(&shared.observed);
+    let obs = observed.entry(key.clone()).or_default();
+    obs.last_run = Some(record.started);
+    let failed = matches!(record.outcome, Outcome::Failed | Outcome::Degraded);
+    obs.failures = if failed { obs.failures.saturating_add(1) } else { 0 };
+    for r in &record.regions {
+        let region = obs.regions.entry(r.region.clone()).or_default();
+        if r.snapshot.is_some() {
+            region.last_success = Some(record.started);
+        }
+        region.last_error = r.error.clone();
+    }
+    let snapshot = obs.clone();
+    drop(observed);
+    shared.save_obs(key, &snapshot);
+    shared.flush();
+}
+
+fn count(shared: &Shared, key: &DatasetKey, record: &JobRecord, ended: DateTime<Utc>) {
+    let mut c = lock(&shared.counters);
+    *c.jobs.entry((key.clone(), record.outcome)).or_default() += 1;
+    let secs = (ended - record.started).num_milliseconds() as f64 / 1000.0;
+    let d = c.durations.entry(key.clone()).or_default();
+    d.0 += secs;
+    d.1 += 1;
+    for r in &record.regions {
+        *c.bytes_added.entry((key.clone(), r.region.clone())).or_default() += r.bytes_added;
+    }
+}
+
+fn log_outcome(r: &JobRecord) {
+    let secs = r.ended.map_or(0, |e| (e - r.started).num_milliseconds()) as f64 / 1000.0;
+    match r.outcome {
+        Outcome::Success | Outcome::Skipped => {
+            tracing::info!(job = r.id, plan = %r.plan, dataset = %r.dataset, outcome = r.outcome.as_str(), seconds = secs, bytes = r.bytes, "job finished")
+        }
+        _ => {
+            tracing::warn!(job = r.id, plan = %r.plan, dataset = %r.dataset, outcome = r.outcome.as_str(), seconds = secs, error = r.error.as_deref().unwrap_or(""), "job finished")
+        }
+    }
+}
+
+/// Queue a backup of one dataset now; false if it is unknown.
+pub fn trigger(shared: &Shared, plan: &str, dataset: &str) -> bool {
+    if read(&shared.plans).find(plan, dataset).is_none() {
+        return false;
+    }
+    lock(&shared.manual).push(Job {
+        key: DatasetKey::new(plan, dataset),
+        reason: schedule::Reason::Manual,
+        force: true,
+    });
+    shared.wake.notify_one();
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::daemon::DaemonConfig;
+    use crate::daemon::auth::Tokens;
+    use crate::daemon::schedule::Reason;
+    use crate::daemon::shared::write;
+    use crate::daemon::state::SledStore;
+
+    fn shared(dir: &Path) -> Shared {
+        let plans = dir.join("plans");
+        std::fs::create_dir_all(&plans).unwrap();
+        let text = format!(
+            "version = 1\n[key]\nenv = \"LIFEBOAT_PASSWORD\"\n[regions.a]\naddress = \"{0}/a\"\n\
+             [datasets.data]\npaths = [\"{0}\"]\nschedule = \"@hourly\"\nregions = [\"a\"]\nrpo = \"2h\"\n\
+             retention = {{ keep_last = 5 }}\n",
+            dir.display()
+        );
+        std::fs::write(plans.join("p.toml"), text).unwrap();
+        let (store, _) = SledStore::open(&dir.join("state")).unwrap();
+        let config = DaemonConfig {
+            plans_dir: plans.clone(),
+            state_dir: dir.join("state"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tokens: None,
+            tls_cert: None,
+            tls_key: None,
+            max_jobs: 1,
+            shutdown_grace: Duration::from_secs(1),
+            reload_poll: Duration::from_secs(2),
+            trigger_rate_per_minute: 1,
+            trigger_burst: 1,
+        };
+        let s = Shared::new(config, Box::new(store), Tokens::default(), None);
+        write(&s.plans).reload(&plans);
+        s
+    }
+
+    #[test]
+    fn a_dataset_with_a_job_gets_no_second_one_and_a_trigger_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = shared(dir.path());
+        let now = Utc::now();
+        let first = take_due(&s, now);
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].0.reason, Reason::NeverBackedUp);
+        assert!(take_due(&s, now).is_empty(), "no overlap");
+        assert!(trigger(&s, "p", "data"));
+        assert!(!trigger(&s, "p", "nope"));
+        assert!(take_due(&s, now).is_empty());
+        assert_eq!(lock(&s.manual).len(), 1, "the trigger is kept, not lost");
+        release(&s, &DatasetKey::new("p", "data"));
+        let next = take_due(&s, now);
+        assert_eq!(next[0].0.reason, Reason::Manual);
+        assert!(next[0].0.force);
+    }
+}

@@ -1,0 +1,168 @@
+//! The daemon's status as the API serves it and `lifeboat status` reads it.
+//!
+//! One set of types for both ends, so the client cannot drift from the server.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::plans::PlanLoadError;
+use super::schedule::{self, DatasetKey, DatasetObs};
+use super::shared::{Shared, lock, read};
+use crate::plan::Dataset;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusView {
+    pub version: String,
+    pub started: DateTime<Utc>,
+    pub stopping: bool,
+    pub running_jobs: usize,
+    pub plans: Vec<PlanView>,
+    pub plan_errors: Vec<PlanErrorView>,
+    /// One line per objective not met: `plan/dataset: why`.
+    pub violations: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanView {
+    pub name: String,
+    pub file: String,
+    pub loaded_at: DateTime<Utc>,
+    pub datasets: Vec<DatasetView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatasetView {
+    pub dataset: String,
+    pub schedule: String,
+    pub rpo_seconds: u64,
+    pub last_run: Option<DateTime<Utc>>,
+    pub next_run: Option<DateTime<Utc>>,
+    pub running: bool,
+    pub failures: u32,
+    pub last_verification: Option<DateTime<Utc>>,
+    pub violated: bool,
+    pub regions: Vec<RegionView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegionView {
+    pub region: String,
+    pub last_success: Option<DateTime<Utc>>,
+    pub age_seconds: Option<i64>,
+    pub within_rpo: bool,
+    pub lagging: bool,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanErrorView {
+    pub file: String,
+    pub at: DateTime<Utc>,
+    pub errors: Vec<String>,
+    pub previous_kept: bool,
+}
+
+impl From<&PlanLoadError> for PlanErrorView {
+    fn from(e: &PlanLoadError) -> Self {
+        Self {
+            file: e.file.display().to_string(),
+            at: e.at,
+            errors: e.errors.clone(),
+            previous_kept: e.previous_kept,
+        }
+    }
+}
+
+fn region_view(ds: &Dataset, obs: &DatasetObs, region: &str, now: DateTime<Utc>) -> RegionView {
+    let o = obs.regions.get(region).cloned().unwrap_or_default();
+    let age = o.last_success.map(|t| (now - t).num_seconds());
+    RegionView {
+        region: region.to_string(),
+        last_success: o.last_success,
+        age_seconds: age,
+        within_rpo: age.is_some_and(|a| a <= ds.rpo.as_secs() as i64),
+        lagging: schedule::region_lagging(ds, obs, region),
+        last_error: o.last_error,
+    }
+}
+
+fn dataset_view(key: &DatasetKey, ds: &Dataset, obs: &DatasetObs, running: bool, now: DateTime<Utc>) -> DatasetView {
+    let regions: Vec<RegionView> = ds
+        .regions
+        .iter()
+        .map(|r| region_view(ds, obs, r.as_str(), now))
+        .collect();
+    DatasetView {
+        dataset: key.dataset.clone(),
+        schedule: ds.schedule.as_str().to_string(),
+        rpo_seconds: ds.rpo.as_secs(),
+        last_run: obs.last_run,
+        next_run: schedule::next_run(key, ds, obs),
+        running,
+        failures: obs.failures,
+        last_verification: obs.last_verification,
+        violated: !regions.iter().any(|r| r.within_rpo),
+        regions,
+    }
+}
+
+fn violations(plans: &[PlanView]) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in plans {
+        for d in &p.datasets {
+            if d.violated {
+                out.push(format!(
+                    "{}/{}: no region holds a snapshot within the RPO",
+                    p.name, d.dataset
+                ));
+            }
+            for r in d.regions.iter().filter(|r| r.lagging || !r.within_rpo) {
+                out.push(format!(
+                    "{}/{}: region {} is {}",
+                    p.name,
+                    d.dataset,
+                    r.region,
+                    if r.lagging { "lagging" } else { "over its RPO" }
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The status now.
+pub fn status(shared: &Shared) -> StatusView {
+    let now = Utc::now();
+    let plans = read(&shared.plans);
+    let observed = lock(&shared.observed).clone();
+    let active = lock(&shared.active).keys().cloned().collect::<Vec<_>>();
+    let empty = DatasetObs::default();
+    let views: Vec<PlanView> = plans
+        .plans
+        .values()
+        .map(|p| PlanView {
+            name: p.name.clone(),
+            file: p.plan.file.display().to_string(),
+            loaded_at: p.loaded_at,
+            datasets: p
+                .plan
+                .datasets
+                .values()
+                .map(|ds| {
+                    let key = DatasetKey::new(&p.name, ds.name.as_str());
+                    let obs = observed.get(&key).unwrap_or(&empty);
+                    dataset_view(&key, ds, obs, active.contains(&key), now)
+                })
+                .collect(),
+        })
+        .collect();
+    StatusView {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        started: shared.started,
+        stopping: shared.stopping(),
+        running_jobs: active.len(),
+        violations: violations(&views),
+        plan_errors: plans.errors.values().map(PlanErrorView::from).collect(),
+        plans: views,
+    }
+}

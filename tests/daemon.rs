@@ -1,0 +1,527 @@
+//! The daemon end to end: the real binary, local-folder regions, a 3-second schedule,
+//! signals, restarts, the API with tokens, TLS and metrics. Every wait polls with a
+//! deadline; nothing sleeps for a fixed long time.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lifeboat");
+const PASSWORD: &str = "daemon-test-passphrase";
+const VIEWER: &str = "viewer-token-0123456789";
+const OPERATOR: &str = "operator-token-0123456789";
+
+/// A test site: data to protect, plans, state and two regions in one temp dir.
+struct Site {
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn new(schedule: &str, rpo: &str) -> Site {
+        let site = Site {
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        let data = site.path("data");
+        std::fs::create_dir_all(data.join("sub")).expect("data dir");
+        for i in 0..5 {
+            std::fs::write(data.join(format!("f{i}.txt")), format!("file {i}\n").repeat(100)).expect("write");
+        }
+        std::fs::write(data.join("sub/deep.bin"), vec![7u8; 4096]).expect("write");
+        std::fs::create_dir_all(site.path("plans")).expect("plans dir");
+        std::fs::write(
+            site.path("tokens"),
+            format!("# role token\nviewer {VIEWER}\noperator {OPERATOR}\n"),
+        )
+        .expect("tokens");
+        site.write_plan(&site.plan_text(schedule, rpo, &["docs"]));
+        site
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn plan_text(&self, schedule: &str, rpo: &str, datasets: &[&str]) -> String {
+        let root = self.dir.path().display();
+        let mut text = format!(
+            "version = 1\n[key]\nenv = \"LIFEBOAT_PASSWORD\"\n\
+             [regions.a]\naddress = \"{root}/regions/a\"\ncreate = true\n\
+             [regions.b]\naddress = \"{root}/regions/b\"\ncreate = true\n"
+        );
+        for ds in datasets {
+            text.push_str(&format!(
+                "[datasets.{ds}]\npaths = [\"{root}/data\"]\nschedule = \"{schedule}\"\n\
+                 regions = [\"a\", \"b\"]\nrpo = \"{rpo}\"\nretention = {{ keep_last = 5 }}\n"
+            ));
+        }
+        text
+    }
+
+    fn write_plan(&self, text: &str) {
+        // Write beside and rename, so the daemon never reads half a file.
+        let tmp = self.path("plans/site.toml.tmp");
+        std::fs::write(&tmp, text).expect("write plan");
+        std::fs::rename(&tmp, self.path("plans/site.toml")).expect("rename plan");
+    }
+
+    fn start(&self, extra: &[&str]) -> Daemon {
+        let port = free_port();
+        let log = self.path(&format!("daemon-{port}.log"));
+        let child = self.spawn(port, &log, extra);
+        let d = Daemon { child, port, log };
+        d.wait_healthy();
+        d
+    }
+
+    fn spawn(&self, port: u16, log: &Path, extra: &[&str]) -> Child {
+        let stderr = std::fs::File::create(log).expect("log file");
+        let grace: &[&str] = if extra.contains(&"--shutdown-grace") {
+            &[]
+        } else {
+            &["--shutdown-grace", "20s"]
+        };
+        Command::new(BIN)
+            .args(["daemon", "--plans"])
+            .arg(self.path("plans"))
+            .arg("--state")
+            .arg(self.path("state"))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--tokens"])
+            .arg(self.path("tokens"))
+            .args(grace)
+            .args(extra)
+            .env("LIFEBOAT_PASSWORD", PASSWORD)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start the daemon")
+    }
+
+    /// Snapshot ids in a region, through the CLI.
+    fn snapshot_ids(&self, region: &str) -> Vec<String> {
+        let out = Command::new(BIN)
+            .args(["snapshots", "--json", "--repo"])
+            .arg(self.path(&format!("regions/{region}")))
+            .env("LIFEBOAT_PASSWORD", PASSWORD)
+            .output()
+            .expect("run snapshots");
+        if !out.status.success() {
+            return Vec::new();
+        }
+        let docs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("snapshots JSON");
+        docs.as_array()
+            .map(|a| a.iter().filter_map(|d| d["id"].as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    }
+}
+
+struct Daemon {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        http(self.port, "GET", path, token)
+    }
+
+    fn json(&self, path: &str) -> serde_json::Value {
+        let (code, body) = self.get(path, Some(VIEWER));
+        assert_eq!(code, 200, "{path}: {body}");
+        serde_json::from_str(&body).expect("JSON body")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_healthy(&self) {
+        let ok = poll(Duration::from_secs(30), || {
+            try_http(self.port, "GET", "/healthz", None).is_some_and(|(code, _)| code == 200)
+        });
+        assert!(ok, "daemon did not become healthy; log:\n{}", self.log());
+    }
+
+    /// Finished jobs of `dataset` with outcome `success`.
+    fn successes(&self, dataset: &str) -> Vec<serde_json::Value> {
+        let jobs = self.json("/v1/jobs");
+        jobs["jobs"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|j| j["dataset"] == dataset && j["outcome"] == "success")
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn wait_successes(&self, dataset: &str, n: usize, within: Duration) {
+        let ok = poll(within, || self.successes(dataset).len() >= n);
+        assert!(ok, "fewer than {n} successful jobs of {dataset}; log:\n{}", self.log());
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "daemon did not exit; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+fn poll(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// One HTTP/1.1 request over a plain TCP connection: (status, body).
+fn try_http(port: u16, method: &str, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let code = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok())?;
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((code, body))
+}
+
+fn http(port: u16, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    try_http(port, method, path, token).expect("HTTP request to the daemon")
+}
+
+/// Every sample line is `name{labels} value`; every comment is HELP or TYPE.
+fn assert_prometheus_text(text: &str) {
+    assert!(text.contains("lifeboat_jobs_total{"), "{text}");
+    let mut family = String::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(comment) = line.strip_prefix("# ") {
+            assert!(comment.starts_with("HELP ") || comment.starts_with("TYPE "), "{line}");
+            if let Some(rest) = comment.strip_prefix("TYPE ") {
+                family = rest.split(' ').next().unwrap_or("").to_string();
+            }
+            continue;
+        }
+        assert!(line.starts_with(&family), "{line} is outside its family {family}");
+        let (series, value) = line.rsplit_once(' ').expect("name and value");
+        value.parse::<f64>().unwrap_or_else(|_| panic!("bad value in {line}"));
+        let (name, labels) = series.split_once('{').expect("labels");
+        assert!(
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{line}"
+        );
+        let labels = labels.strip_suffix('}').expect("closing brace");
+        for pair in labels.split("\",").filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once("=\"").unwrap_or_else(|| panic!("bad label in {line}"));
+            assert!(k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{line}");
+            assert!(!v.trim_end_matches('"').contains('"'), "{line}");
+        }
+    }
+}
+
+#[test]
+fn scheduled_backups_run_reload_and_stop_cleanly() {
+    let site = Site::new("*/3 * * * * *", "1h");
+    let mut d = site.start(&[]);
+    d.wait_successes("docs", 2, Duration::from_secs(30));
+    assert!(site.snapshot_ids("a").len() >= 2 && site.snapshot_ids("b").len() >= 2);
+
+    // A valid change, announced with SIGHUP, takes effect.
+    site.write_plan(&site.plan_text("*/3 * * * * *", "1h", &["docs", "more"]));
+    d.signal("HUP");
+    d.wait_successes("more", 1, Duration::from_secs(20));
+
+    // A broken plan is refused and shown; the previous plan keeps running.
+    site.write_plan(&site.plan_text("every three seconds", "1h", &["docs", "more"]));
+    d.signal("HUP");
+    let refused = poll(Duration::from_secs(10), || {
+        d.json("/v1/status")["plan_errors"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty())
+    });
+    assert!(refused, "plan error not shown; log:\n{}", d.log());
+    let status = d.json("/v1/status");
+    assert!(
+        status["plan_errors"][0]["errors"][0]
+            .as_str()
+            .unwrap_or("")
+            .contains("site.toml"),
+        "{status}"
+    );
+    assert_eq!(status["plan_errors"][0]["previous_kept"], true);
+    assert!(d.log().contains("plan refused"), "{}", d.log());
+    let before = d.successes("docs").len();
+    d.wait_successes("docs", before + 1, Duration::from_secs(20));
+
+    // `lifeboat status` renders the same for a person.
+    std::fs::write(site.path("viewer"), VIEWER).expect("token file");
+    let out = Command::new(BIN)
+        .args([
+            "status",
+            "--daemon",
+            &format!("http://127.0.0.1:{}", d.port),
+            "--token-file",
+        ])
+        .arg(site.path("viewer"))
+        .output()
+        .expect("run status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("plan site") && text.contains("refused plan"), "{text}");
+
+    d.signal("TERM");
+    let status = d.wait_exit(Duration::from_secs(25));
+    assert_eq!(status.code(), Some(0), "log:\n{}", d.log());
+    assert!(d.log().contains("daemon stopped"), "{}", d.log());
+}
+
+#[test]
+fn api_requires_tokens_and_roles_and_operators_trigger_backups() {
+    // Yearly: after the first backup, only a trigger starts another.
+    let site = Site::new("0 0 0 1 1 *", "400d");
+    let d = site.start(&["--trigger-rate", "1"]);
+    d.wait_successes("docs", 1, Duration::from_secs(30));
+
+    let post = "/v1/datasets/site/docs/backup";
+    assert_eq!(d.get("/v1/status", None).0, 401);
+    assert_eq!(d.get("/v1/jobs", Some("not-a-real-token-xyz")).0, 401);
+    let (code, body) = http(d.port, "POST", post, Some(VIEWER));
+    assert_eq!(code, 403);
+    assert!(
+        !body.contains("viewer") && !body.contains("operator"),
+        "no detail leaked: {body}"
+    );
+    assert_eq!(http(d.port, "POST", post, None).0, 401);
+    assert_eq!(
+        http(d.port, "POST", "/v1/datasets/site/nope/backup", Some(OPERATOR)).0,
+        404
+    );
+    assert!(d.log().contains("API request refused"));
+
+    let (code, body) = http(d.port, "POST", post, Some(OPERATOR));
+    assert_eq!(code, 202, "{body}");
+    d.wait_successes("docs", 2, Duration::from_secs(20));
+    let jobs = d.successes("docs");
+    assert_eq!(jobs[0]["reason"], "manual", "{jobs:?}");
+
+    // The bucket holds 5 calls and refills at 1 a minute.
+    let codes: Vec<u16> = (0..6).map(|_| http(d.port, "POST", post, Some(OPERATOR)).0).collect();
+    assert!(codes.contains(&429), "{codes:?}");
+
+    let (code, metrics) = d.get("/metrics", None);
+    assert_eq!(code, 200);
+    assert_prometheus_text(&metrics);
+    for name in [
+        "lifeboat_job_duration_seconds_sum",
+        "lifeboat_last_success_timestamp_seconds",
+        "lifeboat_rpo_age_seconds",
+        "lifeboat_region_lagging",
+    ] {
+        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+    }
+}
+
+#[test]
+fn a_killed_daemon_resumes_a_second_is_refused_and_lost_state_is_rebuilt() {
+    let site = Site::new("*/3 * * * * *", "1h");
+    let mut first = site.start(&[]);
+    first.wait_successes("docs", 1, Duration::from_secs(30));
+
+    // A second daemon on the same state directory fails with a clear error.
+    let log = site.path("second.log");
+    let mut second = site.spawn(free_port(), &log, &[]);
+    let status = poll_exit(&mut second, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(1));
+    let err = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(err.contains("another lifeboat daemon"), "{err}");
+    assert!(first.get("/healthz", None).0 == 200, "the first keeps running");
+
+    // SIGKILL, then a restart resumes the schedule.
+    first.signal("KILL");
+    first.wait_exit(Duration::from_secs(10));
+    let before = site.snapshot_ids("a");
+    let restarted = site.start(&[]);
+    let resumed = poll(Duration::from_secs(30), || {
+        site.snapshot_ids("a").iter().any(|id| !before.contains(id))
+    });
+    assert!(resumed, "no new snapshot after restart; log:\n{}", restarted.log());
+    drop(restarted);
+
+    // A deleted state directory is rebuilt from the repositories.
+    std::fs::remove_dir_all(site.path("state")).expect("remove state");
+    let rebuilt = site.start(&["--log-format", "json"]);
+    let restored = poll(Duration::from_secs(20), || {
+        rebuilt.json("/v1/status")["plans"][0]["datasets"][0]["regions"][0]["last_success"].is_string()
+    });
+    assert!(restored, "region state not rebuilt; log:\n{}", rebuilt.log());
+    let log = rebuilt.log();
+    assert!(log.contains("rebuilding the state from the repositories"), "{log}");
+    for line in log.lines() {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(entry["level"].is_string() && entry["message"].is_string(), "{line}");
+    }
+}
+
+fn poll_exit(child: &mut Child, within: Duration) -> ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("second daemon did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn openssl_available() -> bool {
+    Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn the_api_serves_tls13_with_a_self_signed_certificate() {
+    if !openssl_available() {
+        println!("skipped: openssl is not on PATH, so no certificate can be made");
+        return;
+    }
+    let site = Site::new("0 0 0 1 1 *", "400d");
+    let conf = site.path("openssl.cnf");
+    std::fs::write(
+        &conf,
+        "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = localhost\n\
+         [leaf]\nbasicConstraints = critical,CA:FALSE\nsubjectAltName = IP:127.0.0.1,DNS:localhost\n\
+         keyUsage = digitalSignature\nextendedKeyUsage = serverAuth\n",
+    )
+    .expect("openssl config");
+    let (cert, key) = (site.path("cert.pem"), site.path("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args([
+            "-config".as_ref(),
+            conf.as_os_str(),
+            "-extensions".as_ref(),
+            "leaf".as_ref(),
+        ])
+        .args(["-keyout".as_ref(), key.as_os_str(), "-out".as_ref(), cert.as_os_str()])
+        .output()
+        .expect("run openssl");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+
+    let port = free_port();
+    let log = site.path("tls.log");
+    let child = site.spawn(
+        port,
+        &log,
+        &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
+    );
+    let d = Daemon { child, port, log };
+    std::fs::write(site.path("viewer"), format!("viewer {VIEWER}\n")).expect("token file");
+    let status = |url: &str| {
+        Command::new(BIN)
+            .args(["status", "--json", "--daemon", url, "--ca-cert"])
+            .arg(&cert)
+            .arg("--token-file")
+            .arg(site.path("viewer"))
+            .output()
+            .expect("run status")
+    };
+    let url = format!("https://127.0.0.1:{port}");
+    let ok = poll(Duration::from_secs(30), || status(&url).stdout.starts_with(b"{"));
+    assert!(ok, "status over TLS failed: {:?}; log:\n{}", status(&url), d.log());
+    let doc: serde_json::Value = serde_json::from_slice(&status(&url).stdout).expect("status JSON");
+    assert_eq!(doc["plans"][0]["name"], "site");
+
+    // TLS 1.2 is refused.
+    let old = Command::new("openssl")
+        .args(["s_client", "-tls1_2", "-connect", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run s_client");
+    assert!(!old.status.success(), "TLS 1.2 handshake should fail");
+}
+
+#[test]
+fn shutdown_waits_a_bounded_time_and_a_second_signal_exits_at_once() {
+    let site = Site::new("0 0 0 1 1 *", "400d");
+    // A password command that takes a while keeps each job running for 5 s.
+    let slow = site.plan_text("0 0 0 1 1 *", "400d", &["docs"]).replace(
+        "env = \"LIFEBOAT_PASSWORD\"",
+        &format!("command = [\"sh\", \"-c\", \"sleep 5; echo {PASSWORD}\"]"),
+    );
+    site.write_plan(&slow);
+    let job_running = |d: &Daemon| poll(Duration::from_secs(30), || d.log().contains("job started"));
+
+    let mut d = site.start(&[]);
+    assert!(job_running(&d), "no job started; log:\n{}", d.log());
+    d.signal("TERM");
+    assert!(poll(Duration::from_secs(5), || d.log().contains("stopping")));
+    let second = Instant::now();
+    d.signal("INT");
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(1));
+    assert!(second.elapsed() < Duration::from_secs(3), "took {:?}", second.elapsed());
+    assert!(d.log().contains("second signal"), "{}", d.log());
+    drop(d);
+
+    let mut d = site.start(&["--shutdown-grace", "1s"]);
+    assert!(job_running(&d), "no job started; log:\n{}", d.log());
+    let term = Instant::now();
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    assert!(term.elapsed() < Duration::from_secs(4), "took {:?}", term.elapsed());
+    assert!(d.log().contains("did not finish within the grace time"), "{}", d.log());
+}
