@@ -32,6 +32,8 @@ pub struct VerifyRequest {
     /// Overrides the policy's sample fraction.
     pub sample_fraction: Option<f64>,
     pub now: Option<DateTime<Utc>>,
+    /// Run exactly this verify policy: its datasets, regions and sample fraction.
+    pub policy: Option<String>,
 }
 
 fn policy_for<'a>(plan: &'a Plan, ds: &Dataset) -> Option<&'a VerifyPolicy> {
@@ -49,7 +51,13 @@ pub async fn verify_plan(plan: &Plan, password: &[u8], req: &VerifyRequest) -> V
         if req.dataset.as_ref().is_some_and(|d| d != &ds.name) {
             continue;
         }
-        let policy = policy_for(plan, ds);
+        let policy = match &req.policy {
+            Some(name) => match plan.verify.values().find(|p| p.name.as_str() == name) {
+                Some(p) if p.datasets.is_empty() || p.datasets.contains(&ds.name) => Some(p),
+                _ => continue,
+            },
+            None => policy_for(plan, ds),
+        };
         let opts = VerifyOptions {
             scratch: policy
                 .and_then(|p| p.scratch.clone())

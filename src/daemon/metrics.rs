@@ -121,6 +121,21 @@ fn objectives(f: &mut Exposition, status: &StatusView) {
         "gauge",
         "1 when the region missed a run another region got.",
     );
+    f.head(
+        "lifeboat_verification_passed",
+        "gauge",
+        "1 when the latest test restore from the region came back bit-exact.",
+    );
+    f.head(
+        "lifeboat_verification_timestamp_seconds",
+        "gauge",
+        "When the latest test restore ran.",
+    );
+    f.head(
+        "lifeboat_verification_rto_seconds",
+        "gauge",
+        "Full-restore time estimated from the latest test restore's throughput.",
+    );
     for p in &status.plans {
         for d in &p.datasets {
             let l = [("plan", p.name.as_str()), ("dataset", d.dataset.as_str())];
@@ -139,6 +154,13 @@ fn objectives(f: &mut Exposition, status: &StatusView) {
                     f.sample("lifeboat_rpo_age_seconds", &l, age as f64);
                 }
                 f.sample("lifeboat_region_lagging", &l, bool_value(r.lagging));
+                if let Some(v) = &r.verification {
+                    f.sample("lifeboat_verification_passed", &l, bool_value(v.passed));
+                    f.sample("lifeboat_verification_timestamp_seconds", &l, v.at.timestamp() as f64);
+                    if let Some(rto) = v.estimated_rto_seconds {
+                        f.sample("lifeboat_verification_rto_seconds", &l, rto);
+                    }
+                }
             }
         }
     }

@@ -20,6 +20,7 @@ pub mod schedule;
 mod shared;
 pub mod state;
 mod tls;
+mod verifier;
 pub mod view;
 
 use std::net::SocketAddr;
@@ -172,6 +173,7 @@ async fn start(
         tracing::info!("state rebuilt from the repositories");
     }
     tokio::spawn(runner::scheduler(shared.clone()));
+    tokio::spawn(verifier::verifier(shared.clone()));
     tokio::spawn(watch_plans(shared.clone(), hangup));
     tracing::info!(plans = %shared.config.plans_dir.display(), state = %shared.config.state_dir.display(), "daemon started");
 }

@@ -96,6 +96,8 @@ pub struct Shared {
     pub rebuilt: Option<String>,
     pub tokens: Tokens,
     pub trigger_limit: RateLimit,
+    /// Latest scheduled verification per dataset and region.
+    pub verifications: Mutex<super::verifier::Verifications>,
 }
 
 impl Shared {
@@ -118,6 +120,7 @@ impl Shared {
             started: Utc::now(),
             rebuilt,
             tokens,
+            verifications: Mutex::new(Default::default()),
         }
     }
 

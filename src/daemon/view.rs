@@ -52,6 +52,35 @@ pub struct RegionView {
     pub within_rpo: bool,
     pub lagging: bool,
     pub last_error: Option<String>,
+    /// The latest scheduled verification from this region.
+    #[serde(default)]
+    pub verification: Option<VerificationView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VerificationView {
+    pub at: DateTime<Utc>,
+    pub passed: bool,
+    pub files_checked: u64,
+    pub estimated_rto_seconds: Option<f64>,
+    pub rpo_seconds: Option<i64>,
+    pub error: Option<String>,
+}
+
+fn verification_view(at: DateTime<Utc>, r: &crate::apply::verify::RegionVerify) -> VerificationView {
+    let mut error = r.error.clone();
+    if let Some(rep) = r.report.as_ref().filter(|rep| !rep.passed) {
+        let names: Vec<&str> = rep.damaged.iter().map(|d| d.0.as_str()).collect();
+        error = Some(format!("damaged: {}", names.join(", ")));
+    }
+    VerificationView {
+        at,
+        passed: r.passed(),
+        files_checked: r.report.as_ref().map_or(0, |rep| rep.files_checked),
+        estimated_rto_seconds: r.report.as_ref().map(|rep| rep.estimated_rto_seconds),
+        rpo_seconds: r.report.as_ref().map(|rep| rep.rpo_seconds),
+        error,
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,6 +111,7 @@ fn region_view(ds: &Dataset, obs: &DatasetObs, region: &str, now: DateTime<Utc>)
         age_seconds: age,
         within_rpo: age.is_some_and(|a| a <= ds.rpo.as_secs() as i64),
         lagging: schedule::region_lagging(ds, obs, region),
+        verification: None,
         last_error: o.last_error,
     }
 }
@@ -135,6 +165,7 @@ pub fn status(shared: &Shared) -> StatusView {
     let now = Utc::now();
     let plans = read(&shared.plans);
     let observed = lock(&shared.observed).clone();
+    let verified = lock(&shared.verifications).clone();
     let active = lock(&shared.active).keys().cloned().collect::<Vec<_>>();
     let empty = DatasetObs::default();
     let views: Vec<PlanView> = plans
@@ -151,7 +182,13 @@ pub fn status(shared: &Shared) -> StatusView {
                 .map(|ds| {
                     let key = DatasetKey::new(&p.name, ds.name.as_str());
                     let obs = observed.get(&key).unwrap_or(&empty);
-                    dataset_view(&key, ds, obs, active.contains(&key), now)
+                    let mut view = dataset_view(&key, ds, obs, active.contains(&key), now);
+                    for r in &mut view.regions {
+                        if let Some((at, row)) = verified.get(&(key.clone(), r.region.clone())) {
+                            r.verification = Some(verification_view(*at, row));
+                        }
+                    }
+                    view
                 })
                 .collect(),
         })

@@ -1,0 +1,83 @@
+//! Scheduled verification: each plan's `[verify.*]` policies run on their own cron
+//! schedules, a test restore per dataset × region, and the latest result of each is
+//! kept for `/v1/status` and `/metrics`. A failure is logged as an error.
+//!
+//! A policy first runs one schedule tick after the daemon starts (not at once), and a
+//! missed tick runs once, like backups.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::schedule::DatasetKey;
+use super::shared::{Shared, lock, read};
+use crate::apply::secrets;
+use crate::apply::verify::{RegionVerify, VerifyRequest, verify_plan};
+use crate::plan::Plan;
+
+/// The latest verification of one dataset in one region.
+pub type Verifications = HashMap<(DatasetKey, String), (DateTime<Utc>, RegionVerify)>;
+
+pub async fn verifier(shared: Arc<Shared>) {
+    let mut last: HashMap<(String, String), DateTime<Utc>> = HashMap::new();
+    while !shared.stopping() {
+        let now = Utc::now();
+        for (plan_name, plan, policy) in due(&shared, &mut last, now) {
+            run_policy(&shared, &plan_name, &plan, &policy, now).await;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shared.wake.notified() => {}
+        }
+    }
+}
+
+/// Policies whose next tick after their last run (or the daemon's start) has come.
+fn due(
+    shared: &Shared,
+    last: &mut HashMap<(String, String), DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Vec<(String, Arc<Plan>, String)> {
+    let plans = read(&shared.plans);
+    let mut out = Vec::new();
+    for p in plans.plans.values() {
+        for (name, policy) in &p.plan.verify {
+            let key = (p.name.clone(), name.to_string());
+            let since = *last.get(&key).unwrap_or(&shared.started);
+            if policy.schedule.next_after(since).is_some_and(|t| t <= now) {
+                last.insert(key, now);
+                out.push((p.name.clone(), p.plan.clone(), name.to_string()));
+            }
+        }
+    }
+    out
+}
+
+async fn run_policy(shared: &Shared, plan_name: &str, plan: &Plan, policy: &str, now: DateTime<Utc>) {
+    let password = match secrets::resolve(&plan.key) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(plan = plan_name, policy, error = %e, "verification cannot start");
+            return;
+        }
+    };
+    let req = VerifyRequest {
+        policy: Some(policy.to_string()),
+        ..Default::default()
+    };
+    for row in verify_plan(plan, &password, &req).await {
+        let key = DatasetKey::new(plan_name, &row.dataset);
+        if row.passed() {
+            tracing::info!(plan = plan_name, dataset = %row.dataset, region = %row.region, "verification passed");
+        } else {
+            let why = row.error.clone().unwrap_or_else(|| "damaged files".into());
+            tracing::error!(plan = plan_name, dataset = %row.dataset, region = %row.region, error = %why, "verification failed");
+        }
+        if let Some(obs) = lock(&shared.observed).get_mut(&key) {
+            obs.last_verification = Some(now);
+        }
+        lock(&shared.verifications).insert((key, row.region.clone()), (now, row));
+    }
+}
