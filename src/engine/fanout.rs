@@ -2,7 +2,7 @@
 //!
 //! Regions of one plan share their master key and chunker, so each pack is sealed
 //! once and the same bytes go to every region. Each region is a *lane* with its own
-//! bounded queue (`LANE_DEPTH` packs, `UPLOADS` in flight): a slow region does not slow
+//! bounded queue (`LANE_DEPTH` packs, `UPLOADS` of them in flight): a slow region does not slow
 //! the others until its queue is full, and a region whose queue stays full for
 //! `lag_wait` is dropped from this run as lagging rather than stalling the rest. A
 //! region whose upload fails (after the storage layer's retries) is dropped as failed.
@@ -21,7 +21,7 @@ use crate::repo::Repository;
 use crate::repo::packer::FinishedPack;
 
 /// Packs a region may have queued or in flight before it counts as lagging.
-const LANE_DEPTH: usize = 6;
+const LANE_DEPTH: usize = 3;
 /// Concurrent uploads per region.
 const UPLOADS: usize = 2;
 /// Packs per index object, so an interrupted run leaves its work indexed.

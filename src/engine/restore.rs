@@ -27,6 +27,8 @@ use crate::repo::{Index, RepoError, Repository, layout};
 const PACK_FETCHES: usize = 4;
 /// Blobs closer than this in a pack are fetched in one ranged read.
 const MERGE_GAP: u32 = 1 << 20;
+/// Longest merged read, which bounds restore memory to about `PACK_FETCHES` × this.
+const MAX_SPAN: u32 = 4 << 20;
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
@@ -290,7 +292,7 @@ fn spans(index: &Index, blobs: &HashMap<BlobId, Vec<Dest>>) -> Vec<(u32, u32, Ve
     let mut out: Vec<(u32, u32, Vec<BlobId>)> = Vec::new();
     for (offset, length, id) in located {
         match out.last_mut() {
-            Some(last) if offset <= last.1.saturating_add(MERGE_GAP) => {
+            Some(last) if offset <= last.1.saturating_add(MERGE_GAP) && offset + length - last.0 <= MAX_SPAN => {
                 last.1 = last.1.max(offset + length);
                 last.2.push(id);
             }

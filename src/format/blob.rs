@@ -3,7 +3,7 @@
 //! Plaintext of every sealed value is one compression byte followed by the body:
 //! `0` = stored as is, `1` = zstd frame. Compression is tried and kept only when it
 //! saves at least 1/32 of the size, so model weights (which never shrink) cost one
-//! fast failed attempt and are stored raw.
+//! fast failed attempt on a 64 KiB probe and are stored raw.
 
 use super::crypto::{self, Cipher, CryptoError, MasterKey};
 use super::ids::BlobId;
@@ -36,12 +36,49 @@ impl Compression {
     pub const DEFAULT: Compression = Compression(3);
 }
 
+/// Bytes tried first on large inputs to learn cheaply whether compressing pays.
+const PROBE: usize = 64 * 1024;
+
+thread_local! {
+    /// One reusable compressor per thread: creating a zstd context per blob costs
+    /// more than compressing a small blob.
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+        }
+        slot.as_mut()?.1.compress(data).ok()
+    })
+}
+
+/// Whether `z` (compressed) saves at least 1/32 of `raw_len`.
+fn worth_it(z: &[u8], raw_len: usize) -> bool {
+    z.len() + z.len() / 32 < raw_len
+}
+
 /// The plaintext (compression byte + body) for `data`.
+///
+/// Inputs larger than four probes are first judged by compressing one probe from
+/// their middle: data that does not shrink there (weights, media, ciphertext) is
+/// stored raw without paying for a full compression attempt.
 pub fn frame(data: &[u8], level: Compression) -> Vec<u8> {
+    let promising = || {
+        data.len() < 4 * PROBE || {
+            let mid = data.len() / 2 - PROBE / 2;
+            let probe = &data[mid..mid + PROBE];
+            compress(probe, level.0).is_some_and(|z| worth_it(&z, PROBE))
+        }
+    };
     if level.0 != 0
         && data.len() >= 64
-        && let Ok(z) = zstd::bulk::compress(data, level.0)
-        && z.len() + z.len() / 32 < data.len()
+        && promising()
+        && let Some(z) = compress(data, level.0)
+        && worth_it(&z, data.len())
     {
         let mut out = Vec::with_capacity(z.len() + 1);
         out.push(ZSTD);

@@ -16,11 +16,12 @@ use std::sync::{Arc, LazyLock, Mutex};
 use bytes::Bytes;
 use url::Url;
 
+use super::object_lock::{ObjectLockTarget, ObjectLockWriter};
 use super::opendal_store::OpendalStore;
 use super::{ErrorKind, Result, StorageError, Store};
 
 const ACCEPTED_FORMS: &str = "expected a path, file:///path, memory://name or \
-     s3://bucket/prefix?endpoint=URL&region=NAME";
+     s3://bucket/prefix?endpoint=URL&region=NAME (optional: &storage_class=CLASS&object_lock_days=N)";
 const DEFAULT_REGION: &str = "us-east-1";
 
 /// Where a repository lives, parsed but not yet opened.
@@ -31,7 +32,10 @@ pub enum RepositoryAddress {
     S3(S3Address),
 }
 
-/// The parts of an `s3://bucket/prefix?endpoint=URL&region=NAME` address.
+/// The parts of an `s3://bucket/prefix?endpoint=URL&region=NAME` address, with the
+/// optional `storage_class=CLASS` (sent with every upload, e.g. `STANDARD_IA`) and
+/// `object_lock_days=N` (packs and snapshots are uploaded with S3 Object Lock in
+/// COMPLIANCE mode for N days; see `object_lock`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Address {
     pub bucket: String,
@@ -40,6 +44,9 @@ pub struct S3Address {
     /// `None` means AWS itself, derived from the region.
     pub endpoint: Option<String>,
     pub region: String,
+    pub storage_class: Option<String>,
+    /// Object Lock retention for packs and snapshots; `None` writes them unlocked.
+    pub object_lock_days: Option<u32>,
 }
 
 /// How to open a repository address.
@@ -154,13 +161,19 @@ fn parse_s3_url(address: &str) -> Result<S3Address> {
         prefix: url.path().trim_matches('/').to_string(),
         endpoint: None,
         region: DEFAULT_REGION.to_string(),
+        storage_class: None,
+        object_lock_days: None,
     };
     for (name, value) in url.query_pairs() {
         match name.as_ref() {
             "endpoint" => s3.endpoint = Some(parse_endpoint(address, &value)?),
             "region" if !value.is_empty() => s3.region = value.into_owned(),
+            "storage_class" => s3.storage_class = Some(parse_storage_class(address, &value)?),
+            "object_lock_days" => s3.object_lock_days = Some(parse_lock_days(address, &value)?),
             other => {
-                let reason = format!("unknown or empty parameter `{other}` (known: endpoint, region)");
+                let reason = format!(
+                    "unknown or empty parameter `{other}` (known: endpoint, region, storage_class, object_lock_days)"
+                );
                 return Err(malformed(address, &reason));
             }
         }
@@ -174,6 +187,30 @@ fn parse_endpoint(address: &str, endpoint: &str) -> Result<String> {
             Ok(endpoint.trim_end_matches('/').to_string())
         }
         _ => Err(malformed(address, "endpoint must be an http:// or https:// URL")),
+    }
+}
+
+fn parse_storage_class(address: &str, class: &str) -> Result<String> {
+    let valid = !class.is_empty()
+        && class
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        return Ok(class.to_string());
+    }
+    Err(malformed(
+        address,
+        "storage_class must be an S3 storage class such as STANDARD, STANDARD_IA or GLACIER_IR",
+    ))
+}
+
+fn parse_lock_days(address: &str, days: &str) -> Result<u32> {
+    match days.parse::<u32>() {
+        Ok(days) if (1..=36_500).contains(&days) => Ok(days),
+        _ => Err(malformed(
+            address,
+            "object_lock_days must be a whole number of days from 1 to 36500",
+        )),
     }
 }
 
@@ -250,7 +287,25 @@ fn open_s3(s3: &S3Address, display: String) -> Result<Arc<dyn Store>> {
     if let Some(token) = &credentials.session_token {
         builder = builder.session_token(token);
     }
-    Ok(Arc::new(OpendalStore::s3(builder, display)?))
+    if let Some(class) = &s3.storage_class {
+        builder = builder.default_storage_class(class);
+    }
+    let mut store = OpendalStore::s3(builder, display.clone())?;
+    if let Some(days) = s3.object_lock_days {
+        let target = ObjectLockTarget {
+            endpoint: s3.endpoint.as_deref(),
+            region: &s3.region,
+            bucket: &s3.bucket,
+            prefix: &s3.prefix,
+            access_key_id: &credentials.access_key_id,
+            secret_access_key: &credentials.secret_access_key,
+            session_token: credentials.session_token.as_deref(),
+            days,
+            storage_class: s3.storage_class.as_deref(),
+        };
+        store = store.with_object_lock(ObjectLockWriter::new(&target, &display)?);
+    }
+    Ok(Arc::new(store))
 }
 
 struct S3Credentials {
@@ -325,6 +380,15 @@ mod tests {
     }
 
     #[test]
+    fn s3_address_with_storage_class_and_object_lock() {
+        let parsed = s3("s3://bkt/p?storage_class=STANDARD_IA&object_lock_days=30&endpoint=http://h:1");
+        assert_eq!(parsed.storage_class.as_deref(), Some("STANDARD_IA"));
+        assert_eq!(parsed.object_lock_days, Some(30));
+        let plain = s3("s3://bkt/p");
+        assert_eq!((plain.storage_class, plain.object_lock_days), (None, None));
+    }
+
+    #[test]
     fn bad_addresses_say_which_forms_are_accepted() {
         for bad in [
             "",
@@ -335,6 +399,10 @@ mod tests {
             "memory://",
             "memory://a/b",
             "file://relative/x",
+            "s3://bkt/p?object_lock_days=0",
+            "s3://bkt/p?object_lock_days=thirty",
+            "s3://bkt/p?storage_class=",
+            "s3://bkt/p?storage_class=standard ia",
         ] {
             let err = RepositoryAddress::parse(bad).expect_err(bad);
             assert_eq!(err.kind, ErrorKind::Permanent, "{bad}");

@@ -10,6 +10,7 @@
 
 pub mod address;
 pub mod fault;
+pub mod object_lock;
 pub mod opendal_store;
 
 pub use address::{OpenOptions, RepositoryAddress, S3Address, open, open_with, probe_conditional_writes};

@@ -1,0 +1,364 @@
+//! Multi-region backup against real S3 servers: two SeaweedFS regions and a local
+//! folder in one plan, driven through the `lifeboat` binary.
+//!
+//! Needs the servers `tests/run.sh` starts (`bash tests/run.sh --servers cargo test
+//! --test multi_region`); without them every test prints why it is skipped and passes.
+//! `region_crash_mid_backup_then_sync` stops weed2, so the tests that use weed2 take
+//! the `WEED2` lock; the others run in parallel with them.
+
+mod support_s3;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use support_s3::*;
+
+const DATASET: &str = "models";
+
+/// Held by every test that uses weed2, which one of them crashes and restarts.
+static WEED2: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn weed2_lock() -> std::sync::MutexGuard<'static, ()> {
+    WEED2.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A plan over weed1, weed2 and a local folder, all holding `dataset` from `source`.
+struct Setup {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    plan: PathBuf,
+    source: PathBuf,
+    local: PathBuf,
+    buckets: [String; 2],
+}
+
+impl Setup {
+    fn new(env: &WeedEnv) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let source = root.join("source");
+        let local = root.join("local-region");
+        write_sample_tree(&source);
+        let buckets = [env.new_bucket(0, "mr-one", false), env.new_bucket(1, "mr-two", false)];
+        let plan = root.join("plan.toml");
+        let regions = [
+            ("weed1", env.address(0, &buckets[0], "repo")),
+            ("weed2", env.address(1, &buckets[1], "repo")),
+            ("local", local.display().to_string()),
+        ];
+        write_plan(&plan, &source, &regions);
+        Setup {
+            _dir: dir,
+            root,
+            plan,
+            source,
+            local,
+            buckets,
+        }
+    }
+
+    fn plan(&self) -> &str {
+        self.plan.to_str().unwrap()
+    }
+
+    fn restore_from(&self, env: &WeedEnv, region: &str, name: &str) -> PathBuf {
+        let target = self.root.join(name);
+        let out = env.lifeboat(&[
+            "restore",
+            "--plan",
+            self.plan(),
+            "--dataset",
+            DATASET,
+            "--region",
+            region,
+            "--target",
+            target.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&out), 0, "restore from {region}: {}", both(&out));
+        target.join("source")
+    }
+
+    fn check_clean(&self, env: &WeedEnv, repo: &str) -> serde_json::Value {
+        let out = env.lifeboat(&["--json", "check", "--read-data", "--repo", repo]);
+        assert_eq!(code(&out), 0, "check --read-data {repo}: {}", both(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["errors"], serde_json::json!([]), "{repo}: {report}");
+        report
+    }
+
+    fn local_packs(&self) -> usize {
+        under(&local_hashes(&self.local), "data/").len()
+    }
+}
+
+fn write_plan(path: &Path, source: &Path, regions: &[(&str, String)]) {
+    let mut toml = String::from("version = 1\n\n[key]\nenv = \"LIFEBOAT_PASSWORD\"\n\n");
+    for (name, address) in regions {
+        toml.push_str(&format!("[regions.{name}]\naddress = \"{address}\"\ncreate = true\n\n"));
+    }
+    let names: Vec<String> = regions.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+    toml.push_str(&format!(
+        "[datasets.{DATASET}]\npaths = [\"{}\"]\nschedule = \"@hourly\"\nregions = [{}]\nrpo = \"2h\"\n\
+         retention = {{ keep_last = 10 }}\n",
+        source.display(),
+        names.join(", ")
+    ));
+    std::fs::write(path, toml).unwrap();
+}
+
+/// The pack and snapshot objects of each region, by key and hash.
+fn assert_regions_hold_identical_objects(env: &WeedEnv, setup: &Setup, regions: &[usize]) {
+    let local = local_hashes(&setup.local);
+    for prefix in ["data/", "snapshots/"] {
+        let expected = under(&local, prefix);
+        assert!(!expected.is_empty(), "local region has no {prefix} objects");
+        for &weed in regions {
+            let remote = under(&env.object_hashes(weed, &setup.buckets[weed], "repo/"), prefix);
+            assert_eq!(
+                remote,
+                expected,
+                "weed{} {prefix} differs from the local region",
+                weed + 1
+            );
+        }
+    }
+}
+
+fn region_status(env: &WeedEnv, setup: &Setup, region: &str) -> serde_json::Value {
+    let out = env.lifeboat(&["--json", "plan", setup.plan()]);
+    assert!(matches!(code(&out), 0 | 4), "plan: {}", both(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let regions = status["datasets"][0]["regions"].as_array().unwrap().clone();
+    regions.into_iter().find(|r| r["region"] == region).expect(region)
+}
+
+#[test]
+fn apply_to_three_regions_restores_from_each_alone() {
+    let Some(env) = WeedEnv::from_env("apply_to_three_regions_restores_from_each_alone") else {
+        return;
+    };
+    let _weed2 = weed2_lock();
+    let setup = Setup::new(&env);
+    let out = env.lifeboat(&["apply", setup.plan()]);
+    assert_eq!(code(&out), 0, "apply: {}", both(&out));
+    assert_regions_hold_identical_objects(&env, &setup, &[0, 1]);
+    for region in ["weed1", "weed2", "local"] {
+        let restored = setup.restore_from(&env, region, &format!("from-{region}"));
+        assert_same_tree(&setup.source, &restored);
+    }
+    // A second run (nothing due, unless an hour boundary passed) is clean too.
+    let again = env.lifeboat(&["apply", setup.plan()]);
+    assert_eq!(code(&again), 0, "second apply: {}", both(&again));
+}
+
+#[test]
+fn region_crash_mid_backup_then_sync() {
+    let Some(env) = WeedEnv::from_env("region_crash_mid_backup_then_sync") else {
+        return;
+    };
+    let _weed2 = weed2_lock();
+    let setup = Setup::new(&env);
+    let first = env.lifeboat(&["apply", setup.plan()]);
+    assert_eq!(code(&first), 0, "first apply: {}", both(&first));
+    let packs_before = setup.local_packs();
+
+    // ~120 MiB of incompressible data: several packs, so the crash lands mid-run.
+    write_random_files(&setup.source.join("checkpoint"), 30, 4 * 1024 * 1024);
+    let child = env
+        .command(&["apply", "--force", setup.plan()], &env.secret)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while setup.local_packs() <= packs_before {
+        assert!(Instant::now() < deadline, "no new pack reached the local region");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    env.kill(1);
+    let out = child.wait_with_output().unwrap();
+    let weed2_url = env.address(1, &setup.buckets[1], "repo");
+    let result = std::panic::catch_unwind(|| {
+        assert_eq!(
+            code(&out),
+            4,
+            "apply with weed2 down must finish degraded: {}",
+            both(&out)
+        );
+        let text = both(&out);
+        assert!(
+            text.lines().any(|l| l.contains("weed2") && l.contains("FAILED")),
+            "the failed region is named: {text}"
+        );
+        for repo in [
+            setup.local.display().to_string(),
+            env.address(0, &setup.buckets[0], "repo"),
+        ] {
+            let report = setup.check_clean(&env, &repo);
+            assert_eq!(report["snapshots"], 2, "{repo}: {report}");
+        }
+    });
+    env.restart(1);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+
+    // weed2 kept what it had: a consistent repository, one snapshot behind.
+    let report = setup.check_clean(&env, &weed2_url);
+    assert_eq!(report["snapshots"], 1, "weed2 after the crash: {report}");
+    let status = region_status(&env, &setup, "weed2");
+    assert_eq!(status["reachable"], true, "{status}");
+    assert_eq!(status["behind"], 1, "plan shows weed2 behind: {status}");
+
+    let sync = env.lifeboat(&["sync", "--plan", setup.plan()]);
+    assert_eq!(code(&sync), 0, "sync: {}", both(&sync));
+    let report = setup.check_clean(&env, &weed2_url);
+    assert_eq!(report["snapshots"], 2, "weed2 after sync: {report}");
+    assert_eq!(region_status(&env, &setup, "weed2")["behind"], 0);
+    let restored = setup.restore_from(&env, "weed2", "after-sync");
+    assert_same_tree(&setup.source, &restored);
+}
+
+#[test]
+fn unreachable_or_misconfigured_region_is_named() {
+    let Some(env) = WeedEnv::from_env("unreachable_or_misconfigured_region_is_named") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    write_sample_tree(&source);
+
+    // Multi-region: weed1's bucket does not exist. The local region still gets the
+    // backup and the run ends degraded, naming weed1.
+    let missing = format!("no-such-bucket-{:08x}", rand::random::<u32>());
+    let plan = dir.path().join("missing-bucket.toml");
+    let local = dir.path().join("local");
+    write_plan(
+        &plan,
+        &source,
+        &[
+            ("weed1", env.address(0, &missing, "repo")),
+            ("local", local.display().to_string()),
+        ],
+    );
+    let out = env.lifeboat(&["apply", plan.to_str().unwrap()]);
+    assert_eq!(code(&out), 4, "{}", both(&out));
+    let text = stdout(&out);
+    let failed: Vec<&str> = text.lines().filter(|l| l.contains("FAILED")).map(str::trim).collect();
+    assert_eq!(failed.len(), 1, "{}", both(&out));
+    assert!(
+        failed[0].contains("weed1") && failed[0].contains(&missing),
+        "{}",
+        both(&out)
+    );
+    let restored = dir.path().join("restored");
+    let out = env.lifeboat(&[
+        "restore",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--dataset",
+        DATASET,
+        "--target",
+        restored.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "restore by plan skips the broken region: {}", both(&out));
+    assert_same_tree(&source, &restored.join("source"));
+
+    // Single region with a wrong secret: the run fails (exit 1), naming the region and
+    // the server's refusal.
+    let bucket = env.new_bucket(0, "mr-creds", false);
+    let plan = dir.path().join("wrong-secret.toml");
+    write_plan(&plan, &source, &[("weed1", env.address(0, &bucket, "repo"))]);
+    let out = env.lifeboat_with(&["apply", plan.to_str().unwrap()], "not-the-secret");
+    assert_eq!(code(&out), 1, "{}", both(&out));
+    let text = both(&out);
+    assert!(
+        text.contains("weed1") && text.contains("SignatureDoesNotMatch"),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("error:")), "{text}");
+}
+
+#[test]
+fn object_lock_keeps_packs_from_being_deleted() {
+    let Some(env) = WeedEnv::from_env("object_lock_keeps_packs_from_being_deleted") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    write_sample_tree(&source);
+    let bucket = env.new_bucket(0, "mr-locked", true);
+    let repo = format!(
+        "{}&object_lock_days=1&storage_class=STANDARD",
+        env.address(0, &bucket, "repo")
+    );
+    for args in [
+        vec!["init", "--repo", &repo],
+        vec!["backup", "--repo", &repo, source.to_str().unwrap()],
+    ] {
+        let out = env.lifeboat(&args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", both(&out));
+    }
+    let objects = env.object_hashes(0, &bucket, "repo/");
+    let pack = objects.keys().find(|k| k.starts_with("data/")).expect("a pack").clone();
+    let snapshot = objects
+        .keys()
+        .find(|k| k.starts_with("snapshots/"))
+        .expect("a snapshot")
+        .clone();
+    for key in [&pack, &snapshot] {
+        let out = env.python(0, &["retention", &bucket, &format!("repo/{key}")]);
+        assert!(out.status.success(), "retention of {key}: {}", stderr(&out));
+        let retention: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(retention["mode"], "COMPLIANCE", "{key}: {retention}");
+        let out = env.python(0, &["delete-versions", &bucket, &format!("repo/{key}")]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let results: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(results, ["AccessDenied"], "deleting a locked version of {key}");
+    }
+    // Index objects are not locked (prune rewrites them).
+    let index = objects
+        .keys()
+        .find(|k| k.starts_with("index/"))
+        .expect("an index")
+        .clone();
+    let out = env.python(0, &["retention", &bucket, &format!("repo/{index}")]);
+    assert!(!out.status.success(), "index {index} should carry no retention");
+    let out = env.lifeboat(&["check", "--read-data", "--repo", &repo]);
+    assert_eq!(code(&out), 0, "{}", both(&out));
+
+    // The same address on a bucket without Object Lock fails with a hint.
+    let plain = env.new_bucket(0, "mr-unlocked", false);
+    let repo = format!("{}&object_lock_days=1", env.address(0, &plain, "repo"));
+    let out = env.lifeboat(&["init", "--repo", &repo]);
+    assert_eq!(code(&out), 0, "init writes no locked object: {}", both(&out));
+    let out = env.lifeboat(&["backup", "--repo", &repo, source.to_str().unwrap()]);
+    assert_ne!(code(&out), 0, "{}", both(&out));
+    assert!(both(&out).contains("Object Lock"), "{}", both(&out));
+}
+
+/// A plan region's `immutable_days` reaches the storage layer: its packs are locked.
+#[test]
+fn plan_immutable_days_locks_packs() {
+    let Some(env) = WeedEnv::from_env("plan_immutable_days_locks_packs") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    write_sample_tree(&source);
+    let bucket = env.new_bucket(0, "mr-plan-lock", true);
+    let plan = dir.path().join("plan.toml");
+    write_plan(&plan, &source, &[("weed1", env.address(0, &bucket, "repo"))]);
+    let text = std::fs::read_to_string(&plan).unwrap();
+    std::fs::write(
+        &plan,
+        text.replace("create = true\n", "create = true\nimmutable_days = 1\n"),
+    )
+    .unwrap();
+    let out = env.lifeboat(&["apply", plan.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", both(&out));
+    let objects = env.object_hashes(0, &bucket, "repo/");
+    let pack = objects.keys().find(|k| k.starts_with("data/")).expect("a pack").clone();
+    let out = env.python(0, &["retention", &bucket, &format!("repo/{pack}")]);
+    assert!(out.status.success(), "pack {pack} has no retention: {}", stderr(&out));
+}
