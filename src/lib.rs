@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod drill;
 pub mod engine;
 pub mod format;
 pub mod plan;

@@ -155,6 +155,14 @@ pub async fn run(cli: Cli) -> Result<i32> {
             ctx.check(&repo, pct).await
         }
         Command::Unlock { repo } => ctx.unlock(&repo).await,
+        Command::Drill { plan, state, playbook } => ctx.drill(&plan, &state, &playbook).await,
+        Command::Failover {
+            plan,
+            state,
+            dry_run,
+            confirm: _,
+            playbook,
+        } => ctx.failover(&plan, &state, &playbook, dry_run).await,
         Command::Sync { plan, dataset } => ctx.sync(&plan, dataset.as_deref()).await,
         Command::Copy {
             repo,

@@ -6,6 +6,7 @@
 
 mod args;
 mod commands;
+mod drill_commands;
 mod error;
 mod output;
 mod password;
