@@ -2,8 +2,10 @@
 # The whole Lifeboat test suite, with the real components it needs.
 #
 # Installs (once, into a cache folder) and starts on loopback: an S3-compatible server
-# (moto) for object-storage regions. Then runs formatting, lint and every cargo test
-# target (unit, integration, chaos). Everything started here is stopped on exit.
+# (moto) for object-storage regions. Installs Knot DNS and nginx (apt) for the drill
+# tests, which start their own knotd and nginx on free ports in temporary folders.
+# Then runs formatting, lint and every cargo test target (unit, integration, chaos).
+# Everything started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +27,26 @@ install_python_tools() {
     python3 -m venv "$tools/venv"
     "$tools/venv/bin/pip" install -q 'moto[server]==5.2.5' boto3
   fi
+}
+
+install_drill_tools() {
+  export PATH="$PATH:/usr/sbin:/sbin"
+  if command -v knotd >/dev/null && command -v keymgr >/dev/null && command -v kdig >/dev/null \
+     && command -v nginx >/dev/null; then
+    return 0
+  fi
+  log "installing knot, knot-dnsutils and nginx-light (drill tests)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q knot knot-dnsutils nginx-light >"$run/apt.log" 2>&1 \
+    || { apt-get update -q >>"$run/apt.log" 2>&1 && apt-get install -y -q knot knot-dnsutils nginx-light >>"$run/apt.log" 2>&1; } \
+    || { echo "error: could not install knot/nginx — see $run/apt.log" >&2; return 1; }
+}
+
+export_drill_tools() {
+  LIFEBOAT_TEST_KNOTD="$(command -v knotd)"; LIFEBOAT_TEST_KEYMGR="$(command -v keymgr)"
+  LIFEBOAT_TEST_KDIG="$(command -v kdig)"; LIFEBOAT_TEST_NGINX="$(command -v nginx)"
+  export LIFEBOAT_TEST_KNOTD LIFEBOAT_TEST_KEYMGR LIFEBOAT_TEST_KDIG LIFEBOAT_TEST_NGINX
+  log "drill tools: $LIFEBOAT_TEST_KNOTD, $LIFEBOAT_TEST_NGINX (tests pick their own free ports)"
 }
 
 free_port() {
@@ -53,6 +75,8 @@ start_moto() {
 
 install_python_tools
 start_moto
+install_drill_tools
+export_drill_tools
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
