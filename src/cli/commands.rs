@@ -167,6 +167,14 @@ pub async fn run(cli: Cli) -> Result<i32> {
             region,
             sample,
         } => ctx.verify(&plan, dataset.as_deref(), region.as_deref(), sample).await,
+        Command::Drill { plan, state, playbook } => ctx.drill(&plan, &state, &playbook).await,
+        Command::Failover {
+            plan,
+            state,
+            dry_run,
+            confirm: _,
+            playbook,
+        } => ctx.failover(&plan, &state, &playbook, dry_run).await,
         Command::Sync { plan, dataset } => ctx.sync(&plan, dataset.as_deref()).await,
         Command::Copy {
             repo,

@@ -7,6 +7,7 @@
 mod args;
 mod commands;
 mod daemon_commands;
+mod drill_commands;
 mod error;
 mod output;
 mod password;

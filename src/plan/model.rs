@@ -184,6 +184,9 @@ pub struct Endpoint {
     pub provider: Provider,
     /// What the endpoint points at when a region serves (an IP, host, URL, ...).
     pub targets: BTreeMap<RegionName, String>,
+    /// The drill route: the same provider with some settings overridden, re-pointed by
+    /// drills instead of the production route.
+    pub drill: Option<Provider>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,15 +208,26 @@ pub enum Provider {
         tsig_key_name: Option<String>,
         tsig_secret: Option<KeySource>,
     },
-    /// Rewrite a file atomically, then optionally run a reload command.
-    File { path: PathBuf, reload: Option<Vec<String>> },
-    /// Send the target to an HTTP API.
+    /// Render `template` with the target, replace the file atomically, run `check`
+    /// (the old file comes back if it fails), then run `reload`.
+    File {
+        path: PathBuf,
+        /// `{target}`, `{region}` and `{endpoint}` are replaced; `None` writes the target.
+        template: Option<String>,
+        check: Option<Vec<String>>,
+        reload: Option<Vec<String>>,
+    },
+    /// Send the target to a gateway's admin API.
     Http {
         url: String,
         method: String,
         token: Option<KeySource>,
+        /// Request body; placeholders as in `File::template`.
+        body: Option<String>,
+        /// The status that means success; any 2xx when `None`.
+        expect_status: Option<u16>,
     },
-    /// Run a program with the target as its last argument.
+    /// Run a program with the target as its last argument (and in `LIFEBOAT_TARGET`).
     Command { command: Vec<String> },
 }
 
@@ -225,8 +239,12 @@ pub struct Playbook {
     /// The recovery time objective for the whole playbook.
     pub rto: Duration,
     pub steps: Vec<Step>,
-    /// Steps run, in order, if a step fails.
+    /// Steps run, in order, if a step fails (after the re-points are undone).
     pub rollback: Vec<Step>,
+    /// Where traffic is served normally: re-points are undone back to it.
+    pub primary: Option<RegionName>,
+    /// The region the playbook recovers into: restores without a region use it.
+    pub standby: Option<RegionName>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -264,8 +282,26 @@ pub enum StepAction {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Probe {
-    /// GET the URL; success is the given status, or any 2xx.
-    Http { url: String, expect_status: Option<u16> },
-    /// Run the program; success is exit status 0.
+    /// An HTTP request, retried until it passes or the step's deadline.
+    Http(HttpProbe),
+    /// Run the program, retried until it exits 0 or the step's deadline.
     Command(Vec<String>),
+}
+
+/// One HTTP request and what its answer must look like.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpProbe {
+    pub url: String,
+    /// Used instead of `url` by drills (the drill route's address).
+    pub drill_url: Option<String>,
+    pub method: String,
+    pub body: Option<String>,
+    /// The status that means healthy; any 2xx when `None`.
+    pub expect_status: Option<u16>,
+    /// Text the body must contain.
+    pub expect_body: Option<String>,
+    /// JSON pointer (`/answer`) → the value found there must equal.
+    pub expect_json: BTreeMap<String, serde_json::Value>,
+    /// Pause between attempts.
+    pub interval: Duration,
 }

@@ -1,18 +1,24 @@
 //! `[endpoints.NAME]`: how traffic for one service is re-pointed to another region.
 //!
 //! The keys an endpoint accepts depend on its `provider`, so the provider is read first
-//! and decides which keys are known.
+//! and decides which keys are known. An optional `drill` table holds a drill route: the
+//! same provider with some keys overridden (another record, file or URL), so a drill can
+//! re-point a route no production traffic uses.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::Duration;
+
+use toml::de::DeTable;
 
 use super::key::{command, reference};
 use super::{Ctx, Named};
 use crate::format::names::RegionName;
+use crate::plan::diagnostic::Diagnostics;
 use crate::plan::model::{DnsRecordType, Endpoint, EndpointName, Provider};
 use crate::plan::reader::{At, Fields};
 
-const COMMON: [&str; 2] = ["provider", "targets"];
+const COMMON: [&str; 3] = ["provider", "targets", "drill"];
 const DNS: [&str; 7] = [
     "server",
     "zone",
@@ -22,10 +28,10 @@ const DNS: [&str; 7] = [
     "tsig_key_name",
     "tsig_secret",
 ];
-const FILE: [&str; 2] = ["path", "reload"];
-const HTTP: [&str; 3] = ["url", "method", "token"];
+const FILE: [&str; 4] = ["path", "template", "check", "reload"];
+const HTTP: [&str; 5] = ["url", "method", "token", "body", "expect_status"];
 const COMMAND: [&str; 1] = ["command"];
-const ALL: [&str; 13] = [
+const ALL: [&str; 17] = [
     "server",
     "zone",
     "record",
@@ -34,10 +40,14 @@ const ALL: [&str; 13] = [
     "tsig_key_name",
     "tsig_secret",
     "path",
+    "template",
+    "check",
     "reload",
     "url",
     "method",
     "token",
+    "body",
+    "expect_status",
     "command",
 ];
 const PROVIDERS: &str = "\"dns\", \"file\", \"http\" or \"command\"";
@@ -59,11 +69,13 @@ pub fn section(tables: &Named, ctx: &mut Ctx) -> BTreeMap<EndpointName, Endpoint
             targets.iter().flatten().map(|(r, _)| r.to_string()).collect(),
         );
         let provider = provider_of(&fields, ctx);
-        if let (Some(provider), Some(targets)) = (provider, targets) {
+        let drill = drill_route(table, &fields, ctx);
+        if let (Some(provider), Some(targets), Some(drill)) = (provider, targets, drill) {
             let endpoint = Endpoint {
                 name: endpoint_name.clone(),
                 provider,
                 targets,
+                drill,
             };
             out.insert(endpoint_name, endpoint);
         }
@@ -82,15 +94,48 @@ fn provider_keys(provider: &str) -> &'static [&'static str] {
     }
 }
 
+/// `drill = { ... }`: the provider's keys to override for drills. `Some(None)` when the
+/// endpoint has no drill route, `None` when it is written wrong (already reported).
+fn drill_route(table: &DeTable, fields: &Fields, ctx: &mut Ctx) -> Option<Option<Provider>> {
+    if fields.get("drill").is_none() {
+        return Some(None);
+    }
+    let example = "{ record = \"drill.api.example.com.\" }";
+    let (drill, span) = fields.table("drill", example, ctx.diags)?;
+    let provider = table.get("provider").and_then(|v| v.get_ref().as_str()).unwrap_or("");
+    let context = format!("`drill` in {}", fields.context());
+    let keys = provider_keys(provider);
+    Fields::new(drill, span.clone(), context.clone(), keys, ctx.diags);
+    let kept = |key: &str, with_provider: bool| (with_provider && key == "provider") || keys.contains(&key);
+    let mut merged = DeTable::new();
+    for (key, value) in table.iter().filter(|(k, _)| kept(k.get_ref(), true)) {
+        merged.insert(key.clone(), value.clone());
+    }
+    for (key, value) in drill.iter().filter(|(k, _)| kept(k.get_ref(), false)) {
+        merged.insert(key.clone(), value.clone());
+    }
+    // Every key left is known and was checked above: nothing new to report here.
+    let mut seen = Diagnostics::new(Path::new(""), "");
+    let known: Vec<&str> = std::iter::once("provider").chain(keys.iter().copied()).collect();
+    let merged_fields = Fields::new(&merged, span, context, &known, &mut seen);
+    provider_of(&merged_fields, ctx).map(Some)
+}
+
 fn provider_of(fields: &Fields, ctx: &mut Ctx) -> Option<Provider> {
     let kind = fields.required_string("provider", "\"dns\"", ctx.diags)?;
     match kind.value.as_str() {
         "dns" => dns(fields, ctx),
         "file" => {
             let path = fields.required_string("path", "\"/etc/nginx/upstream.conf\"", ctx.diags)?;
+            let template = fields
+                .string("template", "\"upstream api { {target} }\"", ctx.diags)
+                .map(|t| t.value);
+            let check = command(fields, "check", ctx);
             let reload = command(fields, "reload", ctx);
             Some(Provider::File {
                 path: ctx.resolve(&path.value),
+                template,
+                check,
                 reload,
             })
         }
@@ -100,10 +145,16 @@ fn provider_of(fields: &Fields, ctx: &mut Ctx) -> Option<Provider> {
                 .string("method", "\"PUT\"", ctx.diags)
                 .map_or("POST".into(), |m| m.value);
             let token = reference(fields, "token", ctx);
+            let body = fields
+                .string("body", "'{\"backend\": \"{target}\"}'", ctx.diags)
+                .map(|b| b.value);
+            let expect_status = super::playbooks::expect_status(fields, ctx)?;
             Some(Provider::Http {
                 url: url.value,
                 method,
                 token,
+                body,
+                expect_status,
             })
         }
         "command" => command(fields, "command", ctx)

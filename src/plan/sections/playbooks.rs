@@ -6,17 +6,28 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use toml::de::DeTable;
+use toml::de::{DeTable, DeValue};
 
 use super::key::command;
 use super::{Ctx, Named};
 use crate::format::names::{DatasetName, RegionName};
-use crate::plan::model::{EndpointName, Playbook, PlaybookName, Probe, Step, StepAction};
+use crate::plan::model::{EndpointName, HttpProbe, Playbook, PlaybookName, Probe, Step, StepAction};
 use crate::plan::reader::{At, Fields};
 use crate::plan::units::format_duration;
 
-const PLAYBOOK_KEYS: [&str; 4] = ["description", "rto", "steps", "rollback"];
+const PLAYBOOK_KEYS: [&str; 6] = ["description", "rto", "steps", "rollback", "primary", "standby"];
 const STEP_COMMON: [&str; 3] = ["kind", "name", "timeout"];
+const PROBE_KEYS: [&str; 9] = [
+    "url",
+    "drill_url",
+    "method",
+    "body",
+    "expect_status",
+    "expect_body",
+    "expect_json",
+    "interval",
+    "command",
+];
 const KINDS: &str = "restore, probe, repoint, command, wait or notify";
 
 pub fn section(tables: &Named, ctx: &mut Ctx) -> BTreeMap<PlaybookName, Playbook> {
@@ -52,6 +63,8 @@ fn playbook(name: PlaybookName, fields: &Fields, ctx: &mut Ctx) -> Option<Playbo
         );
     }
     let rollback = steps_or_empty(fields, ctx);
+    let primary = region_ref(fields, "primary", ctx);
+    let standby = region_ref(fields, "standby", ctx);
     let (rto, steps) = (rto?, steps?);
     warn_waits_exceed_rto(&steps, &rto, fields.context(), ctx);
     Some(Playbook {
@@ -60,7 +73,21 @@ fn playbook(name: PlaybookName, fields: &Fields, ctx: &mut Ctx) -> Option<Playbo
         rto: rto.value,
         steps,
         rollback: rollback?,
+        primary: primary?,
+        standby: standby?,
     })
+}
+
+/// An optional region name: `Some(None)` when absent, `None` when wrong (reported).
+fn region_ref(fields: &Fields, key: &str, ctx: &mut Ctx) -> Option<Option<RegionName>> {
+    let Some(written) = fields.string(key, "\"us-east\"", ctx.diags) else {
+        return fields.get(key).is_none().then_some(None);
+    };
+    let defined = ctx.regions.clone();
+    if !ctx.check_ref("region", &written, &defined, fields.context()) {
+        return None;
+    }
+    RegionName::new(&written.value).ok().map(Some)
 }
 
 fn steps_or_empty(fields: &Fields, ctx: &mut Ctx) -> Option<Vec<Step>> {
@@ -107,7 +134,7 @@ fn steps(fields: &Fields, key: &str, ctx: &mut Ctx) -> Option<Vec<Step>> {
 fn step_keys(kind: &str) -> &'static [&'static str] {
     match kind {
         "restore" => &["dataset", "region", "snapshot", "target"],
-        "probe" => &["url", "expect_status", "command"],
+        "probe" => &PROBE_KEYS,
         "repoint" => &["endpoint", "to"],
         "command" => &["command"],
         "wait" => &["duration"],
@@ -118,7 +145,13 @@ fn step_keys(kind: &str) -> &'static [&'static str] {
             "snapshot",
             "target",
             "url",
+            "drill_url",
+            "method",
+            "body",
             "expect_status",
+            "expect_body",
+            "expect_json",
+            "interval",
             "command",
             "endpoint",
             "to",
@@ -187,10 +220,7 @@ fn probe(fields: &Fields, ctx: &mut Ctx) -> Option<Probe> {
     let status = expect_status(fields, ctx);
     let command = command(fields, "command", ctx);
     match (url, command) {
-        (Some(url), None) if fields.get("command").is_none() => Some(Probe::Http {
-            url: url.value,
-            expect_status: status?,
-        }),
+        (Some(url), None) if fields.get("command").is_none() => http_probe(url.value, status?, fields, ctx),
         (None, Some(argv)) if fields.get("url").is_none() => Some(Probe::Command(argv)),
         (None, None) if fields.get("url").is_some() || fields.get("command").is_some() => None,
         _ => {
@@ -205,8 +235,75 @@ fn probe(fields: &Fields, ctx: &mut Ctx) -> Option<Probe> {
     }
 }
 
+fn http_probe(url: String, expect_status: Option<u16>, fields: &Fields, ctx: &mut Ctx) -> Option<Probe> {
+    let text = |key: &str, example: &str, ctx: &mut Ctx| fields.string(key, example, ctx.diags).map(|v| v.value);
+    let drill_url = text("drill_url", "\"http://127.0.0.1:8081/healthz\"", ctx);
+    let method = text("method", "\"POST\"", ctx).unwrap_or_else(|| "GET".into());
+    let body = text("body", "'{\"input\": [1, 2, 3]}'", ctx);
+    let expect_body = text("expect_body", "\"ok\"", ctx);
+    let interval = fields
+        .duration("interval", "\"1s\"", ctx.diags)
+        .map_or(Duration::from_secs(1), |d| d.value);
+    let expect_json = expect_json(fields, ctx)?;
+    Some(Probe::Http(HttpProbe {
+        url,
+        drill_url,
+        method,
+        body,
+        expect_status,
+        expect_body,
+        expect_json,
+        interval,
+    }))
+}
+
+/// `expect_json = { "/answer" = 42 }`: JSON pointers and the values found there.
+fn expect_json(fields: &Fields, ctx: &mut Ctx) -> Option<BTreeMap<String, serde_json::Value>> {
+    let example = "{ \"/status\" = \"ok\" }";
+    let Some((table, _)) = fields.table("expect_json", example, ctx.diags) else {
+        return fields.get("expect_json").is_none().then(BTreeMap::new);
+    };
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for (key, value) in table.iter() {
+        let pointer = key.get_ref().to_string();
+        let json = scalar_json(value.get_ref());
+        match json {
+            Some(json) if pointer.is_empty() || pointer.starts_with('/') => {
+                out.insert(pointer, json);
+            }
+            _ => {
+                let message = format!(
+                    "`expect_json` in {}: `{pointer}` must be a JSON pointer (\"/a/b\") with a string, number or boolean",
+                    fields.context()
+                );
+                ctx.diags
+                    .error(&key.span(), message, format!("write it like `expect_json = {example}`"));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+fn scalar_json(value: &DeValue) -> Option<serde_json::Value> {
+    match value {
+        DeValue::String(s) => Some(serde_json::Value::String(s.to_string())),
+        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok().map(Into::into),
+        DeValue::Float(f) => f
+            .as_str()
+            .replace('_', "")
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(serde_json::Value::Number),
+        DeValue::Boolean(b) => Some(serde_json::Value::Bool(*b)),
+        _ => None,
+    }
+}
+
 /// `Some(None)` when absent, `None` when written wrong (already reported).
-fn expect_status(fields: &Fields, ctx: &mut Ctx) -> Option<Option<u16>> {
+pub(super) fn expect_status(fields: &Fields, ctx: &mut Ctx) -> Option<Option<u16>> {
     let Some(written) = fields.count("expect_status", "200", ctx.diags) else {
         return fields.get("expect_status").is_none().then_some(None);
     };

@@ -1,0 +1,178 @@
+//! A tiny inference server for drills and tests: std only, HTTP/1.1, one thread per
+//! connection.
+//!
+//! `inference-server --listen ADDR --model FILE` answers `GET /healthz` with `ok` and
+//! `POST /v1/predict` with `{"answer": N, "model": "NAME"}`, where N is FNV-1a (64-bit)
+//! over the model file's bytes, cut to 53 bits so every JSON reader holds it exactly.
+//! The file is read again whenever its size or modification time changes, so a
+//! restored checkpoint is served without a restart. A missing model answers 503.
+//! The bound address is printed as `listening on ADDR` (handy with port 0).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+const MAX_BODY: usize = 1 << 20;
+
+/// FNV-1a, 64-bit, masked to 53 bits.
+fn answer(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h & ((1 << 53) - 1)
+}
+
+#[derive(Default)]
+struct Model {
+    seen: Option<(u64, SystemTime)>,
+    answer: u64,
+}
+
+struct Server {
+    path: PathBuf,
+    name: String,
+    model: Mutex<Model>,
+}
+
+impl Server {
+    /// The current answer, re-reading the file when it changed; `None` when it is missing.
+    fn answer(&self) -> Option<u64> {
+        let meta = std::fs::metadata(&self.path).ok()?;
+        let stamp = (meta.len(), meta.modified().ok()?);
+        let mut model = self.model.lock().ok()?;
+        if model.seen != Some(stamp) {
+            let bytes = std::fs::read(&self.path).ok()?;
+            model.answer = answer(&bytes);
+            model.seen = Some(stamp);
+        }
+        Some(model.answer)
+    }
+}
+
+struct Request {
+    method: String,
+    path: String,
+}
+
+fn read_request(stream: &TcpStream) -> Option<Request> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
+    let mut length = 0usize;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).ok()? == 0 || header.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = header.split_once(':')
+            && k.trim().eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; length.min(MAX_BODY)];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request { method, path })
+}
+
+fn respond(mut stream: &TcpStream, status: &str, content_type: &str, body: &str) {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body.as_bytes());
+    let _ = stream.flush();
+}
+
+fn handle(server: &Server, stream: TcpStream) {
+    let Some(req) = read_request(&stream) else {
+        respond(&stream, "400 Bad Request", "text/plain", "bad request\n");
+        return;
+    };
+    match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/healthz") => respond(&stream, "200 OK", "text/plain", "ok\n"),
+        ("POST", "/v1/predict") => match server.answer() {
+            Some(a) => {
+                let body = format!("{{\"answer\": {a}, \"model\": {:?}}}", server.name);
+                respond(&stream, "200 OK", "application/json", &body)
+            }
+            None => respond(
+                &stream,
+                "503 Service Unavailable",
+                "application/json",
+                "{\"error\": \"model file missing\"}",
+            ),
+        },
+        _ => respond(&stream, "404 Not Found", "text/plain", "not found\n"),
+    }
+}
+
+fn args() -> Result<(String, PathBuf), String> {
+    let mut listen = None;
+    let mut model = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--listen" => listen = it.next(),
+            "--model" => model = it.next().map(PathBuf::from),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    match (listen, model) {
+        (Some(l), Some(m)) => Ok((l, m)),
+        _ => Err("usage: inference-server --listen ADDR --model FILE".into()),
+    }
+}
+
+fn model_name(path: &Path) -> String {
+    path.file_name()
+        .map_or("model".into(), |n| n.to_string_lossy().to_string())
+}
+
+fn main() {
+    let (listen, path) = match args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let listener = match TcpListener::bind(&listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {listen}: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Ok(addr) = listener.local_addr() {
+        println!("listening on {addr}");
+    }
+    let server = Arc::new(Server {
+        name: model_name(&path),
+        path,
+        model: Mutex::new(Model::default()),
+    });
+    for stream in listener.incoming().flatten() {
+        let server = Arc::clone(&server);
+        std::thread::spawn(move || handle(&server, stream));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answer;
+
+    #[test]
+    fn answer_is_fnv1a_cut_to_53_bits() {
+        assert_eq!(answer(b""), 0xcbf2_9ce4_8422_2325 & ((1 << 53) - 1));
+        assert_ne!(answer(b"a"), answer(b"b"));
+        assert!(answer(b"weights") < 1 << 53);
+    }
+}

@@ -1,0 +1,84 @@
+//! What a run would do, step by step, without doing any of it (`failover --dry-run`).
+
+use super::endpoint::{self, Change};
+use super::runner::{default_timeout, kind, name, route};
+use super::{Mode, Result};
+use crate::plan::{Plan, Playbook, Probe, Step, StepAction};
+
+/// One line per action a run of `playbook` would take, in order, then what a failure
+/// would undo.
+pub fn preview(plan: &Plan, playbook: &Playbook, mode: Mode) -> Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for (i, step) in playbook.steps.iter().enumerate() {
+        lines.push(format!("{}. {}", i + 1, describe(plan, playbook, mode, step)));
+    }
+    let repoints: Vec<&Step> = playbook
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, StepAction::Repoint { .. }))
+        .rev()
+        .collect();
+    let undo: Vec<String> = repoints
+        .iter()
+        .filter_map(|s| match &s.action {
+            StepAction::Repoint { endpoint, to } => {
+                let ep = plan.endpoints.get(endpoint)?;
+                let back = endpoint::primary_for(ep, to, playbook.primary.as_ref());
+                Some(match back {
+                    Ok(r) => format!("re-point {endpoint} back to {r}"),
+                    Err(e) => e,
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    if mode == Mode::Drill && !undo.is_empty() {
+        lines.push(format!("after the steps pass: {}", undo.join(", then ")));
+    }
+    let rollback: Vec<String> = playbook
+        .rollback
+        .iter()
+        .map(|s| describe(plan, playbook, mode, s))
+        .collect();
+    let on_failure: Vec<String> = undo.into_iter().chain(rollback).collect();
+    if !on_failure.is_empty() {
+        lines.push(format!("if a step fails: {}", on_failure.join("; then ")));
+    }
+    lines.push(format!("RTO objective: {}s", playbook.rto.as_secs()));
+    Ok(lines)
+}
+
+fn describe(plan: &Plan, playbook: &Playbook, mode: Mode, step: &Step) -> String {
+    let limit = step.timeout.unwrap_or_else(|| default_timeout(&step.action)).as_secs();
+    let what = match &step.action {
+        StepAction::Restore {
+            dataset,
+            region,
+            snapshot,
+            target,
+        } => {
+            let region = region.as_ref().or(playbook.standby.as_ref());
+            let from = region.map_or("whichever region holds the newest".into(), |r| format!("region {r}"));
+            format!("restore {dataset} ({snapshot}) from {from} into {}", target.display())
+        }
+        StepAction::Probe(Probe::Http(h)) => {
+            let url = match mode {
+                Mode::Drill => h.drill_url.as_deref().unwrap_or(&h.url),
+                Mode::Failover => &h.url,
+            };
+            format!("probe {} {url} until it passes", h.method)
+        }
+        StepAction::Repoint { endpoint, to } => match plan.endpoints.get(endpoint) {
+            Some(ep) => endpoint::describe(&Change {
+                endpoint: ep,
+                route: route(mode),
+                region: to,
+                playbook: playbook.name.as_str(),
+                mode: "",
+            }),
+            None => format!("re-point {endpoint} (not in the plan)"),
+        },
+        _ => format!("{} {}", kind(&step.action), name(step)),
+    };
+    format!("{what} [timeout {limit}s]")
+}

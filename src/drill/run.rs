@@ -1,0 +1,138 @@
+//! One drill or failover, start to finish: run the steps, measure RTO and RPO against
+//! the plan's objectives, keep the report in the state folder and in every region.
+
+use std::path::PathBuf;
+
+use chrono::Utc;
+
+use super::report::{Outcome, Report, RpoResult, RtoResult};
+use super::runner::{Restored, RunResult, Runner};
+use super::{DrillError, Mode, Result};
+use crate::apply::{reports, secrets};
+use crate::format::names::RegionName;
+use crate::plan::{Plan, Playbook, PlaybookName, StepAction};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub mode: Mode,
+    /// Reports go to `<state_dir>/reports/`.
+    pub state_dir: PathBuf,
+    /// Also store the report in the repositories under `reports/`.
+    pub upload: bool,
+}
+
+/// The playbook called `name`, or a message listing the ones there are.
+pub fn find_playbook<'p>(plan: &'p Plan, name: &str) -> Result<&'p Playbook> {
+    PlaybookName::new(name)
+        .and_then(|n| plan.playbooks.get(&n))
+        .ok_or_else(|| {
+            let known: Vec<&str> = plan.playbooks.keys().map(|k| k.as_str()).collect();
+            DrillError::BadInput(format!(
+                "plan {} has no playbook `{name}` — it has: {}",
+                plan.file.display(),
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })
+}
+
+fn restores(playbook: &Playbook) -> bool {
+    playbook
+        .steps
+        .iter()
+        .chain(&playbook.rollback)
+        .any(|s| matches!(s.action, StepAction::Restore { .. }))
+}
+
+/// Run playbook `name` of `plan`; the report says how it went and where it is kept.
+pub async fn run_playbook(plan: &Plan, name: &str, opts: &RunOptions) -> Result<(Report, PathBuf)> {
+    let playbook = find_playbook(plan, name)?;
+    let password = secrets::resolve(&plan.key);
+    if restores(playbook)
+        && let Err(e) = &password
+    {
+        return Err(DrillError::BadInput(format!("playbook {name} restores data: {e}")));
+    }
+    let password = password.ok();
+    let started = Utc::now();
+    let result = Runner::new(plan, playbook, opts.mode, password.clone()).run().await;
+    let rpo = measure_rpo(plan, password.as_deref(), &result.restored, started).await;
+    let mut report = build(plan, playbook, opts.mode, started, result, rpo);
+    let path = report.save(&opts.state_dir)?;
+    if opts.upload {
+        report.uploads = match &password {
+            Some(pw) => reports::upload(plan, pw, &report.files()).await?,
+            None => vec![reports::Upload {
+                region: "all".into(),
+                error: Some("no repository password: report kept locally only".into()),
+            }],
+        };
+        report.save(&opts.state_dir)?;
+    }
+    Ok((report, path))
+}
+
+fn build(
+    plan: &Plan,
+    playbook: &Playbook,
+    mode: Mode,
+    started: chrono::DateTime<Utc>,
+    result: RunResult,
+    rpo: Vec<RpoResult>,
+) -> Report {
+    let objective = playbook.rto;
+    let rto = RtoResult {
+        objective_s: objective.as_secs(),
+        measured_ms: result
+            .recovered_in
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        met: result.recovered_in.is_some_and(|d| d <= objective),
+    };
+    let outcome = match (result.recovered_in.is_some(), rto.met && rpo.iter().all(|r| r.met)) {
+        (false, _) => Outcome::Failed,
+        (true, true) => Outcome::Passed,
+        (true, false) => Outcome::ObjectivesMissed,
+    };
+    Report {
+        playbook: playbook.name.to_string(),
+        mode,
+        plan: plan.file.display().to_string(),
+        started,
+        finished: Utc::now(),
+        outcome,
+        rto,
+        rpo,
+        steps: result.records,
+        uploads: Vec::new(),
+    }
+}
+
+async fn measure_rpo(
+    plan: &Plan,
+    password: Option<&[u8]>,
+    restored: &[Restored],
+    started: chrono::DateTime<Utc>,
+) -> Vec<RpoResult> {
+    let mut out = Vec::new();
+    for r in restored {
+        let objective = plan.datasets.get(&r.dataset).map_or(0, |d| d.rpo.as_secs());
+        let time = match (password, RegionName::new(&r.region)) {
+            (Some(pw), Ok(region)) => reports::snapshot_time(plan, pw, &region, &r.snapshot).await.ok(),
+            _ => None,
+        };
+        let age = time.map(|t| u64::try_from((started - t).num_seconds().max(0)).unwrap_or(0));
+        out.push(RpoResult {
+            dataset: r.dataset.to_string(),
+            region: r.region.clone(),
+            snapshot: r.snapshot.clone(),
+            snapshot_time: time,
+            objective_s: objective,
+            measured_s: age,
+            met: age.is_some_and(|a| a <= objective),
+        });
+    }
+    out
+}

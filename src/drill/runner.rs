@@ -1,0 +1,400 @@
+//! The step runner: each step in order under its deadline, every step timed and
+//! recorded; on the first failure, the re-points made so far are undone newest first
+//! and the playbook's rollback steps run. A passing drill also puts traffic back.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::endpoint::{self, Change, Route};
+use super::report::{Phase, StepRecord, StepStatus};
+use super::template::{Vars, render};
+use super::{Mode, probe, process};
+use crate::apply::recover::restore_by_plan;
+use crate::apply::{Progress, RestoreOptions};
+use crate::format::names::{DatasetName, RegionName};
+use crate::plan::{EndpointName, Plan, Playbook, Probe, Step, StepAction};
+
+/// How long a step may take when the plan does not say.
+pub fn default_timeout(action: &StepAction) -> Duration {
+    let secs = match action {
+        StepAction::Restore { .. } => 3600,
+        StepAction::Probe(_) => 60,
+        StepAction::Repoint { .. } => 120,
+        StepAction::Command { .. } => 600,
+        StepAction::Wait { duration } => return *duration + Duration::from_secs(10),
+        StepAction::Notify { .. } => 30,
+    };
+    Duration::from_secs(secs)
+}
+
+/// A dataset restored during the run, for measuring its RPO.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    pub dataset: DatasetName,
+    pub region: String,
+    pub snapshot: String,
+}
+
+/// What the runner found.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub records: Vec<StepRecord>,
+    /// Time from the start until every step had passed; `None` when one failed.
+    pub recovered_in: Option<Duration>,
+    pub restored: Vec<Restored>,
+}
+
+#[derive(Debug, Default)]
+struct Done {
+    detail: String,
+    latency: Option<Duration>,
+    attempts: Option<u32>,
+}
+
+impl From<String> for Done {
+    fn from(detail: String) -> Self {
+        Done {
+            detail,
+            ..Done::default()
+        }
+    }
+}
+
+pub struct Runner<'a> {
+    plan: &'a Plan,
+    playbook: &'a Playbook,
+    mode: Mode,
+    password: Option<Vec<u8>>,
+    http: reqwest::Client,
+    start: Instant,
+    records: Vec<StepRecord>,
+    repointed: Vec<(EndpointName, RegionName)>,
+    restored: Vec<Restored>,
+}
+
+impl<'a> Runner<'a> {
+    /// `password` opens the repositories; only restore steps need it.
+    pub fn new(plan: &'a Plan, playbook: &'a Playbook, mode: Mode, password: Option<Vec<u8>>) -> Self {
+        Runner {
+            plan,
+            playbook,
+            mode,
+            password,
+            http: reqwest::Client::new(),
+            start: Instant::now(),
+            records: Vec::new(),
+            repointed: Vec::new(),
+            restored: Vec::new(),
+        }
+    }
+
+    pub async fn run(mut self) -> RunResult {
+        self.start = Instant::now();
+        let mut failed = false;
+        for step in &self.playbook.steps {
+            if failed {
+                self.skip(step);
+            } else {
+                failed = !self.step(step, Phase::Steps).await;
+            }
+        }
+        let recovered_in = (!failed).then(|| self.start.elapsed());
+        if failed {
+            self.undo_repoints(Phase::Rollback).await;
+            for step in &self.playbook.rollback {
+                self.step(step, Phase::Rollback).await;
+            }
+        } else if self.mode == Mode::Drill {
+            self.undo_repoints(Phase::Restore).await;
+        }
+        RunResult {
+            records: self.records,
+            recovered_in,
+            restored: self.restored,
+        }
+    }
+
+    fn skip(&mut self, step: &Step) {
+        self.records.push(StepRecord {
+            phase: Phase::Steps,
+            kind: kind(&step.action).into(),
+            name: name(step),
+            offset_ms: ms(self.start.elapsed()),
+            duration_ms: 0,
+            status: StepStatus::Skipped,
+            detail: "not run: an earlier step failed".into(),
+            latency_ms: None,
+            attempts: None,
+        });
+    }
+
+    /// Run one step under its deadline and record it; `true` when it passed.
+    async fn step(&mut self, step: &Step, phase: Phase) -> bool {
+        let offset = self.start.elapsed();
+        let began = Instant::now();
+        let limit = step.timeout.unwrap_or_else(|| default_timeout(&step.action));
+        // Probes stop themselves at the deadline with their last error; the grace
+        // only catches an attempt that hangs.
+        let grace = match step.action {
+            StepAction::Probe(_) => Duration::from_secs(2),
+            _ => Duration::ZERO,
+        };
+        let result = tokio::time::timeout(limit + grace, self.act(&step.action, began + limit))
+            .await
+            .unwrap_or_else(|_| Err(format!("timed out after {}", secs(limit)).into()));
+        self.record(phase, kind(&step.action), name(step), offset, began.elapsed(), result)
+    }
+
+    fn record(
+        &mut self,
+        phase: Phase,
+        kind: &str,
+        name: String,
+        offset: Duration,
+        took: Duration,
+        result: Result<Done, Done>,
+    ) -> bool {
+        let (status, done) = match result {
+            Ok(d) => (StepStatus::Passed, d),
+            Err(d) => (StepStatus::Failed, d),
+        };
+        self.records.push(StepRecord {
+            phase,
+            kind: kind.into(),
+            name,
+            offset_ms: ms(offset),
+            duration_ms: ms(took),
+            status,
+            detail: done.detail,
+            latency_ms: done.latency.map(ms),
+            attempts: done.attempts,
+        });
+        status == StepStatus::Passed
+    }
+
+    async fn act(&mut self, action: &StepAction, deadline: Instant) -> Result<Done, Done> {
+        match action {
+            StepAction::Restore {
+                dataset,
+                region,
+                snapshot,
+                target,
+            } => self
+                .restore(dataset, region.as_ref(), snapshot, target)
+                .await
+                .map(Done::from),
+            StepAction::Probe(p) => self.probe(p, deadline).await,
+            StepAction::Repoint { endpoint, to } => {
+                let done = self.repoint(endpoint, to).await.map_err(Done::from)?;
+                self.repointed.push((endpoint.clone(), to.clone()));
+                Ok(done.into())
+            }
+            StepAction::Command { command } => {
+                let out = process::run(command, &self.env()).await.map_err(Done::from)?;
+                Ok(format!("`{}` exited 0 {out}", command.join(" "))
+                    .trim()
+                    .to_string()
+                    .into())
+            }
+            StepAction::Wait { duration } => {
+                tokio::time::sleep(*duration).await;
+                Ok(format!("waited {}", secs(*duration)).into())
+            }
+            StepAction::Notify { message, url } => self.notify(message, url.as_deref()).await.map(Done::from),
+        }
+        .map_err(|e: Done| e)
+    }
+
+    fn env(&self) -> Vec<(&'static str, &str)> {
+        let standby = self.playbook.standby.as_ref().map_or("", |r| r.as_str());
+        let primary = self.playbook.primary.as_ref().map_or("", |r| r.as_str());
+        vec![
+            ("LIFEBOAT_PLAYBOOK", self.playbook.name.as_str()),
+            ("LIFEBOAT_MODE", mode_str(self.mode)),
+            ("LIFEBOAT_STANDBY", standby),
+            ("LIFEBOAT_PRIMARY", primary),
+        ]
+    }
+
+    async fn restore(
+        &mut self,
+        dataset: &DatasetName,
+        region: Option<&RegionName>,
+        snapshot: &str,
+        target: &std::path::Path,
+    ) -> Result<String, Done> {
+        let Some(password) = &self.password else {
+            return Err("no repository password to restore with".to_string().into());
+        };
+        let region = region.or(self.playbook.standby.as_ref());
+        let opts = RestoreOptions {
+            target: target.to_path_buf(),
+            include: Vec::new(),
+            only: None,
+        };
+        let progress = Arc::new(Progress::default());
+        let done = restore_by_plan(self.plan, password, dataset, region, Some(snapshot), &opts, progress)
+            .await
+            .map_err(|e| Done::from(format!("restore of {dataset}: {e}")))?;
+        let o = &done.outcome;
+        let detail = format!(
+            "restored {} file(s), {} bytes of {dataset} from region {} (snapshot {}) into {}",
+            o.files,
+            o.bytes,
+            done.region,
+            o.snapshot.get(..12).unwrap_or(&o.snapshot),
+            target.display()
+        );
+        self.restored.push(Restored {
+            dataset: dataset.clone(),
+            region: done.region.clone(),
+            snapshot: o.snapshot.clone(),
+        });
+        Ok(detail)
+    }
+
+    async fn probe(&self, p: &Probe, deadline: Instant) -> Result<Done, Done> {
+        let url = match (p, self.mode) {
+            (Probe::Http(h), Mode::Drill) => h.drill_url.as_deref(),
+            _ => None,
+        };
+        let env = self.env();
+        let to_done = |r: probe::ProbeResult| Done {
+            detail: r.detail,
+            latency: Some(r.latency),
+            attempts: Some(r.attempts),
+        };
+        probe::run(p, url, &self.http, &env, deadline)
+            .await
+            .map(to_done)
+            .map_err(to_done)
+    }
+
+    fn change<'c>(&'c self, endpoint: &EndpointName, to: &'c RegionName) -> Result<Change<'c>, String> {
+        let ep = self
+            .plan
+            .endpoints
+            .get(endpoint)
+            .ok_or_else(|| format!("the plan has no endpoint {endpoint}"))?;
+        Ok(Change {
+            endpoint: ep,
+            route: route(self.mode),
+            region: to,
+            playbook: self.playbook.name.as_str(),
+            mode: mode_str(self.mode),
+        })
+    }
+
+    async fn repoint(&self, endpoint: &EndpointName, to: &RegionName) -> Result<String, String> {
+        let change = self.change(endpoint, to)?;
+        endpoint::repoint(&change, &self.http).await
+    }
+
+    /// Point every re-pointed endpoint back at its primary, newest first.
+    async fn undo_repoints(&mut self, phase: Phase) {
+        let done: Vec<(EndpointName, RegionName)> = self.repointed.drain(..).rev().collect();
+        for (endpoint, to) in done {
+            let offset = self.start.elapsed();
+            let began = Instant::now();
+            let back = self
+                .plan
+                .endpoints
+                .get(&endpoint)
+                .ok_or_else(|| format!("the plan has no endpoint {endpoint}"))
+                .and_then(|ep| endpoint::primary_for(ep, &to, self.playbook.primary.as_ref()));
+            let name = match &back {
+                Ok(r) => format!("{endpoint} back to {r}"),
+                Err(_) => format!("{endpoint} back"),
+            };
+            let result = match back {
+                Ok(back) => {
+                    let limit = Duration::from_secs(120);
+                    tokio::time::timeout(limit, self.repoint(&endpoint, &back))
+                        .await
+                        .unwrap_or_else(|_| Err(format!("timed out after {}", secs(limit))))
+                }
+                Err(e) => Err(e),
+            };
+            let result = result.map(Done::from).map_err(Done::from);
+            self.record(phase, "repoint", name, offset, began.elapsed(), result);
+        }
+    }
+
+    async fn notify(&self, message: &str, url: Option<&str>) -> Result<String, Done> {
+        let vars = Vars {
+            playbook: self.playbook.name.as_str(),
+            mode: mode_str(self.mode),
+            ..Vars::default()
+        };
+        let text = render(message, &vars);
+        let Some(url) = url else {
+            return Ok(format!("noted: {text}"));
+        };
+        let body = serde_json::json!({
+            "text": text,
+            "playbook": self.playbook.name.as_str(),
+            "mode": mode_str(self.mode),
+        });
+        let response = self
+            .http
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| Done::from(format!("webhook {url}: {e}")))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(format!("sent to {url}: {text}"))
+        } else {
+            Err(format!("webhook {url} answered {}", status.as_u16()).into())
+        }
+    }
+}
+
+pub fn route(mode: Mode) -> Route {
+    match mode {
+        Mode::Drill => Route::Drill,
+        Mode::Failover => Route::Production,
+    }
+}
+
+fn mode_str(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Drill => "drill",
+        Mode::Failover => "failover",
+    }
+}
+
+pub fn kind(action: &StepAction) -> &'static str {
+    match action {
+        StepAction::Restore { .. } => "restore",
+        StepAction::Probe(_) => "probe",
+        StepAction::Repoint { .. } => "repoint",
+        StepAction::Command { .. } => "command",
+        StepAction::Wait { .. } => "wait",
+        StepAction::Notify { .. } => "notify",
+    }
+}
+
+/// The step's own name, or one made from its settings.
+pub fn name(step: &Step) -> String {
+    if let Some(n) = &step.name {
+        return n.clone();
+    }
+    match &step.action {
+        StepAction::Restore { dataset, target, .. } => format!("{dataset} into {}", target.display()),
+        StepAction::Probe(Probe::Http(h)) => format!("{} {}", h.method, h.url),
+        StepAction::Probe(Probe::Command(argv)) | StepAction::Command { command: argv } => argv.join(" "),
+        StepAction::Repoint { endpoint, to } => format!("{endpoint} to {to}"),
+        StepAction::Wait { duration } => secs(*duration),
+        StepAction::Notify { message, .. } => message.clone(),
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}

@@ -1,0 +1,500 @@
+//! Drill and failover end to end with real parts: a checkpoint backed up to two
+//! local-folder regions, two inference servers (primary and standby), a real nginx as
+//! the inference gateway (file endpoint: upstream swapped atomically, `-t`, reload),
+//! and a real authoritative DNS server (Knot) taking TSIG-signed RFC 2136 updates.
+//!
+//! Skipped, with the reason printed, when knotd, keymgr, kdig or nginx are missing;
+//! `tests/run.sh` installs them.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+const PASSWORD: &str = "drill-e2e-password";
+
+fn tool(name: &str, env: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env) {
+        return Some(PathBuf::from(p));
+    }
+    let paths = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&paths)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+struct Tools {
+    knotd: PathBuf,
+    keymgr: PathBuf,
+    kdig: PathBuf,
+    nginx: PathBuf,
+}
+
+fn tools() -> Option<Tools> {
+    let found = (
+        tool("knotd", "LIFEBOAT_TEST_KNOTD"),
+        tool("keymgr", "LIFEBOAT_TEST_KEYMGR"),
+        tool("kdig", "LIFEBOAT_TEST_KDIG"),
+        tool("nginx", "LIFEBOAT_TEST_NGINX"),
+    );
+    match found {
+        (Some(knotd), Some(keymgr), Some(kdig), Some(nginx)) => Some(Tools {
+            knotd,
+            keymgr,
+            kdig,
+            nginx,
+        }),
+        _ => {
+            eprintln!(
+                "skipping: knotd, keymgr, kdig and nginx are needed (apt-get install knot knot-dnsutils nginx-light; tests/run.sh does it)"
+            );
+            None
+        }
+    }
+}
+
+/// Child processes stopped when the test ends, pass or fail. SIGQUIT first: nginx's
+/// master then stops its workers (a killed master would leave them running).
+#[derive(Default)]
+struct Procs(Vec<Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = Command::new("kill").args(["-QUIT", &c.id().to_string()]).status();
+            let end = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < end && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split_whitespace().nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+fn wait_port(port: u16) {
+    let end = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < end, "nothing listens on port {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn fnv53(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h & ((1 << 53) - 1)
+}
+
+fn inference_server(procs: &mut Procs, model: &Path) -> u16 {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_inference-server"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--model"])
+        .arg(model)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    procs.0.push(child);
+    wait_port(port);
+    port
+}
+
+/// Knot serving `example.test` with `infer` at 127.0.0.10; returns (port, secret).
+fn start_knot(procs: &mut Procs, t: &Tools, dir: &Path) -> (u16, String) {
+    let out = Command::new(&t.keymgr)
+        .args(["-t", "ddns-key", "hmac-sha256"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let secret = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("secret: "))
+        .expect("keymgr prints a secret")
+        .to_string();
+    let port = free_port();
+    for d in ["run", "db", "zones"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::write(
+        dir.join("zones/example.test.zone"),
+        "$ORIGIN example.test.\n$TTL 60\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.1\ninfer A 127.0.0.10\n",
+    )
+    .unwrap();
+    let conf = format!(
+        "server:\n    rundir: \"{d}/run\"\n    listen: 127.0.0.1@{port}\ndatabase:\n    storage: \"{d}/db\"\nlog:\n  - target: stderr\n    any: info\n{key}acl:\n  - id: ddns\n    key: ddns-key\n    action: update\ntemplate:\n  - id: default\n    storage: \"{d}/zones\"\n    zonefile-sync: 0\n    journal-content: all\nzone:\n  - domain: example.test\n    acl: ddns\n",
+        d = dir.display(),
+        key = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n",
+    );
+    std::fs::write(dir.join("knot.conf"), conf).unwrap();
+    let log = std::fs::File::create(dir.join("knot.log")).unwrap();
+    let child = Command::new(&t.knotd)
+        .arg("-c")
+        .arg(dir.join("knot.conf"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    procs.0.push(child);
+    let end = Instant::now() + Duration::from_secs(15);
+    while dns_answer(t, port).is_empty() {
+        assert!(
+            Instant::now() < end,
+            "knotd did not answer; see {}",
+            dir.join("knot.log").display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (port, secret)
+}
+
+fn dns_answer(t: &Tools, port: u16) -> String {
+    let out = Command::new(&t.kdig)
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "+short",
+            "+time=1",
+            "+retry=0",
+            "infer.example.test",
+            "A",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+struct Nginx {
+    cmd: Vec<String>,
+    port: u16,
+    upstream: PathBuf,
+}
+
+fn start_nginx(procs: &mut Procs, t: &Tools, dir: &Path, backend: u16) -> Nginx {
+    for d in ["logs", "tmp"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let port = free_port();
+    let upstream = dir.join("upstream.conf");
+    std::fs::write(
+        &upstream,
+        format!("upstream inference {{ server 127.0.0.1:{backend}; }}\n"),
+    )
+    .unwrap();
+    let d = dir.display();
+    let conf = format!(
+        "daemon off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/logs/error.log notice;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{ access_log {d}/logs/access.log;\n\
+         client_body_temp_path {d}/tmp/cb; proxy_temp_path {d}/tmp/p; fastcgi_temp_path {d}/tmp/f;\n\
+         uwsgi_temp_path {d}/tmp/u; scgi_temp_path {d}/tmp/s;\n\
+         include {d}/upstream.conf;\n\
+         server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://inference; proxy_next_upstream off; }} }} }}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let cmd: Vec<String> = vec![
+        t.nginx.display().to_string(),
+        "-p".into(),
+        d.to_string(),
+        "-c".into(),
+        format!("{d}/nginx.conf"),
+        "-e".into(),
+        format!("{d}/logs/error.log"),
+    ];
+    let child = Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    procs.0.push(child);
+    wait_port(port);
+    Nginx { cmd, port, upstream }
+}
+
+fn toml_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+struct World {
+    dir: PathBuf,
+    plan: PathBuf,
+    answer: u64,
+    primary: u16,
+    standby: u16,
+    nginx: Nginx,
+    dns_port: u16,
+}
+
+fn write_plan(w: &World, secret_file: &Path, wrong_secret_file: &Path) {
+    let d = w.dir.display();
+    let mut check = w.nginx.cmd.clone();
+    check.push("-t".into());
+    let mut reload = w.nginx.cmd.clone();
+    reload.extend(["-s".into(), "reload".into()]);
+    let probe = |port: u16, answer: u64, timeout: &str| {
+        format!(
+            "{{ kind = \"probe\", url = \"http://127.0.0.1:{port}/v1/predict\", method = \"POST\", body = \"{{}}\", expect_json = {{ \"/answer\" = {answer} }}, interval = \"1s\", timeout = \"{timeout}\" }}"
+        )
+    };
+    let steps = |last_probe: String| {
+        format!(
+            "steps = [\n  {{ kind = \"restore\", dataset = \"checkpoints\", target = \"{d}/standby\" }},\n  {},\n  {{ kind = \"repoint\", endpoint = \"gateway\", to = \"standby\" }},\n  {{ kind = \"repoint\", endpoint = \"dns\", to = \"standby\" }},\n  {last_probe},\n]\n",
+            probe(w.standby, w.answer, "20s")
+        )
+    };
+    let dns = |name: &str, secret: &Path| {
+        format!(
+            "[endpoints.{name}]\nprovider = \"dns\"\nserver = \"127.0.0.1:{}\"\nzone = \"example.test.\"\nrecord = \"infer.example.test.\"\nttl = \"30s\"\ntsig_key_name = \"ddns-key\"\ntsig_secret = {{ file = \"{}\" }}\ntargets = {{ primary = \"127.0.0.10\", standby = \"127.0.0.20\" }}\n",
+            w.dns_port,
+            secret.display()
+        )
+    };
+    let plan = format!(
+        r#"[key]
+env = "LIFEBOAT_PASSWORD"
+
+[regions.primary]
+address = "{d}/repo-primary"
+create = true
+
+[regions.standby]
+address = "{d}/repo-standby"
+create = true
+
+[datasets.checkpoints]
+kind = "model"
+paths = ["{d}/src/model"]
+schedule = "@hourly"
+regions = ["primary", "standby"]
+rpo = "1h"
+retention = {{ keep_last = 3 }}
+
+[endpoints.gateway]
+provider = "file"
+path = "{upstream}"
+template = "upstream inference {{ server {{target}}; }}\n"
+check = {check}
+reload = {reload}
+targets = {{ primary = "127.0.0.1:{primary}", standby = "127.0.0.1:{standby}" }}
+
+{dns}
+{wrong}
+[playbooks.recover]
+rto = "5m"
+primary = "primary"
+standby = "standby"
+{good}
+[playbooks.recover-bad-probe]
+rto = "5m"
+primary = "primary"
+standby = "standby"
+{bad}
+[playbooks.wrong-key]
+rto = "1m"
+steps = [{{ kind = "repoint", endpoint = "dns-wrong-key", to = "standby" }}]
+"#,
+        upstream = w.nginx.upstream.display(),
+        check = toml_list(&check),
+        reload = toml_list(&reload),
+        primary = w.primary,
+        standby = w.standby,
+        dns = dns("dns", secret_file),
+        wrong = dns("dns-wrong-key", wrong_secret_file),
+        good = steps(probe(w.nginx.port, w.answer, "20s")),
+        bad = steps(probe(w.nginx.port, w.answer + 1, "3s")),
+    );
+    std::fs::write(&w.plan, plan).unwrap();
+}
+
+fn lifeboat(w: &World, args: &[&str]) -> (i32, String, String) {
+    let out = Command::cargo_bin("lifeboat")
+        .unwrap()
+        .args(args)
+        .env("LIFEBOAT_PASSWORD", PASSWORD)
+        .current_dir(&w.dir)
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+fn json(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+fn upstream_port(w: &World) -> String {
+    std::fs::read_to_string(&w.nginx.upstream).unwrap()
+}
+
+fn gateway_answer(w: &World) -> Option<serde_json::Value> {
+    let (status, body) = http(w.nginx.port, "POST", "/v1/predict")?;
+    (status == 200).then(|| serde_json::from_str::<serde_json::Value>(&body).ok())?
+}
+
+#[test]
+fn drill_and_failover_move_inference_to_the_standby_with_real_dns_and_nginx() {
+    let Some(t) = tools() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let mut procs = Procs::default();
+
+    // The checkpoint: served by the primary from its own copy, backed up to both regions.
+    let weights: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::create_dir_all(dir.join("src/model")).unwrap();
+    std::fs::create_dir_all(dir.join("primary-serve")).unwrap();
+    std::fs::write(dir.join("src/model/weights.bin"), &weights).unwrap();
+    std::fs::write(dir.join("primary-serve/weights.bin"), b"an older primary checkpoint").unwrap();
+    let primary = inference_server(&mut procs, &dir.join("primary-serve/weights.bin"));
+    let standby = inference_server(&mut procs, &dir.join("standby/model/weights.bin"));
+    assert_eq!(
+        http(standby, "POST", "/v1/predict").unwrap().0,
+        503,
+        "standby has no model yet"
+    );
+
+    let (dns_port, secret) = start_knot(&mut procs, &t, &dir.join("knot"));
+    let nginx = start_nginx(&mut procs, &t, &dir.join("nginx"), primary);
+    let secret_file = dir.join("tsig.secret");
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    let wrong_file = dir.join("wrong.secret");
+    std::fs::write(&wrong_file, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n").unwrap();
+    let w = World {
+        plan: dir.join("plan.toml"),
+        dir: dir.clone(),
+        answer: fnv53(&weights),
+        primary,
+        standby,
+        nginx,
+        dns_port,
+    };
+    write_plan(&w, &secret_file, &wrong_file);
+    let plan = w.plan.display().to_string();
+
+    let (code, out, err) = lifeboat(&w, &["apply", &plan]);
+    assert_eq!(code, 0, "apply: {out}{err}");
+    // The primary site is lost: its repository and the source folder are gone.
+    std::fs::remove_dir_all(dir.join("repo-primary")).unwrap();
+    std::fs::remove_dir_all(dir.join("src")).unwrap();
+
+    // Dry run: describes, changes nothing.
+    let (code, out, err) = lifeboat(&w, &["failover", "--plan", &plan, "--dry-run", "recover"]);
+    assert_eq!(code, 0, "dry run: {out}{err}");
+    assert!(
+        out.contains("re-point gateway to standby") && out.contains("DNS update of infer.example.test."),
+        "{out}"
+    );
+    assert!(upstream_port(&w).contains(&primary.to_string()));
+    assert_eq!(dns_answer(&t, dns_port), "127.0.0.10");
+
+    // A passing drill: everything for real, then traffic back on the primary.
+    let (code, out, err) = lifeboat(&w, &["--json", "drill", "--plan", &plan, "recover"]);
+    assert_eq!(code, 0, "drill: {out}{err}");
+    let report = json(&out);
+    assert_eq!(report["outcome"], "passed", "{report:#}");
+    assert!(
+        report["rto"]["measured_ms"].as_u64().is_some_and(|ms| ms > 0),
+        "{report:#}"
+    );
+    assert_eq!(report["rpo"][0]["met"], true, "{report:#}");
+    assert!(
+        report["uploads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["region"] == "standby" && u["error"].is_null()),
+        "{report:#}"
+    );
+    assert!(
+        upstream_port(&w).contains(&primary.to_string()),
+        "{}",
+        upstream_port(&w)
+    );
+    assert_eq!(dns_answer(&t, dns_port), "127.0.0.10");
+    let (_, body) = http(standby, "POST", "/v1/predict").unwrap();
+    assert!(
+        body.contains(&w.answer.to_string()),
+        "standby serves the restored checkpoint: {body}"
+    );
+    let state_reports = std::fs::read_dir(dir.join(".lifeboat-state/reports")).unwrap().count();
+    assert_eq!(state_reports, 2, "one JSON and one Markdown report");
+    let stored = std::fs::read_dir(dir.join("repo-standby/reports"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(stored, 2, "the report is kept in the standby repository");
+
+    // A drill whose probe fails rolls back: upstream and DNS back on the primary.
+    let (code, out, err) = lifeboat(&w, &["--json", "drill", "--plan", &plan, "recover-bad-probe"]);
+    assert_eq!(code, 1, "failing drill: {out}{err}");
+    let report = json(&out);
+    assert_eq!(report["outcome"], "failed");
+    let rollback: Vec<String> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["phase"] == "rollback")
+        .map(|s| format!("{} {}", s["name"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        rollback,
+        ["dns back to primary passed", "gateway back to primary passed"]
+    );
+    assert!(
+        upstream_port(&w).contains(&primary.to_string()),
+        "{}",
+        upstream_port(&w)
+    );
+    assert_eq!(dns_answer(&t, dns_port), "127.0.0.10");
+
+    // A wrong TSIG key is an authentication failure, and the record stays.
+    let (code, out, _) = lifeboat(&w, &["--json", "failover", "--plan", &plan, "--confirm", "wrong-key"]);
+    assert_eq!(code, 1);
+    let report = json(&out);
+    let detail = report["steps"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("authentication failed"), "{detail}");
+    assert_eq!(dns_answer(&t, dns_port), "127.0.0.10");
+
+    // The failover: traffic moves to the standby and stays there.
+    let (code, out, err) = lifeboat(&w, &["--json", "failover", "--plan", &plan, "--confirm", "recover"]);
+    assert_eq!(code, 0, "failover: {out}{err}");
+    assert_eq!(json(&out)["outcome"], "passed");
+    assert!(
+        upstream_port(&w).contains(&standby.to_string()),
+        "{}",
+        upstream_port(&w)
+    );
+    assert_eq!(dns_answer(&t, dns_port), "127.0.0.20");
+    let served = gateway_answer(&w).expect("the gateway answers");
+    assert_eq!(served["answer"].as_u64(), Some(w.answer), "{served}");
+}
