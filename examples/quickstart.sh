@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The Lifeboat quick start: the plan-driven cycle on the bundled example, with two
-# local folders standing in for two regions. Validate the plan, apply it (create
-# both region repositories and back up examples/data to each), show the plan's
-# status, restore by plan, compare with the original, and verify every stored byte.
+# The Lifeboat quick start: the whole cycle on the bundled example, with two local
+# folders standing in for two regions and no outside services. Validate the plan,
+# apply it (create both region repositories, back up examples/data once to both),
+# show the plan's status, restore by plan and compare, verify each region with a test
+# restore, and run a failover drill whose endpoint is a file confirmed by a command,
+# printing the drill report at the end.
 # Needs nothing but a Rust toolchain; leaves its work in examples/regions and examples/.run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,3 +43,12 @@ diff -r examples/data "$work/from-b/data"
 for region in a b; do
   "$lifeboat" check --repo "examples/regions/$region" --read-data
 done
+
+step "verify: a test restore from each region alone, compared with the recorded hashes"
+"$lifeboat" verify --plan "$plan" --sample 1
+
+step "drill: restore from the standby, probe, move traffic to it and back"
+"$lifeboat" drill --plan "$plan" --state "$work/state" quick
+
+step "the drill report"
+cat "$(ls -t "$work"/state/reports/*.md | head -1)"
