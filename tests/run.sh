@@ -225,7 +225,7 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 log "cargo test"
-cargo test --all-targets 2>&1 | tee "$run/cargo-test.log"
+cargo test --all-targets --no-fail-fast 2>&1 | tee "$run/cargo-test.log"
 grep -q "test result:" "$run/cargo-test.log"
 # The storage behaviour suite again, against SeaweedFS instead of moto (its S3 test
 # takes the endpoint and credentials from the environment).
