@@ -1,6 +1,7 @@
 //! Carry out a validated plan: open its regions, back up what is due, apply
 //! retention, prune, and restore by plan. Shared by `lifeboat apply` and the daemon.
 
+pub mod alerts;
 pub mod observe;
 pub mod recover;
 pub mod regions;

@@ -9,6 +9,7 @@ use chrono::Utc;
 use super::CliError;
 use super::commands::{Ctx, Result, bad};
 use super::output::{self, Bar, bytes, duration_ms};
+use crate::apply::alerts::{fire, verification_alerts};
 use crate::apply::recover::restore_by_plan;
 use crate::apply::replicate::sync_plan;
 use crate::apply::retention::{Filter, apply_retention};
@@ -188,6 +189,14 @@ impl Ctx {
             policy: None,
         };
         let rows = verify_plan(&plan, &password(&plan)?, &req).await;
+        let name = path
+            .file_stem()
+            .map_or(String::new(), |s| s.to_string_lossy().into_owned());
+        for alert in verification_alerts(&name, &rows) {
+            for problem in fire(&plan.alerts, &alert).await {
+                eprintln!("warning: {problem}");
+            }
+        }
         if self.json {
             output::json(&rows);
         } else {

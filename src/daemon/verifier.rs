@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::schedule::DatasetKey;
 use super::shared::{Shared, lock, read};
+use crate::apply::alerts::{fire, verification_alerts};
 use crate::apply::secrets;
 use crate::apply::verify::{RegionVerify, VerifyRequest, verify_plan};
 use crate::plan::Plan;
@@ -67,7 +68,13 @@ async fn run_policy(shared: &Shared, plan_name: &str, plan: &Plan, policy: &str,
         policy: Some(policy.to_string()),
         ..Default::default()
     };
-    for row in verify_plan(plan, &password, &req).await {
+    let rows = verify_plan(plan, &password, &req).await;
+    for alert in verification_alerts(plan_name, &rows) {
+        for problem in fire(&plan.alerts, &alert).await {
+            tracing::warn!(plan = plan_name, problem = %problem, "alert not delivered");
+        }
+    }
+    for row in rows {
         let key = DatasetKey::new(plan_name, &row.dataset);
         if row.passed() {
             tracing::info!(plan = plan_name, dataset = %row.dataset, region = %row.region, "verification passed");

@@ -22,8 +22,8 @@ use toml::de::DeTable;
 
 pub use diagnostic::{Diagnostic, LineIndex, Severity};
 pub use model::{
-    Dataset, DatasetKind, DnsRecordType, Endpoint, EndpointName, HttpProbe, KeySource, Plan, Playbook, PlaybookName,
-    Probe, Provider, Region, RepoAddress, SecretSource, Step, StepAction, VerifyName, VerifyPolicy,
+    Alerts, Dataset, DatasetKind, DnsRecordType, Endpoint, EndpointName, HttpProbe, KeySource, Plan, Playbook,
+    PlaybookName, Probe, Provider, Region, RepoAddress, SecretSource, Step, StepAction, VerifyName, VerifyPolicy,
 };
 pub use retention::{Decision, Retention, SnapInfo};
 pub use schedule::{Schedule, ScheduleError};

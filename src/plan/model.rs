@@ -64,6 +64,16 @@ pub struct Plan {
     pub verify: BTreeMap<VerifyName, VerifyPolicy>,
     pub endpoints: BTreeMap<EndpointName, Endpoint>,
     pub playbooks: BTreeMap<PlaybookName, Playbook>,
+    pub alerts: Alerts,
+}
+
+/// Where failures (a verification that finds damage, say) are reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Alerts {
+    /// Receives a JSON POST per alert.
+    pub webhook: Option<String>,
+    /// Run per alert, with `LIFEBOAT_ALERT_*` variables describing it.
+    pub command: Option<Vec<String>>,
 }
 
 /// Where a secret comes from, never the secret itself. Sources are tried in order

@@ -5,6 +5,7 @@
 //! (regions, datasets, endpoints, then verify and playbooks that refer to them), and a
 //! reference to an undefined name is checked against what the plan defines.
 
+mod alerts;
 mod datasets;
 mod endpoints;
 mod key;
@@ -22,8 +23,9 @@ use super::diagnostic::Diagnostics;
 use super::model::Plan;
 use super::reader::{At, Fields, did_you_mean, named_tables};
 
-const TOP_KEYS: [&str; 7] = [
+const TOP_KEYS: [&str; 8] = [
     "version",
+    "alerts",
     "key",
     "regions",
     "datasets",
@@ -115,6 +117,7 @@ pub fn build(file: &Path, root: &DeTable, diags: &mut Diagnostics) -> Option<Pla
     let endpoints = endpoints::section(&named(&top, "endpoints", &mut ctx), &mut ctx);
     let verify = verify::section(&named(&top, "verify", &mut ctx), &mut ctx);
     let playbooks = playbooks::section(&named(&top, "playbooks", &mut ctx), &mut ctx);
+    let alerts = alerts::section(&top, &mut ctx);
     if ctx.diags.has_errors() {
         return None;
     }
@@ -127,6 +130,7 @@ pub fn build(file: &Path, root: &DeTable, diags: &mut Diagnostics) -> Option<Pla
         verify,
         endpoints,
         playbooks,
+        alerts,
     })
 }
 

@@ -1,0 +1,144 @@
+//! Report failures where the plan's `[alerts]` says: a JSON POST to a webhook and/or
+//! a command run with `LIFEBOAT_ALERT_*` variables. Delivery problems are returned
+//! (and logged by the caller), never turned into the failure being reported.
+
+use std::time::Duration;
+
+use crate::plan::Alerts;
+
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// One thing that went wrong, for the people on call.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Alert {
+    /// What failed: `verification`, `backup`, `drill`.
+    pub kind: String,
+    pub plan: String,
+    pub dataset: String,
+    pub region: String,
+    pub message: String,
+}
+
+/// Deliver `alert` to every configured hook; returns one line per delivery problem.
+pub async fn fire(alerts: &Alerts, alert: &Alert) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(url) = &alerts.webhook
+        && let Err(e) = post(url, alert).await
+    {
+        problems.push(format!("alert webhook {url}: {e}"));
+    }
+    if let Some(argv) = &alerts.command
+        && let Err(e) = run(argv, alert).await
+    {
+        problems.push(format!(
+            "alert command {}: {e}",
+            argv.first().map_or("", |s| s.as_str())
+        ));
+    }
+    problems
+}
+
+async fn post(url: &str, alert: &Alert) -> Result<(), String> {
+    let client = reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let resp = client.post(url).json(alert).send().await.map_err(|e| e.to_string())?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("answered {}", resp.status()))
+    }
+}
+
+async fn run(argv: &[String], alert: &Alert) -> Result<(), String> {
+    let Some((prog, args)) = argv.split_first() else {
+        return Ok(());
+    };
+    let child = tokio::process::Command::new(prog)
+        .args(args)
+        .env("LIFEBOAT_ALERT_KIND", &alert.kind)
+        .env("LIFEBOAT_ALERT_PLAN", &alert.plan)
+        .env("LIFEBOAT_ALERT_DATASET", &alert.dataset)
+        .env("LIFEBOAT_ALERT_REGION", &alert.region)
+        .env("LIFEBOAT_ALERT_MESSAGE", &alert.message)
+        .kill_on_drop(true)
+        .status();
+    match tokio::time::timeout(TIMEOUT, child).await {
+        Ok(Ok(s)) if s.success() => Ok(()),
+        Ok(Ok(s)) => Err(format!("exited with {s}")),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("did not finish within {}s", TIMEOUT.as_secs())),
+    }
+}
+
+/// Alerts for the failed rows of a verification run.
+pub fn verification_alerts(plan_name: &str, rows: &[super::verify::RegionVerify]) -> Vec<Alert> {
+    rows.iter()
+        .filter(|r| !r.passed())
+        .map(|r| Alert {
+            kind: "verification".into(),
+            plan: plan_name.to_string(),
+            dataset: r.dataset.clone(),
+            region: r.region.clone(),
+            message: match (&r.report, &r.error) {
+                (Some(rep), _) => {
+                    let files: Vec<&str> = rep.damaged.iter().map(|d| d.0.as_str()).collect();
+                    format!("test restore found damaged files: {}", files.join(", "))
+                }
+                (None, Some(e)) => format!("test restore could not run: {e}"),
+                (None, None) => "test restore failed".into(),
+            },
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn command_hook_receives_the_alert_in_its_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("alert.txt");
+        let alerts = Alerts {
+            webhook: None,
+            command: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                format!(
+                    "echo \"$LIFEBOAT_ALERT_KIND $LIFEBOAT_ALERT_REGION $LIFEBOAT_ALERT_MESSAGE\" > {}",
+                    out.display()
+                ),
+            ]),
+        };
+        let alert = Alert {
+            kind: "verification".into(),
+            plan: "p".into(),
+            dataset: "d".into(),
+            region: "b".into(),
+            message: "damaged: x".into(),
+        };
+        assert!(fire(&alerts, &alert).await.is_empty());
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap().trim(),
+            "verification b damaged: x"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_hook_is_reported_not_hidden() {
+        let alerts = Alerts {
+            webhook: Some("http://127.0.0.1:9/unreachable".into()),
+            command: Some(vec!["false".into()]),
+        };
+        let alert = Alert {
+            kind: "verification".into(),
+            plan: "p".into(),
+            dataset: "d".into(),
+            region: "r".into(),
+            message: "m".into(),
+        };
+        assert_eq!(fire(&alerts, &alert).await.len(), 2);
+    }
+}
