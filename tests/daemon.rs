@@ -525,3 +525,56 @@ fn shutdown_waits_a_bounded_time_and_a_second_signal_exits_at_once() {
     assert!(term.elapsed() < Duration::from_secs(4), "took {:?}", term.elapsed());
     assert!(d.log().contains("did not finish within the grace time"), "{}", d.log());
 }
+
+/// Verify policies and playbooks with a `drill_schedule` run on their own schedules;
+/// their latest results appear in the status and the metrics.
+#[test]
+fn scheduled_verification_and_drills_report_their_results() {
+    let site = Site::new("*/2 * * * * *", "1h");
+    let root = site.dir.path().display().to_string();
+    let mut text = site.plan_text("*/2 * * * * *", "1h", &["docs"]);
+    text.push_str(&format!(
+        "[verify.often]\nschedule = \"*/3 * * * * *\"\nsample_fraction = 1.0\n\
+         [endpoints.app]\nprovider = \"file\"\npath = \"{root}/upstream.conf\"\n\
+         targets = {{ a = \"server 127.0.0.1:1;\", b = \"server 127.0.0.1:2;\" }}\n\
+         [playbooks.rehearse]\nrto = \"5m\"\nprimary = \"a\"\nstandby = \"b\"\n\
+         drill_schedule = \"*/4 * * * * *\"\n\
+         steps = [\n  {{ kind = \"restore\", dataset = \"docs\", region = \"b\", target = \"{root}/drill-restore\" }},\n\
+           {{ kind = \"probe\", command = [\"test\", \"-s\", \"{root}/drill-restore/data/f0.txt\"] }},\n\
+           {{ kind = \"repoint\", endpoint = \"app\", to = \"b\" }},\n]\n"
+    ));
+    site.write_plan(&text);
+    let daemon = site.start(&[]);
+    daemon.wait_healthy();
+    daemon.wait_successes("docs", 1, Duration::from_secs(60));
+    let verified = poll(Duration::from_secs(60), || {
+        let st = daemon.json("/v1/status");
+        let regions = st["plans"][0]["datasets"][0]["regions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        regions.len() == 2 && regions.iter().all(|r| r["verification"]["passed"] == true)
+    });
+    assert!(
+        verified,
+        "no passing verification in both regions; log:\n{}",
+        daemon.log()
+    );
+    let drilled = poll(Duration::from_secs(60), || {
+        let st = daemon.json("/v1/status");
+        st["drills"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["outcome"] == "passed"))
+    });
+    assert!(drilled, "no passing scheduled drill; log:\n{}", daemon.log());
+    let (_, metrics) = daemon.get("/metrics", None);
+    assert_prometheus_text(&metrics);
+    assert!(metrics.contains("lifeboat_verification_passed{"), "{metrics}");
+    assert!(
+        metrics.contains("lifeboat_drill_passed{plan=\"site\",playbook=\"rehearse\"} 1"),
+        "{metrics}"
+    );
+    // Traffic is back on the primary after the drill.
+    let upstream = std::fs::read_to_string(site.path("upstream.conf")).unwrap_or_default();
+    assert!(upstream.contains("127.0.0.1:1;"), "{upstream}");
+}

@@ -136,6 +136,23 @@ fn objectives(f: &mut Exposition, status: &StatusView) {
         "gauge",
         "Full-restore time estimated from the latest test restore's throughput.",
     );
+    f.head(
+        "lifeboat_drill_passed",
+        "gauge",
+        "1 when the last scheduled drill of the playbook passed.",
+    );
+    f.head(
+        "lifeboat_drill_rto_seconds",
+        "gauge",
+        "Recovery time measured by the last scheduled drill.",
+    );
+    for d in &status.drills {
+        let l = [("plan", d.plan.as_str()), ("playbook", d.playbook.as_str())];
+        f.sample("lifeboat_drill_passed", &l, bool_value(d.outcome == "passed"));
+        if let Some(ms) = d.rto_ms {
+            f.sample("lifeboat_drill_rto_seconds", &l, ms as f64 / 1000.0);
+        }
+    }
     for p in &status.plans {
         for d in &p.datasets {
             let l = [("plan", p.name.as_str()), ("dataset", d.dataset.as_str())];

@@ -9,6 +9,7 @@
 
 mod auth;
 pub mod client;
+mod drills;
 mod http;
 mod lock;
 pub mod logging;
@@ -174,6 +175,7 @@ async fn start(
     }
     tokio::spawn(runner::scheduler(shared.clone()));
     tokio::spawn(verifier::verifier(shared.clone()));
+    tokio::spawn(drills::driller(shared.clone()));
     tokio::spawn(watch_plans(shared.clone(), hangup));
     tracing::info!(plans = %shared.config.plans_dir.display(), state = %shared.config.state_dir.display(), "daemon started");
 }

@@ -98,6 +98,8 @@ pub struct Shared {
     pub trigger_limit: RateLimit,
     /// Latest scheduled verification per dataset and region.
     pub verifications: Mutex<super::verifier::Verifications>,
+    /// Last scheduled drill per plan and playbook.
+    pub drills: Mutex<super::drills::DrillResults>,
 }
 
 impl Shared {
@@ -121,6 +123,7 @@ impl Shared {
             rebuilt,
             tokens,
             verifications: Mutex::new(Default::default()),
+            drills: Mutex::new(Default::default()),
         }
     }
 

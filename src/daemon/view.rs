@@ -20,6 +20,9 @@ pub struct StatusView {
     pub plan_errors: Vec<PlanErrorView>,
     /// One line per objective not met: `plan/dataset: why`.
     pub violations: Vec<String>,
+    /// The last scheduled drill of each playbook that has a `drill_schedule`.
+    #[serde(default)]
+    pub drills: Vec<super::drills::DrillView>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -201,5 +204,6 @@ pub fn status(shared: &Shared) -> StatusView {
         violations: violations(&views),
         plan_errors: plans.errors.values().map(PlanErrorView::from).collect(),
         plans: views,
+        drills: lock(&shared.drills).values().cloned().collect(),
     }
 }

@@ -255,6 +255,8 @@ pub struct Playbook {
     pub primary: Option<RegionName>,
     /// The region the playbook recovers into: restores without a region use it.
     pub standby: Option<RegionName>,
+    /// When the daemon rehearses this playbook as a drill; never when `None`.
+    pub drill_schedule: Option<Schedule>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

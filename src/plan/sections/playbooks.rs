@@ -15,7 +15,15 @@ use crate::plan::model::{EndpointName, HttpProbe, Playbook, PlaybookName, Probe,
 use crate::plan::reader::{At, Fields};
 use crate::plan::units::format_duration;
 
-const PLAYBOOK_KEYS: [&str; 6] = ["description", "rto", "steps", "rollback", "primary", "standby"];
+const PLAYBOOK_KEYS: [&str; 7] = [
+    "description",
+    "rto",
+    "steps",
+    "rollback",
+    "primary",
+    "standby",
+    "drill_schedule",
+];
 const STEP_COMMON: [&str; 3] = ["kind", "name", "timeout"];
 const PROBE_KEYS: [&str; 9] = [
     "url",
@@ -65,6 +73,10 @@ fn playbook(name: PlaybookName, fields: &Fields, ctx: &mut Ctx) -> Option<Playbo
     let rollback = steps_or_empty(fields, ctx);
     let primary = region_ref(fields, "primary", ctx);
     let standby = region_ref(fields, "standby", ctx);
+    let drill_schedule = match fields.get("drill_schedule") {
+        Some(_) => super::datasets::schedule(fields, "drill_schedule", ctx).map(Some),
+        None => Some(None),
+    };
     let (rto, steps) = (rto?, steps?);
     warn_waits_exceed_rto(&steps, &rto, fields.context(), ctx);
     Some(Playbook {
@@ -75,6 +87,7 @@ fn playbook(name: PlaybookName, fields: &Fields, ctx: &mut Ctx) -> Option<Playbo
         rollback: rollback?,
         primary: primary?,
         standby: standby?,
+        drill_schedule: drill_schedule?,
     })
 }
 
