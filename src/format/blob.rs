@@ -67,6 +67,18 @@ fn worth_it(z: &[u8], raw_len: usize) -> bool {
 /// their middle: data that does not shrink there (weights, media, ciphertext) is
 /// stored raw without paying for a full compression attempt.
 pub fn frame(data: &[u8], level: Compression) -> Vec<u8> {
+    let (code, body) = match compressed(data, level) {
+        Some(z) => (ZSTD, std::borrow::Cow::Owned(z)),
+        None => (RAW, std::borrow::Cow::Borrowed(data)),
+    };
+    let mut out = Vec::with_capacity(body.len() + 1);
+    out.push(code);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The zstd frame of `data` when compression is on and pays off.
+fn compressed(data: &[u8], level: Compression) -> Option<Vec<u8>> {
     let promising = || {
         data.len() < 4 * PROBE || {
             let mid = data.len() / 2 - PROBE / 2;
@@ -74,21 +86,10 @@ pub fn frame(data: &[u8], level: Compression) -> Vec<u8> {
             compress(probe, level.0).is_some_and(|z| worth_it(&z, PROBE))
         }
     };
-    if level.0 != 0
-        && data.len() >= 64
-        && promising()
-        && let Some(z) = compress(data, level.0)
-        && worth_it(&z, data.len())
-    {
-        let mut out = Vec::with_capacity(z.len() + 1);
-        out.push(ZSTD);
-        out.extend_from_slice(&z);
-        return out;
+    if level.0 == 0 || data.len() < 64 || !promising() {
+        return None;
     }
-    let mut out = Vec::with_capacity(data.len() + 1);
-    out.push(RAW);
-    out.extend_from_slice(data);
-    out
+    compress(data, level.0).filter(|z| worth_it(z, data.len()))
 }
 
 /// Reverse of [`frame`].
@@ -101,9 +102,13 @@ pub fn unframe(plain: &[u8]) -> Result<Vec<u8>, BlobError> {
     }
 }
 
-/// Compress (when it helps) and encrypt one value.
+/// Compress (when it helps) and encrypt one value. Same bytes as sealing
+/// [`frame`]'s output, without building that intermediate copy.
 pub fn seal(key: &MasterKey, cipher: Cipher, nonce: &[u8], data: &[u8], level: Compression) -> Vec<u8> {
-    crypto::seal(cipher, key.data_key(), nonce, &frame(data, level))
+    match compressed(data, level) {
+        Some(z) => crypto::seal_parts(cipher, key.data_key(), nonce, &[ZSTD], &z),
+        None => crypto::seal_parts(cipher, key.data_key(), nonce, &[RAW], data),
+    }
 }
 
 /// Decrypt and decompress a value sealed by [`seal`].
