@@ -2,6 +2,8 @@
 //! that narrow it, dry runs that change nothing, and forget + prune freeing space
 //! while every kept snapshot still restores exactly.
 
+mod fs_util;
+use fs_util::{contents, copy_tree};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -146,37 +148,7 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let dest = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).expect("copy file");
-        }
-    }
-}
 
-/// Every file and directory under `root`, by relative path, with the bytes of files.
-fn contents(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
-    fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<PathBuf, Option<Vec<u8>>>) {
-        for entry in std::fs::read_dir(dir).expect("read_dir") {
-            let path = entry.expect("entry").path();
-            let rel = path.strip_prefix(root).expect("under root").to_path_buf();
-            if path.is_dir() {
-                out.insert(rel, None);
-                walk(&path, root, out);
-            } else {
-                out.insert(rel, Some(std::fs::read(&path).expect("read file")));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
 
 /// Six snapshots of dataset `alpha` (the second tagged `release`, the rest `daily`)
 /// and two of dataset `beta`, made once per test run and copied for each test.

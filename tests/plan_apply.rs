@@ -1,6 +1,8 @@
 //! The plan-driven cycle end to end on a copy of the quick start: validate, plan, apply
 //! to two local regions, restore by plan, and what happens when a region is lost.
 
+mod fs_util;
+use fs_util::{contents, copy_tree};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -94,37 +96,7 @@ fn parse(out: &Output) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout)))
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let dest = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).expect("copy file");
-        }
-    }
-}
 
-/// Every file and directory under `root`, by relative path, with the bytes of files.
-fn contents(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
-    fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<PathBuf, Option<Vec<u8>>>) {
-        for entry in std::fs::read_dir(dir).expect("read_dir") {
-            let path = entry.expect("entry").path();
-            let rel = path.strip_prefix(root).expect("under root").to_path_buf();
-            if path.is_dir() {
-                out.insert(rel, None);
-                walk(&path, root, out);
-            } else {
-                out.insert(rel, Some(std::fs::read(&path).expect("read file")));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
 
 fn assert_same_tree(expected: &Path, got: &Path) {
     let (want, have) = (contents(expected), contents(got));

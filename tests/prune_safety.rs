@@ -2,6 +2,8 @@
 //! runs beside it, not when it is killed at any moment, and not while a backup that
 //! started before the condemnation still holds its lease.
 
+mod fs_util;
+use fs_util::{contents, copy_tree};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -171,39 +173,7 @@ fn write_source(src: &Path, seeds: impl IntoIterator<Item = u64>, len: usize) {
     }
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let dest = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).expect("copy file");
-        }
-    }
-}
 
-/// Every file and directory under `root`, by relative path, with the bytes of files.
-fn contents(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
-    fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<PathBuf, Option<Vec<u8>>>) {
-        for entry in std::fs::read_dir(dir).expect("read_dir") {
-            let path = entry.expect("entry").path();
-            let rel = path.strip_prefix(root).expect("under root").to_path_buf();
-            if path.is_dir() {
-                out.insert(rel, None);
-                walk(&path, root, out);
-            } else {
-                out.insert(rel, Some(std::fs::read(&path).expect("read file")));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    if root.exists() {
-        walk(root, root, &mut out);
-    }
-    out
-}
 
 /// Two snapshots, the first forgotten: its 40 files of 24 KiB are garbage, its other
 /// 40 files are shared with the kept one. Returns the kept snapshot and its copy.
