@@ -148,8 +148,6 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-
-
 /// Six snapshots of dataset `alpha` (the second tagged `release`, the rest `daily`)
 /// and two of dataset `beta`, made once per test run and copied for each test.
 fn eight_snapshots() -> (Repo, &'static [Made], &'static [Made]) {

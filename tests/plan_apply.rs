@@ -96,8 +96,6 @@ fn parse(out: &Output) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout)))
 }
 
-
-
 fn assert_same_tree(expected: &Path, got: &Path) {
     let (want, have) = (contents(expected), contents(got));
     assert!(!want.is_empty(), "{} is empty", expected.display());

@@ -173,8 +173,6 @@ fn write_source(src: &Path, seeds: impl IntoIterator<Item = u64>, len: usize) {
     }
 }
 
-
-
 /// Two snapshots, the first forgotten: its 40 files of 24 KiB are garbage, its other
 /// 40 files are shared with the kept one. Returns the kept snapshot and its copy.
 fn garbage_beside_a_kept_snapshot(repo: &Repo) -> (String, PathBuf) {

@@ -215,7 +215,10 @@ mod tests {
     fn seal_parts_matches_seal_of_the_joined_plaintext() {
         for c in [Cipher::XChaCha20Poly1305, Cipher::Aes256Gcm] {
             let nonce = vec![3u8; c.nonce_len()];
-            assert_eq!(seal_parts(c, &[5; 32], &nonce, b"\x01", b"body"), seal(c, &[5; 32], &nonce, b"\x01body"));
+            assert_eq!(
+                seal_parts(c, &[5; 32], &nonce, b"\x01", b"body"),
+                seal(c, &[5; 32], &nonce, b"\x01body")
+            );
         }
     }
 

@@ -128,7 +128,15 @@ impl Lease {
             created: Utc::now(),
             expires: Utc::now(),
         };
-        store.put(&key, lease_bytes(&mut info)).await?;
+        // A create-only write (If-None-Match on S3): the name is random, so this never
+        // meets an existing lease, and on a server that honours conditional writes a
+        // retried request cannot overwrite one either.
+        if !store.put_if_absent(&key, lease_bytes(&mut info)).await? {
+            return Err(RepoError::Locked {
+                addr: addr.clone(),
+                detail: format!("lease name {key} is already taken — retry"),
+            });
+        }
         if let Some(l) = conflict(kind, &live_leases(store.as_ref(), Some(&key)).await?) {
             let err = locked(l);
             store.delete(&key).await?;
