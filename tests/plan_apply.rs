@@ -3,7 +3,6 @@
 
 mod fs_util;
 use fs_util::{contents, copy_tree};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
