@@ -23,7 +23,6 @@ pub use crate::format::crypto::KdfParams;
 use crate::format::crypto::{Cipher, MasterKey};
 use crate::format::ids::{BlobId, IndexId, KeyId, PackId, RepoId};
 use crate::format::index::IndexFile;
-use crate::format::pack::BlobKind;
 use crate::format::tree::Tree;
 use crate::storage::Store;
 
@@ -335,6 +334,3 @@ impl Repository {
         Ok(Index::from_files(&files))
     }
 }
-
-/// Kind of blob, re-exported for callers that build packs.
-pub type Kind = BlobKind;
