@@ -1,7 +1,7 @@
 //! The step runner on its own: probes retried until their deadline against a local
 //! HTTP server, step timeouts, rollback order, drill versus failover, drill routes,
-//! previews and saved reports. Endpoints here are `file` and `command` providers, so
-//! nothing outside the test is needed.
+//! previews and saved reports. Endpoints here are `file`, `command` and `http` (against
+//! a local recording server) providers, so nothing outside the test is needed.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -336,4 +336,79 @@ fn preview_lists_actions_and_what_a_failure_undoes() {
     assert!(text.contains("if a step fails: re-point gw back to a"), "{text}");
     assert!(!upstream.exists(), "a preview must change nothing");
     assert!(lifeboat::drill::run::find_playbook(&p, "nope").is_err());
+}
+
+/// Records each request's first line and body, answering every one with `status`.
+fn recording_server(status: u16) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(&stream);
+            let (mut first, mut line, mut length) = (String::new(), String::new(), 0usize);
+            let _ = reader.read_line(&mut first);
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0u8; length];
+            let _ = std::io::Read::read_exact(&mut reader, &mut body);
+            log.lock()
+                .unwrap()
+                .push(format!("{} {}", first.trim(), String::from_utf8_lossy(&body)));
+            let reply = format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            let _ = (&stream).write_all(reply.as_bytes());
+        }
+    });
+    (url, seen)
+}
+
+fn http_endpoint_plan(dir: &Path, url: &str) -> Plan {
+    plan(
+        dir,
+        &format!(
+            r#"
+[endpoints.gw]
+provider = "http"
+url = "{url}admin/upstream"
+method = "PUT"
+body = "{{\"upstream\": \"{{target}}\"}}"
+expect_status = 200
+targets = {{ a = "10.0.0.1:80", b = "10.0.0.2:80" }}
+
+[playbooks.p]
+rto = "1m"
+primary = "a"
+standby = "b"
+steps = [{{ kind = "repoint", endpoint = "gw", to = "b" }}]
+"#
+        ),
+    )
+}
+
+#[tokio::test]
+async fn http_endpoint_calls_the_admin_api_and_a_drill_calls_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, seen) = recording_server(200);
+    let report = run(&http_endpoint_plan(dir.path(), &url), dir.path(), "p", Mode::Drill).await;
+    assert_eq!(report.outcome, Outcome::Passed, "{report:#?}");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen[0].starts_with("PUT /admin/upstream") && seen[0].contains(r#"{"upstream": "10.0.0.2:80"}"#),
+        "{seen:?}"
+    );
+    assert!(seen[1].contains(r#"{"upstream": "10.0.0.1:80"}"#), "{seen:?}");
+}
+
+#[tokio::test]
+async fn http_endpoint_with_an_unexpected_status_fails_the_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _) = recording_server(500);
+    let report = run(&http_endpoint_plan(dir.path(), &url), dir.path(), "p", Mode::Drill).await;
+    assert_eq!(report.outcome, Outcome::Failed, "{report:#?}");
 }
