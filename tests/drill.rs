@@ -412,3 +412,27 @@ async fn http_endpoint_with_an_unexpected_status_fails_the_step() {
     let report = run(&http_endpoint_plan(dir.path(), &url), dir.path(), "p", Mode::Drill).await;
     assert_eq!(report.outcome, Outcome::Failed, "{report:#?}");
 }
+
+#[tokio::test]
+async fn notify_step_posts_its_message_to_the_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, seen) = recording_server(200);
+    let p = plan(
+        dir.path(),
+        &format!(
+            r#"
+[playbooks.p]
+rto = "1m"
+steps = [{{ kind = "notify", message = "failing over inference", url = "{url}hook" }}]
+"#
+        ),
+    );
+    let report = run(&p, dir.path(), "p", Mode::Drill).await;
+    assert_eq!(report.outcome, Outcome::Passed, "{report:#?}");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].starts_with("POST /hook") && seen[0].contains("failing over inference"),
+        "{seen:?}"
+    );
+}
