@@ -121,7 +121,7 @@ fn small_chunks(seed: u64) -> ChunkerParams {
 }
 
 fn chunk_all(data: &[u8], p: &ChunkerParams) -> Vec<Vec<u8>> {
-    chunker::chunks(data, p).collect::<Result<_, _>>().unwrap()
+    chunker::chunks(data, p).unwrap()
 }
 
 fn chunk_ids(key: &MasterKey, data: &[u8], p: &ChunkerParams) -> Vec<BlobId> {
@@ -144,7 +144,7 @@ fn build_pack(key: &MasterKey, c: Cipher, sizes: &[usize], seed: u64) -> (PackId
             }
         })
         .collect();
-    pack::assemble(key, c, &nonce_for(c, !seed), &blobs)
+    pack::assemble(key, c, &nonce_for(c, !seed), blobs)
 }
 
 proptest! {

@@ -21,18 +21,18 @@ use chrono::{DateTime, Utc};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use tokio::sync::mpsc;
 
-use super::fanout::{Dropped, Lane, Target, no_region_left, upload_packs};
+use super::fanout::{Dropped, Lane, Outgoing, PACKS_IN_MEMORY, Target, no_region_left, upload_packs};
 use super::walk::{Excludes, node_from_meta, unchanged};
 use super::{EngineError, Progress, Result};
 use crate::format::blob::Compression;
-use crate::format::chunker;
+use crate::format::chunker::Chunker;
 use crate::format::ids::{BlobId, ContentHasher, SnapshotId};
 use crate::format::names::{DatasetName, Tag};
 use crate::format::pack::BlobKind;
 use crate::format::snapshot::{Snapshot, Summary};
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::repo::lock::{Lease, LeaseKind};
-use crate::repo::packer::{FinishedPack, PackBuilder};
+use crate::repo::packer::PackBuilder;
 use crate::repo::{Index, Repository};
 
 const CHUNK_QUEUE: usize = 4;
@@ -273,7 +273,7 @@ async fn run(
     spawn_prescan(roots.clone(), excludes.clone(), progress.clone());
     let (chunk_tx, chunk_rx) = bounded::<Job>(CHUNK_QUEUE);
     let (sealed_tx, sealed_rx) = bounded::<Sealed>(CHUNK_QUEUE);
-    let (pack_tx, pack_rx) = mpsc::channel::<FinishedPack>(PACK_QUEUE);
+    let (pack_tx, pack_rx) = mpsc::channel::<Outgoing>(PACK_QUEUE);
     let compression = if opts.no_compression {
         Compression::OFF
     } else {
@@ -291,6 +291,7 @@ async fn run(
         progress,
         summary: Summary::default(),
         runtime: tokio::runtime::Handle::current(),
+        chunker: None,
     };
     let walked = std::thread::spawn(move || walker.walk_roots(&roots, parent.map(|p| p.1)));
     let lag_wait = opts.lag_wait.unwrap_or(DEFAULT_LAG_WAIT);
@@ -387,19 +388,29 @@ fn spawn_sealers(
 fn spawn_packer(
     repo: &Repository,
     rx: Receiver<Sealed>,
-    tx: mpsc::Sender<FinishedPack>,
+    tx: mpsc::Sender<Outgoing>,
 ) -> std::thread::JoinHandle<Result<()>> {
     let repo = repo.clone();
+    let runtime = tokio::runtime::Handle::current();
     std::thread::spawn(move || {
         let mut builder = PackBuilder::new(repo.config().pack_size as usize);
+        let slots = Arc::new(tokio::sync::Semaphore::new(PACKS_IN_MEMORY));
         let closed = || EngineError::Internal("upload stage stopped".into());
+        let ship = |builder: &mut PackBuilder| -> Result<()> {
+            let slot = runtime.block_on(slots.clone().acquire_owned()).map_err(|_| closed())?;
+            let out = Outgoing {
+                pack: builder.finish(&repo),
+                slot: Arc::new(slot),
+            };
+            tx.blocking_send(out).map_err(|_| closed())
+        };
         for s in rx {
             if builder.add(s.kind, s.id, s.raw_length, s.sealed) {
-                tx.blocking_send(builder.finish(&repo)).map_err(|_| closed())?;
+                ship(&mut builder)?;
             }
         }
         if !builder.is_empty() {
-            tx.blocking_send(builder.finish(&repo)).map_err(|_| closed())?;
+            ship(&mut builder)?;
         }
         Ok(())
     })
@@ -416,6 +427,8 @@ struct Walker {
     progress: Arc<Progress>,
     summary: Summary,
     runtime: tokio::runtime::Handle,
+    /// Reused from file to file (its window is twice the largest chunk).
+    chunker: Option<Chunker>,
 }
 
 impl Walker {
@@ -522,22 +535,31 @@ impl Walker {
         let file = fs::File::open(path).map_err(|e| EngineError::source_io(path, e))?;
         let mut whole = ContentHasher::default();
         let mut size = 0u64;
-        let params = self.repo.config().chunker;
         let reader = HashingReader {
             inner: file,
             hasher: &mut whole,
         };
         let mut content = Vec::new();
-        for chunk in chunker::chunks(reader, &params) {
-            let chunk = chunk.map_err(|e| EngineError::source_io(path, e))?;
-            let id = self.repo.key().blob_id(&chunk);
-            size += chunk.len() as u64;
-            self.progress.add_done(0, chunk.len() as u64);
-            content.push(id);
-            if self.need(&id) {
-                self.send(BlobKind::Data, id, chunk)?;
-            }
-        }
+        let mut chunker = self
+            .chunker
+            .take()
+            .unwrap_or_else(|| Chunker::new(&self.repo.config().chunker));
+        let split = chunker.split(
+            reader,
+            |e| EngineError::source_io(path, e),
+            |chunk| {
+                let id = self.repo.key().blob_id(chunk);
+                size += chunk.len() as u64;
+                self.progress.add_done(0, chunk.len() as u64);
+                content.push(id);
+                if self.need(&id) {
+                    self.send(BlobKind::Data, id, chunk.to_vec())?;
+                }
+                Ok(())
+            },
+        );
+        self.chunker = Some(chunker);
+        split?;
         node.size = size;
         node.content = content;
         node.hash = Some(whole.finalize());

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::{EngineError, Result};
@@ -21,11 +21,21 @@ use crate::repo::Repository;
 use crate::repo::packer::FinishedPack;
 
 /// Packs a region may have queued or in flight before it counts as lagging.
-const LANE_DEPTH: usize = 3;
+const LANE_DEPTH: usize = 2;
 /// Concurrent uploads per region.
 const UPLOADS: usize = 2;
 /// Packs per index object, so an interrupted run leaves its work indexed.
 const INDEX_EVERY: usize = 16;
+/// Assembled packs alive at once, wherever they are (queued, uploading to any region):
+/// the packer waits for a slot before it assembles the next one. With the pack being
+/// filled, this bounds the backup's pack memory to `PACKS_IN_MEMORY + 1` pack sizes.
+pub(crate) const PACKS_IN_MEMORY: usize = LANE_DEPTH + 1;
+
+/// An assembled pack with its memory slot; the slot frees when every region is done with it.
+pub(crate) struct Outgoing {
+    pub pack: FinishedPack,
+    pub slot: Arc<OwnedSemaphorePermit>,
+}
 
 /// One region taking part in a backup.
 #[derive(Debug, Clone)]
@@ -71,10 +81,12 @@ impl Lane {
         self.dropped.get_or_insert(why);
     }
 
-    fn spawn(&mut self, pack: &FinishedPack) {
-        let (repo, permits) = (self.repo.clone(), self.permits.clone());
+    fn spawn(&mut self, out: &Outgoing) {
+        let (repo, permits, slot) = (self.repo.clone(), self.permits.clone(), out.slot.clone());
+        let pack = &out.pack;
         let (id, bytes, blobs) = (pack.id, pack.bytes.clone(), pack.entries.clone());
         self.inflight.spawn(async move {
+            let _slot = slot;
             let _permit = permits
                 .acquire()
                 .await
@@ -142,19 +154,19 @@ pub struct Uploaded {
 /// Returns an error only when no lane is left.
 pub(crate) async fn upload_packs(
     lanes: &mut [Lane],
-    mut rx: mpsc::Receiver<FinishedPack>,
+    mut rx: mpsc::Receiver<Outgoing>,
     lag_wait: Duration,
 ) -> Result<Uploaded> {
     let mut total = Uploaded::default();
-    while let Some(pack) = rx.recv().await {
-        total.blobs += pack.entries.len() as u64;
-        total.bytes += pack.bytes.len() as u64;
+    while let Some(out) = rx.recv().await {
+        total.blobs += out.pack.entries.len() as u64;
+        total.bytes += out.pack.bytes.len() as u64;
         for lane in lanes.iter_mut().filter(|l| l.active()) {
             lane.reap();
             lane.write_index(INDEX_EVERY).await;
             lane.make_room(lag_wait).await;
             if lane.active() {
-                lane.spawn(&pack);
+                lane.spawn(&out);
             }
         }
         if !lanes.iter().any(Lane::active) {

@@ -3,34 +3,136 @@
 //! FastCDC (2020) with normalisation level 1; the repository seed is XORed into the
 //! gear table, so chunk boundaries depend on a secret and cannot be predicted by
 //! someone who only sees the storage.
+//!
+//! [`Chunker`] streams a reader through one reusable window of twice the maximum chunk
+//! size and hands out each chunk as a slice of that window: no allocation, no zeroing
+//! and at most one compaction copy per refill. A cut is only searched for when a whole
+//! maximum-size span is buffered (or the input has ended), so the boundaries are
+//! exactly those of FastCDC run over the whole input at once.
 
-use std::io::Read;
+use std::io::{self, Read};
 
-use fastcdc::v2020::{Normalization, StreamCDC};
+use fastcdc::v2020::{MASKS, Normalization, cut_gear, get_gear_with_seed, logarithm2};
 
 use super::config::ChunkerParams;
 
-/// Split a reader into chunks; each item is one chunk's bytes.
-pub fn chunks<R: Read>(reader: R, p: &ChunkerParams) -> impl Iterator<Item = std::io::Result<Vec<u8>>> {
-    StreamCDC::with_level_and_seed(
+/// Smallest and largest sizes the chunker accepts (FastCDC's own limits).
+const MIN_RANGE: (u32, u32) = (fastcdc::v2020::MINIMUM_MIN, fastcdc::v2020::MINIMUM_MAX);
+const AVG_RANGE: (u32, u32) = (fastcdc::v2020::AVERAGE_MIN, fastcdc::v2020::AVERAGE_MAX);
+const MAX_RANGE: (u32, u32) = (fastcdc::v2020::MAXIMUM_MIN, fastcdc::v2020::MAXIMUM_MAX);
+
+impl ChunkerParams {
+    /// Whether FastCDC accepts these sizes (`min <= avg <= max`, each in its range).
+    pub fn valid(&self) -> bool {
+        let within = |v: u32, (lo, hi): (u32, u32)| (lo..=hi).contains(&v);
+        within(self.min_size, MIN_RANGE)
+            && within(self.avg_size, AVG_RANGE)
+            && within(self.max_size, MAX_RANGE)
+            && self.min_size <= self.avg_size
+            && self.avg_size <= self.max_size
+    }
+}
+
+/// A reusable FastCDC splitter; keep one per thread and feed it file after file.
+pub struct Chunker {
+    min: usize,
+    avg: usize,
+    max: usize,
+    mask_s: u64,
+    mask_l: u64,
+    gear: Box<[u64; 256]>,
+    gear_ls: Box<[u64; 256]>,
+    window: Vec<u8>,
+}
+
+impl Chunker {
+    /// # Panics
+    /// When `p` is not [`ChunkerParams::valid`]; repository configs are checked on load.
+    pub fn new(p: &ChunkerParams) -> Self {
+        assert!(p.valid(), "chunker parameters out of range: {p:?}");
+        let bits = logarithm2(p.avg_size);
+        let level = Normalization::Level1.bits();
+        let (gear, gear_ls) = get_gear_with_seed(p.seed);
+        Self {
+            min: p.min_size as usize,
+            avg: p.avg_size as usize,
+            max: p.max_size as usize,
+            mask_s: MASKS[(bits + level) as usize],
+            mask_l: MASKS[(bits - level) as usize],
+            gear,
+            gear_ls,
+            window: Vec::new(),
+        }
+    }
+
+    /// Split everything `reader` yields, calling `each` with every chunk in order.
+    /// Stops at the first error of either the reader (turned into `E` by `read_error`)
+    /// or `each`.
+    pub fn split<R: Read, E>(
+        &mut self,
+        mut reader: R,
+        read_error: impl FnOnce(io::Error) -> E,
+        mut each: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if self.window.len() < 2 * self.max {
+            self.window.resize(2 * self.max, 0);
+        }
+        let (mut start, mut end, mut eof) = (0usize, 0usize, false);
+        loop {
+            if !eof && end - start < self.max {
+                if start > 0 {
+                    self.window.copy_within(start..end, 0);
+                    end -= start;
+                    start = 0;
+                }
+                while !eof && end < self.window.len() {
+                    match reader.read(&mut self.window[end..]) {
+                        Ok(0) => eof = true,
+                        Ok(n) => end += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(read_error(e)),
+                    }
+                }
+            }
+            if start == end {
+                return Ok(());
+            }
+            let (_, len) = cut_gear(
+                &self.window[start..end],
+                self.min,
+                self.avg,
+                self.max,
+                self.mask_s,
+                self.mask_l,
+                self.mask_s << 1,
+                self.mask_l << 1,
+                &self.gear,
+                &self.gear_ls,
+            );
+            each(&self.window[start..start + len])?;
+            start += len;
+        }
+    }
+}
+
+/// Split a reader into owned chunks (tests and small inputs; the backup uses [`Chunker`]).
+pub fn chunks<R: Read>(reader: R, p: &ChunkerParams) -> io::Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    Chunker::new(p).split(
         reader,
-        p.min_size,
-        p.avg_size,
-        p.max_size,
-        Normalization::Level1,
-        p.seed,
-    )
-    .map(|r| {
-        r.map(|c| c.data).map_err(|e| match e {
-            fastcdc::v2020::Error::IoError(io) => io,
-            other => std::io::Error::other(other.to_string()),
-        })
-    })
+        |e| e,
+        |c| {
+            out.push(c.to_vec());
+            Ok(())
+        },
+    )?;
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fastcdc::v2020::StreamCDC;
 
     fn data(n: usize) -> Vec<u8> {
         let mut x = 0x9E3779B97F4A7C15u64;
@@ -44,11 +146,28 @@ mod tests {
             .collect()
     }
 
+    /// A reader that hands out at most `step` bytes per call, to exercise refills.
+    struct Trickle<'a>(&'a [u8], usize);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(buf.len()).min(self.1);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn reference(input: &[u8], p: &ChunkerParams) -> Vec<Vec<u8>> {
+        StreamCDC::with_level_and_seed(input, p.min_size, p.avg_size, p.max_size, Normalization::Level1, p.seed)
+            .map(|c| c.unwrap().data)
+            .collect()
+    }
+
     #[test]
     fn chunks_reassemble_and_respect_bounds() {
         let input = data(5 << 20);
         let p = ChunkerParams::with_seed(1);
-        let parts: Vec<Vec<u8>> = chunks(&input[..], &p).collect::<Result<_, _>>().unwrap();
+        let parts = chunks(&input[..], &p).unwrap();
         assert_eq!(parts.concat(), input);
         for c in &parts[..parts.len() - 1] {
             assert!(c.len() >= p.min_size as usize && c.len() <= p.max_size as usize);
@@ -56,13 +175,82 @@ mod tests {
     }
 
     #[test]
+    fn boundaries_match_fastcdc_over_the_whole_input() {
+        // Small sizes so that many windows, refills and compactions happen.
+        let p = ChunkerParams {
+            min_size: 2048,
+            avg_size: 8192,
+            max_size: 32768,
+            seed: 7,
+        };
+        let mut chunker = Chunker::new(&p);
+        for (len, step) in [
+            (0, 1),
+            (100, 7),
+            (2047, 4096),
+            (40_000, 333),
+            (300_000, 65_536),
+            (1 << 20, 1 << 20),
+        ] {
+            let input = data(len);
+            let mut got = Vec::new();
+            chunker
+                .split(
+                    Trickle(&input, step),
+                    |e| e,
+                    |c| {
+                        got.push(c.to_vec());
+                        Ok::<_, io::Error>(())
+                    },
+                )
+                .unwrap();
+            assert_eq!(got, reference(&input, &p), "len {len} step {step}");
+        }
+        // Highly repetitive input: every chunk is cut at the maximum size.
+        let zeros = vec![0u8; 200_000];
+        assert_eq!(chunks(&zeros[..], &p).unwrap(), reference(&zeros, &p));
+    }
+
+    #[test]
+    fn default_parameters_match_fastcdc() {
+        let input = data(20 << 20);
+        let p = ChunkerParams::with_seed(0xDEAD_BEEF);
+        assert_eq!(chunks(Trickle(&input, 3 << 20), &p).unwrap(), reference(&input, &p));
+    }
+
+    #[test]
     fn seed_changes_boundaries() {
         let input = data(6 << 20);
         let lens = |seed| -> Vec<usize> {
             chunks(&input[..], &ChunkerParams::with_seed(seed))
-                .map(|c| c.unwrap().len())
+                .unwrap()
+                .iter()
+                .map(Vec::len)
                 .collect()
         };
         assert_ne!(lens(1), lens(2));
+    }
+
+    #[test]
+    fn reader_errors_stop_the_split() {
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("disk gone"))
+            }
+        }
+        let err = chunks(Broken, &ChunkerParams::with_seed(1)).unwrap_err();
+        assert_eq!(err.to_string(), "disk gone");
+    }
+
+    #[test]
+    fn out_of_range_parameters_are_not_valid() {
+        let mut p = ChunkerParams::with_seed(1);
+        assert!(p.valid());
+        p.min_size = 32;
+        assert!(!p.valid());
+        let mut p = ChunkerParams::with_seed(1);
+        p.max_size = p.avg_size - 1;
+        assert!(!p.valid());
     }
 }

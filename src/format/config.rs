@@ -101,6 +101,9 @@ impl Config {
         let cipher = Self::peek(bytes)?;
         let body = blob::open(key, cipher, &bytes[13..])?;
         let mut cfg: Config = serde_json::from_slice(&body).map_err(|e| ConfigError::Json(e.to_string()))?;
+        if !cfg.chunker.valid() {
+            return Err(ConfigError::Json("chunker parameters are out of range".into()));
+        }
         cfg.cipher = Some(cipher);
         Ok(cfg)
     }
@@ -200,5 +203,21 @@ mod tests {
         bytes[8] = 9;
         assert_eq!(Config::peek(&bytes), Err(ConfigError::Version(9)));
         assert_eq!(Config::peek(b"garbage-garbage"), Err(ConfigError::Magic));
+    }
+
+    #[test]
+    fn out_of_range_chunker_is_refused() {
+        let mk = MasterKey::from_bytes([4; 32]);
+        let mut chunker = ChunkerParams::with_seed(42);
+        chunker.max_size = 64 << 20;
+        let cfg = Config {
+            id: RepoId([8; 32]),
+            chunker,
+            compression: 3,
+            pack_size: 16 << 20,
+            cipher: Some(Cipher::XChaCha20Poly1305),
+        };
+        let err = Config::decode(&cfg.encode(&mk, &[0; 24]), &mk).unwrap_err();
+        assert!(matches!(err, ConfigError::Json(m) if m.contains("chunker")));
     }
 }

@@ -69,12 +69,13 @@ pub enum PackError {
     Malformed(&'static str),
 }
 
-/// Build a pack from sealed blobs already in storage order.
+/// Build a pack from sealed blobs already in storage order; each blob's buffer is
+/// released as soon as it has been copied into the pack.
 pub fn assemble(
     key: &MasterKey,
     cipher: Cipher,
     header_nonce: &[u8],
-    blobs: &[PendingBlob],
+    blobs: Vec<PendingBlob>,
 ) -> (PackId, Vec<u8>, Vec<PackEntry>) {
     let total: usize = blobs.iter().map(|b| b.sealed.len()).sum();
     let mut bytes = Vec::with_capacity(total + blobs.len() * ENTRY_LEN + 64);
@@ -180,7 +181,7 @@ mod tests {
                 }
             })
             .collect();
-        let (id, bytes, entries) = assemble(&key, c, &[9; 24], &blobs);
+        let (id, bytes, entries) = assemble(&key, c, &[9; 24], blobs);
         assert_eq!(id, PackId::of_bytes(&bytes));
         assert_eq!(read_header(&key, c, &bytes).unwrap(), entries);
         let e = entries[2];
@@ -191,7 +192,7 @@ mod tests {
     #[test]
     fn truncated_pack_is_refused() {
         let key = MasterKey::from_bytes([5; 32]);
-        let (_, bytes, _) = assemble(&key, Cipher::Aes256Gcm, &[1; 12], &[]);
+        let (_, bytes, _) = assemble(&key, Cipher::Aes256Gcm, &[1; 12], Vec::new());
         assert!(read_header(&key, Cipher::Aes256Gcm, &bytes[1..]).is_err());
         assert!(read_header(&key, Cipher::Aes256Gcm, &bytes[..3]).is_err());
     }

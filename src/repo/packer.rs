@@ -57,7 +57,7 @@ impl PackBuilder {
         blobs.shuffle(&mut rand::thread_rng());
         let nonce = super::random::<24>();
         let (id, bytes, entries) =
-            pack::assemble(repo.key(), repo.cipher(), &nonce[..repo.cipher().nonce_len()], &blobs);
+            pack::assemble(repo.key(), repo.cipher(), &nonce[..repo.cipher().nonce_len()], blobs);
         FinishedPack {
             id,
             bytes: Bytes::from(bytes),
