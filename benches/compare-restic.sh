@@ -4,6 +4,7 @@
 #   first backup, no-change backup, restore, and peak resident memory of each.
 # The data set mixes large incompressible checkpoint-like files with thousands of
 # small compressible files. Usage: benches/compare-restic.sh [SIZE_MIB] (default 1024).
+# Each step runs in REPS rounds (default 3); the table shows medians.
 # Prints a Markdown table; docs/benchmarks.md records its output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,29 +59,53 @@ run() {
   echo "$label $secs $rss" >> "$work/results"
 }
 
+# One tool's step: first backup, no-change backup or restore.
+step() {
+  local tool=$1 op=$2
+  case "$tool-$op" in
+    lifeboat-first)    run lifeboat-first "$lifeboat" backup --quiet --repo "$work/lb-repo" "$data" ;;
+    lifeboat-nochange) run lifeboat-nochange "$lifeboat" backup --quiet --repo "$work/lb-repo" "$data" ;;
+    lifeboat-restore)  rm -rf "$work/lb-out"
+                       run lifeboat-restore "$lifeboat" restore --quiet --repo "$work/lb-repo" latest --target "$work/lb-out"
+                       diff -rq "$data" "$work/lb-out/data" >/dev/null || { echo "error: lifeboat restore differs" >&2; exit 1; } ;;
+    restic-first)      run restic-first restic backup --quiet --repo "$work/restic-repo" "$data" ;;
+    restic-nochange)   run restic-nochange restic backup --quiet --repo "$work/restic-repo" "$data" ;;
+    restic-restore)    rm -rf "$work/restic-out"
+                       run restic-restore restic restore --quiet --repo "$work/restic-repo" latest --target "$work/restic-out" ;;
+  esac
+}
+
+# REPS rounds (default 3), each on fresh repositories; the tool that goes first
+# alternates from round to round, so neither always meets the disk in the same state.
+reps="${REPS:-3}"
 : > "$work/results"
-"$lifeboat" init --repo "$work/lb-repo" >/dev/null
-restic init --repo "$work/restic-repo" >/dev/null 2>&1
-run lifeboat-first   "$lifeboat" backup --quiet --repo "$work/lb-repo" "$data"
-run restic-first     restic backup --quiet --repo "$work/restic-repo" "$data"
-run lifeboat-nochange "$lifeboat" backup --quiet --repo "$work/lb-repo" "$data"
-run restic-nochange  restic backup --quiet --repo "$work/restic-repo" "$data"
-run lifeboat-restore "$lifeboat" restore --quiet --repo "$work/lb-repo" latest --target "$work/lb-out"
-run restic-restore   restic restore --quiet --repo "$work/restic-repo" latest --target "$work/restic-out"
-diff -rq "$data" "$work/lb-out/data" >/dev/null || { echo "error: lifeboat restore differs" >&2; exit 1; }
+for round in $(seq 1 "$reps"); do
+  rm -rf "$work/lb-repo" "$work/restic-repo"
+  "$lifeboat" init --repo "$work/lb-repo" >/dev/null
+  restic init --repo "$work/restic-repo" >/dev/null 2>&1
+  if (( round % 2 )); then order="lifeboat restic"; else order="restic lifeboat"; fi
+  for op in first nochange restore; do
+    for tool in $order; do step "$tool" "$op"; done
+  done
+done
 
 lb_size=$(du -sb "$work/lb-repo" | cut -f1); rs_size=$(du -sb "$work/restic-repo" | cut -f1)
-python3 - "$work/results" "$bytes" "$lb_size" "$rs_size" "$(restic version | head -1)" <<'PY'
-import sys
+python3 - "$work/results" "$bytes" "$lb_size" "$rs_size" "$(restic version | head -1)" "$reps" <<'PY'
+import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
     label, secs, rss = line.split()
-    rows[label] = (float(secs), int(rss))
+    rows.setdefault(label, []).append((float(secs), int(rss) / 1024))
 data = int(sys.argv[2]); mib = data / 2**20
-print(f"Data set: {mib:.0f} MiB ({sys.argv[5]}); repository size: lifeboat {int(sys.argv[3])/2**20:.0f} MiB, restic {int(sys.argv[4])/2**20:.0f} MiB\n")
+print(f"Data set: {mib:.0f} MiB ({sys.argv[5]}); repository size: lifeboat {int(sys.argv[3])/2**20:.0f} MiB, restic {int(sys.argv[4])/2**20:.0f} MiB")
+print(f"Medians of {sys.argv[6]} rounds; peak RSS as median (lowest-highest).\n")
 print("| operation | lifeboat s | restic s | lifeboat MiB/s | restic MiB/s | speed-up | lifeboat peak RSS MiB | restic peak RSS MiB |")
 print("|---|---|---|---|---|---|---|---|")
+def rss(runs):
+    r = [x[1] for x in runs]
+    return f"{statistics.median(r):.0f} ({min(r):.0f}-{max(r):.0f})"
 for op in ["first", "nochange", "restore"]:
     l, r = rows[f"lifeboat-{op}"], rows[f"restic-{op}"]
-    print(f"| {op} | {l[0]:.2f} | {r[0]:.2f} | {mib/max(l[0],0.01):.0f} | {mib/max(r[0],0.01):.0f} | {r[0]/max(l[0],0.01):.2f}x | {l[1]/1024:.0f} | {r[1]/1024:.0f} |")
+    ls, rs = statistics.median(x[0] for x in l), statistics.median(x[0] for x in r)
+    print(f"| {op} | {ls:.2f} | {rs:.2f} | {mib/max(ls,0.01):.0f} | {mib/max(rs,0.01):.0f} | {rs/max(ls,0.01):.2f}x | {rss(l)} | {rss(r)} |")
 PY
