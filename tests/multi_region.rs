@@ -327,14 +327,79 @@ fn object_lock_keeps_packs_from_being_deleted() {
     let out = env.lifeboat(&["check", "--read-data", "--repo", &repo]);
     assert_eq!(code(&out), 0, "{}", both(&out));
 
-    // The same address on a bucket without Object Lock fails with a hint.
+    // The same address on a bucket without Object Lock is refused before anything is
+    // written, and so is a repository made there without the lock when it is later
+    // opened with one.
     let plain = env.new_bucket(0, "mr-unlocked", false);
-    let repo = format!("{}&object_lock_days=1", env.address(0, &plain, "repo"));
-    let out = env.lifeboat(&["init", "--repo", &repo]);
-    assert_eq!(code(&out), 0, "init writes no locked object: {}", both(&out));
-    let out = env.lifeboat(&["backup", "--repo", &repo, source.to_str().unwrap()]);
+    let locked_address = format!("{}&object_lock_days=1", env.address(0, &plain, "repo"));
+    let out = env.lifeboat(&["init", "--repo", &locked_address]);
     assert_ne!(code(&out), 0, "{}", both(&out));
-    assert!(both(&out).contains("Object Lock"), "{}", both(&out));
+    assert!(both(&out).contains("no Object Lock configuration"), "{}", both(&out));
+    assert!(env.object_hashes(0, &plain, "repo/").is_empty(), "nothing written");
+    let out = env.lifeboat(&["init", "--repo", &env.address(0, &plain, "repo")]);
+    assert_eq!(code(&out), 0, "{}", both(&out));
+    let out = env.lifeboat(&["backup", "--repo", &locked_address, source.to_str().unwrap()]);
+    assert_ne!(code(&out), 0, "{}", both(&out));
+    assert!(both(&out).contains("no Object Lock configuration"), "{}", both(&out));
+}
+
+/// Retain-until date of `key` in `bucket`.
+fn retained_until(env: &WeedEnv, bucket: &str, key: &str) -> chrono::DateTime<chrono::FixedOffset> {
+    let out = env.python(0, &["retention", bucket, key]);
+    assert!(out.status.success(), "retention of {key}: {}", stderr(&out));
+    let retention: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    chrono::DateTime::parse_from_rfc3339(retention["until"].as_str().unwrap()).unwrap()
+}
+
+/// A new snapshot that reuses old packs keeps them locked for its own full period:
+/// packs are locked `days + slack` at upload, the ledger under `retention/` remembers
+/// that, and a pack whose known lock is too short has its retention raised.
+#[test]
+fn object_lock_is_extended_for_packs_a_new_snapshot_uses() {
+    let Some(env) = WeedEnv::from_env("object_lock_is_extended_for_packs_a_new_snapshot_uses") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    write_sample_tree(&source);
+    let bucket = env.new_bucket(0, "mr-extend", true);
+    let repo = format!("{}&object_lock_days=1", env.address(0, &bucket, "repo"));
+    let backup = |what: &str| {
+        let out = env.lifeboat(&["backup", "--repo", &repo, source.to_str().unwrap()]);
+        assert_eq!(code(&out), 0, "{what}: {}", both(&out));
+    };
+    let out = env.lifeboat(&["init", "--repo", &repo]);
+    assert_eq!(code(&out), 0, "{}", both(&out));
+    backup("first backup");
+    let objects = env.object_hashes(0, &bucket, "repo/");
+    let pack = format!("repo/{}", objects.keys().find(|k| k.starts_with("data/")).unwrap());
+    let ledgers: Vec<&String> = objects.keys().filter(|k| k.starts_with("retention/")).collect();
+    assert_eq!(ledgers.len(), 1, "one ledger: {objects:?}");
+    let first = retained_until(&env, &bucket, &pack);
+    let left = first.signed_duration_since(chrono::Utc::now());
+    assert!(
+        left > chrono::Duration::hours(47) && left <= chrono::Duration::hours(48),
+        "1 day + 1 day of slack, got {left}"
+    );
+
+    // Right away again: the ledger shows the lock is long enough; nothing is raised.
+    backup("second backup");
+    assert_eq!(retained_until(&env, &bucket, &pack), first);
+
+    let objects = env.object_hashes(0, &bucket, "repo/");
+    let unchanged: Vec<&String> = objects.keys().filter(|k| k.starts_with("retention/")).collect();
+    assert_eq!(unchanged, ledgers, "nothing changed, so the ledger is not rewritten");
+
+    // Without the ledger the locks are unknown, so every pack in use is raised.
+    let ledger = format!("repo/{}", ledgers[0]);
+    let out = env.python(0, &["delete", &bucket, &ledger]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    backup("third backup");
+    let raised = retained_until(&env, &bucket, &pack);
+    assert!(raised > first, "raised from {first} to {raised}");
+    let out = env.lifeboat(&["check", "--read-data", "--repo", &repo]);
+    assert_eq!(code(&out), 0, "{}", both(&out));
 }
 
 /// A plan region's `immutable_days` reaches the storage layer: its packs are locked.

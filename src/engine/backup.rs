@@ -22,6 +22,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use tokio::sync::mpsc;
 
 use super::fanout::{Dropped, Lane, Outgoing, PACKS_IN_MEMORY, Target, no_region_left, upload_packs};
+use super::immutable::keep_packs_locked;
 use super::walk::{Excludes, node_from_meta, unchanged};
 use super::{EngineError, Progress, Result};
 use crate::format::blob::Compression;
@@ -261,7 +262,8 @@ async fn run(
     progress: Arc<Progress>,
 ) -> Result<(SnapshotId, Snapshot)> {
     let started = Instant::now();
-    let time = opts.time.unwrap_or_else(Utc::now);
+    let started_at = Utc::now();
+    let time = opts.time.unwrap_or(started_at);
     let indexes = load_indexes(lanes).await;
     let Some(repo) = lanes.iter().find(|l| l.active()).map(|l| l.repo.clone()) else {
         return Err(no_region_left(lanes));
@@ -326,6 +328,14 @@ async fn run(
     for lane in lanes.iter_mut().filter(|l| l.active()) {
         if let Err(e) = lane.repo.put_snapshot(&id, sealed.clone()).await {
             lane.drop_with(Dropped::Failed(e.into()));
+            continue;
+        }
+        let now = Utc::now().max(time);
+        if let Err(e) = keep_packs_locked(&lane.repo, &lane.uploaded, started_at, now).await {
+            lane.drop_with(Dropped::Failed(EngineError::Internal(format!(
+                "snapshot stored, but the Object Lock retention of the packs it uses could not be extended: {e} — \
+                 run the backup again once the region is reachable"
+            ))));
         }
     }
     if !lanes.iter().any(Lane::active) {

@@ -57,6 +57,8 @@ pub(crate) struct Lane {
     inflight: JoinSet<Result<IndexedPack>>,
     permits: Arc<Semaphore>,
     stored: Vec<IndexedPack>,
+    /// Every pack this lane stored in the run.
+    pub uploaded: std::collections::HashSet<crate::format::ids::PackId>,
     pub dropped: Option<Dropped>,
 }
 
@@ -68,6 +70,7 @@ impl Lane {
             inflight: JoinSet::new(),
             permits: Arc::new(Semaphore::new(UPLOADS)),
             stored: Vec::new(),
+            uploaded: Default::default(),
             dropped: None,
         }
     }
@@ -98,7 +101,10 @@ impl Lane {
 
     fn settle(&mut self, done: std::result::Result<Result<IndexedPack>, tokio::task::JoinError>) {
         match done {
-            Ok(Ok(p)) => self.stored.push(p),
+            Ok(Ok(p)) => {
+                self.uploaded.insert(p.id);
+                self.stored.push(p);
+            }
             Ok(Err(e)) => self.drop_with(Dropped::Failed(e)),
             Err(e) if e.is_cancelled() => {}
             Err(e) => self.drop_with(Dropped::Failed(EngineError::Internal(e.to_string()))),

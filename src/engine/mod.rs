@@ -9,6 +9,7 @@ pub mod check;
 pub mod copy;
 pub mod fanout;
 pub mod forget;
+pub mod immutable;
 pub mod ls;
 pub mod prune;
 pub mod restore;

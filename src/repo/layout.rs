@@ -10,6 +10,8 @@ pub const SNAPSHOTS: &str = "snapshots/";
 pub const LOCKS: &str = "locks/";
 /// Records of packs a prune has taken out of the index and will delete later.
 pub const PRUNE: &str = "prune/";
+/// Ledgers of how long each pack is locked (stores with S3 Object Lock only).
+pub const RETENTION: &str = "retention/";
 
 pub fn key(id: &KeyId) -> String {
     format!("{KEYS}{id}")
@@ -31,6 +33,10 @@ pub fn snapshot(id: &SnapshotId) -> String {
 
 pub fn prune_record(id: &str) -> String {
     format!("{PRUNE}{id}")
+}
+
+pub fn retention_ledger(name: &str) -> String {
+    format!("{RETENTION}{name}")
 }
 
 pub fn lock(name: &str) -> String {

@@ -108,6 +108,7 @@ impl Repository {
         if store.stat(layout::CONFIG).await?.is_some() {
             return Err(RepoError::AlreadyExists(store.address().to_string()));
         }
+        store.check_setup().await?;
         // Keys without a config are left by an init that was interrupted; they wrap a
         // master key nothing was ever encrypted with, and would shadow the new one.
         for stale in store.list(layout::KEYS).await? {
@@ -141,6 +142,7 @@ impl Repository {
             addr: addr.clone(),
             source,
         })?;
+        store.check_setup().await?;
         let (key_id, key) = keys::find_key(store.as_ref(), password).await?;
         let config = Config::decode(&raw, &key).map_err(|e| match e {
             ConfigError::Body(_) => RepoError::damaged(format!("{addr}/config"), e),

@@ -256,6 +256,19 @@ impl Store for FaultStore {
         self.enter(key).await?;
         self.inner.stat(key).await
     }
+
+    fn lock_days(&self) -> Option<u32> {
+        self.inner.lock_days()
+    }
+
+    async fn extend_lock(&self, key: &str, until: chrono::DateTime<chrono::Utc>) -> Result<()> {
+        self.enter(key).await?;
+        self.inner.extend_lock(key, until).await
+    }
+
+    async fn check_setup(&self) -> Result<()> {
+        self.inner.check_setup().await
+    }
 }
 
 #[cfg(test)]

@@ -89,4 +89,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn delete(&self, key: &str) -> Result<()>;
     /// `None` when the object does not exist.
     async fn stat(&self, key: &str) -> Result<Option<ObjectMeta>>;
+
+    /// Days of retention (S3 Object Lock) this store promises for packs and snapshots;
+    /// `None` for stores that do not lock.
+    fn lock_days(&self) -> Option<u32> {
+        None
+    }
+    /// Raise the retention of a locked object to at least `until`.
+    async fn extend_lock(&self, key: &str, until: chrono::DateTime<chrono::Utc>) -> Result<()> {
+        let _ = until;
+        Err(StorageError::new(
+            ErrorKind::Permanent,
+            format!("{}/{key}", self.address()),
+            "this store does not lock objects",
+        ))
+    }
+    /// Check that the store can keep what its address promises (for S3 Object Lock:
+    /// that the bucket has it enabled). Called when a repository is created or opened.
+    async fn check_setup(&self) -> Result<()> {
+        Ok(())
+    }
 }

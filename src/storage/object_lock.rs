@@ -6,14 +6,17 @@
 //! `snapshots/`) are therefore uploaded here instead: one signed single-part `PUT`
 //! (SigV4 via reqsign, the signer opendal itself uses) with
 //!
-//! * `x-amz-object-lock-mode: COMPLIANCE` and a retain-until date `N` days from now, so
-//!   no one, the account owner included, can delete or overwrite that version before
-//!   the date;
+//! * `x-amz-object-lock-mode: COMPLIANCE` and a retain-until date `N + slack` days from
+//!   now (slack: a quarter of `N`, at least one day), so no one, the account owner
+//!   included, can delete or overwrite that version before the date;
 //! * `Content-MD5`, which AWS requires on any `PUT` with Object Lock parameters;
 //! * `If-None-Match: *` for `put_if_absent`, and the store's storage class if any.
 //!
 //! The bucket must have been created with Object Lock enabled (which also turns on
-//! versioning); otherwise the server refuses the `PUT` and the error says so. Deleting
+//! versioning); `check_bucket` reads its configuration when a repository is created or
+//! opened, and a bucket without it is refused with that reason. A pack that a newer
+//! snapshot still uses gets its retention raised with `extend` (`PUT ?retention`), so
+//! every snapshot stays locked `N` days from when it was taken (`engine::immutable`). Deleting
 //! a locked key without a version id still "succeeds" by adding a delete marker, so
 //! `forget` and `prune` keep working; the locked versions stay recoverable until their
 //! retention ends. Everything else (`index/`, `locks/`, `keys/`, `config`) is written
@@ -113,6 +116,122 @@ impl ObjectLockWriter {
         self.days
     }
 
+    /// Extra days every lock gets beyond `days`, so that a pack still in use needs its
+    /// retention extended at most once per `slack_days` (see `engine::immutable`).
+    pub fn slack_days(&self) -> u32 {
+        slack_days(self.days)
+    }
+
+    /// Raise the retention of `key` to `until` (COMPLIANCE). S3 refuses to shorten a
+    /// COMPLIANCE lock, so this never weakens one.
+    pub async fn extend(&self, key: &str, until: chrono::DateTime<chrono::Utc>, location: &str) -> Result<()> {
+        let body = format!(
+            "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>COMPLIANCE</Mode>\
+             <RetainUntilDate>{}</RetainUntilDate></Retention>",
+            until.format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        );
+        let mut url = self.object_url(key);
+        url.set_query(Some("retention"));
+        let body = Bytes::from(body);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (status, text) = self
+                .send(http::Method::PUT, &url, Vec::new(), body.clone(), location)
+                .await?;
+            if (200..300).contains(&status) {
+                return Ok(());
+            }
+            let kind = status_kind(status, false);
+            if kind == ErrorKind::Transient && attempt < ATTEMPTS {
+                tokio::time::sleep(Duration::from_millis(100 << attempt.min(6))).await;
+                continue;
+            }
+            let (code, message) = error_fields(&text);
+            return Err(StorageError::new(
+                kind,
+                location,
+                format!("extending Object Lock retention refused: HTTP {status} {code} {message}")
+                    .trim_end()
+                    .to_string(),
+            ));
+        }
+    }
+
+    /// Check that the bucket has Object Lock enabled, so that locked uploads can work.
+    pub async fn check_bucket(&self, location: &str) -> Result<()> {
+        let mut url = self.bucket_url.clone();
+        url.set_query(Some("object-lock"));
+        let (status, text) = self
+            .send(http::Method::GET, &url, Vec::new(), Bytes::new(), location)
+            .await?;
+        let enabled = (200..300).contains(&status) && text.contains("<ObjectLockEnabled>Enabled</ObjectLockEnabled>");
+        if enabled {
+            return Ok(());
+        }
+        let (code, message) = error_fields(&text);
+        if status == 404 || code.contains("ObjectLockConfiguration") || (200..300).contains(&status) {
+            return Err(StorageError::new(
+                ErrorKind::Permanent,
+                location,
+                format!(
+                    "the bucket has no Object Lock configuration, so object_lock_days={} cannot be honoured — \
+                     create the bucket with Object Lock enabled, or drop object_lock_days from the address",
+                    self.days
+                ),
+            ));
+        }
+        Err(StorageError::new(
+            status_kind(status, false),
+            location,
+            format!("cannot read the bucket's Object Lock configuration: HTTP {status} {code} {message}")
+                .trim_end()
+                .to_string(),
+        ))
+    }
+
+    /// One signed request (no retries); returns the status and body.
+    async fn send(
+        &self,
+        method: http::Method,
+        url: &url::Url,
+        headers: Vec<(&'static str, String)>,
+        body: Bytes,
+        location: &str,
+    ) -> Result<(u16, String)> {
+        let fail = |kind: ErrorKind, message: String| StorageError::new(kind, location, message);
+        let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body));
+        let mut request = http::Request::builder()
+            .method(method.clone())
+            .uri(url.as_str())
+            .header(http::header::CONTENT_LENGTH, body.len().to_string());
+        if !body.is_empty() {
+            request = request.header("content-md5", md5);
+        }
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let (mut parts, ()) = request
+            .body(())
+            .map_err(|err| fail(ErrorKind::Permanent, format!("cannot build request: {err}")))?
+            .into_parts();
+        self.signer
+            .sign(&mut parts, None)
+            .await
+            .map_err(|err| fail(ErrorKind::PermissionDenied, format!("cannot sign request: {err}")))?;
+        parts.headers.remove(http::header::HOST);
+        let response = self
+            .client
+            .request(method, parts.uri.to_string())
+            .headers(parts.headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|err| fail(ErrorKind::Transient, format!("request failed: {err}")))?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().await.unwrap_or_default()))
+    }
+
     /// Upload `data` under `key` with retention, retrying transient failures. With
     /// `if_not_exists`, an existing object gives `ErrorKind::AlreadyExists`.
     pub async fn put(&self, key: &str, data: Bytes, if_not_exists: bool, location: &str) -> Result<()> {
@@ -140,50 +259,33 @@ impl ObjectLockWriter {
     }
 
     async fn put_once(&self, key: &str, data: Bytes, if_not_exists: bool, location: &str) -> Result<()> {
-        let fail = |kind: ErrorKind, message: String| StorageError::new(kind, location, message);
-        let retain_until = chrono::Utc::now() + chrono::Duration::days(i64::from(self.days));
-        let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&data));
-        let mut request = http::Request::builder()
-            .method(http::Method::PUT)
-            .uri(self.object_url(key).as_str())
-            .header(http::header::CONTENT_LENGTH, data.len().to_string())
-            .header("content-md5", md5)
-            .header("x-amz-object-lock-mode", "COMPLIANCE")
-            .header(
+        let retain_until = chrono::Utc::now() + chrono::Duration::days(i64::from(self.days + self.slack_days()));
+        let mut headers = vec![
+            ("x-amz-object-lock-mode", "COMPLIANCE".to_string()),
+            (
                 "x-amz-object-lock-retain-until-date",
                 retain_until.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-            );
+            ),
+        ];
         if if_not_exists {
-            request = request.header(http::header::IF_NONE_MATCH, "*");
+            headers.push(("if-none-match", "*".to_string()));
         }
         if let Some(class) = &self.storage_class {
-            request = request.header("x-amz-storage-class", class.as_str());
+            headers.push(("x-amz-storage-class", class.clone()));
         }
-        let (mut parts, ()) = request
-            .body(())
-            .map_err(|err| fail(ErrorKind::Permanent, format!("cannot build request: {err}")))?
-            .into_parts();
-        self.signer
-            .sign(&mut parts, None)
+        let (status, body) = self
+            .send(http::Method::PUT, &self.object_url(key), headers, data, location)
             .await
-            .map_err(|err| fail(ErrorKind::PermissionDenied, format!("cannot sign request: {err}")))?;
-        // reqwest sets Host from the URL (what was signed); a second one confuses servers.
-        parts.headers.remove(http::header::HOST);
-        let response = self
-            .client
-            .request(http::Method::PUT, parts.uri.to_string())
-            .headers(parts.headers)
-            .body(data)
-            .send()
-            .await
-            .map_err(|err| fail(ErrorKind::Transient, format!("object-lock PUT failed: {err}")))?;
-        let status = response.status();
-        if status.is_success() {
+            .map_err(|err| StorageError::new(err.kind, location, format!("object-lock PUT failed: {}", err.message)))?;
+        if (200..300).contains(&status) {
             return Ok(());
         }
-        let body = response.text().await.unwrap_or_default();
-        let kind = status_kind(status.as_u16(), if_not_exists);
-        Err(fail(kind, describe_failure(status.as_u16(), &body, self.days)))
+        let kind = status_kind(status, if_not_exists);
+        Err(StorageError::new(
+            kind,
+            location,
+            describe_failure(status, &body, self.days),
+        ))
     }
 }
 
@@ -198,17 +300,26 @@ fn status_kind(status: u16, if_not_exists: bool) -> ErrorKind {
     }
 }
 
-/// The S3 error code and message from an XML error body, with a hint for the usual
-/// misconfiguration (a bucket created without Object Lock).
-fn describe_failure(status: u16, body: &str, days: u32) -> String {
+/// Extra lock days beyond the promised `days`: a quarter of them, at least one.
+pub fn slack_days(days: u32) -> u32 {
+    (days / 4).max(1)
+}
+
+/// The `Code` and `Message` of an S3 XML error body (empty when absent).
+fn error_fields(body: &str) -> (String, String) {
     let field = |name: &str| {
         let open = format!("<{name}>");
         let start = body.find(&open)? + open.len();
         let end = body[start..].find(&format!("</{name}>"))? + start;
         Some(body[start..end].to_string())
     };
-    let code = field("Code").unwrap_or_default();
-    let message = field("Message").unwrap_or_default();
+    (field("Code").unwrap_or_default(), field("Message").unwrap_or_default())
+}
+
+/// The S3 error code and message from an XML error body, with a hint for the usual
+/// misconfiguration (a bucket created without Object Lock).
+fn describe_failure(status: u16, body: &str, days: u32) -> String {
+    let (code, message) = error_fields(body);
     let mut text = format!("object-lock PUT ({days} days, COMPLIANCE) refused: HTTP {status} {code} {message}");
     if status == 400 || code.contains("ObjectLock") || message.to_lowercase().contains("object lock") {
         text.push_str(

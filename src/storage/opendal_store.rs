@@ -262,6 +262,29 @@ impl Store for OpendalStore {
             Err(err) => Err(map_opendal_error(&err, self.location(key))),
         }
     }
+
+    fn lock_days(&self) -> Option<u32> {
+        self.object_lock.as_ref().map(|lock| lock.days())
+    }
+
+    async fn extend_lock(&self, key: &str, until: chrono::DateTime<chrono::Utc>) -> Result<()> {
+        check_key(key, &self.location(key))?;
+        match &self.object_lock {
+            Some(lock) => lock.extend(key, until, &self.location(key)).await,
+            None => Err(StorageError::new(
+                ErrorKind::Permanent,
+                self.location(key),
+                "this store does not lock objects",
+            )),
+        }
+    }
+
+    async fn check_setup(&self) -> Result<()> {
+        match &self.object_lock {
+            Some(lock) => lock.check_bucket(&self.address).await,
+            None => Ok(()),
+        }
+    }
 }
 
 impl OpendalStore {

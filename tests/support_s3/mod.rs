@@ -175,6 +175,9 @@ elif cmd == "delete-versions":
         except botocore.exceptions.ClientError as err:
             results.append(err.response["Error"]["Code"])
     print(json.dumps(results))
+elif cmd == "delete":
+    bucket, k = args
+    s3.delete_object(Bucket=bucket, Key=k)
 elif cmd == "get":
     bucket, k = args
     sys.stdout.write(hashlib.sha256(s3.get_object(Bucket=bucket, Key=k)["Body"].read()).hexdigest())
@@ -182,16 +185,22 @@ else:
     sys.exit(f"unknown command {cmd}")
 "#;
 
-/// sha256 of every file under `dir`, keyed by its `/`-separated path below `dir`.
+/// sha256 of every file under `dir`, keyed by its `/`-separated path below `dir`
+/// (files being written, under `.lifeboat-tmp/`, are left out).
 pub fn local_hashes(dir: &Path) -> BTreeMap<String, String> {
     let script = r#"
 import hashlib, json, os, sys
 root = sys.argv[1]
 out = {}
-for base, _, files in os.walk(root):
+for base, dirs, files in os.walk(root):
+    # Files being written live in .lifeboat-tmp/ and are renamed away at any moment.
+    dirs[:] = [d for d in dirs if d != ".lifeboat-tmp"]
     for f in files:
         p = os.path.join(base, f)
-        out[os.path.relpath(p, root)] = hashlib.sha256(open(p, "rb").read()).hexdigest()
+        try:
+            out[os.path.relpath(p, root)] = hashlib.sha256(open(p, "rb").read()).hexdigest()
+        except FileNotFoundError:
+            pass
 print(json.dumps(out))
 "#;
     let out = Command::new("python3").arg("-c").arg(script).arg(dir).output().unwrap();

@@ -1,0 +1,379 @@
+//! Immutable regions: every snapshot stays locked for the region's full retention.
+//!
+//! A store opened with `object_lock_days=N` uploads each pack with an S3 Object Lock
+//! (COMPLIANCE) of `N + slack` days. A later snapshot that deduplicates against an old
+//! pack would be protected only until that pack's lock runs out, so after each backup
+//! into such a store every pack in the index whose lock ends before `now + N` has its
+//! retention raised to `now + N + slack`. The slack (a quarter of `N`, at least one day)
+//! means a pack in long use is raised about once per slack period, not on every backup.
+//!
+//! What is known about each lock is kept in a *ledger*: sealed objects under
+//! `retention/` mapping retain-until dates to pack ids. A ledger that is missing or
+//! unreadable only costs extra requests — its packs count as unknown and are raised
+//! again — and a forged one cannot be written without the master key. Packs uploaded
+//! in the run itself are entered at the run's start plus `N + slack` (a lower bound of
+//! what their upload set).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use bytes::Bytes;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{EngineError, Result};
+use crate::format::blob::Compression;
+use crate::format::ids::PackId;
+use crate::repo::{Index, RepoError, Repository, layout};
+use crate::storage::object_lock::slack_days;
+
+/// Retention requests in flight at once per region.
+const CONCURRENT: usize = 8;
+
+/// What keeping the locks did in one region.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LockReport {
+    /// Packs whose retention was raised.
+    pub extended: usize,
+    /// Packs already locked long enough.
+    pub kept: usize,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Ledger {
+    /// Retain-until date → packs locked at least until then.
+    until: BTreeMap<DateTime<Utc>, Vec<PackId>>,
+}
+
+impl Ledger {
+    fn from_map(map: &HashMap<PackId, DateTime<Utc>>) -> Self {
+        let mut until: BTreeMap<DateTime<Utc>, Vec<PackId>> = BTreeMap::new();
+        for (pack, date) in map {
+            until.entry(*date).or_default().push(*pack);
+        }
+        for packs in until.values_mut() {
+            packs.sort();
+        }
+        Ledger { until }
+    }
+}
+
+/// Make sure every pack in `repo`'s index stays locked until at least `now + N` days,
+/// when the store locks objects. `uploaded` are the packs written by the run that
+/// started at `started`. Returns `None` for stores without Object Lock.
+pub async fn keep_packs_locked(
+    repo: &Repository,
+    uploaded: &HashSet<PackId>,
+    started: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Option<LockReport>> {
+    let Some(days) = repo.store().lock_days() else {
+        return Ok(None);
+    };
+    let index = repo.load_index().await?;
+    let (mut known, ledgers) = load_ledger(repo).await?;
+    let before = known.clone();
+    let lock_days = Duration::days(i64::from(days + slack_days(days)));
+    for pack in uploaded {
+        let date = started + lock_days;
+        known.entry(*pack).and_modify(|d| *d = (*d).max(date)).or_insert(date);
+    }
+    let (stale, report) = plan(&index, &known, now, days);
+    let raised_to = now + lock_days;
+    raise(repo, &stale, raised_to).await?;
+    let mut current: HashMap<PackId, DateTime<Utc>> = index
+        .pack_ids()
+        .iter()
+        .filter_map(|p| known.get(p).map(|d| (*p, *d)))
+        .collect();
+    for pack in &stale {
+        current.insert(*pack, raised_to);
+    }
+    if ledgers.len() != 1 || current != before {
+        save_ledger(repo, &current, &ledgers).await?;
+    }
+    Ok(Some(report))
+}
+
+/// Raise the lock of every pack in `packs` to `until`, `CONCURRENT` at a time.
+async fn raise(repo: &Repository, packs: &[PackId], until: DateTime<Utc>) -> Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut pending = packs.iter();
+    loop {
+        while tasks.len() < CONCURRENT {
+            let Some(pack) = pending.next() else { break };
+            let (store, key) = (repo.store().clone(), layout::pack(pack));
+            tasks.spawn(async move { store.extend_lock(&key, until).await });
+        }
+        match tasks.join_next().await {
+            None => return Ok(()),
+            Some(Ok(Ok(()))) => {}
+            Some(Ok(Err(e))) => return Err(RepoError::from(e).into()),
+            Some(Err(e)) => return Err(EngineError::Internal(e.to_string())),
+        }
+    }
+}
+
+/// The packs of `index` whose known lock ends before `now + days` (unknown ones too).
+fn plan(
+    index: &Index,
+    known: &HashMap<PackId, DateTime<Utc>>,
+    now: DateTime<Utc>,
+    days: u32,
+) -> (Vec<PackId>, LockReport) {
+    let needed = now + Duration::days(i64::from(days));
+    let mut stale = Vec::new();
+    let mut report = LockReport::default();
+    for pack in index.pack_ids() {
+        if known.get(pack).is_some_and(|until| *until >= needed) {
+            report.kept += 1;
+        } else {
+            stale.push(*pack);
+            report.extended += 1;
+        }
+    }
+    (stale, report)
+}
+
+/// Every readable ledger merged (latest date per pack), and the names of all ledger objects.
+async fn load_ledger(repo: &Repository) -> Result<(HashMap<PackId, DateTime<Utc>>, Vec<String>)> {
+    let mut known = HashMap::new();
+    let mut names = Vec::new();
+    for meta in repo.store().list(layout::RETENTION).await.map_err(RepoError::from)? {
+        names.push(meta.key.clone());
+        let Ok(sealed) = repo.store().get(&meta.key).await else {
+            continue;
+        };
+        // An unreadable ledger only means its packs are raised again.
+        let Ok(plain) = repo.open_sealed(&meta.key, &sealed) else {
+            continue;
+        };
+        let Ok(ledger) = serde_json::from_slice::<Ledger>(&plain) else {
+            continue;
+        };
+        for (date, packs) in ledger.until {
+            for pack in packs {
+                known
+                    .entry(pack)
+                    .and_modify(|d: &mut DateTime<Utc>| *d = (*d).max(date))
+                    .or_insert(date);
+            }
+        }
+    }
+    Ok((known, names))
+}
+
+/// Write one ledger with `current`, then remove the ones it replaces.
+async fn save_ledger(repo: &Repository, current: &HashMap<PackId, DateTime<Utc>>, old: &[String]) -> Result<()> {
+    let json = serde_json::to_vec(&Ledger::from_map(current)).map_err(|e| EngineError::Internal(e.to_string()))?;
+    let sealed = repo.seal(&json, Compression::DEFAULT);
+    let name = layout::retention_ledger(&blake3::hash(&sealed).to_hex());
+    repo.store()
+        .put(&name, Bytes::from(sealed))
+        .await
+        .map_err(RepoError::from)?;
+    for key in old.iter().filter(|k| **k != name) {
+        // A ledger left behind is merged next time; it never lowers a date.
+        let _ = repo.store().delete(key).await;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::crypto::KdfParams;
+    use crate::format::ids::BlobId;
+    use crate::format::pack::{BlobKind, PackEntry};
+    use crate::repo::InitOptions;
+    use crate::storage::{ObjectMeta, OpendalStore, StorageError, Store};
+    use std::ops::Range;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    /// A memory store that claims Object Lock: it records every retention raise, and
+    /// fails them on demand.
+    #[derive(Debug)]
+    struct Locking {
+        inner: OpendalStore,
+        raised: Mutex<Vec<(String, DateTime<Utc>)>>,
+        fail: AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl Store for Locking {
+        fn address(&self) -> &str {
+            self.inner.address()
+        }
+        async fn put(&self, key: &str, data: Bytes) -> crate::storage::Result<()> {
+            self.inner.put(key, data).await
+        }
+        async fn put_if_absent(&self, key: &str, data: Bytes) -> crate::storage::Result<bool> {
+            self.inner.put_if_absent(key, data).await
+        }
+        async fn get(&self, key: &str) -> crate::storage::Result<Bytes> {
+            self.inner.get(key).await
+        }
+        async fn get_range(&self, key: &str, range: Range<u64>) -> crate::storage::Result<Bytes> {
+            self.inner.get_range(key, range).await
+        }
+        async fn list(&self, prefix: &str) -> crate::storage::Result<Vec<ObjectMeta>> {
+            self.inner.list(prefix).await
+        }
+        async fn delete(&self, key: &str) -> crate::storage::Result<()> {
+            self.inner.delete(key).await
+        }
+        async fn stat(&self, key: &str) -> crate::storage::Result<Option<ObjectMeta>> {
+            self.inner.stat(key).await
+        }
+        fn lock_days(&self) -> Option<u32> {
+            Some(4)
+        }
+        async fn extend_lock(&self, key: &str, until: DateTime<Utc>) -> crate::storage::Result<()> {
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(StorageError::new(
+                    crate::storage::ErrorKind::PermissionDenied,
+                    key,
+                    "AccessDenied",
+                ));
+            }
+            self.raised.lock().unwrap().push((key.to_string(), until));
+            Ok(())
+        }
+    }
+
+    async fn locked_repo_with_backup() -> (Arc<Locking>, Repository, tempfile::TempDir) {
+        let store = Arc::new(Locking {
+            inner: OpendalStore::memory(format!("immutable-{}", rand::random::<u64>())).unwrap(),
+            raised: Mutex::new(Vec::new()),
+            fail: AtomicBool::new(false),
+        });
+        let opts = InitOptions {
+            kdf: KdfParams {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
+            ..InitOptions::default()
+        };
+        let repo = Repository::init(store.clone(), b"pw", &opts).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("weights.bin"), vec![7u8; 300_000]).unwrap();
+        backup_once(&repo, &dir).await.unwrap();
+        (store, repo, dir)
+    }
+
+    async fn backup_once(repo: &Repository, dir: &tempfile::TempDir) -> Result<()> {
+        let opts = crate::engine::backup::BackupOptions {
+            paths: vec![dir.path().to_path_buf()],
+            force_read: true,
+            ..Default::default()
+        };
+        crate::engine::backup::backup(repo, &opts, Default::default())
+            .await
+            .map(|_| ())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn packs_are_raised_when_their_known_lock_runs_short() {
+        let (store, repo, _dir) = locked_repo_with_backup().await;
+        let ledgers = store.list(layout::RETENTION).await.unwrap();
+        assert_eq!(ledgers.len(), 1, "a backup leaves one ledger");
+        assert!(store.raised.lock().unwrap().is_empty(), "new packs need no raise");
+        let packs = repo.load_index().await.unwrap().pack_ids().len();
+
+        // Upload locks run 4 + 1 days and must cover 4 days from "now": half a day
+        // later nothing is due, two days later everything is.
+        let now = Utc::now();
+        let none = keep_packs_locked(&repo, &HashSet::new(), now, now + Duration::hours(12)).await;
+        assert_eq!(
+            none.unwrap(),
+            Some(LockReport {
+                extended: 0,
+                kept: packs
+            })
+        );
+        let later = now + Duration::days(2);
+        let all = keep_packs_locked(&repo, &HashSet::new(), now, later).await.unwrap();
+        assert_eq!(
+            all,
+            Some(LockReport {
+                extended: packs,
+                kept: 0
+            })
+        );
+        let raised = store.raised.lock().unwrap().clone();
+        assert_eq!(raised.len(), packs);
+        assert!(
+            raised
+                .iter()
+                .all(|(k, until)| k.starts_with("data/") && *until == later + Duration::days(5))
+        );
+        // The ledger now knows the new dates: asking again raises nothing.
+        let again = keep_packs_locked(&repo, &HashSet::new(), now, later).await.unwrap();
+        assert_eq!(
+            again,
+            Some(LockReport {
+                extended: 0,
+                kept: packs
+            })
+        );
+        assert_eq!(store.list(layout::RETENTION).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_raise_fails_the_region_and_a_lost_ledger_is_rebuilt() {
+        let (store, repo, dir) = locked_repo_with_backup().await;
+        for ledger in store.list(layout::RETENTION).await.unwrap() {
+            store.delete(&ledger.key).await.unwrap();
+        }
+        store.fail.store(true, Ordering::SeqCst);
+        let err = backup_once(&repo, &dir).await.unwrap_err().to_string();
+        assert!(
+            err.contains("Object Lock retention") && err.contains("AccessDenied"),
+            "{err}"
+        );
+        store.fail.store(false, Ordering::SeqCst);
+        backup_once(&repo, &dir).await.unwrap();
+        let packs = repo.load_index().await.unwrap().pack_ids().len();
+        assert_eq!(store.raised.lock().unwrap().len(), packs, "unknown locks are raised");
+        assert_eq!(store.list(layout::RETENTION).await.unwrap().len(), 1);
+    }
+
+    fn index_of(packs: &[PackId]) -> Index {
+        let mut index = Index::default();
+        for (i, p) in packs.iter().enumerate() {
+            let entry = PackEntry {
+                kind: BlobKind::Data,
+                id: BlobId([i as u8; 32]),
+                offset: 0,
+                length: 10,
+                raw_length: 10,
+            };
+            index.add_pack(*p, &[entry]);
+        }
+        index
+    }
+
+    #[test]
+    fn only_packs_locked_too_briefly_or_unknown_are_raised() {
+        let now = Utc::now();
+        let (a, b, c) = (PackId([1; 32]), PackId([2; 32]), PackId([3; 32]));
+        let index = index_of(&[a, b, c]);
+        let known = HashMap::from([(a, now + Duration::days(40)), (b, now + Duration::days(10))]);
+        let (stale, report) = plan(&index, &known, now, 30);
+        let stale: HashSet<_> = stale.into_iter().collect();
+        assert_eq!(stale, HashSet::from([b, c]));
+        assert_eq!(report, LockReport { extended: 2, kept: 1 });
+    }
+
+    #[test]
+    fn ledger_groups_packs_by_date_and_round_trips() {
+        let now = Utc::now();
+        let (a, b) = (PackId([1; 32]), PackId([2; 32]));
+        let map = HashMap::from([(a, now), (b, now)]);
+        let ledger = Ledger::from_map(&map);
+        assert_eq!(ledger.until.len(), 1);
+        let back: Ledger = serde_json::from_slice(&serde_json::to_vec(&ledger).unwrap()).unwrap();
+        assert_eq!(back.until[&now], vec![a, b]);
+    }
+}
