@@ -19,6 +19,53 @@ pub struct KeyInfo {
     pub current: bool,
 }
 
+/// Master keys this process has unwrapped or wrapped, by key file content and password,
+/// so that replicas sharing one key file (see `copy_key_file`) cost one key derivation
+/// per process instead of one per region. Holds nothing the opened repositories do
+/// not hold already.
+static UNLOCKED: std::sync::Mutex<Vec<([u8; 32], MasterKey)>> = std::sync::Mutex::new(Vec::new());
+
+fn cache_slot(key_file: &[u8], password: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("lifeboat key cache v1");
+    h.update(&(key_file.len() as u64).to_le_bytes());
+    h.update(key_file);
+    h.update(password);
+    *h.finalize().as_bytes()
+}
+
+fn cached(key_file: &[u8], password: &[u8]) -> Option<MasterKey> {
+    let slot = cache_slot(key_file, password);
+    let cache = UNLOCKED.lock().ok()?;
+    cache.iter().find(|(s, _)| *s == slot).map(|(_, k)| k.clone())
+}
+
+fn remember(key_file: &[u8], password: &[u8], key: &MasterKey) {
+    let slot = cache_slot(key_file, password);
+    if let Ok(mut cache) = UNLOCKED.lock()
+        && !cache.iter().any(|(s, _)| *s == slot)
+    {
+        cache.push((slot, key.clone()));
+    }
+}
+
+/// Give `store` a copy of the key file `key_id` of `from`, when this process knows that
+/// `password` opens it: a replica then opens with the same derivation as its peer.
+/// Returns `None` (and writes nothing) when the key file is not known here.
+pub(crate) async fn copy_key_file(
+    from: &dyn Store,
+    key_id: &KeyId,
+    store: &dyn Store,
+    password: &[u8],
+) -> Result<Option<KeyId>> {
+    let raw = from.get(&layout::key(key_id)).await?;
+    if cached(&raw, password).is_none() {
+        return Ok(None);
+    }
+    let id = KeyId::of_bytes(&raw);
+    store.put(&layout::key(&id), raw).await?;
+    Ok(Some(id))
+}
+
 pub(crate) async fn write_key(
     store: &dyn Store,
     key: &MasterKey,
@@ -39,11 +86,12 @@ pub(crate) async fn write_key(
     .map_err(|e| RepoError::Invalid(e.to_string()))?;
     let bytes = kf.encode();
     let id = KeyId::of_bytes(&bytes);
+    remember(&bytes, password, key);
     store.put(&layout::key(&id), Bytes::from(bytes)).await?;
     Ok(id)
 }
 
-async fn read_keys(store: &dyn Store) -> Result<Vec<(KeyId, KeyFile)>> {
+async fn read_keys(store: &dyn Store) -> Result<Vec<(KeyId, KeyFile, Bytes)>> {
     let mut out = Vec::new();
     for meta in store.list(layout::KEYS).await? {
         let Ok(id) = KeyId::from_hex(layout::id_part(&meta.key)) else {
@@ -51,21 +99,27 @@ async fn read_keys(store: &dyn Store) -> Result<Vec<(KeyId, KeyFile)>> {
         };
         let raw = store.get(&meta.key).await?;
         let kf = KeyFile::decode(&raw).map_err(|e| RepoError::damaged(format!("key {id}"), e))?;
-        out.push((id, kf));
+        out.push((id, kf, raw));
     }
-    out.sort_by_key(|(_, k)| k.created);
+    out.sort_by_key(|(_, k, _)| k.created);
     Ok(out)
 }
 
 /// Find the key that `password` opens.
 pub(crate) async fn find_key(store: &dyn Store, password: &[u8]) -> Result<(KeyId, MasterKey)> {
-    for (id, kf) in read_keys(store).await? {
+    for (id, kf, raw) in read_keys(store).await? {
+        if let Some(key) = cached(&raw, password) {
+            return Ok((id, key));
+        }
         let pw = password.to_vec();
         let opened = tokio::task::spawn_blocking(move || kf.unwrap_key(&pw))
             .await
             .map_err(|e| RepoError::Invalid(e.to_string()))?;
         match opened {
-            Ok(key) => return Ok((id, key)),
+            Ok(key) => {
+                remember(&raw, password, &key);
+                return Ok((id, key));
+            }
             Err(ConfigError::WrongPassword) => continue,
             Err(e) => return Err(RepoError::damaged(format!("key {id}"), e)),
         }
@@ -83,7 +137,7 @@ impl Repository {
         Ok(read_keys(self.store.as_ref())
             .await?
             .into_iter()
-            .map(|(id, kf)| KeyInfo {
+            .map(|(id, kf, _)| KeyInfo {
                 current: id == self.key_id,
                 id,
                 created: kf.created,
@@ -118,5 +172,59 @@ impl Repository {
         }
         self.store.delete(&layout::key(&key.id)).await?;
         Ok(key.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::repo::InitOptions;
+    use crate::storage::OpendalStore;
+
+    fn memory() -> Arc<dyn Store> {
+        Arc::new(OpendalStore::memory(format!("keys-{}", rand::random::<u64>())).unwrap())
+    }
+
+    fn cheap() -> InitOptions {
+        InitOptions {
+            kdf: KdfParams {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
+            ..InitOptions::default()
+        }
+    }
+
+    async fn key_names(store: &dyn Store) -> Vec<String> {
+        let mut names: Vec<String> = store.list(layout::KEYS).await.unwrap().into_iter().map(|m| m.key).collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn a_replica_made_here_shares_its_peers_key_file() {
+        let (a, b) = (memory(), memory());
+        let peer = Repository::init(a.clone(), b"pw", &cheap()).await.unwrap();
+        let replica = Repository::init_replica(b.clone(), &peer, b"pw", cheap().kdf).await.unwrap();
+        assert_eq!(key_names(a.as_ref()).await, key_names(b.as_ref()).await);
+        assert!(replica.is_replica_of(&peer));
+        let reopened = Repository::open(b.clone(), b"pw").await.unwrap();
+        assert_eq!(reopened.key.raw(), peer.key.raw());
+        // The cache never opens a repository for another password.
+        let err = Repository::open(b, b"not-pw").await.unwrap_err();
+        assert!(matches!(err, RepoError::WrongPassword(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_replica_for_another_password_gets_its_own_key_file() {
+        let (a, b) = (memory(), memory());
+        let peer = Repository::init(a.clone(), b"pw", &cheap()).await.unwrap();
+        Repository::init_replica(b.clone(), &peer, b"other", cheap().kdf).await.unwrap();
+        assert_ne!(key_names(a.as_ref()).await, key_names(b.as_ref()).await);
+        assert!(Repository::open(b.clone(), b"other").await.is_ok());
+        assert!(Repository::open(b, b"pw").await.is_err());
     }
 }

@@ -73,6 +73,14 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// Where a new repository's key file comes from.
+enum KeySource {
+    /// Wrap the master key afresh (new salt).
+    New,
+    /// A copy of this key file of a peer repository, when known to open with the password.
+    Peer(Arc<dyn Store>, KeyId),
+}
+
 impl Repository {
     /// Create a new repository with a fresh master key protected by `password`.
     pub async fn init(store: Arc<dyn Store>, password: &[u8], opts: &InitOptions) -> Result<Self> {
@@ -89,13 +97,17 @@ impl Repository {
 
     /// Create a repository that shares `peer`'s master key and chunker, so packs are
     /// byte-identical across both (a replica in another region).
+    ///
+    /// When this process opened `peer` with `password`, the replica gets a copy of the
+    /// peer's key file, so that opening all regions of a plan derives the key once.
     pub async fn init_replica(
         store: Arc<dyn Store>,
         peer: &Repository,
         password: &[u8],
         kdf: KdfParams,
     ) -> Result<Self> {
-        Self::create(store, peer.key.clone(), peer.config.clone(), password, kdf).await
+        let shared = KeySource::Peer(peer.store.clone(), peer.key_id);
+        Self::create_with(store, peer.key.clone(), peer.config.clone(), password, kdf, shared).await
     }
 
     async fn create(
@@ -104,6 +116,17 @@ impl Repository {
         config: Config,
         password: &[u8],
         kdf: KdfParams,
+    ) -> Result<Self> {
+        Self::create_with(store, key, config, password, kdf, KeySource::New).await
+    }
+
+    async fn create_with(
+        store: Arc<dyn Store>,
+        key: MasterKey,
+        config: Config,
+        password: &[u8],
+        kdf: KdfParams,
+        key_source: KeySource,
     ) -> Result<Self> {
         if store.stat(layout::CONFIG).await?.is_some() {
             return Err(RepoError::AlreadyExists(store.address().to_string()));
@@ -114,7 +137,14 @@ impl Repository {
         for stale in store.list(layout::KEYS).await? {
             store.delete(&stale.key).await?;
         }
-        let key_id = keys::write_key(store.as_ref(), &key, password, kdf, "initial").await?;
+        let copied = match &key_source {
+            KeySource::Peer(peer, id) => keys::copy_key_file(peer.as_ref(), id, store.as_ref(), password).await?,
+            KeySource::New => None,
+        };
+        let key_id = match copied {
+            Some(id) => id,
+            None => keys::write_key(store.as_ref(), &key, password, kdf, "initial").await?,
+        };
         let bytes = config.encode(&key, &random::<24>()[..config.cipher().nonce_len()]);
         // The config is written last and only if absent: a repository exists once it
         // is complete, and two concurrent inits cannot both win.
