@@ -199,7 +199,13 @@ mod tests {
     }
 
     async fn key_names(store: &dyn Store) -> Vec<String> {
-        let mut names: Vec<String> = store.list(layout::KEYS).await.unwrap().into_iter().map(|m| m.key).collect();
+        let mut names: Vec<String> = store
+            .list(layout::KEYS)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
         names.sort();
         names
     }
@@ -208,7 +214,9 @@ mod tests {
     async fn a_replica_made_here_shares_its_peers_key_file() {
         let (a, b) = (memory(), memory());
         let peer = Repository::init(a.clone(), b"pw", &cheap()).await.unwrap();
-        let replica = Repository::init_replica(b.clone(), &peer, b"pw", cheap().kdf).await.unwrap();
+        let replica = Repository::init_replica(b.clone(), &peer, b"pw", cheap().kdf)
+            .await
+            .unwrap();
         assert_eq!(key_names(a.as_ref()).await, key_names(b.as_ref()).await);
         assert!(replica.is_replica_of(&peer));
         let reopened = Repository::open(b.clone(), b"pw").await.unwrap();
@@ -219,10 +227,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn no_repository_is_made_where_conditional_writes_are_ignored() {
+        let store = Arc::new(crate::storage::FaultStore::new(memory()));
+        store.ignore_conditional_writes();
+        let err = Repository::init(store.clone(), b"pw", &cheap())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not honour conditional writes"), "{err}");
+        assert!(store.list("").await.unwrap().is_empty(), "nothing is left behind");
+    }
+
+    #[tokio::test]
     async fn a_replica_for_another_password_gets_its_own_key_file() {
         let (a, b) = (memory(), memory());
         let peer = Repository::init(a.clone(), b"pw", &cheap()).await.unwrap();
-        Repository::init_replica(b.clone(), &peer, b"other", cheap().kdf).await.unwrap();
+        Repository::init_replica(b.clone(), &peer, b"other", cheap().kdf)
+            .await
+            .unwrap();
         assert_ne!(key_names(a.as_ref()).await, key_names(b.as_ref()).await);
         assert!(Repository::open(b.clone(), b"other").await.is_ok());
         assert!(Repository::open(b, b"pw").await.is_err());

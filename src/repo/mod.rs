@@ -132,6 +132,17 @@ impl Repository {
             return Err(RepoError::AlreadyExists(store.address().to_string()));
         }
         store.check_setup().await?;
+        // The config's create-only write is what keeps two concurrent inits from both
+        // succeeding (the second would replace the first's master key); a server that
+        // ignores `If-None-Match` cannot give that, so no repository is made there.
+        if !crate::storage::probe_conditional_writes(store.as_ref()).await? {
+            return Err(RepoError::Invalid(format!(
+                "{} does not honour conditional writes (If-None-Match: a second create-only write of one \
+                 key replaced the first) — a repository there could be overwritten by a concurrent init; \
+                 use a server that supports conditional writes",
+                store.address()
+            )));
+        }
         // Keys without a config are left by an init that was interrupted; they wrap a
         // master key nothing was ever encrypted with, and would shadow the new one.
         for stale in store.list(layout::KEYS).await? {

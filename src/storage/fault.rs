@@ -36,6 +36,9 @@ struct Faults {
     /// Gets of keys with this prefix return the object with byte `index % len` flipped.
     corrupt_reads: Vec<(String, u64)>,
     latency: Duration,
+    /// `put_if_absent` overwrites and reports success, as servers that ignore
+    /// `If-None-Match` do.
+    ignore_conditions: bool,
 }
 
 /// A `Store` wrapper with programmable, deterministic faults.
@@ -88,6 +91,12 @@ impl FaultStore {
     /// length) inverted. The stored object is untouched.
     pub fn flip_byte_on_get(&self, prefix: &str, index: u64) {
         self.faults().corrupt_reads.push((prefix.to_string(), index));
+    }
+
+    /// Make `put_if_absent` behave like a server that ignores `If-None-Match`: it
+    /// overwrites an existing object and reports that it wrote.
+    pub fn ignore_conditional_writes(&self) {
+        self.faults().ignore_conditions = true;
     }
 
     /// Delay every call by `latency` (zero turns it off).
@@ -217,6 +226,7 @@ impl Store for FaultStore {
         self.enter(key).await?;
         match self.next_put_fault(key) {
             Some(fault) => Err(self.suffer(key, data, fault, true).await),
+            None if self.faults().ignore_conditions => self.inner.put(key, data).await.map(|()| true),
             None => self.inner.put_if_absent(key, data).await,
         }
     }
