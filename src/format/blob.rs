@@ -97,7 +97,13 @@ pub fn unframe(plain: &[u8]) -> Result<Vec<u8>, BlobError> {
     let (&code, body) = plain.split_first().ok_or(BlobError::Empty)?;
     match code {
         RAW => Ok(body.to_vec()),
-        ZSTD => zstd::bulk::decompress(body, MAX_BLOB).map_err(|e| BlobError::Decompress(e.to_string())),
+        ZSTD => {
+            // Size the output from the frame header (our frames carry it) rather than
+            // reserving the 64 MiB maximum for every blob.
+            let declared = zstd::zstd_safe::get_frame_content_size(body).ok().flatten();
+            let capacity = declared.map_or(MAX_BLOB, |n| n.min(MAX_BLOB as u64) as usize);
+            zstd::bulk::decompress(body, capacity).map_err(|e| BlobError::Decompress(e.to_string()))
+        }
         other => Err(BlobError::Compression(other)),
     }
 }
@@ -132,6 +138,18 @@ mod tests {
 
     fn key() -> MasterKey {
         MasterKey::from_bytes([3; 32])
+    }
+
+    #[test]
+    fn zstd_frames_with_and_without_a_declared_size_unframe() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let declared = zstd::bulk::compress(&data, 3).unwrap();
+        let streamed = zstd::stream::encode_all(&data[..], 3).unwrap();
+        for body in [declared, streamed] {
+            let mut plain = vec![ZSTD];
+            plain.extend_from_slice(&body);
+            assert_eq!(unframe(&plain).unwrap(), data);
+        }
     }
 
     #[test]
