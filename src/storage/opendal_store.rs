@@ -119,6 +119,16 @@ impl OpendalStore {
         move |err| map_opendal_error(&err, location)
     }
 
+    /// The file behind `key` on the local-file backend. Reads go straight to it: opendal's
+    /// fs reader zero-fills a buffer of the requested size before every read, megabytes
+    /// for a small object read whole.
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        match &self.exclusive {
+            ExclusiveWrite::HardLink { root, .. } => Some(root.join(key)),
+            ExclusiveWrite::Native => None,
+        }
+    }
+
     fn uses_multipart(&self, len: usize) -> bool {
         self.multipart && len >= MULTIPART_THRESHOLD
     }
@@ -210,6 +220,12 @@ impl Store for OpendalStore {
 
     async fn get(&self, key: &str) -> Result<Bytes> {
         check_key(key, &self.location(key))?;
+        if let Some(path) = self.local_path(key) {
+            let location = self.location(key);
+            return blocking(location.clone(), move || std::fs::read(&path).map(Bytes::from))
+                .await?
+                .map_err(|err| map_io_error(&err, location));
+        }
         let buffer = self.operator.read(key).await.map_err(self.map_err(key))?;
         Ok(buffer.to_bytes())
     }
@@ -220,6 +236,20 @@ impl Store for OpendalStore {
         if range.is_empty() {
             // A zero-length HTTP range is not expressible; still report a missing object.
             return self.stat_required(key).await.map(|_| Bytes::new());
+        }
+        if let Some(path) = self.local_path(key) {
+            let location = self.location(key);
+            let (start, end) = (range.start, range.end);
+            return blocking(location.clone(), move || read_local_range(&path, start, end))
+                .await?
+                .map_err(|err| match err {
+                    LocalRange::Io(err) => map_io_error(&err, location),
+                    LocalRange::Short(size) => StorageError::new(
+                        ErrorKind::Permanent,
+                        location,
+                        format!("range {start}..{end} exceeds object size {size}"),
+                    ),
+                });
         }
         match self.operator.read_with(key).range(range.clone()).await {
             Ok(buffer) => Ok(buffer.to_bytes()),
@@ -346,6 +376,34 @@ fn opendal_error_kind(err: &opendal::Error) -> ErrorKind {
         _ if err.is_temporary() || err.is_persistent() => ErrorKind::Transient,
         _ => ErrorKind::Permanent,
     }
+}
+
+/// Run blocking file I/O off the async workers.
+async fn blocking<T: Send + 'static>(location: String, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|err| StorageError::new(ErrorKind::Permanent, location, err.to_string()))
+}
+
+enum LocalRange {
+    Io(std::io::Error),
+    /// The file is shorter than the range's end; its size.
+    Short(u64),
+}
+
+/// Bytes `start..end` of a local file, read into spare capacity (no zero-filling).
+fn read_local_range(path: &Path, start: u64, end: u64) -> std::result::Result<Bytes, LocalRange> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).map_err(LocalRange::Io)?;
+    file.seek(SeekFrom::Start(start)).map_err(LocalRange::Io)?;
+    let len = end - start;
+    let mut out = Vec::with_capacity(len as usize);
+    file.take(len).read_to_end(&mut out).map_err(LocalRange::Io)?;
+    if (out.len() as u64) < len {
+        let size = std::fs::metadata(path).map_err(LocalRange::Io)?.len();
+        return Err(LocalRange::Short(size));
+    }
+    Ok(Bytes::from(out))
 }
 
 fn map_io_error(err: &std::io::Error, location: String) -> StorageError {
