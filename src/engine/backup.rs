@@ -216,7 +216,10 @@ async fn load_indexes(lanes: &mut [Lane]) -> Vec<Arc<Index>> {
     let mut out = Vec::new();
     for lane in lanes.iter_mut().filter(|l| l.active()) {
         match lane.repo.load_index().await {
-            Ok(i) => out.push(Arc::new(i)),
+            Ok(i) => {
+                lane.held = i.pack_ids().to_vec();
+                out.push(Arc::new(i));
+            }
             Err(e) => lane.drop_with(Dropped::Failed(e.into())),
         }
     }
@@ -331,7 +334,7 @@ async fn run(
             continue;
         }
         let now = Utc::now().max(time);
-        if let Err(e) = keep_packs_locked(&lane.repo, &lane.uploaded, started_at, now).await {
+        if let Err(e) = keep_packs_locked(&lane.repo, &lane.held, &lane.uploaded, started_at, now).await {
             lane.drop_with(Dropped::Failed(EngineError::Internal(format!(
                 "snapshot stored, but the Object Lock retention of the packs it uses could not be extended: {e} — \
                  run the backup again once the region is reachable"

@@ -57,6 +57,8 @@ pub(crate) struct Lane {
     inflight: JoinSet<Result<IndexedPack>>,
     permits: Arc<Semaphore>,
     stored: Vec<IndexedPack>,
+    /// The packs the region's index listed when the run began.
+    pub held: Vec<crate::format::ids::PackId>,
     /// Every pack this lane stored in the run.
     pub uploaded: std::collections::HashSet<crate::format::ids::PackId>,
     pub dropped: Option<Dropped>,
@@ -70,6 +72,7 @@ impl Lane {
             inflight: JoinSet::new(),
             permits: Arc::new(Semaphore::new(UPLOADS)),
             stored: Vec::new(),
+            held: Vec::new(),
             uploaded: Default::default(),
             dropped: None,
         }

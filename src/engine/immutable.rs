@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::{EngineError, Result};
 use crate::format::blob::Compression;
 use crate::format::ids::PackId;
-use crate::repo::{Index, RepoError, Repository, layout};
+use crate::repo::{RepoError, Repository, layout};
 use crate::storage::object_lock::slack_days;
 
 /// Retention requests in flight at once per region.
@@ -57,11 +57,13 @@ impl Ledger {
     }
 }
 
-/// Make sure every pack in `repo`'s index stays locked until at least `now + N` days,
-/// when the store locks objects. `uploaded` are the packs written by the run that
-/// started at `started`. Returns `None` for stores without Object Lock.
+/// Make sure every pack of `repo` stays locked until at least `now + N` days, when the
+/// store locks objects. `held` are the packs its index listed when the run that
+/// started at `started` began, `uploaded` the packs that run wrote; a snapshot of the
+/// run uses no others. Returns `None` for stores without Object Lock.
 pub async fn keep_packs_locked(
     repo: &Repository,
+    held: &[PackId],
     uploaded: &HashSet<PackId>,
     started: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -69,7 +71,13 @@ pub async fn keep_packs_locked(
     let Some(days) = repo.store().lock_days() else {
         return Ok(None);
     };
-    let index = repo.load_index().await?;
+    let packs: Vec<PackId> = held
+        .iter()
+        .chain(uploaded)
+        .copied()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
     let (mut known, ledgers) = load_ledger(repo).await?;
     let before = known.clone();
     let lock_days = Duration::days(i64::from(days + slack_days(days)));
@@ -77,14 +85,11 @@ pub async fn keep_packs_locked(
         let date = started + lock_days;
         known.entry(*pack).and_modify(|d| *d = (*d).max(date)).or_insert(date);
     }
-    let (stale, report) = plan(&index, &known, now, days);
+    let (stale, report) = plan(&packs, &known, now, days);
     let raised_to = now + lock_days;
     raise(repo, &stale, raised_to).await?;
-    let mut current: HashMap<PackId, DateTime<Utc>> = index
-        .pack_ids()
-        .iter()
-        .filter_map(|p| known.get(p).map(|d| (*p, *d)))
-        .collect();
+    let mut current: HashMap<PackId, DateTime<Utc>> =
+        packs.iter().filter_map(|p| known.get(p).map(|d| (*p, *d))).collect();
     for pack in &stale {
         current.insert(*pack, raised_to);
     }
@@ -113,9 +118,9 @@ async fn raise(repo: &Repository, packs: &[PackId], until: DateTime<Utc>) -> Res
     }
 }
 
-/// The packs of `index` whose known lock ends before `now + days` (unknown ones too).
+/// The packs of `packs` whose known lock ends before `now + days` (unknown ones too).
 fn plan(
-    index: &Index,
+    packs: &[PackId],
     known: &HashMap<PackId, DateTime<Utc>>,
     now: DateTime<Utc>,
     days: u32,
@@ -123,7 +128,7 @@ fn plan(
     let needed = now + Duration::days(i64::from(days));
     let mut stale = Vec::new();
     let mut report = LockReport::default();
-    for pack in index.pack_ids() {
+    for pack in packs {
         if known.get(pack).is_some_and(|until| *until >= needed) {
             report.kept += 1;
         } else {
@@ -182,8 +187,6 @@ async fn save_ledger(repo: &Repository, current: &HashMap<PackId, DateTime<Utc>>
 mod tests {
     use super::*;
     use crate::format::crypto::KdfParams;
-    use crate::format::ids::BlobId;
-    use crate::format::pack::{BlobKind, PackEntry};
     use crate::repo::InitOptions;
     use crate::storage::{ObjectMeta, OpendalStore, StorageError, Store};
     use std::ops::Range;
@@ -279,12 +282,13 @@ mod tests {
         let ledgers = store.list(layout::RETENTION).await.unwrap();
         assert_eq!(ledgers.len(), 1, "a backup leaves one ledger");
         assert!(store.raised.lock().unwrap().is_empty(), "new packs need no raise");
-        let packs = repo.load_index().await.unwrap().pack_ids().len();
+        let held = repo.load_index().await.unwrap().pack_ids().to_vec();
+        let packs = held.len();
 
         // Upload locks run 4 + 1 days and must cover 4 days from "now": half a day
         // later nothing is due, two days later everything is.
         let now = Utc::now();
-        let none = keep_packs_locked(&repo, &HashSet::new(), now, now + Duration::hours(12)).await;
+        let none = keep_packs_locked(&repo, &held, &HashSet::new(), now, now + Duration::hours(12)).await;
         assert_eq!(
             none.unwrap(),
             Some(LockReport {
@@ -293,7 +297,9 @@ mod tests {
             })
         );
         let later = now + Duration::days(2);
-        let all = keep_packs_locked(&repo, &HashSet::new(), now, later).await.unwrap();
+        let all = keep_packs_locked(&repo, &held, &HashSet::new(), now, later)
+            .await
+            .unwrap();
         assert_eq!(
             all,
             Some(LockReport {
@@ -309,7 +315,9 @@ mod tests {
                 .all(|(k, until)| k.starts_with("data/") && *until == later + Duration::days(5))
         );
         // The ledger now knows the new dates: asking again raises nothing.
-        let again = keep_packs_locked(&repo, &HashSet::new(), now, later).await.unwrap();
+        let again = keep_packs_locked(&repo, &held, &HashSet::new(), now, later)
+            .await
+            .unwrap();
         assert_eq!(
             again,
             Some(LockReport {
@@ -339,28 +347,12 @@ mod tests {
         assert_eq!(store.list(layout::RETENTION).await.unwrap().len(), 1);
     }
 
-    fn index_of(packs: &[PackId]) -> Index {
-        let mut index = Index::default();
-        for (i, p) in packs.iter().enumerate() {
-            let entry = PackEntry {
-                kind: BlobKind::Data,
-                id: BlobId([i as u8; 32]),
-                offset: 0,
-                length: 10,
-                raw_length: 10,
-            };
-            index.add_pack(*p, &[entry]);
-        }
-        index
-    }
-
     #[test]
     fn only_packs_locked_too_briefly_or_unknown_are_raised() {
         let now = Utc::now();
         let (a, b, c) = (PackId([1; 32]), PackId([2; 32]), PackId([3; 32]));
-        let index = index_of(&[a, b, c]);
         let known = HashMap::from([(a, now + Duration::days(40)), (b, now + Duration::days(10))]);
-        let (stale, report) = plan(&index, &known, now, 30);
+        let (stale, report) = plan(&[a, b, c], &known, now, 30);
         let stale: HashSet<_> = stale.into_iter().collect();
         assert_eq!(stale, HashSet::from([b, c]));
         assert_eq!(report, LockReport { extended: 2, kept: 1 });
