@@ -149,6 +149,9 @@ JSON
 }
 
 # Write $run/weedN.start and $run/weedN.stop for server N on base port B, then start it.
+# -volume.max: by default weed allows free disk / 128 MiB volumes, and every bucket takes
+# several of its own, so on a fuller disk the later tests' new buckets got HTTP 500
+# InternalError; the tests store little, so a fixed generous count is safe.
 start_weed() {
   local n=$1 base; base=$(pick_weed_base)
   local dir="$run/weed$n" s3=$base
@@ -161,7 +164,7 @@ setsid "$tools/venv/bin/weed" mini -dir="$dir" -ip=127.0.0.1 -ip.bind=127.0.0.1 
   -master.telemetry=false -admin.ui=false -webdav=false \\
   -s3.port.iceberg=0 -s3.port.lance=0 -s3.config="$run/weed-s3.json" \\
   -s3.port=$s3 -master.port=$((base + 1)) -volume.port=$((base + 2)) \\
-  -filer.port=$((base + 3)) -admin.port=$((base + 4)) \\
+  -filer.port=$((base + 3)) -admin.port=$((base + 4)) -volume.max=500 \\
   >>"$run/weed$n.log" 2>&1 </dev/null &
 echo \$! >"$run/weed$n.pid"
 "$tools/venv/bin/python3" - <<'PY'
