@@ -107,10 +107,16 @@ async fn read_keys(store: &dyn Store) -> Result<Vec<(KeyId, KeyFile, Bytes)>> {
 
 /// Find the key that `password` opens.
 pub(crate) async fn find_key(store: &dyn Store, password: &[u8]) -> Result<(KeyId, MasterKey)> {
-    for (id, kf, raw) in read_keys(store).await? {
-        if let Some(key) = cached(&raw, password) {
-            return Ok((id, key));
-        }
+    let keys = read_keys(store).await?;
+    // A key file this process already opened with this password needs no derivation,
+    // wherever it sits in the list.
+    if let Some((id, key)) = keys
+        .iter()
+        .find_map(|(id, _, raw)| cached(raw, password).map(|k| (*id, k)))
+    {
+        return Ok((id, key));
+    }
+    for (id, kf, raw) in keys {
         let pw = password.to_vec();
         let opened = tokio::task::spawn_blocking(move || kf.unwrap_key(&pw))
             .await

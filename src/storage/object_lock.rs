@@ -133,33 +133,31 @@ impl ObjectLockWriter {
         let mut url = self.object_url(key);
         url.set_query(Some("retention"));
         let body = Bytes::from(body);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        retrying(|| async {
             let (status, text) = self
                 .send(http::Method::PUT, &url, Vec::new(), body.clone(), location)
                 .await?;
             if (200..300).contains(&status) {
                 return Ok(());
             }
-            let kind = status_kind(status, false);
-            if kind == ErrorKind::Transient && attempt < ATTEMPTS {
-                tokio::time::sleep(Duration::from_millis(100 << attempt.min(6))).await;
-                continue;
-            }
             let (code, message) = error_fields(&text);
-            return Err(StorageError::new(
-                kind,
+            Err(StorageError::new(
+                status_kind(status, false),
                 location,
                 format!("extending Object Lock retention refused: HTTP {status} {code} {message}")
                     .trim_end()
                     .to_string(),
-            ));
-        }
+            ))
+        })
+        .await
     }
 
     /// Check that the bucket has Object Lock enabled, so that locked uploads can work.
     pub async fn check_bucket(&self, location: &str) -> Result<()> {
+        retrying(|| self.check_bucket_once(location)).await
+    }
+
+    async fn check_bucket_once(&self, location: &str) -> Result<()> {
         let mut url = self.bucket_url.clone();
         url.set_query(Some("object-lock"));
         let (status, text) = self
@@ -235,18 +233,7 @@ impl ObjectLockWriter {
     /// Upload `data` under `key` with retention, retrying transient failures. With
     /// `if_not_exists`, an existing object gives `ErrorKind::AlreadyExists`.
     pub async fn put(&self, key: &str, data: Bytes, if_not_exists: bool, location: &str) -> Result<()> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.put_once(key, data.clone(), if_not_exists, location).await {
-                Err(err) if err.is_transient() && attempt < ATTEMPTS => {
-                    let backoff = 100u64 << attempt.min(6);
-                    let jitter = rand::random::<u64>() % backoff;
-                    tokio::time::sleep(Duration::from_millis((backoff + jitter).min(5_000))).await;
-                }
-                outcome => return outcome,
-            }
-        }
+        retrying(|| self.put_once(key, data.clone(), if_not_exists, location)).await
     }
 
     fn object_url(&self, key: &str) -> url::Url {
@@ -286,6 +273,27 @@ impl ObjectLockWriter {
             location,
             describe_failure(status, &body, self.days),
         ))
+    }
+}
+
+/// Run `call` until it succeeds, fails for good, or `ATTEMPTS` transient failures
+/// (transport errors, 408/409/429/5xx) have happened, with jittered exponential backoff.
+async fn retrying<F, Fut>(mut call: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match call().await {
+            Err(err) if err.is_transient() && attempt < ATTEMPTS => {
+                let backoff = 100u64 << attempt.min(6);
+                let jitter = rand::random::<u64>() % backoff;
+                tokio::time::sleep(Duration::from_millis((backoff + jitter).min(5_000))).await;
+            }
+            outcome => return outcome,
+        }
     }
 }
 
