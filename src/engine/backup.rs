@@ -22,7 +22,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use tokio::sync::mpsc;
 
 use super::fanout::{Dropped, Lane, Outgoing, PACKS_IN_MEMORY, Target, no_region_left, upload_packs};
-use super::immutable::keep_packs_locked;
+use super::immutable::{keep_packs_locked, locks_not_extended};
 use super::walk::{Excludes, node_from_meta, unchanged};
 use super::{EngineError, Progress, Result};
 use crate::format::blob::Compression;
@@ -335,10 +335,7 @@ async fn run(
         }
         let now = Utc::now().max(time);
         if let Err(e) = keep_packs_locked(&lane.repo, &lane.held, &lane.uploaded, started_at, now).await {
-            lane.drop_with(Dropped::Failed(EngineError::Internal(format!(
-                "snapshot stored, but the Object Lock retention of the packs it uses could not be extended: {e} — \
-                 run the backup again once the region is reachable"
-            ))));
+            lane.drop_with(Dropped::Failed(locks_not_extended(e)));
         }
     }
     if !lanes.iter().any(Lane::active) {

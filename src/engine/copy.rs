@@ -7,10 +7,12 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::Utc;
 use futures::future::BoxFuture;
 
 use super::Result;
-use crate::format::ids::{BlobId, SnapshotId};
+use super::immutable::{keep_packs_locked, locks_not_extended};
+use crate::format::ids::{BlobId, PackId, SnapshotId};
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::pack::BlobKind;
 use crate::format::snapshot::Snapshot;
@@ -38,6 +40,8 @@ struct Copier<'a> {
     trees: HashMap<BlobId, BlobId>,
     builder: PackBuilder,
     stored: Vec<IndexedPack>,
+    /// Every pack written so far, indexed or not.
+    uploaded: HashSet<PackId>,
     report: CopyReport,
 }
 
@@ -54,6 +58,7 @@ pub async fn copy(src: &Repository, dst: &Repository, ids: &[SnapshotId]) -> Res
 }
 
 async fn run(src: &Repository, dst: &Repository, ids: &[SnapshotId]) -> Result<CopyReport> {
+    let started = Utc::now();
     let existing: Vec<Snapshot> = dst.snapshots().await?.into_iter().map(|s| s.1).collect();
     let mut c = Copier {
         src,
@@ -64,6 +69,7 @@ async fn run(src: &Repository, dst: &Repository, ids: &[SnapshotId]) -> Result<C
         trees: HashMap::new(),
         builder: PackBuilder::new(dst.config().pack_size as usize),
         stored: Vec::new(),
+        uploaded: HashSet::new(),
         report: CopyReport::default(),
     };
     for (id, snap) in src.snapshots().await? {
@@ -84,6 +90,11 @@ async fn run(src: &Repository, dst: &Repository, ids: &[SnapshotId]) -> Result<C
             })
             .await?;
         c.report.snapshots.push((id, new_id));
+    }
+    if !c.report.snapshots.is_empty() {
+        keep_packs_locked(dst, c.dst_index.pack_ids(), &c.uploaded, started, Utc::now())
+            .await
+            .map_err(locks_not_extended)?;
     }
     Ok(c.report)
 }
@@ -129,6 +140,7 @@ impl Copier<'_> {
     async fn upload(&mut self) -> Result<()> {
         let pack = self.builder.finish(self.dst);
         self.dst.save_pack(&pack.id, pack.bytes).await?;
+        self.uploaded.insert(pack.id);
         self.stored.push(IndexedPack {
             id: pack.id,
             blobs: pack.entries,

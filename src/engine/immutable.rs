@@ -57,6 +57,14 @@ impl Ledger {
     }
 }
 
+/// The error for stored snapshots whose packs' locks could not be extended.
+pub fn locks_not_extended(e: EngineError) -> EngineError {
+    EngineError::Internal(format!(
+        "snapshot stored, but the Object Lock retention of the packs it uses could not be extended: {e} — \
+         run the command again once the region is reachable"
+    ))
+}
+
 /// Make sure every pack of `repo` stays locked until at least `now + N` days, when the
 /// store locks objects. `held` are the packs its index listed when the run that
 /// started at `started` began, `uploaded` the packs that run wrote; a snapshot of the
@@ -345,6 +353,74 @@ mod tests {
         let packs = repo.load_index().await.unwrap().pack_ids().len();
         assert_eq!(store.raised.lock().unwrap().len(), packs, "unknown locks are raised");
         assert_eq!(store.list(layout::RETENTION).await.unwrap().len(), 1);
+    }
+
+    fn quick_kdf() -> KdfParams {
+        KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        }
+    }
+
+    async fn forget_ledgers(store: &Locking) {
+        for ledger in store.list(layout::RETENTION).await.unwrap() {
+            store.delete(&ledger.key).await.unwrap();
+        }
+        store.raised.lock().unwrap().clear();
+    }
+
+    /// Raised pack keys, sorted, against every pack `repo` indexes.
+    async fn raised_and_indexed(store: &Locking, repo: &Repository) -> (Vec<String>, Vec<String>) {
+        let mut raised: Vec<String> = store.raised.lock().unwrap().iter().map(|r| r.0.clone()).collect();
+        raised.sort();
+        let index = repo.load_index().await.unwrap();
+        let mut packs: Vec<String> = index.pack_ids().iter().map(layout::pack).collect();
+        packs.sort();
+        (raised, packs)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sync_into_a_locked_region_raises_the_packs_the_copied_snapshots_use() {
+        let (store, dst, dir) = locked_repo_with_backup().await;
+        // A replica without Object Lock backs up the same data: its snapshot is new to
+        // `dst`, but every blob it uses is already in packs of `dst`.
+        let plain = Arc::new(OpendalStore::memory(format!("plain-{}", rand::random::<u64>())).unwrap());
+        let src = Repository::init_replica(plain, &dst, b"pw", quick_kdf()).await.unwrap();
+        backup_once(&src, &dir).await.unwrap();
+        forget_ledgers(&store).await;
+
+        let report = crate::engine::sync::sync(&src, &dst, None).await.unwrap();
+        assert_eq!((report.snapshots, report.packs), (1, 0), "{report:?}");
+        let (raised, packs) = raised_and_indexed(&store, &dst).await;
+        assert!(!packs.is_empty());
+        assert_eq!(raised, packs, "every pack the synced snapshot uses is raised");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn copy_into_a_locked_region_raises_the_packs_the_copied_snapshots_use() {
+        let (store, dst, dir) = locked_repo_with_backup().await;
+        let plain = Arc::new(OpendalStore::memory(format!("other-{}", rand::random::<u64>())).unwrap());
+        let opts = InitOptions {
+            kdf: quick_kdf(),
+            ..InitOptions::default()
+        };
+        let src = Repository::init(plain, b"other", &opts).await.unwrap();
+        backup_once(&src, &dir).await.unwrap();
+        forget_ledgers(&store).await;
+
+        let report = crate::engine::copy::copy(&src, &dst, &[]).await.unwrap();
+        assert_eq!(report.snapshots.len(), 1);
+        assert_eq!(report.blobs, 0, "the data re-keyed for `dst` is already there");
+        let (raised, packs) = raised_and_indexed(&store, &dst).await;
+        assert!(!packs.is_empty());
+        assert_eq!(raised, packs, "every pack the copied snapshot uses is raised");
+
+        // Nothing new to copy: nothing to raise either.
+        store.raised.lock().unwrap().clear();
+        let again = crate::engine::copy::copy(&src, &dst, &[]).await.unwrap();
+        assert_eq!((again.snapshots.len(), again.skipped), (0, 1));
+        assert!(store.raised.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -8,8 +8,10 @@
 
 use std::collections::HashSet;
 
+use chrono::Utc;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
+use super::immutable::{keep_packs_locked, locks_not_extended};
 use super::{EngineError, Result};
 use crate::format::ids::{BlobId, PackId, SnapshotId};
 use crate::format::index::{IndexFile, IndexedPack};
@@ -62,6 +64,7 @@ async fn copy_missing(src: &Repository, dst: &Repository, dataset: Option<&Datas
     if missing.is_empty() {
         return Ok(report);
     }
+    let started = Utc::now();
     let src_index = src.load_index().await?;
     let dst_index = dst.load_index().await?;
     let packs = packs_needed(src, &src_index, &dst_index, &missing).await?;
@@ -90,6 +93,12 @@ async fn copy_missing(src: &Repository, dst: &Repository, dataset: Option<&Datas
         report.bytes += copy_object(src, dst, layout::snapshot(id), id.0).await?;
         report.snapshots += 1;
     }
+    let uploaded: HashSet<PackId> = copied.iter().map(|c| c.0).collect();
+    // The snapshots copied may use packs this region already had; their locks must
+    // cover the region's retention from now, as after a backup.
+    keep_packs_locked(dst, dst_index.pack_ids(), &uploaded, started, Utc::now())
+        .await
+        .map_err(locks_not_extended)?;
     Ok(report)
 }
 
