@@ -464,6 +464,147 @@ fn added_key_opens_the_repository_and_only_the_other_key_can_be_removed() {
     );
 }
 
+// ---------------------------------------------------------------- copy
+
+const OTHER_PASSWORD: &str = "a different password";
+
+/// `lifeboat --json copy` from `from` into `to`, which `password` opens.
+fn copy_into(from: &Repo, to: &Repo, password: &str) -> std::process::Output {
+    from.cmd()
+        .env("LIFEBOAT_TO_PASSWORD", password)
+        .args(["--json", "copy", "--to"])
+        .arg(&to.path)
+        .output()
+        .unwrap()
+}
+
+/// The snapshots of `repo` (opened with `password`), oldest first.
+fn snapshot_list(repo: &Repo, password: &str) -> Vec<serde_json::Value> {
+    let out = repo
+        .cmd()
+        .env("LIFEBOAT_PASSWORD", password)
+        .args(["--json", "snapshots"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn copy_re_encrypts_every_snapshot_into_a_repository_with_its_own_key() {
+    let from = Repo::init(&["--pack-size", "1MiB"]);
+    let to = Repo::uninitialised();
+    to.cmd()
+        .env("LIFEBOAT_PASSWORD", OTHER_PASSWORD)
+        .args(["init", "--cipher", "aes-256-gcm"])
+        .assert()
+        .success();
+    let input = from.scratch("in");
+    let src = input.join("src");
+    small_tree(&src);
+    std::os::unix::fs::symlink("dir/b.bin", src.join("link")).unwrap();
+    from.backup(&[&src]);
+    let first = manifest(&input);
+    write_file(&src.join("dir/b.bin"), &random_bytes(900_000, 7));
+    fs::remove_file(src.join("a.txt")).unwrap();
+    from.backup(&[&src]);
+    let second = manifest(&input);
+
+    let out = copy_into(&from, &to, OTHER_PASSWORD);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pairs = report["snapshots"].as_array().unwrap().clone();
+    assert_eq!((pairs.len(), report["skipped"].clone()), (2, 0.into()), "{report}");
+
+    // Same snapshots, new ids; no object of one repository appears in the other.
+    let listed = |r: &Repo, pw: &str| -> Vec<(String, String)> {
+        snapshot_list(r, pw)
+            .iter()
+            .map(|s| (s["time"].to_string(), s["id"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let (old, new) = (listed(&from, PASSWORD), listed(&to, OTHER_PASSWORD));
+    assert_eq!(
+        old.iter().map(|s| &s.0).collect::<Vec<_>>(),
+        new.iter().map(|s| &s.0).collect::<Vec<_>>()
+    );
+    for pair in &pairs {
+        let (a, b) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
+        assert_ne!(a, b);
+        assert!(old.iter().any(|s| s.1 == a) && new.iter().any(|s| s.1 == b), "{pair}");
+    }
+    let names = |r: &Repo| -> std::collections::BTreeSet<_> {
+        r.objects("data")
+            .into_iter()
+            .map(|p| p.file_name().unwrap().to_owned())
+            .collect()
+    };
+    assert!(
+        names(&from).is_disjoint(&names(&to)),
+        "packs were copied, not re-encrypted"
+    );
+
+    // Each copied snapshot restores exactly, and the copy checks clean.
+    for (id, expected) in [(&new[0].1, &first), (&new[1].1, &second)] {
+        let target = to.scratch(&format!("restore-{id}"));
+        to.cmd()
+            .env("LIFEBOAT_PASSWORD", OTHER_PASSWORD)
+            .args(["restore", id, "--target"])
+            .arg(&target)
+            .assert()
+            .success();
+        assert_same_tree(expected, &manifest(&target));
+    }
+    to.cmd()
+        .env("LIFEBOAT_PASSWORD", OTHER_PASSWORD)
+        .args(["check", "--read-data"])
+        .assert()
+        .success();
+
+    // Copying again finds both snapshots there and adds nothing.
+    let size = to.data_size();
+    let again = copy_into(&from, &to, OTHER_PASSWORD);
+    assert!(again.status.success(), "{}", stderr_of(&again));
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(
+        (report["snapshots"].clone(), report["skipped"].clone()),
+        (serde_json::json!([]), 2.into())
+    );
+    assert_eq!(to.data_size(), size);
+}
+
+#[test]
+fn copy_with_the_wrong_destination_password_exits_2_and_writes_nothing() {
+    let from = Repo::init(&[]);
+    let to = Repo::init(&[]);
+    let src = from.scratch("src");
+    small_tree(&src);
+    from.backup(&[&src]);
+    let before = listing(&to.path);
+    let out = copy_into(&from, &to, "not the password");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("destination") && err.contains("LIFEBOAT_TO_PASSWORD"),
+        "{err}"
+    );
+    let unset = from
+        .cmd()
+        .env_remove("LIFEBOAT_TO_PASSWORD")
+        .args(["copy", "--to"])
+        .arg(&to.path)
+        .output()
+        .unwrap();
+    assert_eq!(unset.status.code(), Some(2), "{}", stderr_of(&unset));
+    assert!(
+        stderr_of(&unset).contains("--to-password-file"),
+        "{}",
+        stderr_of(&unset)
+    );
+    assert_eq!(listing(&to.path), before, "the destination changed");
+}
+
 // ---------------------------------------------------------------- interruption
 
 #[test]

@@ -70,6 +70,27 @@ impl PasswordArgs {
     }
 }
 
+/// The password of a second repository (`copy --to`): `--to-password-file`, else
+/// `LIFEBOAT_TO_PASSWORD`.
+pub fn destination_password(file: Option<&Path>) -> Result<Vec<u8>, CliError> {
+    let pw = match (file, std::env::var_os("LIFEBOAT_TO_PASSWORD")) {
+        (Some(f), _) => from_file(f)?,
+        (None, Some(v)) => v.into_encoded_bytes(),
+        (None, None) => {
+            return Err(CliError::BadInput(
+                "no password for the destination repository — set LIFEBOAT_TO_PASSWORD or use --to-password-file"
+                    .into(),
+            ));
+        }
+    };
+    if pw.is_empty() {
+        return Err(CliError::BadInput(
+            "the destination password is empty — set a non-empty password".into(),
+        ));
+    }
+    Ok(pw)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

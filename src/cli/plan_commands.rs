@@ -249,12 +249,17 @@ impl Ctx {
         specs: &[String],
     ) -> Result<i32> {
         let src = self.open(repo).await?;
-        let dst_pw = super::password::PasswordArgs {
-            password_file: to_password_file,
-            password_command: None,
-        }
-        .resolve("LIFEBOAT_TO_PASSWORD")?;
-        let dst = crate::repo::Repository::open(self.store(&RepoArg { repo: to.to_string() }, false)?, &dst_pw).await?;
+        let dst_pw = super::password::destination_password(to_password_file.as_deref())?;
+        let dst = match crate::repo::Repository::open(self.store(&RepoArg { repo: to.to_string() }, false)?, &dst_pw)
+            .await
+        {
+            Err(crate::repo::RepoError::WrongPassword(addr)) => {
+                return Err(bad(format!(
+                    "wrong password for the destination repository {addr} — check LIFEBOAT_TO_PASSWORD or --to-password-file"
+                )));
+            }
+            other => other?,
+        };
         let mut ids = Vec::new();
         for spec in specs {
             ids.push(src.find_snapshot(spec).await?.0);

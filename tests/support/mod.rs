@@ -26,6 +26,7 @@ pub fn lifeboat() -> Command {
     cmd.env("LIFEBOAT_PASSWORD", PASSWORD)
         .env_remove("LIFEBOAT_REPO")
         .env_remove("LIFEBOAT_NEW_PASSWORD")
+        .env_remove("LIFEBOAT_TO_PASSWORD")
         .arg("--quiet");
     cmd
 }
