@@ -209,12 +209,18 @@ fn region_crash_mid_backup_then_sync() {
     let status = region_status(&env, &setup, "weed2");
     assert_eq!(status["reachable"], true, "{status}");
     assert_eq!(status["behind"], 1, "plan shows weed2 behind: {status}");
+    assert!(status["bytes_behind"].as_u64().unwrap() > 0, "{status}");
 
     let sync = env.lifeboat(&["sync", "--plan", setup.plan()]);
     assert_eq!(code(&sync), 0, "sync: {}", both(&sync));
     let report = setup.check_clean(&env, &weed2_url);
     assert_eq!(report["snapshots"], 2, "weed2 after sync: {report}");
-    assert_eq!(region_status(&env, &setup, "weed2")["behind"], 0);
+    let status = region_status(&env, &setup, "weed2");
+    assert_eq!(
+        (status["behind"].clone(), status["bytes_behind"].clone()),
+        (0.into(), 0.into()),
+        "{status}"
+    );
     let restored = setup.restore_from(&env, "weed2", "after-sync");
     assert_same_tree(&setup.source, &restored);
 }

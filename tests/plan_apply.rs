@@ -258,6 +258,61 @@ fn apply_with_region_a_unwritable_is_degraded_and_still_backs_up_to_b() {
     assert_eq!(q.snapshots_in("b").len(), 2);
 }
 
+#[test]
+fn plan_shows_what_a_lagging_region_misses_and_sync_catches_it_up() {
+    let q = Quickstart::new();
+    q.apply_json(&[], 0);
+    // A new incompressible MiB, backed up while region a cannot be written.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let fresh: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    std::fs::write(q.data().join("fresh.bin"), &fresh).expect("write fresh data");
+    {
+        let _frozen = Unwritable::new(&q.region("a"));
+        q.apply_json(&["--force"], 4);
+    }
+    let status = parse(&q.with_plan("plan", &["--json"], 0));
+    let rows = regions_of(&status);
+    let (a, b) = (region_row(&rows, "a"), region_row(&rows, "b"));
+    assert_eq!(
+        (a["snapshots"].clone(), b["snapshots"].clone()),
+        (1.into(), 2.into()),
+        "{status}"
+    );
+    assert_eq!(
+        (a["behind"].clone(), b["behind"].clone()),
+        (1.into(), 0.into()),
+        "{status}"
+    );
+    assert_eq!(b["bytes_behind"], 0, "{status}");
+    let missed = a["bytes_behind"].as_u64().expect("bytes_behind measured");
+    assert!(
+        (1 << 20..(1 << 20) + 64 * 1024).contains(&missed),
+        "a misses {missed} bytes: {status}"
+    );
+    let text = String::from_utf8_lossy(&q.with_plan("plan", &[], 0).stdout).into_owned();
+    let line = text.lines().find(|l| l.contains(" a ")).expect("a row for region a");
+    assert!(line.contains("1 snapshot(s), 1.00 MiB"), "{text}");
+
+    let sync = ["sync", "--plan", q.plan().to_str().expect("utf-8")].map(str::to_string);
+    let args: Vec<&str> = sync.iter().map(String::as_str).collect();
+    expect_code(q.run(&args), 0, &args);
+    let rows = regions_of(&parse(&q.with_plan("plan", &["--json"], 0)));
+    let a = region_row(&rows, "a");
+    assert_eq!(
+        (a["snapshots"].clone(), a["behind"].clone(), a["bytes_behind"].clone()),
+        (2.into(), 0.into(), 0.into())
+    );
+    let (target, _) = q.restore(&["--region", "a"]);
+    assert_same_tree(&q.data(), &target.join("data"));
+}
+
 /// A folder tree nothing may write to, not even root (`chattr +i`), until dropped.
 struct Unwritable(PathBuf);
 

@@ -1,11 +1,14 @@
 //! `lifeboat plan`: what is due, lagging or over its RPO, per dataset and region.
 //! Read-only: it opens repositories but writes nothing.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 
-use super::regions::open_regions;
+use super::regions::{RegionRepo, open_regions};
+use crate::engine::sync::bytes_needed;
 use crate::plan::{Dataset, Plan};
-use crate::repo::SnapshotId;
+use crate::repo::{Index, SnapshotId};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RegionStatus {
@@ -20,8 +23,12 @@ pub struct RegionStatus {
     pub age_seconds: Option<i64>,
     pub within_rpo: bool,
     pub backup_due: bool,
-    /// Snapshots the best region has that this one lacks (by time).
+    /// Snapshots of the dataset that another reachable region has and this one lacks.
     pub behind: usize,
+    /// Bytes of packs a `sync` would copy into this region to catch up (blob bytes,
+    /// without pack headers); measured only when asked for, otherwise `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_behind: Option<u64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -42,28 +49,53 @@ pub struct PlanStatus {
     pub violated: bool,
 }
 
+/// How much a `status` call measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Snapshot lists only.
+    Snapshots,
+    /// Also the bytes each lagging region misses, which reads indexes and the trees of
+    /// the missing snapshots.
+    Bytes,
+}
+
 /// Observe every dataset × region of `plan` at `now`.
-pub async fn status(plan: &Plan, password: &[u8], now: DateTime<Utc>) -> PlanStatus {
+pub async fn status(plan: &Plan, password: &[u8], now: DateTime<Utc>, depth: Depth) -> PlanStatus {
     let regions = open_regions(plan, &[], password, false).await;
+    let mut indexes: HashMap<String, Option<Index>> = HashMap::new();
     let mut datasets = Vec::new();
     for ds in plan.datasets.values() {
         let mut rows = Vec::new();
-        for r in regions.iter().filter(|r| ds.regions.contains(&r.name)) {
-            let row = match &r.repo {
-                Ok(repo) => match repo.snapshots().await {
-                    Ok(snaps) => {
-                        let times: Vec<(SnapshotId, DateTime<Utc>)> = snaps
-                            .into_iter()
-                            .filter(|(_, s)| s.dataset.as_ref() == Some(&ds.name))
-                            .map(|(id, s)| (id, s.time))
-                            .collect();
-                        observed(ds, r.name.as_str(), &times, now)
-                    }
-                    Err(e) => unreachable_row(r.name.as_str(), e.to_string()),
-                },
-                Err(e) => unreachable_row(r.name.as_str(), e.to_string()),
+        let mut held: Vec<Option<HashSet<SnapshotId>>> = Vec::new();
+        let members: Vec<&RegionRepo> = regions.iter().filter(|r| ds.regions.contains(&r.name)).collect();
+        for r in &members {
+            let snaps = match &r.repo {
+                Ok(repo) => repo.snapshots().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
             };
-            rows.push(row);
+            match snaps {
+                Ok(snaps) => {
+                    let times: Vec<(SnapshotId, DateTime<Utc>)> = snaps
+                        .into_iter()
+                        .filter(|(_, s)| s.dataset.as_ref() == Some(&ds.name))
+                        .map(|(id, s)| (id, s.time))
+                        .collect();
+                    held.push(Some(times.iter().map(|t| t.0).collect()));
+                    rows.push(observed(ds, r.name.as_str(), &times, now));
+                }
+                Err(e) => {
+                    held.push(None);
+                    rows.push(unreachable_row(r.name.as_str(), e));
+                }
+            }
+        }
+        let all: HashSet<SnapshotId> = held.iter().flatten().flatten().copied().collect();
+        for (i, row) in rows.iter_mut().enumerate() {
+            let Some(mine) = &held[i] else { continue };
+            row.behind = all.difference(mine).count();
+            if depth == Depth::Bytes {
+                row.bytes_behind = lag_bytes(&members, &held, i, &mut indexes).await;
+            }
         }
         datasets.push(dataset_status(ds, rows, now));
     }
@@ -74,11 +106,50 @@ pub async fn status(plan: &Plan, password: &[u8], now: DateTime<Utc>) -> PlanSta
     }
 }
 
-fn dataset_status(ds: &Dataset, mut rows: Vec<RegionStatus>, now: DateTime<Utc>) -> DatasetStatus {
-    let best = rows.iter().map(|r| r.snapshots).max().unwrap_or(0);
-    for r in rows.iter_mut().filter(|r| r.reachable) {
-        r.behind = best - r.snapshots;
+/// The bytes region `i` of `members` misses: what syncing from each other region in
+/// turn would copy. `None` when an index or tree could not be read.
+async fn lag_bytes(
+    members: &[&RegionRepo],
+    held: &[Option<HashSet<SnapshotId>>],
+    i: usize,
+    indexes: &mut HashMap<String, Option<Index>>,
+) -> Option<u64> {
+    let mine = held[i].as_ref()?;
+    let mut have = mine.clone();
+    let mut counted = HashSet::new();
+    let mut total = 0;
+    for (j, src) in members.iter().enumerate() {
+        let Some(theirs) = &held[j] else { continue };
+        let missing: Vec<SnapshotId> = theirs.difference(&have).copied().collect();
+        if j == i || missing.is_empty() {
+            continue;
+        }
+        load_index(src, indexes).await;
+        load_index(members[i], indexes).await;
+        let src_index = indexes.get(src.name.as_str())?.as_ref()?;
+        let dst_index = indexes.get(members[i].name.as_str())?.as_ref()?;
+        let src_repo = src.repo.as_ref().ok()?;
+        total += bytes_needed(src_repo, src_index, dst_index, &missing, &mut counted)
+            .await
+            .ok()?;
+        have.extend(missing);
     }
+    Some(total)
+}
+
+/// Load `region`'s index into `indexes` once (`None` when it cannot be read).
+async fn load_index(region: &RegionRepo, indexes: &mut HashMap<String, Option<Index>>) {
+    if indexes.contains_key(region.name.as_str()) {
+        return;
+    }
+    let loaded = match &region.repo {
+        Ok(repo) => repo.load_index().await.ok(),
+        Err(_) => None,
+    };
+    indexes.insert(region.name.to_string(), loaded);
+}
+
+fn dataset_status(ds: &Dataset, rows: Vec<RegionStatus>, now: DateTime<Utc>) -> DatasetStatus {
     DatasetStatus {
         dataset: ds.name.to_string(),
         schedule: ds.schedule.as_str().to_string(),
@@ -101,6 +172,7 @@ fn unreachable_row(region: &str, error: String) -> RegionStatus {
         within_rpo: false,
         backup_due: true,
         behind: 0,
+        bytes_behind: None,
     }
 }
 
@@ -124,5 +196,6 @@ pub fn observed(ds: &Dataset, region: &str, times: &[(SnapshotId, DateTime<Utc>)
         within_rpo,
         backup_due: due,
         behind: 0,
+        bytes_behind: None,
     }
 }

@@ -70,7 +70,7 @@ impl Ctx {
 
     pub async fn plan(&self, path: &Path) -> Result<i32> {
         let plan = load_plan(path)?;
-        let st = status::status(&plan, &password(&plan)?, Utc::now()).await;
+        let st = status::status(&plan, &password(&plan)?, Utc::now(), status::Depth::Bytes).await;
         if self.json {
             output::json(&st);
         } else {
@@ -389,7 +389,7 @@ fn print_verify(rows: &[crate::apply::verify::RegionVerify]) {
 fn print_status(st: &status::PlanStatus) {
     println!("plan {}", st.plan);
     println!(
-        "{:<22} {:<12} {:<10} {:>5} {:<20} {:>9} {:<8} {:<4}",
+        "{:<22} {:<12} {:<10} {:>5} {:<20} {:>9} {:<8} {:<4} behind",
         "dataset", "region", "reachable", "snaps", "latest (UTC)", "age", "RPO", "due"
     );
     for ds in &st.datasets {
@@ -407,8 +407,14 @@ fn print_status(st: &status::PlanStatus) {
                 "NO".to_string()
             };
             let due = if r.backup_due { "yes" } else { "no" };
+            let behind = match (r.reachable, r.behind, r.bytes_behind) {
+                (false, _, _) => "?".to_string(),
+                (true, 0, _) => "-".to_string(),
+                (true, n, Some(b)) => format!("{n} snapshot(s), {}", bytes(b)),
+                (true, n, None) => format!("{n} snapshot(s)"),
+            };
             println!(
-                "{:<22} {:<12} {:<10} {:>5} {:<20} {:>9} {:<8} {:<4}",
+                "{:<22} {:<12} {:<10} {:>5} {:<20} {:>9} {:<8} {:<4} {behind}",
                 ds.dataset, r.region, reach, r.snapshots, latest, age, rpo, due
             );
             if let Some(e) = &r.error {

@@ -23,7 +23,7 @@ pub async fn observe_plan(shared: &Shared, name: &str, plan: &Plan) {
         Ok(Err(e)) => return tracing::warn!(plan = name, error = %e, "cannot read the plan's repositories"),
         Err(e) => return tracing::warn!(plan = name, error = %e, "password lookup did not finish"),
     };
-    let st = status::status(plan, &password, Utc::now()).await;
+    let st = status::status(plan, &password, Utc::now(), status::Depth::Snapshots).await;
     for ds in &st.datasets {
         let key = DatasetKey::new(name, &ds.dataset);
         let snapshot = {

@@ -102,6 +102,25 @@ async fn copy_missing(src: &Repository, dst: &Repository, dataset: Option<&Datas
     Ok(report)
 }
 
+/// How many bytes of packs a sync from `src` would copy into the region whose index is
+/// `dst_index` to give it the snapshots `missing`, leaving out packs already in
+/// `counted` (which gains the packs counted here). Pack headers are not counted.
+pub async fn bytes_needed(
+    src: &Repository,
+    src_index: &Index,
+    dst_index: &Index,
+    missing: &[SnapshotId],
+    counted: &mut HashSet<PackId>,
+) -> Result<u64> {
+    let packs = packs_needed(src, src_index, dst_index, missing).await?;
+    let new: HashSet<PackId> = packs.into_iter().filter(|p| counted.insert(*p)).collect();
+    Ok(src_index
+        .iter()
+        .filter(|(_, loc)| new.contains(&src_index.pack_id(loc.pack)))
+        .map(|(_, loc)| u64::from(loc.length))
+        .sum())
+}
+
 /// Packs of `src` holding blobs that the missing snapshots use and `dst` lacks.
 async fn packs_needed(
     src: &Repository,
