@@ -263,15 +263,11 @@ fn plan_shows_what_a_lagging_region_misses_and_sync_catches_it_up() {
     let q = Quickstart::new();
     q.apply_json(&[], 0);
     // A new incompressible MiB, backed up while region a cannot be written.
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let fresh: Vec<u8> = (0..1 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect();
+    let mut fresh = vec![0u8; 1 << 20];
+    rand::RngCore::fill_bytes(
+        &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(5),
+        &mut fresh,
+    );
     std::fs::write(q.data().join("fresh.bin"), &fresh).expect("write fresh data");
     {
         let _frozen = Unwritable::new(&q.region("a"));
