@@ -168,14 +168,26 @@ setsid "$tools/venv/bin/weed" mini -dir="$dir" -ip=127.0.0.1 -ip.bind=127.0.0.1 
   >>"$run/weed$n.log" 2>&1 </dev/null &
 echo \$! >"$run/weed$n.pid"
 "$tools/venv/bin/python3" - <<'PY'
-import sys, time, boto3, botocore.config
+import glob, json, sys, time, urllib.request, boto3, botocore.config
 s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:$s3", region_name="us-east-1",
                   aws_access_key_id="$WEED_KEY", aws_secret_access_key="$WEED_SECRET",
                   config=botocore.config.Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=5))
+# On a restart S3 answers before the volume server has registered its volumes with the
+# master, and reads then fail with HTTP 500: wait until every volume file on disk is
+# registered and one object of every bucket can be read.
+volume_files = len(glob.glob("$dir/**/*.dat", recursive=True))
 deadline = time.time() + 60
 while True:
     try:
-        s3.list_buckets()
+        buckets = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+        status = json.load(urllib.request.urlopen("http://127.0.0.1:$((base + 1))/vol/status", timeout=2))
+        centres = status["Volumes"].get("DataCenters") or {}
+        registered = sum(len(vols) for dc in centres.values() for rack in dc.values() for vols in rack.values())
+        if registered < volume_files:
+            raise RuntimeError(f"{registered} of {volume_files} volumes registered")
+        for bucket in buckets:
+            for obj in s3.list_objects_v2(Bucket=bucket, MaxKeys=1).get("Contents", []):
+                s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
         break
     except Exception as err:
         if time.time() > deadline:
