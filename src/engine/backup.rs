@@ -534,7 +534,11 @@ impl Walker {
 
     fn file(&mut self, path: &Path, name: &std::ffi::OsStr, meta: &fs::Metadata, old: Option<&Node>) -> Result<Node> {
         let mut node = node_from_meta(name, NodeKind::File, meta);
-        if let Some(old) = old.filter(|o| unchanged(o, &node)) {
+        // An unchanged file reuses its old content only while every region still indexes
+        // those blobs; otherwise (a pack lost and repaired out of the index) it is read
+        // again, which stores the missing data anew.
+        let stored = |o: &Node| o.content.iter().all(|b| self.indexes.iter().all(|i| i.contains(b)));
+        if let Some(old) = old.filter(|o| unchanged(o, &node) && stored(o)) {
             node.content = old.content.clone();
             node.hash = old.hash;
             self.summary.files_unchanged += 1;
