@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use lifeboat::engine::repair::{RepairOptions, repair_index};
 use lifeboat::storage::ErrorKind;
 
 use crate::support::{Bench, object_kind};
@@ -85,6 +86,34 @@ async fn failed_snapshot_write_keeps_the_indexed_data_for_the_next_backup() {
     bench.fault.clear_faults();
     let report = bench.assert_consistent("after failed snapshot write").await;
     assert_eq!(report.snapshots, 0);
+    let retry = bench.backup().await.unwrap();
+    let summary = &retry.snapshot.summary;
+    assert!(summary.bytes_added < 16 * 1024, "data stored again: {summary:?}");
+    bench.assert_latest_restores_exactly("restored").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repair_index_salvages_a_failed_backup_and_survives_its_own_failed_write() {
+    let bench = Bench::new().await;
+    bench.fault.fail_puts_with_prefix("index/", ErrorKind::PermissionDenied);
+    bench.backup().await.expect_err("index write failed");
+    // The repair's own index write fails too: it reports the error and changes nothing.
+    let err = repair_index(&bench.repo, &RepairOptions::default())
+        .await
+        .expect_err("repair's index write failed");
+    assert_eq!(object_kind(&err), "index/", "{err}");
+    bench.fault.clear_faults();
+    let before = bench.assert_consistent("after the failed repair").await;
+    assert!(before.unindexed_packs >= 4, "{before:?}");
+
+    let report = repair_index(&bench.repo, &RepairOptions::default()).await.unwrap();
+    assert!(report.rewritten, "{report:?}");
+    assert_eq!(report.packs_added, before.unindexed_packs, "{report:?}");
+    assert_eq!((report.packs_missing, report.packs_unreadable), (0, 0), "{report:?}");
+    let after = bench.assert_consistent("after the repair").await;
+    assert_eq!(after.unindexed_packs, 0, "{after:?}");
+
+    // The failed backup's data is reused, not stored again.
     let retry = bench.backup().await.unwrap();
     let summary = &retry.snapshot.summary;
     assert!(summary.bytes_added < 16 * 1024, "data stored again: {summary:?}");

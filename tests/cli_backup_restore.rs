@@ -608,6 +608,130 @@ fn copy_with_the_wrong_destination_password_exits_2_and_writes_nothing() {
     assert_eq!(listing(&to.path), before, "the destination changed");
 }
 
+// ---------------------------------------------------------------- repair
+
+fn repair_index(repo: &Repo, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let out = repo
+        .cmd()
+        .args(["--json", "repair", "index"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr_of(&out)));
+    (out.status.code(), report)
+}
+
+#[test]
+fn repair_index_rebuilds_a_damaged_and_a_lost_index_object() {
+    let repo = Repo::init(&["--pack-size", "1MiB"]);
+    let input = repo.scratch("in");
+    small_tree(&input.join("src"));
+    repo.backup(&[&input.join("src")]);
+    let first = manifest(&input);
+    write_file(&input.join("src/dir/new.bin"), &random_bytes(600_000, 4));
+    repo.backup(&[&input.join("src")]);
+    let second = manifest(&input);
+    let packs = repo.objects("data").len();
+    let indexes = repo.objects("index");
+    assert_eq!(indexes.len(), 2);
+    flip_byte(&repo.path.join(&indexes[0]), 60);
+    fs::remove_file(repo.path.join(&indexes[1])).unwrap();
+    repo.cmd().arg("check").assert().code(3);
+
+    // A dry run reports the work and writes nothing.
+    let before = listing(&repo.path);
+    let (code, dry) = repair_index(&repo, &["--dry-run"]);
+    assert_eq!(code, Some(0), "{dry}");
+    assert_eq!(
+        (dry["rewritten"].clone(), dry["packs_added"].clone()),
+        (false.into(), packs.into())
+    );
+    assert_eq!(listing(&repo.path), before, "a dry run changed the repository");
+
+    let (code, report) = repair_index(&repo, &[]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["indexes_damaged"], 1, "{report}");
+    assert_eq!(
+        (report["packs_added"].clone(), report["packs"].clone()),
+        (packs.into(), packs.into())
+    );
+    assert_eq!(report["rewritten"], true);
+    assert_eq!(repo.objects("index").len(), 1, "the old index objects are gone");
+    repo.cmd().args(["check", "--read-data"]).assert().code(0);
+
+    // Both snapshots restore exactly from the rebuilt index.
+    let ids: Vec<String> = {
+        let out = repo.cmd().args(["--json", "snapshots"]).output().unwrap();
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        list.iter().map(|s| s["id"].as_str().unwrap().to_string()).collect()
+    };
+    for (id, expected) in ids.iter().zip([&first, &second]) {
+        let target = repo.scratch(&format!("out-{id}"));
+        repo.cmd()
+            .args(["restore", id, "--target"])
+            .arg(&target)
+            .assert()
+            .success();
+        assert_same_tree(expected, &manifest(&target));
+    }
+
+    // Nothing left to repair: nothing is read or written.
+    let (code, again) = repair_index(&repo, &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        (again["rewritten"].clone(), again["packs_scanned"].clone()),
+        (false.into(), 0.into())
+    );
+    let (code, all) = repair_index(&repo, &["--read-all-packs"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        (all["rewritten"].clone(), all["packs_scanned"].clone()),
+        (false.into(), packs.into())
+    );
+}
+
+#[test]
+fn repair_index_drops_a_lost_pack_and_the_next_backup_stores_its_data_again() {
+    let repo = Repo::init(&["--pack-size", "1MiB"]);
+    let input = repo.scratch("in");
+    let src = input.join("src");
+    for (i, name) in ["a.bin", "b.bin", "c.bin"].into_iter().enumerate() {
+        write_file(&src.join(name), &random_bytes(3 << 20, 60 + i as u64));
+    }
+    repo.backup(&[&src]);
+    let (pack, _, lost) = repo.locate_first_chunk(Path::new("src/b.bin"));
+    fs::remove_file(&pack).unwrap();
+
+    let (code, report) = repair_index(&repo, &[]);
+    assert_eq!(code, Some(3), "lost data is damage: {report}");
+    assert_eq!(report["packs_missing"], 1, "{report}");
+    let name = pack.file_name().unwrap().to_str().unwrap();
+    assert!(report["problems"][0].as_str().unwrap().contains(name), "{report}");
+    let check = repo.cmd().arg("check").output().unwrap();
+    assert_eq!(check.status.code(), Some(3));
+    let found = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert!(found.contains("b.bin"), "{found}");
+
+    // The files are unchanged, but some of their data is no longer indexed: the backup
+    // reads those again, and with their blobs back the first snapshot is whole again.
+    let summary = repo.backup(&[&src]);
+    assert!(summary["files_unchanged"].as_u64().unwrap() < 3, "{summary}");
+    assert!(summary["bytes_added"].as_u64().unwrap() >= lost, "{summary}");
+    repo.cmd().args(["check", "--read-data"]).assert().code(0);
+    let target = repo.scratch("first");
+    let first = {
+        let out = repo.cmd().args(["--json", "snapshots"]).output().unwrap();
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        list[0]["id"].as_str().unwrap().to_string()
+    };
+    repo.cmd()
+        .args(["restore", &first, "--target"])
+        .arg(&target)
+        .assert()
+        .success();
+    assert_same_tree(&manifest(&input), &manifest(&target));
+}
+
 // ---------------------------------------------------------------- interruption
 
 #[test]

@@ -191,6 +191,23 @@ proptest! {
     }
 
     #[test]
+    fn pack_header_reads_from_any_tail_that_holds_it(
+        c in cipher(), sizes in prop::collection::vec(0usize..20_000, 0..8), seed: u64,
+        extra: prop::sample::Index,
+    ) {
+        let key = MasterKey::from_bytes([9; 32]);
+        let (_, bytes, entries) = build_pack(&key, c, &sizes, seed);
+        let span = pack::header_span(bytes.len(), &bytes[bytes.len() - 4..]).unwrap();
+        // Any tail from the header's start to the whole pack gives the same entries.
+        let take = span + extra.index(bytes.len() - span + 1);
+        let tail = &bytes[bytes.len() - take..];
+        prop_assert_eq!(&pack::read_header_from_tail(&key, c, bytes.len(), tail).unwrap(), &entries);
+        // A tail that cuts into the header is refused, never misread.
+        let short = &bytes[bytes.len() - (span - 1)..];
+        prop_assert!(pack::read_header_from_tail(&key, c, bytes.len(), short).is_err());
+    }
+
+    #[test]
     fn pack_with_any_flipped_byte_is_never_silently_accepted(
         c in cipher(), sizes in prop::collection::vec(0usize..4_000, 0..6), seed: u64,
         at: prop::sample::Index, mask in 1u8..=255,

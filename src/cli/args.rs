@@ -267,6 +267,27 @@ pub enum Command {
         #[command(flatten)]
         repo: RepoArg,
     },
+    /// Put a repository's metadata right from what its packs hold.
+    Repair {
+        #[command(subcommand)]
+        what: RepairWhat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepairWhat {
+    /// Rebuild the index from pack headers: replaces damaged index objects, indexes
+    /// packs an interrupted backup left unindexed, drops packs gone from storage.
+    Index {
+        #[command(flatten)]
+        repo: RepoArg,
+        /// Read the header of every pack, not only of packs no index describes.
+        #[arg(long)]
+        read_all_packs: bool,
+        /// Report what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use super::CliError;
-use super::args::{Cli, Command, KeyAction, RepoArg};
+use super::args::{Cli, Command, KeyAction, RepairWhat, RepoArg};
 use super::output::{self, Bar, bytes, duration_ms};
 use super::password::PasswordArgs;
 use crate::apply::retention::Filter;
 use crate::engine::backup::{BackupOptions, backup};
 use crate::engine::check::{CheckOptions, check};
 use crate::engine::prune::PruneOptions;
+use crate::engine::repair::{RepairOptions, repair_index};
 use crate::engine::restore::{RestoreOptions, restore};
 use crate::engine::{Progress, ls};
 use crate::format::crypto::{Cipher, KdfParams};
@@ -161,6 +162,20 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Daemon(args) => ctx.daemon(args).await,
         Command::Status(args) => ctx.status(args).await,
         Command::Unlock { repo } => ctx.unlock(&repo).await,
+        Command::Repair {
+            what:
+                RepairWhat::Index {
+                    repo,
+                    read_all_packs,
+                    dry_run,
+                },
+        } => {
+            let opts = RepairOptions {
+                read_all_packs,
+                dry_run,
+            };
+            ctx.repair_index(&repo, &opts).await
+        }
         Command::Verify {
             plan,
             dataset,
@@ -450,7 +465,8 @@ impl Ctx {
             );
             if report.unindexed_packs > 0 {
                 println!(
-                    "{} pack(s) not in any index (left by an interrupted backup; prune removes them)",
+                    "{} pack(s) not in any index (left by an interrupted backup, or an index was lost): \
+                     `lifeboat repair index` indexes them, prune removes them",
                     report.unindexed_packs
                 );
             }
@@ -473,6 +489,43 @@ impl Ctx {
             );
             Ok(super::error::EXIT_DAMAGE)
         }
+    }
+
+    async fn repair_index(&self, repo: &RepoArg, opts: &RepairOptions) -> Result<i32> {
+        let r = self.open(repo).await?;
+        let report = repair_index(&r, opts).await?;
+        let lost = report.packs_missing + report.packs_unreadable;
+        if self.json {
+            output::json(&report);
+        } else {
+            for p in &report.problems {
+                println!("{p}");
+            }
+            let done = match (report.rewritten, report.dry_run) {
+                (true, _) => "index rebuilt",
+                (false, true) if report.indexes_damaged + report.packs_added + report.packs_missing > 0 => {
+                    "dry run: the index would be rebuilt"
+                }
+                _ => "the index is complete; nothing written",
+            };
+            println!(
+                "{done}: {} packs, {} blobs; {} index object(s) damaged, {} pack header(s) read, {} pack(s) added, {} missing, {} unreadable",
+                report.packs,
+                report.blobs,
+                report.indexes_damaged,
+                report.packs_scanned,
+                report.packs_added,
+                report.packs_missing,
+                report.packs_unreadable
+            );
+        }
+        if lost > 0 {
+            eprintln!(
+                "error: {lost} pack(s) missing or unreadable — run `lifeboat check` to see which snapshots need their data, then back up again"
+            );
+            return Ok(super::error::EXIT_DAMAGE);
+        }
+        Ok(0)
     }
 
     async fn unlock(&self, repo: &RepoArg) -> Result<i32> {

@@ -12,6 +12,7 @@ pub mod forget;
 pub mod immutable;
 pub mod ls;
 pub mod prune;
+pub mod repair;
 pub mod restore;
 pub mod sync;
 pub mod verify;

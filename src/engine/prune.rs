@@ -113,6 +113,16 @@ async fn write_record(repo: &Repository, activated: Option<DateTime<Utc>>, packs
     Ok(key)
 }
 
+/// Packs that a prune has condemned and will delete: they are out of the index on
+/// purpose.
+pub async fn condemned_packs(repo: &Repository) -> Result<HashSet<PackId>> {
+    Ok(read_records(repo)
+        .await?
+        .iter()
+        .flat_map(|r| r.packs.packs.iter().map(|p| p.id))
+        .collect())
+}
+
 async fn read_records(repo: &Repository) -> Result<Vec<Record>> {
     let mut out = Vec::new();
     for meta in repo.store().list(layout::PRUNE).await.map_err(RepoError::from)? {

@@ -115,13 +115,27 @@ pub fn header_span(pack_len: usize, trailer: &[u8]) -> Result<usize, PackError> 
 
 /// Decode the header of a whole pack and return its entries with offsets.
 pub fn read_header(key: &MasterKey, cipher: Cipher, pack: &[u8]) -> Result<Vec<PackEntry>, PackError> {
-    if pack.len() < 4 {
-        return Err(PackError::Truncated(pack.len()));
+    read_header_from_tail(key, cipher, pack.len(), pack)
+}
+
+/// Decode the header of a pack of `pack_len` bytes from its last bytes, `tail`, which
+/// must hold at least the sealed header and trailer (see `header_span`).
+pub fn read_header_from_tail(
+    key: &MasterKey,
+    cipher: Cipher,
+    pack_len: usize,
+    tail: &[u8],
+) -> Result<Vec<PackEntry>, PackError> {
+    if tail.len() < 4 || tail.len() > pack_len {
+        return Err(PackError::Truncated(pack_len));
     }
-    let span = header_span(pack.len(), &pack[pack.len() - 4..])?;
-    let header = blob::open(key, cipher, &pack[pack.len() - span..pack.len() - 4])?;
+    let span = header_span(pack_len, &tail[tail.len() - 4..])?;
+    if span > tail.len() {
+        return Err(PackError::Truncated(tail.len()));
+    }
+    let header = blob::open(key, cipher, &tail[tail.len() - span..tail.len() - 4])?;
     let entries = parse_header(&header)?;
-    let data_end = pack.len() - span;
+    let data_end = pack_len - span;
     match entries.last() {
         Some(e) if (e.offset + e.length) as usize != data_end => {
             Err(PackError::Malformed("blob lengths do not add up"))

@@ -24,7 +24,7 @@ pub enum RepoError {
     NoSnapshot(String),
     #[error("snapshot prefix {0:?} is ambiguous — give more characters")]
     AmbiguousSnapshot(String),
-    #[error("blob {0} is not in the index — run `lifeboat check` to find out why")]
+    #[error("blob {0} is not in the index — run `lifeboat check`; if packs are unindexed, `lifeboat repair index`")]
     MissingBlob(String),
     #[error("{0}")]
     Invalid(String),
