@@ -337,6 +337,37 @@ fn init_twice_exits_2_and_keeps_the_repository() {
     assert_eq!(repo.objects("keys").len(), 1);
 }
 
+#[test]
+fn init_run_again_after_an_interrupted_init_gives_a_working_repository() {
+    // An init stopped between its key object and its config leaves a key, with the
+    // same password, for a master key no config was ever written with.
+    let stopped = Repo::init(&[]);
+    let repo = Repo::uninitialised();
+    fs::create_dir_all(repo.path.join("keys")).unwrap();
+    for key in stopped.objects("keys") {
+        fs::copy(stopped.path.join(&key), repo.path.join(&key)).unwrap();
+    }
+    repo.cmd().arg("init").assert().success();
+    let src = repo.scratch("src");
+    small_tree(&src);
+    repo.backup(&[&src]);
+    let out = repo.restore("out");
+    assert_same_tree(&manifest(&src), &manifest(&out.join("src")));
+    // The left-over key is listed (and can be removed); the one in use is the new one.
+    let keys = key_list(&repo, PASSWORD);
+    assert_eq!(keys.len(), 2);
+    let old = stopped.objects("keys")[0]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let current: Vec<_> = keys.iter().filter(|k| k["current"] == true).collect();
+    assert_ne!(current[0]["id"], old.as_str());
+    repo.cmd().args(["key", "remove", &old]).assert().success();
+    repo.cmd().arg("snapshots").assert().success();
+}
+
 // ---------------------------------------------------------------- damage
 
 /// A repository with one snapshot of `in/src`: a 3 MiB file and two small ones.

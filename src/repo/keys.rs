@@ -39,6 +39,14 @@ fn cached(key_file: &[u8], password: &[u8]) -> Option<MasterKey> {
     cache.iter().find(|(s, _)| *s == slot).map(|(_, k)| k.clone())
 }
 
+#[cfg(test)]
+fn forget(key_file: &[u8], password: &[u8]) {
+    let slot = cache_slot(key_file, password);
+    if let Ok(mut cache) = UNLOCKED.lock() {
+        cache.retain(|(s, _)| *s != slot);
+    }
+}
+
 fn remember(key_file: &[u8], password: &[u8], key: &MasterKey) {
     let slot = cache_slot(key_file, password);
     if let Ok(mut cache) = UNLOCKED.lock()
@@ -91,6 +99,23 @@ pub(crate) async fn write_key(
     Ok(id)
 }
 
+/// Before a repository is created at `store`: delete key objects that an interrupted
+/// `init` left more than `age` ago. Younger ones may belong to an `init` running right
+/// now, whose config would be unusable without its key; they are kept, and `open`
+/// passes over a key that does not fit the config. Unreadable key objects are kept.
+pub(crate) async fn remove_abandoned(store: &dyn Store, age: chrono::Duration) -> Result<usize> {
+    let cutoff = chrono::Utc::now() - age;
+    let mut removed = 0;
+    for meta in store.list(layout::KEYS).await? {
+        let raw = store.get(&meta.key).await?;
+        if KeyFile::decode(&raw).is_ok_and(|kf| kf.created < cutoff) {
+            store.delete(&meta.key).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 async fn read_keys(store: &dyn Store) -> Result<Vec<(KeyId, KeyFile, Bytes)>> {
     let mut out = Vec::new();
     for meta in store.list(layout::KEYS).await? {
@@ -105,32 +130,44 @@ async fn read_keys(store: &dyn Store) -> Result<Vec<(KeyId, KeyFile, Bytes)>> {
     Ok(out)
 }
 
-/// Find the key that `password` opens.
-pub(crate) async fn find_key(store: &dyn Store, password: &[u8]) -> Result<(KeyId, MasterKey)> {
+/// Find the key that `password` opens and that `fits` the repository (opens its
+/// config). A key that opens but does not fit is one an interrupted `init` left behind
+/// before its config was written; it is passed over. When no opened key fits, the first
+/// one opened is returned, so the caller reports the config as damaged.
+pub(crate) async fn find_key(
+    store: &dyn Store,
+    password: &[u8],
+    fits: impl Fn(&MasterKey) -> bool,
+) -> Result<(KeyId, MasterKey)> {
     let keys = read_keys(store).await?;
     // A key file this process already opened with this password needs no derivation,
     // wherever it sits in the list.
     if let Some((id, key)) = keys
         .iter()
         .find_map(|(id, _, raw)| cached(raw, password).map(|k| (*id, k)))
+        .filter(|(_, k)| fits(k))
     {
         return Ok((id, key));
     }
+    let mut unfit = None;
     for (id, kf, raw) in keys {
         let pw = password.to_vec();
         let opened = tokio::task::spawn_blocking(move || kf.unwrap_key(&pw))
             .await
             .map_err(|e| RepoError::Invalid(e.to_string()))?;
         match opened {
-            Ok(key) => {
+            Ok(key) if fits(&key) => {
                 remember(&raw, password, &key);
                 return Ok((id, key));
+            }
+            Ok(key) => {
+                unfit.get_or_insert((id, key));
             }
             Err(ConfigError::WrongPassword) => continue,
             Err(e) => return Err(RepoError::damaged(format!("key {id}"), e)),
         }
     }
-    Err(RepoError::WrongPassword(store.address().to_string()))
+    unfit.ok_or_else(|| RepoError::WrongPassword(store.address().to_string()))
 }
 
 impl Repository {
@@ -214,6 +251,43 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    /// A key object as an `init` stopped before its config leaves it, made `age` ago.
+    async fn abandoned_key(store: &dyn Store, age: chrono::Duration) -> String {
+        let kf = KeyFile::wrap(
+            &MasterKey::from_bytes(random()),
+            b"pw",
+            cheap().kdf,
+            random(),
+            random(),
+            chrono::Utc::now() - age,
+            "host",
+            "initial",
+        )
+        .unwrap();
+        let bytes = kf.encode();
+        let key = layout::key(&KeyId::of_bytes(&bytes));
+        store.put(&key, Bytes::from(bytes)).await.unwrap();
+        key
+    }
+
+    #[tokio::test]
+    async fn init_removes_old_abandoned_keys_and_open_passes_over_young_ones() {
+        let store = memory();
+        let old = abandoned_key(store.as_ref(), chrono::Duration::hours(2)).await;
+        let young = abandoned_key(store.as_ref(), chrono::Duration::seconds(5)).await;
+        let repo = Repository::init(store.clone(), b"pw", &cheap()).await.unwrap();
+        let names = key_names(store.as_ref()).await;
+        assert!(!names.contains(&old), "an abandoned key of two hours ago is removed");
+        assert!(names.contains(&young), "a key a running init may have just written is kept");
+        assert_eq!(names.len(), 2);
+        // The young key opens with the same password, is older than the new one, and
+        // does not fit the config: open must pass over it.
+        let new_key = store.get(&layout::key(repo.key_id())).await.unwrap();
+        forget(&new_key, b"pw");
+        let opened = Repository::open(store, b"pw").await.unwrap();
+        assert_eq!(opened.key_id(), repo.key_id());
     }
 
     #[tokio::test]

@@ -52,6 +52,10 @@ impl Default for InitOptions {
     }
 }
 
+/// A key object older than this in a place without a config is taken for the remains
+/// of an interrupted `init` and deleted by the next one.
+const ABANDONED_KEY_MINUTES: i64 = 15;
+
 /// An open repository.
 #[derive(Debug, Clone)]
 pub struct Repository {
@@ -144,10 +148,8 @@ impl Repository {
             )));
         }
         // Keys without a config are left by an init that was interrupted; they wrap a
-        // master key nothing was ever encrypted with, and would shadow the new one.
-        for stale in store.list(layout::KEYS).await? {
-            store.delete(&stale.key).await?;
-        }
+        // master key nothing was ever encrypted with.
+        keys::remove_abandoned(store.as_ref(), chrono::Duration::minutes(ABANDONED_KEY_MINUTES)).await?;
         let copied = match &key_source {
             KeySource::Peer(peer, id) => keys::copy_key_file(peer.as_ref(), id, store.as_ref(), password).await?,
             KeySource::New => None,
@@ -184,7 +186,7 @@ impl Repository {
             source,
         })?;
         store.check_setup().await?;
-        let (key_id, key) = keys::find_key(store.as_ref(), password).await?;
+        let (key_id, key) = keys::find_key(store.as_ref(), password, |k| Config::decode(&raw, k).is_ok()).await?;
         let config = Config::decode(&raw, &key).map_err(|e| match e {
             ConfigError::Body(_) => RepoError::damaged(format!("{addr}/config"), e),
             other => RepoError::Unsupported {
