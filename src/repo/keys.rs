@@ -280,7 +280,10 @@ mod tests {
         let repo = Repository::init(store.clone(), b"pw", &cheap()).await.unwrap();
         let names = key_names(store.as_ref()).await;
         assert!(!names.contains(&old), "an abandoned key of two hours ago is removed");
-        assert!(names.contains(&young), "a key a running init may have just written is kept");
+        assert!(
+            names.contains(&young),
+            "a key a running init may have just written is kept"
+        );
         assert_eq!(names.len(), 2);
         // The young key opens with the same password, is older than the new one, and
         // does not fit the config: open must pass over it.
