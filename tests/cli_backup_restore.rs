@@ -498,6 +498,30 @@ fn added_key_opens_the_repository_and_only_the_other_key_can_be_removed() {
     );
 }
 
+#[test]
+fn a_damaged_key_object_locks_out_only_its_own_password() {
+    let repo = Repo::init(&[]);
+    let first = repo.objects("keys");
+    repo.cmd()
+        .env("LIFEBOAT_NEW_PASSWORD", "second password")
+        .args(["key", "add"])
+        .assert()
+        .success();
+    flip_byte(&repo.path.join(&first[0]), 20);
+    repo.cmd()
+        .env("LIFEBOAT_PASSWORD", "second password")
+        .arg("snapshots")
+        .assert()
+        .success();
+    assert_eq!(key_list(&repo, "second password").len(), 1);
+    let out = repo.cmd().arg("snapshots").output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    let name = first[0].file_name().unwrap().to_str().unwrap();
+    assert!(err.contains(name) && err.contains("key add"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
 // ---------------------------------------------------------------- copy
 
 const OTHER_PASSWORD: &str = "a different password";

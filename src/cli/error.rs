@@ -34,7 +34,7 @@ fn repo_code(e: &RepoError) -> i32 {
         | RepoError::NoSnapshot(_)
         | RepoError::AmbiguousSnapshot(_)
         | RepoError::Invalid(_) => EXIT_BAD_INPUT,
-        RepoError::Damaged { .. } | RepoError::MissingBlob(_) => EXIT_DAMAGE,
+        RepoError::Damaged { .. } | RepoError::KeyDamaged { .. } | RepoError::MissingBlob(_) => EXIT_DAMAGE,
         RepoError::Storage(_) | RepoError::Locked { .. } => EXIT_FAILED,
     }
 }

@@ -18,6 +18,11 @@ pub enum RepoError {
     Storage(#[from] StorageError),
     #[error("{what} is damaged: {detail} — run `lifeboat check --read-data` to see all damage")]
     Damaged { what: String, detail: String },
+    #[error(
+        "repository {addr}: {detail}, and this password opens none of its other keys — if it was that key's \
+         password, open with another one and add it again with `lifeboat key add`"
+    )]
+    KeyDamaged { addr: String, detail: String },
     #[error("repository {addr} is locked: {detail}")]
     Locked { addr: String, detail: String },
     #[error("snapshot {0:?} not found — list them with `lifeboat snapshots`")]
@@ -40,7 +45,10 @@ impl RepoError {
 
     /// True when the failure is damage to stored data rather than an operational error.
     pub fn is_damage(&self) -> bool {
-        matches!(self, RepoError::Damaged { .. } | RepoError::MissingBlob(_))
+        matches!(
+            self,
+            RepoError::Damaged { .. } | RepoError::KeyDamaged { .. } | RepoError::MissingBlob(_)
+        )
     }
 }
 

@@ -116,18 +116,28 @@ pub(crate) async fn remove_abandoned(store: &dyn Store, age: chrono::Duration) -
     Ok(removed)
 }
 
-async fn read_keys(store: &dyn Store) -> Result<Vec<(KeyId, KeyFile, Bytes)>> {
+/// The key objects of `store`, oldest first, and the names of those that are damaged
+/// (content not matching the name, or not decodable): one damaged key object must not
+/// lock out the passwords of the others.
+async fn read_keys(store: &dyn Store) -> Result<(Vec<(KeyId, KeyFile, Bytes)>, Vec<String>)> {
     let mut out = Vec::new();
+    let mut damaged = Vec::new();
     for meta in store.list(layout::KEYS).await? {
         let Ok(id) = KeyId::from_hex(layout::id_part(&meta.key)) else {
             continue;
         };
         let raw = store.get(&meta.key).await?;
-        let kf = KeyFile::decode(&raw).map_err(|e| RepoError::damaged(format!("key {id}"), e))?;
-        out.push((id, kf, raw));
+        if KeyId::of_bytes(&raw) != id {
+            damaged.push(format!("key {id}: content does not match its name"));
+            continue;
+        }
+        match KeyFile::decode(&raw) {
+            Ok(kf) => out.push((id, kf, raw)),
+            Err(e) => damaged.push(format!("key {id}: {e}")),
+        }
     }
     out.sort_by_key(|(_, k, _)| k.created);
-    Ok(out)
+    Ok((out, damaged))
 }
 
 /// Find the key that `password` opens and that `fits` the repository (opens its
@@ -139,7 +149,7 @@ pub(crate) async fn find_key(
     password: &[u8],
     fits: impl Fn(&MasterKey) -> bool,
 ) -> Result<(KeyId, MasterKey)> {
-    let keys = read_keys(store).await?;
+    let (keys, damaged) = read_keys(store).await?;
     // A key file this process already opened with this password needs no derivation,
     // wherever it sits in the list.
     if let Some((id, key)) = keys
@@ -167,7 +177,15 @@ pub(crate) async fn find_key(
             Err(e) => return Err(RepoError::damaged(format!("key {id}"), e)),
         }
     }
-    unfit.ok_or_else(|| RepoError::WrongPassword(store.address().to_string()))
+    match (unfit, damaged.first()) {
+        (Some(found), _) => Ok(found),
+        // The password may be that of the damaged key object.
+        (None, Some(_)) => Err(RepoError::KeyDamaged {
+            addr: store.address().to_string(),
+            detail: damaged.join("; "),
+        }),
+        (None, None) => Err(RepoError::WrongPassword(store.address().to_string())),
+    }
 }
 
 impl Repository {
@@ -179,6 +197,7 @@ impl Repository {
     pub async fn list_keys(&self) -> Result<Vec<KeyInfo>> {
         Ok(read_keys(self.store.as_ref())
             .await?
+            .0
             .into_iter()
             .map(|(id, kf, _)| KeyInfo {
                 current: id == self.key_id,
