@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
 use futures::future::BoxFuture;
+use futures::stream::{self, StreamExt};
 
 use super::Result;
 use super::immutable::{keep_packs_locked, locks_not_extended};
@@ -20,6 +21,9 @@ use crate::format::tree::Tree;
 use crate::repo::lock::{Lease, LeaseKind};
 use crate::repo::packer::PackBuilder;
 use crate::repo::{Index, Repository};
+
+/// Blobs read ahead of the one being re-sealed (at most 8 MiB each).
+const READ_AHEAD: usize = 8;
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct CopyReport {
@@ -34,7 +38,7 @@ pub struct CopyReport {
 struct Copier<'a> {
     src: &'a Repository,
     dst: &'a Repository,
-    src_index: Index,
+    src_index: &'a Index,
     dst_index: Index,
     added: HashSet<BlobId>,
     trees: HashMap<BlobId, BlobId>,
@@ -60,10 +64,11 @@ pub async fn copy(src: &Repository, dst: &Repository, ids: &[SnapshotId]) -> Res
 async fn run(src: &Repository, dst: &Repository, ids: &[SnapshotId]) -> Result<CopyReport> {
     let started = Utc::now();
     let existing: Vec<Snapshot> = dst.snapshots().await?.into_iter().map(|s| s.1).collect();
+    let src_index = src.load_index().await?;
     let mut c = Copier {
         src,
         dst,
-        src_index: src.load_index().await?,
+        src_index: &src_index,
         dst_index: dst.load_index().await?,
         added: HashSet::new(),
         trees: HashMap::new(),
@@ -105,15 +110,19 @@ impl Copier<'_> {
             if let Some(done) = self.trees.get(&id) {
                 return Ok(*done);
             }
-            let mut tree: Tree = self.src.load_tree(&self.src_index, &id).await?;
+            let mut tree: Tree = self.src.load_tree(self.src_index, &id).await?;
             for node in &mut tree.nodes {
                 if let Some(sub) = node.subtree {
                     node.subtree = Some(self.copy_tree(sub).await?);
                 }
+                // A file's blobs are read a few at a time ahead of re-sealing, in order.
+                let (src, index) = (self.src, self.src_index);
+                let mut reads = stream::iter(node.content.clone())
+                    .map(|blob| async move { src.read_blob(index, &blob).await })
+                    .buffered(READ_AHEAD);
                 let mut content = Vec::with_capacity(node.content.len());
-                for blob in &node.content {
-                    let data = self.src.read_blob(&self.src_index, blob).await?;
-                    content.push(self.add(BlobKind::Data, &data).await?);
+                while let Some(data) = reads.next().await {
+                    content.push(self.add(BlobKind::Data, &data?).await?);
                 }
                 node.content = content;
             }
