@@ -3,8 +3,9 @@
 
 use std::collections::BTreeSet;
 
+use lifeboat::engine::prune::{PruneOptions, prune};
 use lifeboat::engine::repair::{RepairOptions, repair_index};
-use lifeboat::storage::ErrorKind;
+use lifeboat::storage::{ErrorKind, Store};
 
 use crate::support::{Bench, object_kind};
 
@@ -118,4 +119,33 @@ async fn repair_index_salvages_a_failed_backup_and_survives_its_own_failed_write
     let summary = &retry.snapshot.summary;
     assert!(summary.bytes_added < 16 * 1024, "data stored again: {summary:?}");
     bench.assert_latest_restores_exactly("restored").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repair_index_leaves_the_packs_of_an_unfinished_prune_to_that_prune() {
+    let bench = Bench::new().await;
+    let id = bench.backup().await.unwrap().id;
+    let indexed = bench.repo.load_index().await.unwrap().pack_ids().len();
+    // Nothing uses the data any more; the prune records its condemned packs, then fails
+    // to write the replacement index, so the old index still lists them.
+    bench.fault.delete(&format!("snapshots/{id}")).await.unwrap();
+    bench.fault.fail_puts_with_prefix("index/", ErrorKind::Transient);
+    prune(&bench.repo, &PruneOptions::default())
+        .await
+        .expect_err("the replacement index could not be written");
+    bench.fault.clear_faults();
+
+    let opts = RepairOptions {
+        read_all_packs: true,
+        dry_run: false,
+    };
+    let report = repair_index(&bench.repo, &opts).await.unwrap();
+    assert_eq!(report.packs, indexed, "{report:?}");
+    assert!(!report.rewritten, "{report:?}");
+    assert_eq!(bench.repo.load_index().await.unwrap().pack_ids().len(), indexed);
+
+    // The prune then finishes its work, and the repository is consistent.
+    let done = prune(&bench.repo, &PruneOptions::default()).await.unwrap();
+    assert_eq!(done.deleted, indexed, "{done:?}");
+    bench.assert_consistent("after the prune").await;
 }

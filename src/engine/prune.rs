@@ -324,7 +324,7 @@ async fn finish_records(repo: &Repository, opts: &PruneOptions, report: &mut Pru
         .collect();
     let index = repo.load_index().await?;
     let used = used_blobs(repo, &with_records(&index, &records)).await?;
-    let stored = stored_packs(repo).await?;
+    let mut stored = stored_packs(repo).await?;
     report.waiting = 0;
     for rec in records {
         let Some(activated) = rec.activated else {
@@ -337,7 +337,7 @@ async fn finish_records(repo: &Repository, opts: &PruneOptions, report: &mut Pru
             report.waiting += rec.packs.packs.len();
             continue;
         }
-        delete_condemned(repo, &index, &used, &stored, &rec, report).await?;
+        delete_condemned(repo, &index, &used, &mut stored, &rec, report).await?;
         repo.store().delete(&rec.key).await.map_err(RepoError::from)?;
     }
     Ok(())
@@ -347,7 +347,7 @@ async fn delete_condemned(
     repo: &Repository,
     index: &Index,
     used: &HashSet<BlobId>,
-    stored: &HashMap<PackId, u64>,
+    stored: &mut HashMap<PackId, u64>,
     rec: &Record,
     report: &mut PruneReport,
 ) -> Result<()> {
@@ -370,8 +370,12 @@ async fn delete_condemned(
             .delete(&layout::pack(&p.id))
             .await
             .map_err(RepoError::from)?;
-        report.bytes_freed += stored.get(&p.id).copied().unwrap_or(0);
-        report.deleted += 1;
+        // Two records may name one pack (a prune that failed before replacing the
+        // index, then the one that finished its work): it is counted once.
+        if let Some(size) = stored.remove(&p.id) {
+            report.bytes_freed += size;
+            report.deleted += 1;
+        }
     }
     Ok(())
 }

@@ -113,7 +113,9 @@ async fn run(repo: &Repository, opts: &RepairOptions) -> Result<RepairReport> {
                 "pack {id}: named by the index but missing from storage; left out, so the next \
                  backup stores its data again"
             ));
-        } else if !opts.read_all_packs {
+        } else if !opts.read_all_packs || condemned.contains(id) {
+            // A condemned pack still indexed belongs to a prune that has not replaced
+            // the index yet: it stays as that index says, for the prune to finish.
             packs.push(IndexedPack {
                 id: *id,
                 blobs: entries.clone(),
