@@ -701,6 +701,7 @@ fn repair_index_rebuilds_a_damaged_and_a_lost_index_object() {
         (dry["rewritten"].clone(), dry["packs_added"].clone()),
         (false.into(), packs.into())
     );
+    assert_eq!(dry["needed"], true, "{dry}");
     assert_eq!(listing(&repo.path), before, "a dry run changed the repository");
 
     let (code, report) = repair_index(&repo, &[]);

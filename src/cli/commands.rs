@@ -301,7 +301,7 @@ impl Ctx {
                     password_file: new_password_file,
                     password_command: None,
                 };
-                let pw = src.resolve("LIFEBOAT_NEW_PASSWORD")?;
+                let pw = src.resolve_as("LIFEBOAT_NEW_PASSWORD", "--new-password-file")?;
                 let id = r.add_key(&pw, KdfParams::default(), &label).await?;
                 if self.json {
                     output::json(&serde_json::json!({"added": id}))
@@ -501,12 +501,10 @@ impl Ctx {
             for p in &report.problems {
                 println!("{p}");
             }
-            let done = match (report.rewritten, report.dry_run) {
-                (true, _) => "index rebuilt",
-                (false, true) if report.indexes_damaged + report.packs_added + report.packs_missing > 0 => {
-                    "dry run: the index would be rebuilt"
-                }
-                _ => "the index is complete; nothing written",
+            let done = match (report.needed, report.rewritten) {
+                (true, true) => "index rebuilt",
+                (true, false) => "dry run: the index would be rebuilt",
+                (false, _) => "the index is complete; nothing written",
             };
             println!(
                 "{done}: {} packs, {} blobs; {} index object(s) damaged, {} pack header(s) read, {} pack(s) added, {} missing, {} unreadable",

@@ -48,8 +48,14 @@ pub fn from_command(cmd: &str) -> Result<Vec<u8>, CliError> {
 }
 
 impl PasswordArgs {
-    /// Resolve the password: file, then command, then `env_var`.
+    /// Resolve the repository password: file, then command, then `env_var`.
     pub fn resolve(&self, env_var: &str) -> Result<Vec<u8>, CliError> {
+        self.resolve_as(env_var, "--password-file or --password-command")
+    }
+
+    /// Resolve a password whose command-line options are named `options` in errors
+    /// (a second repository's, or a new one's, come from options of their own).
+    pub fn resolve_as(&self, env_var: &str, options: &str) -> Result<Vec<u8>, CliError> {
         let pw = if let Some(f) = &self.password_file {
             from_file(f)?
         } else if let Some(c) = &self.password_command {
@@ -58,7 +64,7 @@ impl PasswordArgs {
             v.into_encoded_bytes()
         } else {
             return Err(CliError::BadInput(format!(
-                "no password given — set {env_var}, or use --password-file or --password-command"
+                "no password given — set {env_var}, or use {options}"
             )));
         };
         if pw.is_empty() {
@@ -68,27 +74,6 @@ impl PasswordArgs {
         }
         Ok(pw)
     }
-}
-
-/// The password of a second repository (`copy --to`): `--to-password-file`, else
-/// `LIFEBOAT_TO_PASSWORD`.
-pub fn destination_password(file: Option<&Path>) -> Result<Vec<u8>, CliError> {
-    let pw = match (file, std::env::var_os("LIFEBOAT_TO_PASSWORD")) {
-        (Some(f), _) => from_file(f)?,
-        (None, Some(v)) => v.into_encoded_bytes(),
-        (None, None) => {
-            return Err(CliError::BadInput(
-                "no password for the destination repository — set LIFEBOAT_TO_PASSWORD or use --to-password-file"
-                    .into(),
-            ));
-        }
-    };
-    if pw.is_empty() {
-        return Err(CliError::BadInput(
-            "the destination password is empty — set a non-empty password".into(),
-        ));
-    }
-    Ok(pw)
 }
 
 #[cfg(test)]

@@ -249,7 +249,11 @@ impl Ctx {
         specs: &[String],
     ) -> Result<i32> {
         let src = self.open(repo).await?;
-        let dst_pw = super::password::destination_password(to_password_file.as_deref())?;
+        let dst_pw = super::password::PasswordArgs {
+            password_file: to_password_file,
+            password_command: None,
+        }
+        .resolve_as("LIFEBOAT_TO_PASSWORD", "--to-password-file")?;
         let dst = match crate::repo::Repository::open(self.store(&RepoArg { repo: to.to_string() }, false)?, &dst_pw)
             .await
         {

@@ -54,7 +54,9 @@ pub struct RepairReport {
     /// Packs in the rebuilt index, and their blobs.
     pub packs: usize,
     pub blobs: usize,
-    /// Whether a new index was written (false when nothing needed repair, or dry run).
+    /// Whether the index needs rebuilding, and whether a new one was written (not on
+    /// a dry run).
+    pub needed: bool,
     pub rewritten: bool,
     pub dry_run: bool,
     /// One line per damaged index object or unreadable pack.
@@ -168,12 +170,12 @@ async fn run(repo: &Repository, opts: &RepairOptions) -> Result<RepairReport> {
     report.packs = packs.len();
     report.blobs = packs.iter().map(|p| p.blobs.len()).sum();
 
-    let changed = report.indexes_damaged > 0
+    report.needed = report.indexes_damaged > 0
         || report.packs_added > 0
         || report.packs_missing > 0
         || leftovers > 0
         || (opts.read_all_packs && differs(&described, &packs));
-    if !changed || opts.dry_run {
+    if !report.needed || opts.dry_run {
         return Ok(report);
     }
     let replacement = IndexFile {
