@@ -123,7 +123,7 @@ fn open_state(cfg: &DaemonConfig) -> Result<(SledStore, Option<String>), DaemonE
 
 /// Run the daemon until SIGTERM or SIGINT; returns once running jobs have finished.
 pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
-    std::fs::create_dir_all(&cfg.state_dir).map_err(io_err(&cfg.state_dir))?;
+    state::make_private(&cfg.state_dir).map_err(io_err(&cfg.state_dir))?;
     let _lock = lock::StateLock::acquire(&cfg.state_dir)?;
     let tokens = match &cfg.tokens {
         Some(path) => {

@@ -105,6 +105,14 @@ pub struct SledStore {
     datasets: sled::Tree,
 }
 
+/// Creates the state folder owner-only (0700), or makes an existing one so: it holds
+/// the job journal, reports and error texts, which name hosts, paths and endpoints.
+pub fn make_private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
 fn is_in_use(e: &sled::Error) -> bool {
     matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
         || io.to_string().contains("lock"))

@@ -123,15 +123,21 @@ impl Report {
         ]
     }
 
-    /// Write both files into `<state>/reports/`; returns the JSON file's path.
+    /// Write both files into `<state>/reports/`; returns the JSON file's path. Reports
+    /// name hosts, paths and endpoints, so the folders are 0700 and the files 0600.
     pub fn save(&self, state: &Path) -> Result<PathBuf> {
         let dir = state.join("reports");
-        std::fs::create_dir_all(&dir)
+        new_private_dirs(state)
+            .and_then(|()| new_private_dirs(&dir))
+            .and_then(|()| {
+                use std::os::unix::fs::PermissionsExt as _;
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            })
             .map_err(|e| DrillError::Io(format!("cannot create the state folder {}: {e}", dir.display())))?;
         let mut json_path = dir.clone();
         for (name, data) in self.files() {
             let path = dir.join(&name);
-            std::fs::write(&path, data).map_err(|e| DrillError::Io(format!("cannot write {}: {e}", path.display())))?;
+            write_private(&path, &data).map_err(|e| DrillError::Io(format!("cannot write {}: {e}", path.display())))?;
             if name.ends_with(".json") {
                 json_path = path;
             }
@@ -221,4 +227,23 @@ fn seconds(ms: u64) -> String {
 
 fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
+}
+
+/// Creates `dir` and its missing parents owner-only; an existing folder is left as is.
+fn new_private_dirs(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Writes a new file readable by its owner only.
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(data)
 }

@@ -23,6 +23,8 @@ use super::{ErrorKind, Result, StorageError, Store};
 const ACCEPTED_FORMS: &str = "expected a path, file:///path, memory://name or \
      s3://bucket/prefix?endpoint=URL&region=NAME (optional: &storage_class=CLASS&object_lock_days=N)";
 const DEFAULT_REGION: &str = "us-east-1";
+const CREDENTIALS_IN_ADDRESS: &str = "an address carries no credentials: remove the `user:password@` part \
+     and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment instead";
 
 /// Where a repository lives, parsed but not yet opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,7 +155,10 @@ fn parse_memory_name(address: &str, name: &str) -> Result<RepositoryAddress> {
 fn parse_s3_url(address: &str) -> Result<S3Address> {
     let url = Url::parse(address).map_err(|err| malformed(address, &err.to_string()))?;
     let bucket = url.host_str().unwrap_or_default().to_string();
-    if bucket.is_empty() || url.port().is_some() || !url.username().is_empty() {
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(malformed(address, CREDENTIALS_IN_ADDRESS));
+    }
+    if bucket.is_empty() || url.port().is_some() {
         return Err(malformed(address, "s3 addresses need a bucket: s3://bucket/prefix"));
     }
     let mut s3 = S3Address {
@@ -183,6 +188,9 @@ fn parse_s3_url(address: &str) -> Result<S3Address> {
 
 fn parse_endpoint(address: &str, endpoint: &str) -> Result<String> {
     match Url::parse(endpoint) {
+        Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+            Err(malformed(address, CREDENTIALS_IN_ADDRESS))
+        }
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {
             Ok(endpoint.trim_end_matches('/').to_string())
         }
@@ -217,9 +225,34 @@ fn parse_lock_days(address: &str, days: &str) -> Result<u32> {
 fn malformed(address: &str, reason: &str) -> StorageError {
     StorageError::new(
         ErrorKind::Permanent,
-        address,
+        redact(address),
         format!("invalid repository address ({reason}); {ACCEPTED_FORMS}"),
     )
+}
+
+/// `address` as it may be shown: the `user:password@` part and every query value
+/// masked (an address that could not be parsed is shown only up to its query).
+/// Errors name the address the user wrote, so a mistyped one must not leak what it held.
+pub fn redact(address: &str) -> String {
+    let Ok(mut url) = Url::parse(address) else {
+        let end = address.find(['?', '#']).unwrap_or(address.len());
+        let shown = &address[..end];
+        return match shown
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split('/').next()?.rfind('@'))
+        {
+            Some(_) => "(an address with credentials)".to_string(),
+            None => shown.to_string(),
+        };
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        let _ = url.set_password(None);
+        let _ = url.set_username("***");
+    }
+    let names: Vec<String> = url.query_pairs().map(|(name, _)| format!("{name}=***")).collect();
+    url.set_query((!names.is_empty()).then(|| names.join("&")).as_deref());
+    url.set_fragment(None);
+    url.to_string()
 }
 
 fn open_fs(path: &Path, display: String, options: OpenOptions) -> Result<Arc<dyn Store>> {
@@ -233,7 +266,7 @@ fn open_fs(path: &Path, display: String, options: OpenOptions) -> Result<Arc<dyn
             ));
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound && options.create => {
-            std::fs::create_dir_all(path).map_err(|err| io_error(&display, &err))?;
+            super::opendal_store::private_dirs(path).map_err(|err| io_error(&display, &err))?;
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             return Err(StorageError::new(
@@ -408,6 +441,23 @@ mod tests {
             assert_eq!(err.kind, ErrorKind::Permanent, "{bad}");
             assert!(err.message.contains("s3://bucket/prefix"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn credentials_in_an_address_are_refused_and_never_repeated() {
+        for bad in [
+            "s3://AKIDKEY:SECRETVALUE@bkt/p",
+            "s3://bkt/p?endpoint=http://AKIDKEY:SECRETVALUE@h:1",
+            "s3://bkt/p?endpont=SECRETVALUE",
+        ] {
+            let err = RepositoryAddress::parse(bad).expect_err(bad);
+            let shown = err.to_string();
+            assert!(!shown.contains("SECRETVALUE") && !shown.contains("AKIDKEY"), "{shown}");
+        }
+        let err = RepositoryAddress::parse("s3://k:s@bkt").unwrap_err();
+        assert!(err.message.contains("AWS_SECRET_ACCESS_KEY"), "{err}");
+        assert_eq!(redact("s3://k:s@b/p?token=t#f"), "s3://***@b/p?token=***");
+        assert_eq!(redact("not a url?x=1"), "not a url");
     }
 
     #[test]

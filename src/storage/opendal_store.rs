@@ -14,6 +14,10 @@
 //!   two writers can both pass, so on fs we write a temp file and `hard_link` it into
 //!   place, which the kernel refuses when the target exists.
 //!
+//! * on fs every object is written owner-only (0600) and every directory the store
+//!   creates is 0700: a repository holds its wrapped keys beside its data, and the
+//!   store does not know which keys those are.
+//!
 //! A caveat that no client can remove: if a conditional S3 write succeeds but its
 //! response is lost, the retry sees the object and reports "already existed".
 
@@ -205,6 +209,13 @@ impl Store for OpendalStore {
 
     async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         check_key(key, &self.location(key))?;
+        if let ExclusiveWrite::HardLink { root, temp_dir } = &self.exclusive {
+            let (target, temp_dir) = (root.join(key), temp_dir.clone());
+            let location = self.location(key);
+            return blocking(location.clone(), move || replace_file(&target, &temp_dir, &data))
+                .await?
+                .map_err(|err| map_io_error(&err, location));
+        }
         self.write(key, data, false).await
     }
 
@@ -462,11 +473,7 @@ fn is_listed_object(path: &str, meta: &opendal::Metadata, prefix: &str) -> bool 
 /// content is written and synced under a temp name first, then hard-linked into place.
 /// Returns `false` when `target` already existed.
 fn link_new_file(target: &Path, temp_dir: &Path, data: &[u8]) -> std::io::Result<bool> {
-    if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::create_dir_all(temp_dir)?;
-    let temp = temp_dir.join(unique_temp_name());
+    let temp = prepare_write(target, temp_dir)?;
     let linked = write_synced(&temp, data).and_then(|()| std::fs::hard_link(&temp, target));
     // The temp name is ours alone; failing to remove it leaves litter, not damage.
     let _ = std::fs::remove_file(&temp);
@@ -477,8 +484,39 @@ fn link_new_file(target: &Path, temp_dir: &Path, data: &[u8]) -> std::io::Result
     }
 }
 
+/// Create or replace `target` with `data` atomically: written and synced owner-only
+/// under a temp name, then renamed into place.
+fn replace_file(target: &Path, temp_dir: &Path, data: &[u8]) -> std::io::Result<()> {
+    let temp = prepare_write(target, temp_dir)?;
+    let renamed = write_synced(&temp, data).and_then(|()| std::fs::rename(&temp, target));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    renamed.and_then(|()| sync_parent(target))
+}
+
+/// Creates the directories a write needs (owner-only) and returns a fresh temp path.
+fn prepare_write(target: &Path, temp_dir: &Path) -> std::io::Result<PathBuf> {
+    if let Some(parent) = target.parent() {
+        private_dirs(parent)?;
+    }
+    private_dirs(temp_dir)?;
+    Ok(temp_dir.join(unique_temp_name()))
+}
+
+/// `create_dir_all` whose new directories are 0700.
+pub fn private_dirs(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
 fn write_synced(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(data)?;
     file.sync_all()
 }
@@ -563,5 +601,24 @@ mod tests {
         assert!(!link_new_file(&target, &temp, b"two").unwrap());
         assert_eq!(std::fs::read(&target).unwrap(), b"one");
         assert_eq!(std::fs::read_dir(&temp).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn local_objects_are_owner_only_and_so_are_their_folders() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let store = OpendalStore::fs(dir.path(), "file:///t").unwrap();
+        store.put("keys/k1", Bytes::from_static(b"wrapped")).await.unwrap();
+        store.put("keys/k1", Bytes::from_static(b"again")).await.unwrap();
+        assert!(
+            store
+                .put_if_absent("data/ab/p1", Bytes::from_static(b"x"))
+                .await
+                .unwrap()
+        );
+        let mode = |p: &str| std::fs::metadata(dir.path().join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode("keys/k1"), mode("data/ab/p1")), (0o600, 0o600));
+        assert_eq!((mode("keys"), mode("data"), mode("data/ab")), (0o700, 0o700, 0o700));
+        assert_eq!(store.get("keys/k1").await.unwrap(), Bytes::from_static(b"again"));
     }
 }
