@@ -134,3 +134,54 @@ fn the_ml_platform_plan_becomes_the_model_execution_uses() {
     );
     assert_eq!(failover.rollback.len(), 1);
 }
+
+#[test]
+fn refused_values_are_each_located_and_no_credential_is_repeated() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/unsafe_values.toml");
+    let (plan, diags) = validate(&file);
+    assert!(plan.is_none(), "a plan with unsafe values must be refused");
+    let shown = render(&diags);
+    for leaked in ["SECRETLEAKED", "AKIDLEAKED"] {
+        assert!(!shown.contains(leaked), "{leaked} repeated:\n{shown}");
+    }
+    // One error per unsafe value, each on its own line of the fixture.
+    for line in [
+        5, 8, 9, 12, 13, 26, 27, 28, 32, 33, 38, 42, 44, 45, 46, 47, 48, 49, 50, 51,
+    ] {
+        let at = format!("unsafe_values.toml:{line}:");
+        assert!(
+            diags.iter().any(|d| d.is_error() && format!("{d}").contains(&at)),
+            "no error on line {line}:\n{shown}"
+        );
+    }
+}
+
+#[test]
+fn secret_urls_and_passed_variables_reach_the_model() {
+    use lifeboat::plan::{SecretSource, StepAction, UrlSource};
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/secret_urls.toml");
+    let (plan, diags) = validate(&file);
+    let plan = plan.unwrap_or_else(|| panic!("refused: {}", render(&diags)));
+    let Some(UrlSource::Secret(hook)) = &plan.alerts.webhook else {
+        panic!("alert webhook is not a secret reference: {:?}", plan.alerts.webhook);
+    };
+    assert_eq!(hook.sources, [SecretSource::Env("ALERT_WEBHOOK_URL".into())]);
+    assert_eq!(plan.alerts.env, ["HTTPS_PROXY"]);
+    let endpoint = plan.endpoints.values().next().expect("an endpoint");
+    assert_eq!(endpoint.env, ["KUBECONFIG"]);
+    let steps = &plan.playbooks.values().next().expect("a playbook").steps;
+    assert_eq!(steps[0].env, ["HTTPS_PROXY"]);
+    assert_eq!(steps[1].env, ["NO_PROXY"]);
+    let urls: Vec<&Option<UrlSource>> = steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            StepAction::Notify { url, .. } => Some(url),
+            _ => None,
+        })
+        .collect();
+    assert!(matches!(urls[0], Some(UrlSource::Secret(_))), "{urls:?}");
+    assert_eq!(
+        urls[1],
+        &Some(UrlSource::Plain("https://chat.example.com/hook?token=from-plan".into()))
+    );
+}

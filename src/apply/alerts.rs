@@ -1,9 +1,12 @@
 //! Report failures where the plan's `[alerts]` says: a JSON POST to a webhook and/or
-//! a command run with `LIFEBOAT_ALERT_*` variables. Delivery problems are returned
-//! (and logged by the caller), never turned into the failure being reported.
+//! a command run with `LIFEBOAT_ALERT_*` variables (and only the other variables the
+//! plan names in `env`). Delivery problems are returned (and logged by the caller),
+//! never turned into the failure being reported; they never show a webhook's
+//! credentials, and a webhook read from a secret reference is named by its source.
 
 use std::time::Duration;
 
+use super::{child, secrets};
 use crate::plan::Alerts;
 
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -22,20 +25,25 @@ pub struct Alert {
 /// Deliver `alert` to every configured hook; returns one line per delivery problem.
 pub async fn fire(alerts: &Alerts, alert: &Alert) -> Vec<String> {
     let mut problems = Vec::new();
-    if let Some(url) = &alerts.webhook
-        && let Err(e) = post(url, alert).await
-    {
-        problems.push(format!("alert webhook {url}: {e}"));
+    if let Some(source) = &alerts.webhook {
+        match secrets::url(source) {
+            Ok((url, shown)) => {
+                if let Err(e) = post(&url, alert).await {
+                    problems.push(format!("alert webhook {shown}: {e}"));
+                }
+            }
+            Err(e) => problems.push(format!("alert webhook: {e}")),
+        }
     }
     if let Some(argv) = &alerts.command
-        && let Err(e) = run(argv, alert).await
+        && let Err(e) = run(argv, &alerts.env, alert).await
     {
         problems.push(format!(
             "alert command {}: {e}",
             argv.first().map_or("", |s| s.as_str())
         ));
     }
-    problems
+    problems.iter().map(|p| secrets::redact(p)).collect()
 }
 
 async fn post(url: &str, alert: &Alert) -> Result<(), String> {
@@ -43,7 +51,12 @@ async fn post(url: &str, alert: &Alert) -> Result<(), String> {
         .timeout(TIMEOUT)
         .build()
         .map_err(|e| e.to_string())?;
-    let resp = client.post(url).json(alert).send().await.map_err(|e| e.to_string())?;
+    let resp = client
+        .post(url)
+        .json(alert)
+        .send()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
     if resp.status().is_success() {
         Ok(())
     } else {
@@ -51,19 +64,15 @@ async fn post(url: &str, alert: &Alert) -> Result<(), String> {
     }
 }
 
-async fn run(argv: &[String], alert: &Alert) -> Result<(), String> {
-    let Some((prog, args)) = argv.split_first() else {
-        return Ok(());
-    };
-    let child = tokio::process::Command::new(prog)
-        .args(args)
-        .env("LIFEBOAT_ALERT_KIND", &alert.kind)
-        .env("LIFEBOAT_ALERT_PLAN", &alert.plan)
-        .env("LIFEBOAT_ALERT_DATASET", &alert.dataset)
-        .env("LIFEBOAT_ALERT_REGION", &alert.region)
-        .env("LIFEBOAT_ALERT_MESSAGE", &alert.message)
-        .kill_on_drop(true)
-        .status();
+async fn run(argv: &[String], passed: &[String], alert: &Alert) -> Result<(), String> {
+    let vars = [
+        ("LIFEBOAT_ALERT_KIND", alert.kind.as_str()),
+        ("LIFEBOAT_ALERT_PLAN", alert.plan.as_str()),
+        ("LIFEBOAT_ALERT_DATASET", alert.dataset.as_str()),
+        ("LIFEBOAT_ALERT_REGION", alert.region.as_str()),
+        ("LIFEBOAT_ALERT_MESSAGE", alert.message.as_str()),
+    ];
+    let child = child::command(argv, &vars, passed)?.status();
     match tokio::time::timeout(TIMEOUT, child).await {
         Ok(Ok(s)) if s.success() => Ok(()),
         Ok(Ok(s)) => Err(format!("exited with {s}")),
@@ -96,6 +105,7 @@ pub fn verification_alerts(plan_name: &str, rows: &[super::verify::RegionVerify]
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::UrlSource;
 
     #[tokio::test]
     async fn command_hook_receives_the_alert_in_its_environment() {
@@ -111,6 +121,7 @@ mod tests {
                     out.display()
                 ),
             ]),
+            env: Vec::new(),
         };
         let alert = Alert {
             kind: "verification".into(),
@@ -129,8 +140,9 @@ mod tests {
     #[tokio::test]
     async fn a_failing_hook_is_reported_not_hidden() {
         let alerts = Alerts {
-            webhook: Some("http://127.0.0.1:9/unreachable".into()),
+            webhook: Some(UrlSource::Plain("http://127.0.0.1:9/unreachable?token=abc123".into())),
             command: Some(vec!["false".into()]),
+            env: Vec::new(),
         };
         let alert = Alert {
             kind: "verification".into(),
@@ -139,6 +151,12 @@ mod tests {
             region: "r".into(),
             message: "m".into(),
         };
-        assert_eq!(fire(&alerts, &alert).await.len(), 2);
+        let problems = fire(&alerts, &alert).await;
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("http://127.0.0.1:9/unreachable?token=***"),
+            "{problems:?}"
+        );
+        assert!(problems.iter().all(|p| !p.contains("abc123")), "{problems:?}");
     }
 }

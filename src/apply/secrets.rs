@@ -1,10 +1,48 @@
-//! Resolve a plan's secret reference (env, file, command) to its value.
-//! The value is never logged or put in an error message.
+//! Resolve a plan's secret reference (env, file, command) to its value, and keep
+//! resolved values out of every message.
+//!
+//! A value is never put into an error on purpose, but a value can still reach a
+//! message by way of something else: an HTTP client error repeats the webhook URL that
+//! is the secret, a program prints a token it was given. So every resolved value is
+//! remembered for the life of the process, and `redact` masks those values as well as
+//! URL credentials in any text before it is logged, reported or served.
+//!
+//! A secret command is the operator's own way of fetching a secret (a vault client,
+//! say), so it runs with Lifeboat's environment, which such clients need; the programs
+//! a plan runs otherwise start from a cleared environment (`child`).
 
 use std::process::Command;
+use std::sync::{LazyLock, Mutex};
 
 use super::{ApplyError, Result};
-use crate::plan::{KeySource, SecretSource};
+use crate::plan::{KeySource, SecretSource, UrlSource, redact as url_redact};
+
+/// Values shorter than this are not masked in messages: they would mask common words.
+const MIN_MASKED: usize = 4;
+
+/// Every secret value resolved so far in this process.
+static RESOLVED: LazyLock<Mutex<Vec<String>>> = LazyLock::new(Default::default);
+
+fn remember(value: &[u8]) {
+    let text = String::from_utf8_lossy(value).trim().to_string();
+    if text.len() < MIN_MASKED {
+        return;
+    }
+    let mut known = RESOLVED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !known.contains(&text) {
+        known.push(text);
+    }
+}
+
+/// `text` with URL credentials and every secret value resolved so far masked.
+pub fn redact(text: &str) -> String {
+    let mut out = text.to_string();
+    let known = RESOLVED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for value in known.iter() {
+        out = out.replace(value.as_str(), url_redact::MASK);
+    }
+    url_redact::text(&out)
+}
 
 fn first_line(mut bytes: Vec<u8>) -> Vec<u8> {
     if let Some(end) = bytes.iter().position(|&b| b == b'\n') {
@@ -45,9 +83,18 @@ fn from_source(src: &SecretSource) -> Result<Option<Vec<u8>>> {
 pub fn resolve(key: &KeySource) -> Result<Vec<u8>> {
     for src in &key.sources {
         if let Some(v) = from_source(src)?.filter(|v| !v.is_empty()) {
+            remember(&v);
             return Ok(v);
         }
     }
+    Err(ApplyError::Secret(format!(
+        "no repository password: none of {} gave one — set it there",
+        describe(key)
+    )))
+}
+
+/// Where a secret comes from, for messages: `environment variable HOOK_URL`.
+pub fn describe(key: &KeySource) -> String {
     let names: Vec<String> = key
         .sources
         .iter()
@@ -57,10 +104,21 @@ pub fn resolve(key: &KeySource) -> Result<Vec<u8>> {
             SecretSource::Command(c) => format!("command {}", c.first().map_or("", |s| s.as_str())),
         })
         .collect();
-    Err(ApplyError::Secret(format!(
-        "no repository password: none of {} gave one — set it there",
-        names.join(", ")
-    )))
+    names.join(", ")
+}
+
+/// A URL the plan wrote or references, and how messages may name it: the written URL
+/// with its credentials masked, or only where a secret URL comes from.
+pub fn url(source: &UrlSource) -> Result<(String, String)> {
+    match source {
+        UrlSource::Plain(url) => Ok((url.clone(), url_redact::text(url))),
+        UrlSource::Secret(key) => {
+            let value = resolve(key)?;
+            let url = String::from_utf8(value)
+                .map_err(|_| ApplyError::Secret(format!("the URL from {} is not UTF-8", describe(key))))?;
+            Ok((url, format!("the URL from {}", describe(key))))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -76,6 +134,30 @@ mod tests {
             ],
         };
         assert_eq!(resolve(&key).unwrap(), b"s3cret");
+    }
+
+    #[test]
+    fn resolved_values_and_url_credentials_are_masked() {
+        let key = KeySource {
+            sources: vec![SecretSource::Command(vec!["printf".into(), "hunter2-value".into()])],
+        };
+        resolve(&key).unwrap();
+        let shown = redact("said hunter2-value to https://u:p@h/x?token=t");
+        assert_eq!(shown, "said *** to https://***@h/x?token=***");
+    }
+
+    #[test]
+    fn a_secret_url_is_named_by_its_source() {
+        let source = UrlSource::Secret(KeySource {
+            sources: vec![SecretSource::Command(vec![
+                "printf".into(),
+                "https://h/T0/secret-path".into(),
+            ])],
+        });
+        let (url, shown) = url(&source).unwrap();
+        assert_eq!(url, "https://h/T0/secret-path");
+        assert_eq!(shown, "the URL from command printf");
+        assert!(!redact("POST https://h/T0/secret-path failed").contains("secret-path"));
     }
 
     #[test]

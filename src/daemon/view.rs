@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::plans::PlanLoadError;
 use super::schedule::{self, DatasetKey, DatasetObs};
 use super::shared::{Shared, lock, read};
+use crate::apply::secrets::redact;
 use crate::plan::Dataset;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,7 +100,7 @@ impl From<&PlanLoadError> for PlanErrorView {
         Self {
             file: e.file.display().to_string(),
             at: e.at,
-            errors: e.errors.clone(),
+            errors: e.errors.iter().map(|e| redact(e)).collect(),
             previous_kept: e.previous_kept,
         }
     }
@@ -115,7 +116,7 @@ fn region_view(ds: &Dataset, obs: &DatasetObs, region: &str, now: DateTime<Utc>)
         within_rpo: age.is_some_and(|a| a <= ds.rpo.as_secs() as i64),
         lagging: schedule::region_lagging(ds, obs, region),
         verification: None,
-        last_error: o.last_error,
+        last_error: o.last_error.as_deref().map(redact),
     }
 }
 

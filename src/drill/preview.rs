@@ -80,5 +80,6 @@ fn describe(plan: &Plan, playbook: &Playbook, mode: Mode, step: &Step) -> String
         },
         _ => format!("{} {}", kind(&step.action), name(step)),
     };
-    format!("{what} [timeout {limit}s]")
+    // Previews are printed and logged; a URL's credentials must not be.
+    format!("{} [timeout {limit}s]", crate::apply::secrets::redact(&what))
 }

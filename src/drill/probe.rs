@@ -29,7 +29,7 @@ pub async fn run(
     probe: &Probe,
     url_override: Option<&str>,
     client: &reqwest::Client,
-    env: &[(&str, &str)],
+    (vars, passed): (&[(&str, &str)], &[String]),
     deadline: Instant,
 ) -> Result<ProbeResult, ProbeResult> {
     let interval = match probe {
@@ -45,7 +45,7 @@ pub async fn run(
             .max(Duration::from_millis(100));
         let outcome = match probe {
             Probe::Http(h) => attempt_http(h, url_override.unwrap_or(&h.url), client, remaining).await,
-            Probe::Command(argv) => match tokio::time::timeout(remaining, process::run(argv, env)).await {
+            Probe::Command(argv) => match tokio::time::timeout(remaining, process::run(argv, vars, passed)).await {
                 Ok(r) => r.map(|out| format!("`{}` exited 0 {out}", argv.join(" ")).trim().to_string()),
                 Err(_) => Err(format!("`{}` did not finish in time", argv.join(" "))),
             },

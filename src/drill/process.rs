@@ -1,6 +1,7 @@
-//! Running a program from a plan: no shell, extra environment, output kept for errors.
+//! Running a program from a plan: no shell, a cleared environment (see
+//! `apply::child`), output kept for errors.
 
-use tokio::process::Command;
+use crate::apply::child;
 
 /// The last bytes of a program's output worth showing in an error.
 const TAIL: usize = 400;
@@ -13,17 +14,12 @@ fn tail(bytes: &[u8]) -> String {
     text[start..].to_string()
 }
 
-/// Run `argv` with `env` added; `Err` says which program failed and what it printed.
+/// Run `argv` with `vars` set and the variables named in `passed` copied from
+/// Lifeboat's environment; `Err` says which program failed and what it printed.
 /// The child is killed if the returned future is dropped (a step timeout).
-pub async fn run(argv: &[String], env: &[(&str, &str)]) -> Result<String, String> {
-    let Some((program, args)) = argv.split_first() else {
-        return Err("empty command".into());
-    };
-    let mut cmd = Command::new(program);
-    cmd.args(args).kill_on_drop(true).stdin(std::process::Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+pub async fn run(argv: &[String], vars: &[(&str, &str)], passed: &[String]) -> Result<String, String> {
+    let mut cmd = child::command(argv, vars, passed)?;
+    let program = argv.first().map_or("", String::as_str);
     let out = cmd.output().await.map_err(|e| format!("cannot run `{program}`: {e}"))?;
     if out.status.success() {
         return Ok(tail(&out.stdout));

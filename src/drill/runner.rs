@@ -10,9 +10,10 @@ use super::report::{Phase, StepRecord, StepStatus};
 use super::template::{Vars, render};
 use super::{Mode, probe, process};
 use crate::apply::recover::restore_by_plan;
+use crate::apply::secrets;
 use crate::apply::{Progress, RestoreOptions};
 use crate::format::names::{DatasetName, RegionName};
-use crate::plan::{EndpointName, Plan, Playbook, Probe, Step, StepAction};
+use crate::plan::{EndpointName, Plan, Playbook, Probe, Step, StepAction, UrlSource};
 
 /// How long a step may take when the plan does not say.
 pub fn default_timeout(action: &StepAction) -> Duration {
@@ -139,7 +140,7 @@ impl<'a> Runner<'a> {
             StepAction::Probe(_) => Duration::from_secs(2),
             _ => Duration::ZERO,
         };
-        let result = tokio::time::timeout(limit + grace, self.act(&step.action, began + limit))
+        let result = tokio::time::timeout(limit + grace, self.act(step, began + limit))
             .await
             .unwrap_or_else(|_| Err(format!("timed out after {}", secs(limit)).into()));
         self.record(phase, kind(&step.action), name(step), offset, began.elapsed(), result)
@@ -158,22 +159,24 @@ impl<'a> Runner<'a> {
             Ok(d) => (StepStatus::Passed, d),
             Err(d) => (StepStatus::Failed, d),
         };
+        // A step's detail repeats what programs printed and URLs it called: it goes into
+        // reports, logs and the API, so credentials and secret values are masked here.
         self.records.push(StepRecord {
             phase,
             kind: kind.into(),
-            name,
+            name: secrets::redact(&name),
             offset_ms: ms(offset),
             duration_ms: ms(took),
             status,
-            detail: done.detail,
+            detail: secrets::redact(&done.detail),
             latency_ms: done.latency.map(ms),
             attempts: done.attempts,
         });
         status == StepStatus::Passed
     }
 
-    async fn act(&mut self, action: &StepAction, deadline: Instant) -> Result<Done, Done> {
-        match action {
+    async fn act(&mut self, step: &Step, deadline: Instant) -> Result<Done, Done> {
+        match &step.action {
             StepAction::Restore {
                 dataset,
                 region,
@@ -183,14 +186,16 @@ impl<'a> Runner<'a> {
                 .restore(dataset, region.as_ref(), snapshot, target)
                 .await
                 .map(Done::from),
-            StepAction::Probe(p) => self.probe(p, deadline).await,
+            StepAction::Probe(p) => self.probe(p, &step.env, deadline).await,
             StepAction::Repoint { endpoint, to } => {
                 let done = self.repoint(endpoint, to).await.map_err(Done::from)?;
                 self.repointed.push((endpoint.clone(), to.clone()));
                 Ok(done.into())
             }
             StepAction::Command { command } => {
-                let out = process::run(command, &self.env()).await.map_err(Done::from)?;
+                let out = process::run(command, &self.env(), &step.env)
+                    .await
+                    .map_err(Done::from)?;
                 Ok(format!("`{}` exited 0 {out}", command.join(" "))
                     .trim()
                     .to_string()
@@ -200,7 +205,7 @@ impl<'a> Runner<'a> {
                 tokio::time::sleep(*duration).await;
                 Ok(format!("waited {}", secs(*duration)).into())
             }
-            StepAction::Notify { message, url } => self.notify(message, url.as_deref()).await.map(Done::from),
+            StepAction::Notify { message, url } => self.notify(message, url.as_ref()).await.map(Done::from),
         }
         .map_err(|e: Done| e)
     }
@@ -253,7 +258,7 @@ impl<'a> Runner<'a> {
         Ok(detail)
     }
 
-    async fn probe(&self, p: &Probe, deadline: Instant) -> Result<Done, Done> {
+    async fn probe(&self, p: &Probe, passed: &[String], deadline: Instant) -> Result<Done, Done> {
         let url = match (p, self.mode) {
             (Probe::Http(h), Mode::Drill) => h.drill_url.as_deref(),
             _ => None,
@@ -264,7 +269,7 @@ impl<'a> Runner<'a> {
             latency: Some(r.latency),
             attempts: Some(r.attempts),
         };
-        probe::run(p, url, &self.http, &env, deadline)
+        probe::run(p, url, &self.http, (&env, passed), deadline)
             .await
             .map(to_done)
             .map_err(to_done)
@@ -320,7 +325,7 @@ impl<'a> Runner<'a> {
         }
     }
 
-    async fn notify(&self, message: &str, url: Option<&str>) -> Result<String, Done> {
+    async fn notify(&self, message: &str, url: Option<&UrlSource>) -> Result<String, Done> {
         let vars = Vars {
             playbook: self.playbook.name.as_str(),
             mode: mode_str(self.mode),
@@ -330,6 +335,7 @@ impl<'a> Runner<'a> {
         let Some(url) = url else {
             return Ok(format!("noted: {text}"));
         };
+        let (url, shown) = secrets::url(url).map_err(|e| Done::from(format!("webhook: {e}")))?;
         let body = serde_json::json!({
             "text": text,
             "playbook": self.playbook.name.as_str(),
@@ -337,16 +343,16 @@ impl<'a> Runner<'a> {
         });
         let response = self
             .http
-            .post(url)
+            .post(&url)
             .json(&body)
             .send()
             .await
-            .map_err(|e| Done::from(format!("webhook {url}: {e}")))?;
+            .map_err(|e| Done::from(format!("webhook {shown}: {}", e.without_url())))?;
         let status = response.status();
         if status.is_success() {
-            Ok(format!("sent to {url}: {text}"))
+            Ok(format!("sent to {shown}: {text}"))
         } else {
-            Err(format!("webhook {url} answered {}", status.as_u16()).into())
+            Err(format!("webhook {shown} answered {}", status.as_u16()).into())
         }
     }
 }

@@ -114,6 +114,9 @@ impl<'a> Diagnostics<'a> {
         self.push(Severity::Warning, span, message.into(), fix.into());
     }
 
+    /// Records one problem. Messages quote what the plan says, and a plan's URLs may
+    /// carry credentials, so the message is redacted here, once for every section (fixes
+    /// show the plan's own examples, which must stay readable).
     fn push(&mut self, severity: Severity, span: &Range<usize>, message: String, fix: String) {
         let (line, col) = self.index.locate(span.start);
         self.found.push(Diagnostic {
@@ -121,7 +124,7 @@ impl<'a> Diagnostics<'a> {
             file: self.file.to_path_buf(),
             line,
             col,
-            message,
+            message: super::redact::text(&message),
             fix,
         });
     }

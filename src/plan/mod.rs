@@ -11,6 +11,7 @@
 mod diagnostic;
 mod model;
 mod reader;
+pub mod redact;
 pub mod retention;
 pub mod schedule;
 mod sections;
@@ -23,7 +24,8 @@ use toml::de::DeTable;
 pub use diagnostic::{Diagnostic, LineIndex, Severity};
 pub use model::{
     Alerts, Dataset, DatasetKind, DnsRecordType, Endpoint, EndpointName, HttpProbe, KeySource, Plan, Playbook,
-    PlaybookName, Probe, Provider, Region, RepoAddress, SecretSource, Step, StepAction, VerifyName, VerifyPolicy,
+    PlaybookName, Probe, Provider, Region, RepoAddress, SecretSource, Step, StepAction, UrlSource, VerifyName,
+    VerifyPolicy,
 };
 pub use retention::{Decision, Retention, SnapInfo};
 pub use schedule::{Schedule, ScheduleError};

@@ -71,9 +71,19 @@ pub struct Plan {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Alerts {
     /// Receives a JSON POST per alert.
-    pub webhook: Option<String>,
+    pub webhook: Option<UrlSource>,
     /// Run per alert, with `LIFEBOAT_ALERT_*` variables describing it.
     pub command: Option<Vec<String>>,
+    /// Variables of Lifeboat's own environment the command also receives.
+    pub env: Vec<String>,
+}
+
+/// A URL written in the plan, or one read from a secret reference because the URL
+/// itself is the credential (a webhook with a token in its path or query).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlSource {
+    Plain(String),
+    Secret(KeySource),
 }
 
 /// Where a secret comes from, never the secret itself. Sources are tried in order
@@ -197,6 +207,8 @@ pub struct Endpoint {
     /// The drill route: the same provider with some settings overridden, re-pointed by
     /// drills instead of the production route.
     pub drill: Option<Provider>,
+    /// Variables of Lifeboat's own environment passed to the provider's programs.
+    pub env: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,6 +276,9 @@ pub struct Step {
     pub name: Option<String>,
     pub timeout: Option<Duration>,
     pub action: StepAction,
+    /// Variables of Lifeboat's own environment passed to the step's program (command
+    /// steps and command probes); every other variable is withheld.
+    pub env: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -288,7 +303,7 @@ pub enum StepAction {
     },
     Notify {
         message: String,
-        url: Option<String>,
+        url: Option<UrlSource>,
     },
 }
 

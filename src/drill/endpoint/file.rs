@@ -50,7 +50,7 @@ pub async fn swap(change: &Change<'_>) -> Result<String, String> {
     write_atomically(path, content.as_bytes()).await?;
     let env = change.env()?;
     for cmd in [check, reload].into_iter().flatten() {
-        if let Err(e) = process::run(cmd, &env).await {
+        if let Err(e) = process::run(cmd, &env, &change.endpoint.env).await {
             let restored = match &old {
                 Some(old) => write_atomically(path, old).await.map(|_| "the old file is back"),
                 None => tokio::fs::remove_file(path)

@@ -83,7 +83,7 @@ pub async fn repoint(change: &Change<'_>, http: &reqwest::Client) -> Result<Stri
         Provider::Command { command } => {
             let mut argv = command.clone();
             argv.push(change.target()?.to_string());
-            process::run(&argv, &change.env()?).await?;
+            process::run(&argv, &change.env()?, &change.endpoint.env).await?;
             Ok(format!("ran {} {}", command.join(" "), change.target()?))
         }
     }

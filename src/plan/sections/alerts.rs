@@ -1,10 +1,15 @@
 //! `[alerts]`: where failures are reported — a webhook, a command, or both.
+//!
+//! A webhook URL often is the credential (a token in its path or query), so it may be
+//! a secret reference like any other secret; the command receives only the variables
+//! `env` names besides its own `LIFEBOAT_ALERT_*` ones.
 
 use super::Ctx;
+use super::checks::{env_names, url_source};
 use crate::plan::model::Alerts;
 use crate::plan::reader::Fields;
 
-const KEYS: [&str; 2] = ["webhook", "command"];
+const KEYS: [&str; 3] = ["webhook", "command", "env"];
 const EXAMPLE: &str = "{ webhook = \"https://hooks.example.com/lifeboat\" }";
 
 pub fn section(top: &Fields, ctx: &mut Ctx) -> Alerts {
@@ -12,18 +17,10 @@ pub fn section(top: &Fields, ctx: &mut Ctx) -> Alerts {
         return Alerts::default();
     };
     let fields = Fields::new(table, span, "[alerts]", &KEYS, ctx.diags);
-    let webhook = fields.string("webhook", "\"https://hooks.example.com/lifeboat\"", ctx.diags);
-    if let Some(w) = &webhook
-        && !(w.value.starts_with("http://") || w.value.starts_with("https://"))
-    {
-        ctx.diags.error(
-            &w.span,
-            format!("[alerts] webhook `{}` is not an http(s) URL", w.value),
-            "write the full URL, e.g. \"https://hooks.example.com/lifeboat\"",
-        );
-    }
+    let webhook = url_source(&fields, "webhook", "\"https://hooks.example.com/lifeboat\"", ctx);
     Alerts {
-        webhook: webhook.map(|w| w.value),
+        webhook: webhook.flatten(),
         command: super::key::command(&fields, "command", ctx),
+        env: env_names(&fields, ctx).unwrap_or_default(),
     }
 }

@@ -28,10 +28,10 @@ const DNS: [&str; 7] = [
     "tsig_key_name",
     "tsig_secret",
 ];
-const FILE: [&str; 4] = ["path", "template", "check", "reload"];
+const FILE: [&str; 5] = ["path", "template", "check", "reload", "env"];
 const HTTP: [&str; 5] = ["url", "method", "token", "body", "expect_status"];
-const COMMAND: [&str; 1] = ["command"];
-const ALL: [&str; 17] = [
+const COMMAND: [&str; 2] = ["command", "env"];
+const ALL: [&str; 18] = [
     "server",
     "zone",
     "record",
@@ -49,6 +49,7 @@ const ALL: [&str; 17] = [
     "body",
     "expect_status",
     "command",
+    "env",
 ];
 const PROVIDERS: &str = "\"dns\", \"file\", \"http\" or \"command\"";
 
@@ -70,12 +71,14 @@ pub fn section(tables: &Named, ctx: &mut Ctx) -> BTreeMap<EndpointName, Endpoint
         );
         let provider = provider_of(&fields, ctx);
         let drill = drill_route(table, &fields, ctx);
-        if let (Some(provider), Some(targets), Some(drill)) = (provider, targets, drill) {
+        let env = super::checks::env_names(&fields, ctx);
+        if let (Some(provider), Some(targets), Some(drill), Some(env)) = (provider, targets, drill, env) {
             let endpoint = Endpoint {
                 name: endpoint_name.clone(),
                 provider,
                 targets,
                 drill,
+                env,
             };
             out.insert(endpoint_name, endpoint);
         }
@@ -140,18 +143,20 @@ fn provider_of(fields: &Fields, ctx: &mut Ctx) -> Option<Provider> {
             })
         }
         "http" => {
-            let url = fields.required_string("url", "\"https://lb.internal/api/pool\"", ctx.diags)?;
-            let method = fields
-                .string("method", "\"PUT\"", ctx.diags)
-                .map_or("POST".into(), |m| m.value);
+            let example = "\"https://lb.internal/api/pool\"";
+            if fields.get("url").is_none() {
+                fields.missing("url", example, ctx.diags);
+            }
+            let url = super::checks::http_url(fields, "url", example, ctx);
+            let method = super::checks::method(fields, "POST", ctx);
             let token = reference(fields, "token", ctx);
             let body = fields
                 .string("body", "'{\"backend\": \"{target}\"}'", ctx.diags)
                 .map(|b| b.value);
             let expect_status = super::playbooks::expect_status(fields, ctx)?;
             Some(Provider::Http {
-                url: url.value,
-                method,
+                url: url?.value,
+                method: method?,
                 token,
                 body,
                 expect_status,

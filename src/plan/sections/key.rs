@@ -38,7 +38,9 @@ pub fn reference(fields: &Fields, key: &str, ctx: &mut Ctx) -> Option<KeySource>
 fn sources(table: &DeTable, span: std::ops::Range<usize>, context: &str, ctx: &mut Ctx) -> Option<KeySource> {
     let fields = Fields::new(table, span.clone(), context, &SOURCE_KEYS, ctx.diags);
     let mut sources = Vec::new();
-    if let Some(var) = fields.string("env", "\"LIFEBOAT_PASSWORD\"", ctx.diags) {
+    if let Some(var) = fields.string("env", "\"LIFEBOAT_PASSWORD\"", ctx.diags)
+        && super::checks::env_name(&var, context, ctx)
+    {
         sources.push(SecretSource::Env(var.value));
     }
     if let Some(path) = fields.string("file", "\"/etc/lifeboat/password\"", ctx.diags) {
@@ -49,7 +51,7 @@ fn sources(table: &DeTable, span: std::ops::Range<usize>, context: &str, ctx: &m
     if let Some(argv) = command(&fields, "command", ctx) {
         sources.push(SecretSource::Command(argv));
     }
-    if sources.is_empty() && table.keys().all(|k| SOURCE_KEYS.contains(&k.get_ref().as_ref())) {
+    if sources.is_empty() && table.is_empty() {
         ctx.diags.error(
             &span,
             format!("{context} names no source for the secret"),
@@ -72,5 +74,22 @@ pub fn command(fields: &Fields, key: &str, ctx: &mut Ctx) -> Option<Vec<String>>
         );
         return None;
     }
-    Some(items.into_iter().map(|At { value, .. }| value).collect())
+    let mut ok = true;
+    if let Some(program) = items.first().filter(|p| p.value.trim().is_empty()) {
+        ctx.diags.error(
+            &program.span,
+            format!("`{key}` in {} names an empty program", fields.context()),
+            format!("put the program first, e.g. `{key} = {example}`"),
+        );
+        ok = false;
+    }
+    for item in items.iter().filter(|i| i.value.contains('\0')) {
+        ctx.diags.error(
+            &item.span,
+            format!("`{key}` in {} has an argument with a NUL character", fields.context()),
+            "remove the \\u0000: a program cannot receive it",
+        );
+        ok = false;
+    }
+    ok.then(|| items.into_iter().map(|At { value, .. }| value).collect())
 }

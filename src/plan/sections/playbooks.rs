@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
 
+use super::checks::{MAX_STEP_TIME, bounded, env_names, http_url, method, url_source};
 use super::key::command;
 use super::{Ctx, Named};
 use crate::format::names::{DatasetName, RegionName};
@@ -25,7 +26,7 @@ const PLAYBOOK_KEYS: [&str; 7] = [
     "drill_schedule",
 ];
 const STEP_COMMON: [&str; 3] = ["kind", "name", "timeout"];
-const PROBE_KEYS: [&str; 9] = [
+const PROBE_KEYS: [&str; 10] = [
     "url",
     "drill_url",
     "method",
@@ -35,7 +36,12 @@ const PROBE_KEYS: [&str; 9] = [
     "expect_json",
     "interval",
     "command",
+    "env",
 ];
+/// How often an HTTP probe may try: at most once a second, at least once an hour.
+const PROBE_INTERVAL: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(3600));
+/// The longest recovery time objective a playbook may state (a year).
+const MAX_RTO: Duration = Duration::from_secs(365 * 86_400);
 const KINDS: &str = "restore, probe, repoint, command, wait or notify";
 
 pub fn section(tables: &Named, ctx: &mut Ctx) -> BTreeMap<PlaybookName, Playbook> {
@@ -58,7 +64,7 @@ fn playbook(name: PlaybookName, fields: &Fields, ctx: &mut Ctx) -> Option<Playbo
     let description = fields
         .string("description", "\"Fail over to us-east\"", ctx.diags)
         .map(|d| d.value);
-    let rto = fields.duration("rto", "\"1h\"", ctx.diags);
+    let rto = bounded(fields, "rto", "\"1h\"", (Duration::from_secs(1), MAX_RTO), ctx);
     if fields.get("rto").is_none() {
         fields.missing("rto", "\"1h\"", ctx.diags);
     }
@@ -149,7 +155,7 @@ fn step_keys(kind: &str) -> &'static [&'static str] {
         "restore" => &["dataset", "region", "snapshot", "target"],
         "probe" => &PROBE_KEYS,
         "repoint" => &["endpoint", "to"],
-        "command" => &["command"],
+        "command" => &["command", "env"],
         "wait" => &["duration"],
         "notify" => &["message", "url"],
         _ => &[
@@ -170,6 +176,7 @@ fn step_keys(kind: &str) -> &'static [&'static str] {
             "to",
             "duration",
             "message",
+            "env",
         ],
     }
 }
@@ -181,14 +188,21 @@ fn step(table: &DeTable, span: std::ops::Range<usize>, context: String, ctx: &mu
     let name = fields
         .string("name", "\"restore checkpoints\"", ctx.diags)
         .map(|n| n.value);
-    let timeout = fields.duration("timeout", "\"10m\"", ctx.diags).map(|t| t.value);
+    let timeout = bounded(
+        &fields,
+        "timeout",
+        "\"10m\"",
+        (Duration::from_secs(1), MAX_STEP_TIME),
+        ctx,
+    );
+    let env = env_names(&fields, ctx);
     let kind = fields.required_string("kind", "\"restore\"", ctx.diags)?;
     let action = match kind.value.as_str() {
         "restore" => restore(&fields, ctx),
         "probe" => probe(&fields, ctx).map(StepAction::Probe),
         "repoint" => repoint(&fields, ctx),
         "command" => required_command(&fields, ctx).map(|command| StepAction::Command { command }),
-        "wait" => required_duration(&fields, "duration", ctx).map(|duration| StepAction::Wait { duration }),
+        "wait" => wait(&fields, ctx),
         "notify" => notify(&fields, ctx),
         other => {
             let message = format!("{} has kind `{other}`, which is not a step kind", fields.context());
@@ -196,10 +210,22 @@ fn step(table: &DeTable, span: std::ops::Range<usize>, context: String, ctx: &mu
             None
         }
     };
+    let action = action?;
+    if matches!(&action, StepAction::Probe(Probe::Http(_))) && fields.get("env").is_some() {
+        let message = format!("`env` in {} has no effect on an HTTP probe", fields.context());
+        let span = fields.get("env").map(|v| v.span()).unwrap_or_default();
+        ctx.diags.error(
+            &span,
+            message,
+            "remove it: only command steps and command probes run a program",
+        );
+        return None;
+    }
     Some(Step {
         name,
-        timeout,
-        action: action?,
+        timeout: timeout.map(|t| t.value),
+        action,
+        env: env?,
     })
 }
 
@@ -229,13 +255,13 @@ fn restore(fields: &Fields, ctx: &mut Ctx) -> Option<StepAction> {
 }
 
 fn probe(fields: &Fields, ctx: &mut Ctx) -> Option<Probe> {
-    let url = fields.string("url", "\"https://api.example.com/healthz\"", ctx.diags);
+    let url = http_url(fields, "url", "\"https://api.example.com/healthz\"", ctx);
     let status = expect_status(fields, ctx);
     let command = command(fields, "command", ctx);
     match (url, command) {
         (Some(url), None) if fields.get("command").is_none() => http_probe(url.value, status?, fields, ctx),
         (None, Some(argv)) if fields.get("url").is_none() => Some(Probe::Command(argv)),
-        (None, None) if fields.get("url").is_some() || fields.get("command").is_some() => None,
+        (None, _) | (_, None) if fields.get("url").is_some() != fields.get("command").is_some() => None,
         _ => {
             let message = format!("{} needs exactly one of `url` or `command`", fields.context());
             ctx.diags.error(
@@ -250,14 +276,19 @@ fn probe(fields: &Fields, ctx: &mut Ctx) -> Option<Probe> {
 
 fn http_probe(url: String, expect_status: Option<u16>, fields: &Fields, ctx: &mut Ctx) -> Option<Probe> {
     let text = |key: &str, example: &str, ctx: &mut Ctx| fields.string(key, example, ctx.diags).map(|v| v.value);
-    let drill_url = text("drill_url", "\"http://127.0.0.1:8081/healthz\"", ctx);
-    let method = text("method", "\"POST\"", ctx).unwrap_or_else(|| "GET".into());
+    let drill_url = http_url(fields, "drill_url", "\"http://127.0.0.1:8081/healthz\"", ctx).map(|u| u.value);
+    let method = method(fields, "GET", ctx);
     let body = text("body", "'{\"input\": [1, 2, 3]}'", ctx);
     let expect_body = text("expect_body", "\"ok\"", ctx);
-    let interval = fields
-        .duration("interval", "\"1s\"", ctx.diags)
-        .map_or(Duration::from_secs(1), |d| d.value);
+    let interval = match fields.get("interval") {
+        None => Some(Duration::from_secs(1)),
+        Some(_) => bounded(fields, "interval", "\"1s\"", PROBE_INTERVAL, ctx).map(|d| d.value),
+    };
     let expect_json = expect_json(fields, ctx)?;
+    let (method, interval) = (method?, interval?);
+    if fields.get("drill_url").is_some() && drill_url.is_none() {
+        return None;
+    }
     Some(Probe::Http(HttpProbe {
         url,
         drill_url,
@@ -370,21 +401,22 @@ fn required_command(fields: &Fields, ctx: &mut Ctx) -> Option<Vec<String>> {
     command(fields, "command", ctx)
 }
 
-fn required_duration(fields: &Fields, key: &str, ctx: &mut Ctx) -> Option<Duration> {
-    if fields.get(key).is_none() {
-        fields.missing(key, "\"30s\"", ctx.diags);
+fn wait(fields: &Fields, ctx: &mut Ctx) -> Option<StepAction> {
+    if fields.get("duration").is_none() {
+        fields.missing("duration", "\"30s\"", ctx.diags);
     }
-    fields.duration(key, "\"30s\"", ctx.diags).map(|d| d.value)
+    let duration = bounded(fields, "duration", "\"30s\"", (Duration::ZERO, MAX_STEP_TIME), ctx)?;
+    Some(StepAction::Wait {
+        duration: duration.value,
+    })
 }
 
 fn notify(fields: &Fields, ctx: &mut Ctx) -> Option<StepAction> {
-    let message = fields.required_string("message", "\"failover to us-east started\"", ctx.diags)?;
-    let url = fields
-        .string("url", "\"https://hooks.example.com/ops\"", ctx.diags)
-        .map(|u| u.value);
+    let message = fields.required_string("message", "\"failover to us-east started\"", ctx.diags);
+    let url = url_source(fields, "url", "\"https://hooks.example.com/ops\"", ctx);
     Some(StepAction::Notify {
-        message: message.value,
-        url,
+        message: message?.value,
+        url: url?,
     })
 }
 

@@ -2,12 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use super::{Ctx, Named};
+use super::{Ctx, Named, checks};
 use crate::format::names::RegionName;
 use crate::plan::model::{Region, RepoAddress};
 use crate::plan::reader::{At, Fields};
+use crate::plan::redact;
 
 const REGION_KEYS: [&str; 4] = ["address", "storage_class", "immutable_days", "create"];
+const MAX_LOCK_DAYS: u32 = 36_500;
+const CREDENTIALS_FIX: &str = "remove the `user:password@` part: S3 credentials come from \
+     AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in Lifeboat's environment, never from the plan";
 const ADDRESS_FIX: &str =
     "write a folder path, file:///path, s3://bucket/prefix?endpoint=URL&region=NAME or memory://name";
 
@@ -32,7 +36,7 @@ fn region(name: RegionName, fields: &Fields, ctx: &mut Ctx) -> Option<Region> {
     let storage_class = fields
         .string("storage_class", "\"STANDARD_IA\"", ctx.diags)
         .map(|s| s.value);
-    let immutable = fields.count("immutable_days", "30", ctx.diags);
+    let immutable = immutable_days(fields, ctx);
     let create = fields.bool("create", ctx.diags).unwrap_or(false);
     let written = fields.required_string("address", "\"s3://bucket/prefix\"", ctx.diags)?;
     let address = parse_address(&written, fields.context(), ctx)?;
@@ -62,13 +66,34 @@ fn region(name: RegionName, fields: &Fields, ctx: &mut Ctx) -> Option<Region> {
         name,
         address,
         storage_class,
-        immutable_days: immutable.map(|d| d.value).filter(|d| *d > 0),
+        immutable_days: immutable.map(|d| d.value),
         create,
     })
 }
 
+/// Object Lock retention in days: the range S3 storage accepts (1 to 36500).
+fn immutable_days(fields: &Fields, ctx: &mut Ctx) -> Option<At<u32>> {
+    let days = fields.count("immutable_days", "30", ctx.diags)?;
+    if (1..=MAX_LOCK_DAYS).contains(&days.value) {
+        return Some(days);
+    }
+    let message = format!(
+        "`immutable_days` in {} is {}, outside 1 to {MAX_LOCK_DAYS}",
+        fields.context(),
+        days.value
+    );
+    let fix = "write the Object Lock retention in days, e.g. 30, or remove the key for mutable storage";
+    ctx.diags.error(&days.span, message, fix);
+    None
+}
+
 fn parse_address(written: &At<String>, context: &str, ctx: &mut Ctx) -> Option<RepoAddress> {
     let text = written.value.as_str();
+    if redact::has_userinfo(text) {
+        let message = format!("address `{text}` in {context} carries credentials");
+        ctx.diags.error(&written.span, message, CREDENTIALS_FIX);
+        return None;
+    }
     let result = if text.contains("://") {
         parse_url(text)
     } else if text.is_empty() {
@@ -105,7 +130,10 @@ fn parse_s3(url: &url::Url) -> Result<RepoAddress, String> {
     let (mut endpoint, mut region) = (None, None);
     for (key, value) in url.query_pairs() {
         match key.as_ref() {
-            "endpoint" => endpoint = Some(value.into_owned()),
+            "endpoint" => match checks::http_url_problem(&value) {
+                None => endpoint = Some(value.into_owned()),
+                Some(why) => return Err(format!("has an endpoint that {why}")),
+            },
             "region" => region = Some(value.into_owned()),
             other => {
                 return Err(format!("has unknown option `{other}` (known: endpoint, region)"));
