@@ -24,6 +24,11 @@ pub struct Alert {
 
 /// Deliver `alert` to every configured hook; returns one line per delivery problem.
 pub async fn fire(alerts: &Alerts, alert: &Alert) -> Vec<String> {
+    // The message repeats an error, which may quote a URL: hooks get it redacted too.
+    let alert = &Alert {
+        message: secrets::redact(&alert.message),
+        ..alert.clone()
+    };
     let mut problems = Vec::new();
     if let Some(source) = &alerts.webhook {
         match secrets::url(source) {
@@ -128,12 +133,12 @@ mod tests {
             plan: "p".into(),
             dataset: "d".into(),
             region: "b".into(),
-            message: "damaged: x".into(),
+            message: "damaged: x at http://h/?token=abc123".into(),
         };
         assert!(fire(&alerts, &alert).await.is_empty());
         assert_eq!(
             std::fs::read_to_string(&out).unwrap().trim(),
-            "verification b damaged: x"
+            "verification b damaged: x at http://h/?token=***"
         );
     }
 

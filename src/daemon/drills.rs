@@ -94,7 +94,7 @@ async fn rehearse(shared: &Shared, plan_name: &str, plan: &Plan, playbook: &str,
             view.rto_ms = report.rto.measured_ms;
             view.report = Some(path.display().to_string());
         }
-        Err(e) => view.error = Some(e.to_string()),
+        Err(e) => view.error = Some(crate::apply::secrets::redact(&e.to_string())),
     }
     if view.outcome == "passed" {
         tracing::info!(plan = plan_name, playbook, "scheduled drill passed");

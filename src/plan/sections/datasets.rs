@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::{Ctx, Named, retention};
 use crate::format::names::{DatasetName, RegionName, Tag};
@@ -10,6 +11,8 @@ use crate::plan::reader::{At, Fields};
 use crate::plan::schedule::Schedule;
 use crate::plan::units::format_duration;
 
+/// The longest recovery point objective a dataset may state (ten years).
+const MAX_RPO: Duration = Duration::from_secs(3650 * 86_400);
 const DATASET_KEYS: [&str; 10] = [
     "paths",
     "include",
@@ -48,7 +51,7 @@ fn dataset(name: DatasetName, fields: &Fields, ctx: &mut Ctx) -> Option<Dataset>
     let schedule = schedule(fields, "schedule", ctx);
     let regions = regions(fields, ctx);
     let retention = retention::of_dataset(fields, schedule.as_ref(), ctx);
-    let rpo = fields.duration("rpo", "\"6h\"", ctx.diags);
+    let rpo = super::checks::bounded(fields, "rpo", "\"6h\"", (Duration::from_secs(1), MAX_RPO), ctx);
     if fields.get("rpo").is_none() {
         fields.missing("rpo", "\"6h\"", ctx.diags);
     }
