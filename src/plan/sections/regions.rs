@@ -33,9 +33,7 @@ pub fn section(tables: &Named, ctx: &mut Ctx) -> BTreeMap<RegionName, Region> {
 }
 
 fn region(name: RegionName, fields: &Fields, ctx: &mut Ctx) -> Option<Region> {
-    let storage_class = fields
-        .string("storage_class", "\"STANDARD_IA\"", ctx.diags)
-        .map(|s| s.value);
+    let storage_class = storage_class(fields, ctx);
     let immutable = immutable_days(fields, ctx);
     let create = fields.bool("create", ctx.diags).unwrap_or(false);
     let written = fields.required_string("address", "\"s3://bucket/prefix\"", ctx.diags)?;
@@ -69,6 +67,27 @@ fn region(name: RegionName, fields: &Fields, ctx: &mut Ctx) -> Option<Region> {
         immutable_days: immutable.map(|d| d.value),
         create,
     })
+}
+
+/// An S3 storage class: capitals, digits and `_` only, since it travels inside the
+/// region's address (`?storage_class=CLASS`) and must not add options of its own.
+fn storage_class(fields: &Fields, ctx: &mut Ctx) -> Option<String> {
+    let class = fields.string("storage_class", "\"STANDARD_IA\"", ctx.diags)?;
+    let valid = |c: char| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_';
+    if !class.value.is_empty() && class.value.len() <= 64 && class.value.chars().all(valid) {
+        return Some(class.value);
+    }
+    let message = format!(
+        "`storage_class` in {} is {:?}, not an S3 storage class",
+        fields.context(),
+        class.value
+    );
+    ctx.diags.error(
+        &class.span,
+        message,
+        "write a class such as \"STANDARD\", \"STANDARD_IA\" or \"GLACIER_IR\"",
+    );
+    None
 }
 
 /// Object Lock retention in days: the range S3 storage accepts (1 to 36500).
