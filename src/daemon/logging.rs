@@ -31,7 +31,7 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| RedactedStderr)
+        .with_writer(|| Redacted(std::io::stderr()))
         .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
         LogFormat::Human => builder.try_init(),
@@ -39,18 +39,36 @@ pub fn init(format: LogFormat) {
     };
 }
 
-/// Stderr, with each formatted event redacted before it is written. The formatter
-/// writes one whole event per call, so a URL is never split across two writes.
-struct RedactedStderr;
+/// A writer that redacts each formatted event before passing it on (to stderr in the
+/// daemon). The formatter writes one whole event per call, so a URL is never split
+/// across two writes.
+struct Redacted<W>(W);
 
-impl Write for RedactedStderr {
+impl<W: Write> Write for Redacted<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = redact(&String::from_utf8_lossy(buf));
-        std::io::stderr().write_all(text.as_bytes())?;
+        self.0.write_all(text.as_bytes())?;
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
+        self.0.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_written_is_redacted() {
+        let mut out = Redacted(Vec::new());
+        let event = b"WARN alert not delivered problem=POST https://u:pw@h/x?token=abc1: refused\n";
+        assert_eq!(out.write(event).unwrap(), event.len());
+        let shown = String::from_utf8(out.0).unwrap();
+        assert_eq!(
+            shown,
+            "WARN alert not delivered problem=POST https://***@h/x?token=***: refused\n"
+        );
     }
 }
