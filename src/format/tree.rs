@@ -4,6 +4,11 @@
 //! an independent implementation. Because a directory's tree id is the keyed hash of
 //! its encoding, an unchanged subtree encodes to the same id and is stored once.
 //! Names that are not valid UTF-8 are kept losslessly in `name_hex`.
+//!
+//! Decoding refuses entry names that could step out of the directory being restored
+//! (empty, `.`, `..`, or holding `/` or NUL) and a name listed twice: a tree comes from
+//! storage and from whichever host made the backup, so restore must never have to trust
+//! it to name only children of its own directory.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -82,6 +87,16 @@ impl Node {
         }
     }
 
+    /// The name as stored, refused unless it names a child of its directory.
+    pub fn checked_name(&self) -> Result<OsString, TreeError> {
+        let name = match &self.name_hex {
+            Some(h) => OsString::from_vec(hex::decode(h).map_err(|_| TreeError::BadHex(h.clone()))?),
+            None => OsString::from(&self.name),
+        };
+        check_name(name.as_bytes())?;
+        Ok(name)
+    }
+
     pub fn set_target(&mut self, target: &OsStr) {
         self.target_hex = Some(hex::encode(target.as_bytes()));
     }
@@ -90,6 +105,37 @@ impl Node {
         let bytes = hex::decode(self.target_hex.as_deref()?).ok()?;
         Some(OsString::from_vec(bytes))
     }
+}
+
+/// Why a tree blob was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    #[error("not a tree: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("entry name {0} is not allowed: {1}")]
+    BadName(String, &'static str),
+    #[error("entry name_hex {0:?} is not hex")]
+    BadHex(String),
+    #[error("entry name {0} appears twice")]
+    Duplicate(String),
+}
+
+/// A name as shown in errors: quoted, with anything unprintable escaped.
+fn shown(name: &[u8]) -> String {
+    format!("{:?}", String::from_utf8_lossy(name))
+}
+
+/// Refuse a directory entry name that is not a plain child name: empty, `.`, `..`,
+/// or holding `/` or NUL. Joined to a path, any of these would leave the directory.
+pub fn check_name(name: &[u8]) -> Result<(), TreeError> {
+    let why = match name {
+        [] => "it is empty",
+        b"." | b".." => "it names a directory itself or its parent",
+        _ if name.contains(&b'/') => "it contains '/'",
+        _ if name.contains(&0) => "it contains a NUL byte",
+        _ => return Ok(()),
+    };
+    Err(TreeError::BadName(shown(name), why))
 }
 
 /// The entries of one directory.
@@ -105,8 +151,18 @@ impl Tree {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(bytes)
+    /// Decode a tree and check every entry name (see [`check_name`]).
+    pub fn decode(bytes: &[u8]) -> Result<Self, TreeError> {
+        let tree: Tree = serde_json::from_slice(bytes)?;
+        let mut names = Vec::with_capacity(tree.nodes.len());
+        for node in &tree.nodes {
+            names.push(node.checked_name()?);
+        }
+        names.sort_unstable();
+        if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(TreeError::Duplicate(shown(pair[0].as_bytes())));
+        }
+        Ok(tree)
     }
 
     pub fn find(&self, name: &OsStr) -> Option<&Node> {
@@ -117,6 +173,73 @@ impl Tree {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn tree_of(nodes: Vec<Node>) -> Vec<u8> {
+        serde_json::to_vec(&Tree { nodes }).unwrap()
+    }
+
+    fn named(name: &[u8]) -> Node {
+        Node::new(OsStr::from_bytes(name), NodeKind::File)
+    }
+
+    #[test]
+    fn decode_refuses_names_that_leave_the_directory() {
+        for bad in [&b""[..], b".", b"..", b"a/b", b"/etc/x", b"../x", b"x\0y", b"a\0"] {
+            let err = Tree::decode(&tree_of(vec![named(bad)])).unwrap_err();
+            assert!(matches!(err, TreeError::BadName(..)), "{bad:?} gave {err}");
+        }
+    }
+
+    #[test]
+    fn decode_refuses_a_bad_name_hidden_in_name_hex() {
+        let mut node = named(b"harmless");
+        node.name_hex = Some(hex::encode(b"../../etc/cron.d/x"));
+        let err = Tree::decode(&tree_of(vec![node.clone()])).unwrap_err();
+        assert!(err.to_string().contains("../../etc/cron.d/x"), "{err}");
+        node.name_hex = Some("zz".into());
+        assert!(matches!(Tree::decode(&tree_of(vec![node])), Err(TreeError::BadHex(_))));
+    }
+
+    #[test]
+    fn decode_refuses_a_name_listed_twice() {
+        let mut dir = named(b"x");
+        dir.kind = NodeKind::Dir;
+        let err = Tree::decode(&tree_of(vec![dir, named(b"x")])).unwrap_err();
+        assert!(matches!(err, TreeError::Duplicate(_)), "{err}");
+    }
+
+    #[test]
+    fn decode_accepts_names_with_dots_inside() {
+        let t = Tree::decode(&tree_of(vec![named(b"..."), named(b".hidden"), named(b"a..b")])).unwrap();
+        assert_eq!(t.nodes.len(), 3);
+    }
+
+    proptest! {
+        #[test]
+        fn any_name_without_slash_or_nul_other_than_dots_round_trips(
+            name in proptest::collection::vec(any::<u8>(), 1..40)
+        ) {
+            let ok = !name.contains(&b'/') && !name.contains(&0) && name != b"." && name != b"..";
+            prop_assert_eq!(check_name(&name).is_ok(), ok);
+            let mut t = Tree { nodes: vec![named(&name)] };
+            let decoded = Tree::decode(&t.encode());
+            prop_assert_eq!(decoded.is_ok(), ok);
+            if let Ok(back) = decoded {
+                prop_assert_eq!(back.nodes[0].os_name().into_vec(), name);
+            }
+        }
+
+        #[test]
+        fn a_name_with_slash_or_nul_anywhere_is_refused(
+            head in proptest::collection::vec(any::<u8>(), 0..10),
+            bad in prop_oneof![Just(b'/'), Just(0u8)],
+            tail in proptest::collection::vec(any::<u8>(), 0..10),
+        ) {
+            let name = [head, vec![bad], tail].concat();
+            prop_assert!(Tree::decode(&tree_of(vec![named(&name)])).is_err());
+        }
+    }
 
     #[test]
     fn non_utf8_names_round_trip_exactly() {
