@@ -84,6 +84,7 @@ impl Bench {
             target: target.clone(),
             include: Vec::new(),
             only: None,
+            ..Default::default()
         };
         let out = restore(&self.repo, id, &opts, progress()).await;
         (target, out)

@@ -16,7 +16,7 @@ pub mod verify;
 
 /// What `recover::restore_by_plan` takes, for callers above `apply` (drills).
 pub use crate::engine::Progress;
-pub use crate::engine::restore::RestoreOptions;
+pub use crate::engine::restore::{Placement, RestoreOptions};
 
 use crate::engine::EngineError;
 use crate::repo::RepoError;

@@ -113,12 +113,16 @@ pub enum Command {
         region: Option<String>,
         #[arg(long, requires = "plan")]
         snapshot: Option<String>,
-        /// Directory to restore into (created if missing).
+        /// Directory to restore into (created if missing); it must be empty unless --overwrite.
         #[arg(long)]
         target: PathBuf,
         /// Restore only paths matching these globs (relative to the snapshot root).
         #[arg(long = "include")]
         include: Vec<String>,
+        /// Restore into a non-empty target, replacing the entries the snapshot holds
+        /// (a symlink or file in the way is removed, never followed); others are kept.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Verify the repository's structure and, optionally, its data.
     Check {

@@ -11,7 +11,7 @@ use crate::engine::backup::{BackupOptions, backup};
 use crate::engine::check::{CheckOptions, check};
 use crate::engine::prune::PruneOptions;
 use crate::engine::repair::{RepairOptions, repair_index};
-use crate::engine::restore::{RestoreOptions, restore};
+use crate::engine::restore::{Placement, RestoreOptions, restore};
 use crate::engine::{Progress, ls};
 use crate::format::crypto::{Cipher, KdfParams};
 use crate::format::names::{DatasetName, Tag};
@@ -71,11 +71,17 @@ pub async fn run(cli: Cli) -> Result<i32> {
             snapshot,
             target,
             include,
+            overwrite,
         } => {
             let opts = RestoreOptions {
                 target,
                 include,
                 only: None,
+                placement: if overwrite {
+                    Placement::Overwrite
+                } else {
+                    Placement::Empty
+                },
             };
             match (repo, plan, dataset) {
                 (Some(repo), None, _) => {
@@ -403,9 +409,9 @@ impl Ctx {
 
     async fn ls(&self, repo: &RepoArg, spec: &str) -> Result<i32> {
         let r = self.open(repo).await?;
-        let (_, snap) = r.find_snapshot(spec).await?;
+        let (id, snap) = r.find_snapshot(spec).await?;
         let index = r.load_index().await?;
-        let entries = ls::list(&r, &index, &snap.tree).await?;
+        let entries = ls::list(&r, &index, &id, &snap.tree).await?;
         if self.json {
             output::json(&entries);
         } else {

@@ -11,7 +11,7 @@ use super::template::{Vars, render};
 use super::{Mode, probe, process};
 use crate::apply::recover::restore_by_plan;
 use crate::apply::secrets;
-use crate::apply::{Progress, RestoreOptions};
+use crate::apply::{Placement, Progress, RestoreOptions};
 use crate::format::names::{DatasetName, RegionName};
 use crate::plan::{EndpointName, Plan, Playbook, Probe, Step, StepAction, UrlSource};
 
@@ -232,10 +232,13 @@ impl<'a> Runner<'a> {
             return Err("no repository password to restore with".to_string().into());
         };
         let region = region.or(self.playbook.standby.as_ref());
+        // A fresh directory beside the target, swapped in when complete: nothing left
+        // in the target by the last run (a planted symlink) is ever written through.
         let opts = RestoreOptions {
             target: target.to_path_buf(),
             include: Vec::new(),
             only: None,
+            placement: Placement::Swap,
         };
         let progress = Arc::new(Progress::default());
         let done = restore_by_plan(self.plan, password, dataset, region, Some(snapshot), &opts, progress)

@@ -8,12 +8,13 @@
 //! an interrupted backup leaves them, and prune removes them.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 use rand::seq::SliceRandom;
 
-use super::{Progress, Result};
+use super::{Progress, Result, ls};
 use crate::format::blob;
 use crate::format::ids::{BlobId, PackId};
 use crate::format::pack::{self, BlobKind, PackEntry};
@@ -98,23 +99,26 @@ async fn check_snapshots(repo: &Repository, index: &Index, report: &mut CheckRep
             }
         };
         report.snapshots += 1;
-        let mut stack = vec![snap.tree];
-        while let Some(tree_id) = stack.pop() {
+        let mut stack = vec![(PathBuf::new(), snap.tree)];
+        while let Some((path, tree_id)) = stack.pop() {
             if !seen.insert(tree_id) {
                 continue;
             }
             let tree = match repo.load_tree(index, &tree_id).await {
                 Ok(t) => t,
                 Err(e) => {
-                    report
-                        .errors
-                        .push(format!("snapshot {}: tree {}: {e}", id.short(), tree_id.short()));
+                    report.errors.push(format!(
+                        "snapshot {}: tree {} at {}: {e}",
+                        id.short(),
+                        tree_id.short(),
+                        ls::shown_path(&path)
+                    ));
                     continue;
                 }
             };
             report.trees += 1;
             for node in &tree.nodes {
-                stack.extend(node.subtree);
+                stack.extend(node.subtree.map(|sub| (path.join(node.os_name()), sub)));
                 for blob in &node.content {
                     if !index.contains(blob) {
                         report.errors.push(format!(

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use super::Result;
-use crate::format::ids::{BlobId, ContentHash};
-use crate::format::tree::{Node, NodeKind};
-use crate::repo::{Index, Repository};
+use crate::format::ids::{BlobId, ContentHash, SnapshotId};
+use crate::format::tree::{Node, NodeKind, Tree};
+use crate::repo::{Index, RepoError, Repository};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Entry {
@@ -20,12 +20,12 @@ pub struct Entry {
     pub hash: Option<ContentHash>,
 }
 
-/// Every entry under a snapshot's root tree, depth first, in name order.
-pub async fn list(repo: &Repository, index: &Index, root: &BlobId) -> Result<Vec<Entry>> {
+/// Every entry of snapshot `snapshot` (root tree `root`), depth first, in name order.
+pub async fn list(repo: &Repository, index: &Index, snapshot: &SnapshotId, root: &BlobId) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
     let mut stack: Vec<(PathBuf, BlobId)> = vec![(PathBuf::new(), *root)];
     while let Some((dir, id)) = stack.pop() {
-        let tree = repo.load_tree(index, &id).await?;
+        let tree = tree_at(repo, index, snapshot, &dir, &id).await?;
         let mut subdirs = Vec::new();
         for node in tree.nodes {
             let path = dir.join(node.os_name());
@@ -49,4 +49,29 @@ fn entry(path: &Path, node: &Node) -> Entry {
         mtime_ns: node.mtime_ns,
         hash: node.hash,
     }
+}
+
+/// A directory's path within a snapshot as shown in messages (`/` for the root).
+pub fn shown_path(path: &Path) -> String {
+    format!("/{}", path.display())
+}
+
+/// Load the tree of directory `path` in snapshot `snapshot`; damage names both.
+pub async fn tree_at(
+    repo: &Repository,
+    index: &Index,
+    snapshot: &SnapshotId,
+    path: &Path,
+    id: &BlobId,
+) -> Result<Tree> {
+    repo.load_tree(index, id).await.map_err(|e| {
+        match e {
+            RepoError::Damaged { what, detail } => RepoError::Damaged {
+                what: format!("snapshot {}: {what} at {}", snapshot.short(), shown_path(path)),
+                detail,
+            },
+            other => other,
+        }
+        .into()
+    })
 }

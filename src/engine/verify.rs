@@ -5,6 +5,7 @@
 //! restored file is hashed and compared with the whole-file hash recorded at backup.
 //! The restore is timed, which gives the measured throughput and, scaled to the whole
 //! snapshot, the recovery time to expect; the snapshot's age is the data loss to expect.
+//! Each verification restores into its own new owner-only directory, removed afterwards.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -15,7 +16,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use rand::seq::SliceRandom;
 
-use super::restore::{RestoreOptions, restore};
+use super::restore::{Placement, RestoreOptions, restore};
 use super::{EngineError, Progress, Result, ls};
 use crate::format::ids::{ContentHash, ContentHasher, SnapshotId};
 use crate::format::tree::NodeKind;
@@ -76,7 +77,7 @@ pub async fn verify(
     }
     let snap = repo.load_snapshot(id).await?;
     let index = repo.load_index().await?;
-    let mut files: Vec<ls::Entry> = ls::list(repo, &index, &snap.tree)
+    let mut files: Vec<ls::Entry> = ls::list(repo, &index, id, &snap.tree)
         .await?
         .into_iter()
         .filter(|e| e.kind == NodeKind::File)
@@ -86,9 +87,7 @@ pub async fn verify(
         files.shuffle(&mut rand::thread_rng());
         files.truncate(((files.len() as f64) * opts.sample_fraction).ceil() as usize);
     }
-    let scratch = opts
-        .scratch
-        .join(format!("lifeboat-verify-{}", hex::encode(rand::random::<[u8; 6]>())));
+    let scratch = fresh_scratch(&opts.scratch)?;
     let result = restore_and_compare(repo, id, &files, &scratch).await;
     let _ = std::fs::remove_dir_all(&scratch);
     let (restore_ms, damaged) = result?;
@@ -115,6 +114,20 @@ pub async fn verify(
     })
 }
 
+/// A new, empty, owner-only directory for one verification under `parent`. Made with
+/// one `mkdir` (never following a symlink in its place), so nothing left in shared
+/// scratch space by anyone else is restored into or through.
+fn fresh_scratch(parent: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::create_dir_all(parent).map_err(|e| EngineError::target_io(parent, e))?;
+    let scratch = parent.join(format!("lifeboat-verify-{}", hex::encode(rand::random::<[u8; 6]>())));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&scratch)
+        .map_err(|e| EngineError::target_io(&scratch, e))?;
+    Ok(scratch)
+}
+
 async fn restore_and_compare(
     repo: &Repository,
     id: &SnapshotId,
@@ -125,6 +138,7 @@ async fn restore_and_compare(
         target: scratch.to_path_buf(),
         include: Vec::new(),
         only: Some(files.iter().map(|f| f.path.clone()).collect::<HashSet<_>>()),
+        placement: Placement::Empty,
     };
     let started = Instant::now();
     let mut damaged = Vec::new();
