@@ -1,6 +1,7 @@
 //! Carry out a validated plan: open its regions, back up what is due, apply
 //! retention, prune, and restore by plan. Shared by `lifeboat apply` and the daemon.
 
+pub mod access;
 pub mod alerts;
 pub mod child;
 pub mod observe;

@@ -7,13 +7,17 @@ use chrono::{DateTime, Utc};
 
 use super::regions::{RegionRepo, open_regions};
 use crate::engine::sync::bytes_needed;
+use crate::format::names::RegionName;
 use crate::plan::{Dataset, Plan};
-use crate::repo::{Index, SnapshotId};
+use crate::repo::{Index, RepoError, SnapshotId};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RegionStatus {
     pub region: String,
     pub reachable: bool,
+    /// No repository exists there yet (`apply` creates it when the region allows).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub missing: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub snapshots: usize,
@@ -71,6 +75,11 @@ pub async fn status(plan: &Plan, password: &[u8], now: DateTime<Utc>, depth: Dep
         for r in &members {
             let snaps = match &r.repo {
                 Ok(repo) => repo.snapshots().await.map_err(|e| e.to_string()),
+                Err(RepoError::NotFound(_)) => {
+                    held.push(None);
+                    rows.push(missing_row(plan, &r.name));
+                    continue;
+                }
                 Err(e) => Err(e.to_string()),
             };
             match snaps {
@@ -160,10 +169,30 @@ fn dataset_status(ds: &Dataset, rows: Vec<RegionStatus>, now: DateTime<Utc>) -> 
     }
 }
 
+/// A region whose repository is not created yet: say how it gets created. `init`
+/// would be wrong here, as it makes a repository with a key of its own, while a plan's
+/// regions must share one (`apply` creates the region as a replica).
+fn missing_row(plan: &Plan, region: &RegionName) -> RegionStatus {
+    let creatable = plan.regions.get(region).is_some_and(|r| r.create);
+    let how = if creatable {
+        format!("`lifeboat apply {}` creates it", plan.file.display())
+    } else {
+        format!(
+            "set `create = true` in [regions.{region}] and run `lifeboat apply {}` to create it",
+            plan.file.display()
+        )
+    };
+    RegionStatus {
+        missing: true,
+        ..unreachable_row(region.as_str(), format!("no repository there yet — {how}"))
+    }
+}
+
 fn unreachable_row(region: &str, error: String) -> RegionStatus {
     RegionStatus {
         region: region.to_string(),
         reachable: false,
+        missing: false,
         error: Some(error),
         snapshots: 0,
         latest: None,
@@ -188,6 +217,7 @@ pub fn observed(ds: &Dataset, region: &str, times: &[(SnapshotId, DateTime<Utc>)
     RegionStatus {
         region: region.to_string(),
         reachable: true,
+        missing: false,
         error: None,
         snapshots: times.len(),
         latest: latest.map(|l| l.0),

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 
 use super::password::PasswordArgs;
 
@@ -15,15 +15,21 @@ pub struct Cli {
     /// No progress bars.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Log what happens on stderr, with the full cause of storage and network errors
+    /// (RUST_LOG, when set, chooses the level instead).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
     #[command(flatten)]
     pub password: PasswordArgs,
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Where the repository is: a path, file:///path, memory://name or s3://bucket/prefix?endpoint=URL&region=NAME.
+/// The repository a command works on.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RepoArg {
+    /// Where the repository is: a path, file:///path, memory://name or
+    /// s3://bucket/prefix?endpoint=URL&region=NAME.
     #[arg(long, short = 'r', env = "LIFEBOAT_REPO", value_name = "URL")]
     pub repo: String,
 }
@@ -71,6 +77,7 @@ pub enum Command {
         /// Store data uncompressed (model weights do not compress).
         #[arg(long)]
         no_compression: bool,
+        /// Files and directories to back up.
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
@@ -78,6 +85,7 @@ pub enum Command {
     Snapshots {
         #[command(flatten)]
         repo: RepoArg,
+        /// Only snapshots of this dataset.
         #[arg(long)]
         dataset: Option<String>,
     },
@@ -94,6 +102,7 @@ pub enum Command {
     /// (`--plan P --dataset D [--region R] [--snapshot S]`), which picks a reachable
     /// region holding the newest snapshot unless told otherwise.
     Restore {
+        /// The repository to restore from (a path or URL, as for every repository command).
         #[arg(
             long,
             short = 'r',
@@ -105,12 +114,16 @@ pub enum Command {
         /// Snapshot id (or unique prefix), or `latest`.
         #[arg(value_name = "SNAPSHOT")]
         snapshot_arg: Option<String>,
+        /// Restore by plan: the plan whose regions hold the dataset.
         #[arg(long, value_name = "PLAN.toml", requires = "dataset")]
         plan: Option<PathBuf>,
+        /// With --plan: the dataset to restore.
         #[arg(long, requires = "plan")]
         dataset: Option<String>,
+        /// With --plan: restore from this region only.
         #[arg(long, requires = "plan")]
         region: Option<String>,
+        /// With --plan: this snapshot (id, unique prefix or `latest`) instead of the newest.
         #[arg(long, requires = "plan")]
         snapshot: Option<String>,
         /// Directory to restore into (created if missing); it must be empty unless --overwrite.
@@ -139,17 +152,23 @@ pub enum Command {
     Forget {
         #[command(flatten)]
         repo: RepoArg,
-        #[arg(long, default_value_t = 0)]
+        /// Keep the newest N snapshots of each group.
+        #[arg(long, default_value_t = 0, value_name = "N")]
         keep_last: u32,
-        #[arg(long, default_value_t = 0)]
+        /// Keep the newest snapshot of each of the last N hours that have one.
+        #[arg(long, default_value_t = 0, value_name = "N")]
         keep_hourly: u32,
-        #[arg(long, default_value_t = 0)]
+        /// Keep the newest snapshot of each of the last N days that have one.
+        #[arg(long, default_value_t = 0, value_name = "N")]
         keep_daily: u32,
-        #[arg(long, default_value_t = 0)]
+        /// Keep the newest snapshot of each of the last N weeks that have one.
+        #[arg(long, default_value_t = 0, value_name = "N")]
         keep_weekly: u32,
-        #[arg(long, default_value_t = 0)]
+        /// Keep the newest snapshot of each of the last N months that have one.
+        #[arg(long, default_value_t = 0, value_name = "N")]
         keep_monthly: u32,
-        #[arg(long, default_value_t = 0)]
+        /// Keep the newest snapshot of each of the last N years that have one.
+        #[arg(long, default_value_t = 0, value_name = "N")]
         keep_yearly: u32,
         /// Keep everything younger than this (relative to the newest snapshot), e.g. 7d.
         #[arg(long, value_name = "DURATION")]
@@ -180,21 +199,25 @@ pub enum Command {
         /// Wait at least this long between taking data out of the index and deleting it.
         #[arg(long, default_value = "0s")]
         grace: String,
+        /// Report what would be deleted and repacked; change nothing.
         #[arg(long)]
         dry_run: bool,
     },
     /// Check plan files and report every problem at once.
     Validate {
+        /// A plan file, or a directory whose `*.toml` files are all checked.
         #[arg(value_name = "PLAN.toml|DIR")]
         path: PathBuf,
     },
     /// Show what a plan would do now: due backups, lagging regions, RPO violations.
     Plan {
+        /// The plan file.
         #[arg(value_name = "PLAN.toml")]
         path: PathBuf,
     },
     /// Do a plan's due work now: back up, apply retention, prune.
     Apply {
+        /// The plan file.
         #[arg(value_name = "PLAN.toml")]
         path: PathBuf,
         /// Only this dataset.
@@ -206,10 +229,13 @@ pub enum Command {
     },
     /// Test-restore each dataset's latest snapshot from each region and compare every byte.
     Verify {
+        /// The plan whose datasets and regions are verified.
         #[arg(long, value_name = "PLAN.toml")]
         plan: PathBuf,
+        /// Only this dataset.
         #[arg(long)]
         dataset: Option<String>,
+        /// Only this region.
         #[arg(long)]
         region: Option<String>,
         /// Share of files to restore, in (0, 1]; overrides the plan's policy.
@@ -218,8 +244,10 @@ pub enum Command {
     },
     /// Bring lagging regions of a plan up to date, copying packs byte for byte.
     Sync {
+        /// The plan whose regions are brought level.
         #[arg(long, value_name = "PLAN.toml")]
         plan: PathBuf,
+        /// Only this dataset's snapshots.
         #[arg(long)]
         dataset: Option<String>,
     },
@@ -230,6 +258,7 @@ pub enum Command {
         /// Destination repository; its password comes from LIFEBOAT_TO_PASSWORD or --to-password-file.
         #[arg(long, value_name = "URL")]
         to: String,
+        /// Read the destination's password from this file (first line).
         #[arg(long, value_name = "FILE")]
         to_password_file: Option<PathBuf>,
         /// Snapshot ids (or prefixes) to copy; all when none.
@@ -242,27 +271,33 @@ pub enum Command {
     /// Rehearse a playbook for real against the standby: restore, bring up, probe,
     /// re-point (then back to the primary, or only the drill route), and report.
     Drill {
+        /// The plan holding the playbook.
         #[arg(long, value_name = "PLAN.toml")]
         plan: PathBuf,
         /// Where reports are kept (also stored in every region under `reports/`).
         #[arg(long, value_name = "DIR", default_value = "./.lifeboat-state")]
         state: PathBuf,
+        /// The playbook to rehearse (a `[playbooks.NAME]` of the plan).
         #[arg(value_name = "PLAYBOOK")]
         playbook: String,
     },
     /// Fail over to the standby for real: `--dry-run` shows every action, `--confirm`
     /// does them and leaves traffic on the standby when all steps pass.
+    #[command(group(ArgGroup::new("mode").required(true).args(["dry_run", "confirm"])))]
     Failover {
+        /// The plan holding the playbook.
         #[arg(long, value_name = "PLAN.toml")]
         plan: PathBuf,
+        /// Where reports are kept (also stored in every region under `reports/`).
         #[arg(long, value_name = "DIR", default_value = "./.lifeboat-state")]
         state: PathBuf,
         /// Print what would happen; change nothing.
-        #[arg(long, conflicts_with = "confirm", required_unless_present = "confirm")]
+        #[arg(long)]
         dry_run: bool,
         /// Really move traffic.
         #[arg(long)]
         confirm: bool,
+        /// The playbook to run (a `[playbooks.NAME]` of the plan).
         #[arg(value_name = "PLAYBOOK")]
         playbook: String,
     },
@@ -275,6 +310,18 @@ pub enum Command {
     Repair {
         #[command(subcommand)]
         what: RepairWhat,
+    },
+    /// Print a shell completion script: `source <(lifeboat completions bash)`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) of lifeboat, or of one command: `lifeboat man | man -l -`.
+    Man {
+        /// A command to show the page of, e.g. `backup` or `repair index`.
+        #[arg(value_name = "COMMAND")]
+        command: Vec<String>,
     },
 }
 
@@ -300,6 +347,7 @@ pub enum KeyAction {
     Add {
         #[command(flatten)]
         repo: RepoArg,
+        /// Read the new password from this file (first line).
         #[arg(long, value_name = "FILE")]
         new_password_file: Option<PathBuf>,
         /// A note to tell keys apart.
@@ -315,6 +363,7 @@ pub enum KeyAction {
     Remove {
         #[command(flatten)]
         repo: RepoArg,
+        /// The key's id or a unique prefix of it (see `lifeboat key list`).
         id: String,
     },
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::CliError;
 use super::args::{Cli, Command, KeyAction, RepairWhat, RepoArg};
-use super::output::{self, Bar, bytes, duration_ms};
+use super::output::{self, Bar, bytes, duration_ms, note, say};
 use super::password::PasswordArgs;
 use crate::apply::retention::Filter;
 use crate::engine::backup::{BackupOptions, backup};
@@ -203,6 +203,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
             to_password_file,
             snapshots,
         } => ctx.copy(&repo, &to, to_password_file, &snapshots).await,
+        Command::Completions { shell } => super::reference::completions(shell),
+        Command::Man { command } => super::reference::man(&command),
     }
 }
 
@@ -285,7 +287,7 @@ impl Ctx {
         if self.json {
             output::json(&serde_json::json!({"repository": r.address(), "id": r.config().id, "cipher": cipher.name()}));
         } else {
-            println!(
+            say!(
                 "created repository {} at {} ({})",
                 r.config().id.short(),
                 r.address(),
@@ -312,7 +314,7 @@ impl Ctx {
                 if self.json {
                     output::json(&serde_json::json!({"added": id}))
                 } else {
-                    println!("added key {}", id.short())
+                    say!("added key {}", id.short())
                 }
             }
             KeyAction::List { repo } => {
@@ -322,7 +324,7 @@ impl Ctx {
                 } else {
                     for k in keys {
                         let cur = if k.current { "*" } else { " " };
-                        println!(
+                        say!(
                             "{cur} {}  {}  {}  {}",
                             k.id.short(),
                             k.created.format("%Y-%m-%d %H:%M:%S"),
@@ -337,7 +339,7 @@ impl Ctx {
                 if self.json {
                     output::json(&serde_json::json!({"removed": removed}))
                 } else {
-                    println!("removed key {}", removed.short())
+                    say!("removed key {}", removed.short())
                 }
             }
         }
@@ -355,7 +357,7 @@ impl Ctx {
             output::json(&out);
         } else {
             let s = &out.snapshot.summary;
-            println!(
+            say!(
                 "snapshot {} saved\nfiles: {} new, {} changed, {} unchanged; {} dirs\nread {} of {}, added {} to the repository in {}",
                 out.id.short(),
                 s.files_new,
@@ -387,13 +389,17 @@ impl Ctx {
             output::json(&docs);
             return Ok(0);
         }
-        println!(
+        say!(
             "{:<10} {:<20} {:<12} {:<14} {:>10}  paths",
-            "id", "time (UTC)", "host", "dataset", "size"
+            "id",
+            "time (UTC)",
+            "host",
+            "dataset",
+            "size"
         );
         for (id, s) in &all {
             let dataset = s.dataset.as_ref().map_or("-".to_string(), |d| d.to_string());
-            println!(
+            say!(
                 "{:<10} {:<20} {:<12} {:<14} {:>10}  {}",
                 id.short(),
                 s.time.format("%Y-%m-%d %H:%M:%S"),
@@ -403,7 +409,7 @@ impl Ctx {
                 s.paths.join(", ")
             );
         }
-        println!("{} snapshot(s)", all.len());
+        say!("{} snapshot(s)", all.len());
         Ok(0)
     }
 
@@ -416,7 +422,7 @@ impl Ctx {
             output::json(&entries);
         } else {
             for e in entries {
-                println!("{:?} {:o} {:>12} {}", e.kind, e.mode, e.size, e.path.display());
+                say!("{:?} {:o} {:>12} {}", e.kind, e.mode, e.size, e.path.display());
             }
         }
         Ok(0)
@@ -433,7 +439,7 @@ impl Ctx {
         if self.json {
             output::json(&out);
         } else {
-            println!(
+            say!(
                 "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {} in {}",
                 id.short(),
                 opts.target.display(),
@@ -458,9 +464,9 @@ impl Ctx {
             output::json(&report);
         } else {
             for e in &report.errors {
-                println!("damage: {e}");
+                say!("damage: {e}");
             }
-            println!(
+            say!(
                 "{} snapshots, {} trees, {} packs, {} blobs; read {} packs ({})",
                 report.snapshots,
                 report.trees,
@@ -470,13 +476,13 @@ impl Ctx {
                 bytes(report.bytes_read)
             );
             if report.unindexed_packs > 0 {
-                println!(
+                say!(
                     "{} pack(s) not in any index (left by an interrupted backup, or an index was lost): \
                      `lifeboat repair index` indexes them, prune removes them",
                     report.unindexed_packs
                 );
             }
-            println!(
+            say!(
                 "{}",
                 if report.is_clean() {
                     "no errors found"
@@ -488,7 +494,7 @@ impl Ctx {
         if report.is_clean() {
             Ok(0)
         } else {
-            eprintln!(
+            note!(
                 "error: check found {} problem(s) in {} — see the report above",
                 report.errors.len(),
                 r.address()
@@ -505,14 +511,14 @@ impl Ctx {
             output::json(&report);
         } else {
             for p in &report.problems {
-                println!("{p}");
+                say!("{p}");
             }
             let done = match (report.needed, report.rewritten) {
                 (true, true) => "index rebuilt",
                 (true, false) => "dry run: the index would be rebuilt",
                 (false, _) => "the index is complete; nothing written",
             };
-            println!(
+            say!(
                 "{done}: {} packs, {} blobs; {} index object(s) damaged, {} pack header(s) read, {} pack(s) added, {} missing, {} unreadable",
                 report.packs,
                 report.blobs,
@@ -524,7 +530,7 @@ impl Ctx {
             );
         }
         if lost > 0 {
-            eprintln!(
+            note!(
                 "error: {lost} pack(s) missing or unreadable — run `lifeboat check` to see which snapshots need their data, then back up again"
             );
             return Ok(super::error::EXIT_DAMAGE);
@@ -538,7 +544,7 @@ impl Ctx {
         if self.json {
             output::json(&serde_json::json!({"removed": n}))
         } else {
-            println!("removed {n} stale lock(s)")
+            say!("removed {n} stale lock(s)")
         }
         Ok(0)
     }

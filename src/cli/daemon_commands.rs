@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::CliError;
 use super::commands::{Ctx, Result, bad};
-use super::output;
+use super::output::{self, say};
 use super::plan_commands::EXIT_DEGRADED;
 use crate::daemon::logging::{self, LogFormat};
 use crate::daemon::view::{DatasetView, StatusView};
@@ -118,7 +118,7 @@ fn when(t: Option<DateTime<Utc>>) -> String {
 
 fn print_dataset(d: &DatasetView) {
     let state = if d.running { ", running" } else { "" };
-    println!(
+    say!(
         "  {} [{}] rpo {}s{state}: last {}, next {}",
         d.dataset,
         d.schedule,
@@ -130,12 +130,12 @@ fn print_dataset(d: &DatasetView) {
         let mark = if r.lagging || !r.within_rpo { "!!" } else { "ok" };
         let age = r.age_seconds.map_or("no snapshot".into(), |a| format!("{a}s old"));
         let err = r.last_error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default();
-        println!("    {mark} {}: {age}{err}", r.region);
+        say!("    {mark} {}: {age}{err}", r.region);
     }
 }
 
 fn print_status(st: &StatusView) {
-    println!(
+    say!(
         "lifeboat daemon {} since {}, {} job(s) running{}",
         st.version,
         when(Some(st.started)),
@@ -143,7 +143,7 @@ fn print_status(st: &StatusView) {
         if st.stopping { ", stopping" } else { "" }
     );
     for p in &st.plans {
-        println!("plan {} ({})", p.name, p.file);
+        say!("plan {} ({})", p.name, p.file);
         p.datasets.iter().for_each(print_dataset);
     }
     for e in &st.plan_errors {
@@ -152,11 +152,11 @@ fn print_status(st: &StatusView) {
         } else {
             ""
         };
-        println!("refused plan {}{kept}:", e.file);
-        e.errors.iter().for_each(|line| println!("  {line}"));
+        say!("refused plan {}{kept}:", e.file);
+        e.errors.iter().for_each(|line| say!("  {line}"));
     }
     if st.violations.is_empty() {
-        println!("all objectives met");
+        say!("all objectives met");
     }
-    st.violations.iter().for_each(|v| println!("violation: {v}"));
+    st.violations.iter().for_each(|v| say!("violation: {v}"));
 }

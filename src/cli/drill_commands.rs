@@ -4,27 +4,13 @@ use std::path::Path;
 
 use super::CliError;
 use super::commands::{Ctx, Result};
-use super::output;
+use super::output::{self, note, say};
 use crate::drill::preview::preview;
 use crate::drill::report::StepStatus;
 use crate::drill::run::find_playbook;
 use crate::drill::{DrillError, Mode, Outcome, Report, RunOptions, run_playbook};
-use crate::plan::{self, Plan};
 
 const EXIT_DEGRADED: i32 = 4;
-
-fn load_plan(path: &Path) -> Result<Plan> {
-    let (plan, diags) = plan::validate(path);
-    for d in &diags {
-        eprintln!("{d}");
-    }
-    plan.ok_or_else(|| {
-        CliError::BadInput(format!(
-            "plan {} has errors, listed above — fix them and run `lifeboat validate` again",
-            path.display()
-        ))
-    })
-}
 
 impl From<DrillError> for CliError {
     fn from(e: DrillError) -> Self {
@@ -45,21 +31,27 @@ impl Ctx {
         if !dry_run {
             return self.run_playbook(plan, state, playbook, Mode::Failover).await;
         }
-        let plan = load_plan(plan)?;
+        let plan = self.load_plan(plan)?;
+        self.plan_password(&plan).await?;
         let lines = preview(&plan, find_playbook(&plan, playbook)?, Mode::Failover)?;
         if self.json {
             output::json(&serde_json::json!({"playbook": playbook, "dry_run": true, "actions": lines}));
         } else {
-            println!("failover of playbook {playbook} would (nothing is changed now):");
+            say!("failover of playbook {playbook} would (nothing is changed now):");
             for line in &lines {
-                println!("  {line}");
+                say!("  {line}");
             }
         }
         Ok(0)
     }
 
+    /// Run a playbook for real. The password is resolved and checked against the regions
+    /// first: it stores the report even when no step restores, and a wrong one must stop
+    /// the run before anything changes.
     async fn run_playbook(&self, plan: &Path, state: &Path, playbook: &str, mode: Mode) -> Result<i32> {
-        let plan = load_plan(plan)?;
+        let plan = self.load_plan(plan)?;
+        find_playbook(&plan, playbook)?;
+        self.plan_password(&plan).await?;
         let opts = RunOptions {
             mode,
             state_dir: state.to_path_buf(),
@@ -70,6 +62,15 @@ impl Ctx {
             output::json(&report);
         } else {
             print_report(&report, &path);
+        }
+        if !report.uploads.is_empty() && report.uploads.iter().all(|u| u.error.is_some()) {
+            note!(
+                "error: the {} report could not be stored in any region, so this run is not a success — \
+                 it is kept in {}; copy it to a region once storage is reachable",
+                report.mode,
+                path.display()
+            );
+            return Ok(super::error::EXIT_FAILED);
         }
         Ok(match report.outcome {
             Outcome::Passed => 0,
@@ -86,7 +87,7 @@ fn print_report(report: &Report, path: &Path) {
             StepStatus::Failed => "FAIL",
             StepStatus::Skipped => "skip",
         };
-        println!(
+        say!(
             "{mark} {:>8.1}s  {:?} {} {}: {}",
             s.duration_ms as f64 / 1000.0,
             s.phase,
@@ -99,15 +100,15 @@ fn print_report(report: &Report, path: &Path) {
         .rto
         .measured_ms
         .map_or("not reached".into(), |ms| format!("{:.1}s", ms as f64 / 1000.0));
-    println!("RTO {rto} (objective {}s)", report.rto.objective_s);
+    say!("RTO {rto} (objective {}s)", report.rto.objective_s);
     for r in &report.rpo {
         let age = r.measured_s.map_or("unknown".into(), |s| format!("{s}s"));
-        println!("RPO of {}: {age} (objective {}s)", r.dataset, r.objective_s);
+        say!("RPO of {}: {age} (objective {}s)", r.dataset, r.objective_s);
     }
     for u in &report.uploads {
         if let Some(e) = &u.error {
-            eprintln!("warning: report not stored in region {}: {e}", u.region);
+            note!("warning: report not stored in region {}: {e}", u.region);
         }
     }
-    println!("{} {:?}; report: {}", report.mode, report.outcome, path.display());
+    say!("{} {:?}; report: {}", report.mode, report.outcome, path.display());
 }

@@ -3,7 +3,7 @@
 use crate::apply::ApplyError;
 use crate::engine::EngineError;
 use crate::repo::RepoError;
-use crate::storage::StorageError;
+use crate::storage::{ErrorKind, StorageError};
 
 pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_BAD_INPUT: i32 = 2;
@@ -25,6 +25,16 @@ pub enum CliError {
     Failed(String),
 }
 
+/// A malformed or unsupported address is bad input; any other storage failure is a
+/// failed operation.
+fn storage_code(e: &StorageError) -> i32 {
+    if e.kind == ErrorKind::InvalidAddress {
+        EXIT_BAD_INPUT
+    } else {
+        EXIT_FAILED
+    }
+}
+
 fn repo_code(e: &RepoError) -> i32 {
     match e {
         RepoError::NotFound(_)
@@ -35,7 +45,8 @@ fn repo_code(e: &RepoError) -> i32 {
         | RepoError::AmbiguousSnapshot(_)
         | RepoError::Invalid(_) => EXIT_BAD_INPUT,
         RepoError::Damaged { .. } | RepoError::KeyDamaged { .. } | RepoError::MissingBlob(_) => EXIT_DAMAGE,
-        RepoError::Storage(_) | RepoError::Locked { .. } => EXIT_FAILED,
+        RepoError::Storage(s) => storage_code(s),
+        RepoError::Locked { .. } => EXIT_FAILED,
     }
 }
 
@@ -57,7 +68,8 @@ impl CliError {
             CliError::Apply(ApplyError::Region { source, .. }) => repo_code(source),
             CliError::Apply(ApplyError::Secret(_) | ApplyError::BadInput(_)) => EXIT_BAD_INPUT,
             CliError::BadInput(_) => EXIT_BAD_INPUT,
-            CliError::Storage(_) | CliError::Failed(_) => EXIT_FAILED,
+            CliError::Storage(s) => storage_code(s),
+            CliError::Failed(_) => EXIT_FAILED,
         }
     }
 }
@@ -75,5 +87,8 @@ mod tests {
             detail: "d".into(),
         };
         assert_eq!(CliError::Engine(EngineError::Repo(locked)).exit_code(), 1);
+        let ftp = crate::storage::RepositoryAddress::parse("ftp://host/x").unwrap_err();
+        assert_eq!(CliError::Storage(ftp.clone()).exit_code(), 2);
+        assert_eq!(CliError::Repo(RepoError::Storage(ftp)).exit_code(), 2);
     }
 }

@@ -3,6 +3,8 @@
 //! Every command takes `--json` (one JSON document on stdout); errors are one line on
 //! stderr starting with `error:`, and the exit code follows the contract in
 //! `docs/cli.md`: 0 ok, 1 failed, 2 bad input, 3 damage found, 4 degraded.
+//! `--verbose` (or `RUST_LOG`) adds log lines on stderr, among them the full cause
+//! of each storage error, which the one-line message leaves out.
 
 mod args;
 mod commands;
@@ -12,10 +14,18 @@ mod error;
 mod output;
 mod password;
 mod plan_commands;
+mod reference;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 pub use error::CliError;
+use output::note;
+
+/// The clap definition of every command and flag, for completions, the man page and
+/// the reference test.
+pub fn command() -> clap::Command {
+    args::Cli::command()
+}
 
 /// Run the command line and return the process exit code.
 pub fn main() -> i32 {
@@ -27,18 +37,32 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    start_logging(&args);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            note!("error: cannot start the async runtime: {e}");
             return 1;
         }
     };
     match runtime.block_on(commands::run(args)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            note!("error: {e}");
             e.exit_code()
         }
+    }
+}
+
+/// Log lines on stderr with `--verbose` or `RUST_LOG`; the daemon sets up its own.
+fn start_logging(args: &args::Cli) {
+    use crate::daemon::logging::{LogFormat, init_with_default};
+    if matches!(args.command, args::Command::Daemon(_)) {
+        return;
+    }
+    if args.verbose {
+        init_with_default(LogFormat::Human, "lifeboat=debug");
+    } else if std::env::var_os("RUST_LOG").is_some() {
+        init_with_default(LogFormat::Human, "warn");
     }
 }

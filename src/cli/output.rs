@@ -1,18 +1,76 @@
 //! Rendering: JSON documents, human tables, sizes and the progress bar.
+//!
+//! All text goes through [`say!`] and [`note!`] rather than `println!`/`eprintln!`,
+//! which panic when the reader has gone away (`lifeboat ls … | head`). Once stdout is
+//! closed, later output is dropped quietly and the command runs to its end, so it still
+//! exits with its own code: a failover whose output nobody reads has still moved traffic,
+//! and its exit code must say how that went.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::engine::Progress;
 
+/// Set once a write to stdout failed; nothing more is written there.
+static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+
+/// Print a line on stdout (`say!` builds the arguments). A closed pipe ends output
+/// quietly; another write error is reported once on stderr.
+pub fn line(args: std::fmt::Arguments<'_>) {
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    let written = out.write_fmt(args).and_then(|()| out.write_all(b"\n"));
+    if let Err(e) = written.and_then(|()| out.flush()) {
+        gone(&e);
+    }
+}
+
+/// Write `bytes` to stdout as they are (a generated script or page), like [`line`].
+pub fn raw(bytes: &[u8]) {
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        gone(&e);
+    }
+}
+
+fn gone(e: &std::io::Error) {
+    STDOUT_GONE.store(true, Ordering::Relaxed);
+    if e.kind() != std::io::ErrorKind::BrokenPipe {
+        err_line(format_args!("error: cannot write to standard output: {e}"));
+    }
+}
+
+/// Print a line on stderr (`note!` builds the arguments); a closed stderr is ignored.
+pub fn err_line(args: std::fmt::Arguments<'_>) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_fmt(args).and_then(|()| err.write_all(b"\n"));
+}
+
+/// `println!` that cannot panic: see [`line`].
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::cli::output::line(format_args!($($arg)*)) };
+}
+
+/// `eprintln!` that cannot panic: see [`err_line`].
+macro_rules! note {
+    ($($arg:tt)*) => { $crate::cli::output::err_line(format_args!($($arg)*)) };
+}
+
+pub(crate) use {note, say};
+
 pub fn json<T: serde::Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
-        Ok(s) => println!("{s}"),
-        Err(e) => eprintln!("error: cannot encode the result as JSON: {e}"),
+        Ok(s) => say!("{s}"),
+        Err(e) => note!("error: cannot encode the result as JSON: {e}"),
     }
 }
 

@@ -1,10 +1,16 @@
 //! Where a password comes from: `LIFEBOAT_PASSWORD`, a file, or a command's output.
 //! Never argv, never a log line.
+//!
+//! Plan commands take the same options, and they win over the plan's `[key]`: first
+//! `--password-file`, then `--password-command`, then `LIFEBOAT_PASSWORD`, then the
+//! plan's own sources in the order it lists them. An operator can thus open a plan's
+//! regions with a password the plan does not know of (a break-glass copy, say).
 
 use std::path::Path;
 use std::process::Command;
 
 use super::CliError;
+use crate::plan::{KeySource, SecretSource};
 
 /// The password sources a command accepts.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -76,6 +82,23 @@ impl PasswordArgs {
     }
 }
 
+impl PasswordArgs {
+    /// Where a plan command's password comes from: the first of `--password-file`,
+    /// `--password-command` and `LIFEBOAT_PASSWORD` that is given, else `plan_key`.
+    pub fn plan_key(&self, plan_key: &KeySource) -> KeySource {
+        let given = if let Some(f) = &self.password_file {
+            SecretSource::File(f.clone())
+        } else if let Some(c) = &self.password_command {
+            SecretSource::Command(vec!["sh".into(), "-c".into(), c.clone()])
+        } else if std::env::var_os("LIFEBOAT_PASSWORD").is_some_and(|v| !v.is_empty()) {
+            SecretSource::Env("LIFEBOAT_PASSWORD".into())
+        } else {
+            return plan_key.clone();
+        };
+        KeySource { sources: vec![given] }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +113,34 @@ mod tests {
             password_command: None,
         };
         assert_eq!(args.resolve("LIFEBOAT_TEST_UNSET_VAR").unwrap(), b"secret");
+    }
+
+    #[test]
+    fn command_line_options_win_over_the_plan_key() {
+        let plan_key = KeySource {
+            sources: vec![SecretSource::Env("LIFEBOAT_TEST_PLAN_KEY_VAR".into())],
+        };
+        let none = PasswordArgs::default();
+        // LIFEBOAT_PASSWORD may be set around the test run; only a file must win for sure.
+        if std::env::var_os("LIFEBOAT_PASSWORD").is_none() {
+            assert_eq!(none.plan_key(&plan_key).sources, plan_key.sources);
+        }
+        let file = PasswordArgs {
+            password_file: Some("/run/pw".into()),
+            password_command: Some("echo x".into()),
+        };
+        assert_eq!(
+            file.plan_key(&plan_key).sources,
+            vec![SecretSource::File("/run/pw".into())]
+        );
+        let command = PasswordArgs {
+            password_file: None,
+            password_command: Some("echo x".into()),
+        };
+        assert_eq!(
+            command.plan_key(&plan_key).sources,
+            vec![SecretSource::Command(vec!["sh".into(), "-c".into(), "echo x".into()])]
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use chrono::Utc;
 
 use super::CliError;
 use super::commands::{Ctx, Result, bad};
-use super::output::{self, Bar, bytes, duration_ms};
+use super::output::{self, Bar, bytes, duration_ms, note, say};
+use crate::apply::ApplyError;
+use crate::apply::access::check_password;
 use crate::apply::alerts::{fire, verification_alerts};
 use crate::apply::recover::restore_by_plan;
 use crate::apply::replicate::sync_plan;
@@ -21,16 +23,17 @@ use crate::engine::prune::{PruneOptions, prune};
 use crate::engine::restore::RestoreOptions;
 use crate::format::names::{DatasetName, RegionName};
 use crate::plan::{self, Plan, Retention};
+use crate::repo::RepoError;
 
 use super::args::RepoArg;
 
 pub const EXIT_DEGRADED: i32 = 4;
 
 /// Validate a plan file; print warnings; fail with every error listed.
-fn load_plan(path: &Path) -> Result<Plan> {
+fn validated(path: &Path) -> Result<Plan> {
     let (plan, diags) = plan::validate(path);
     for d in &diags {
-        eprintln!("{d}");
+        note!("{d}");
     }
     let errors = diags.iter().filter(|d| d.is_error()).count();
     plan.ok_or_else(|| {
@@ -41,8 +44,39 @@ fn load_plan(path: &Path) -> Result<Plan> {
     })
 }
 
-fn password(plan: &Plan) -> Result<Vec<u8>> {
-    secrets::resolve(&plan.key).map_err(|e| CliError::BadInput(e.to_string()))
+/// The message for a password the plan's regions refuse, naming where it came from.
+fn refused(e: ApplyError) -> CliError {
+    match e {
+        ApplyError::Region {
+            region,
+            source: RepoError::WrongPassword(addr),
+        } => CliError::BadInput(format!(
+            "wrong password for region {region} ({addr}) — check --password-file, --password-command, \
+             LIFEBOAT_PASSWORD or the plan's [key] (the first one given is used)"
+        )),
+        other => other.into(),
+    }
+}
+
+impl Ctx {
+    /// Load and validate a plan; its password comes from the command line when given
+    /// there (see `password.rs`).
+    pub(super) fn load_plan(&self, path: &Path) -> Result<Plan> {
+        let mut plan = validated(path)?;
+        plan.key = self.password.plan_key(&plan.key);
+        Ok(plan)
+    }
+
+    /// The plan's password, after checking that every reachable region accepts it.
+    pub(super) async fn plan_password(&self, plan: &Plan) -> Result<Vec<u8>> {
+        let pw = secrets::resolve(&plan.key).map_err(|e| {
+            CliError::BadInput(format!(
+                "{e}, or give --password-file, --password-command or LIFEBOAT_PASSWORD"
+            ))
+        })?;
+        check_password(plan, &pw).await.map_err(refused)?;
+        Ok(pw)
+    }
 }
 
 impl Ctx {
@@ -57,10 +91,10 @@ impl Ctx {
             output::json(&serde_json::json!({"valid": errors == 0, "plans": plans.len(), "diagnostics": list}));
         } else {
             for d in &diags {
-                println!("{d}");
+                say!("{d}");
             }
             let warnings = diags.len() - errors;
-            println!(
+            say!(
                 "{} plan(s) valid, {errors} error(s), {warnings} warning(s)",
                 plans.len()
             );
@@ -69,8 +103,9 @@ impl Ctx {
     }
 
     pub async fn plan(&self, path: &Path) -> Result<i32> {
-        let plan = load_plan(path)?;
-        let st = status::status(&plan, &password(&plan)?, Utc::now(), status::Depth::Bytes).await;
+        let plan = self.load_plan(path)?;
+        let pw = self.plan_password(&plan).await?;
+        let st = status::status(&plan, &pw, Utc::now(), status::Depth::Bytes).await;
         if self.json {
             output::json(&st);
         } else {
@@ -81,7 +116,8 @@ impl Ctx {
     }
 
     pub async fn apply(&self, path: &Path, dataset: Option<&str>, force: bool) -> Result<i32> {
-        let plan = load_plan(path)?;
+        let plan = self.load_plan(path)?;
+        let pw = self.plan_password(&plan).await?;
         let opts = ApplyOptions {
             dataset: dataset.map(DatasetName::new).transpose().map_err(bad)?,
             force,
@@ -89,7 +125,7 @@ impl Ctx {
         };
         let progress = Arc::new(Progress::default());
         let bar = Bar::start("apply", progress.clone(), self.progress);
-        let report = apply(&plan, &password(&plan)?, &opts, progress).await;
+        let report = apply(&plan, &pw, &opts, progress).await;
         bar.finish();
         let report = report?;
         if self.json {
@@ -112,15 +148,15 @@ impl Ctx {
                         ),
                         _ => "done".to_string(),
                     };
-                    println!("{:<20} {:<12} {what}", ds.dataset, r.region);
+                    say!("{:<20} {:<12} {what}", ds.dataset, r.region);
                 }
             }
         }
         if report.failed {
-            eprintln!("error: a due dataset could not be backed up to any region — see the lines above");
+            note!("error: a due dataset could not be backed up to any region — see the lines above");
             Ok(super::error::EXIT_FAILED)
         } else if report.degraded {
-            eprintln!(
+            note!(
                 "error: some regions missed their backup (degraded) — see the lines above; `lifeboat plan` shows the lag"
             );
             Ok(EXIT_DEGRADED)
@@ -137,30 +173,22 @@ impl Ctx {
         spec: Option<&str>,
         opts: RestoreOptions,
     ) -> Result<i32> {
-        let plan = load_plan(path)?;
+        let plan = self.load_plan(path)?;
+        let pw = self.plan_password(&plan).await?;
         let dataset = DatasetName::new(dataset).map_err(bad)?;
         let region = region.map(RegionName::new).transpose().map_err(bad)?;
         let progress = Arc::new(Progress::default());
         let bar = Bar::start("restore", progress.clone(), self.progress);
-        let out = restore_by_plan(
-            &plan,
-            &password(&plan)?,
-            &dataset,
-            region.as_ref(),
-            spec,
-            &opts,
-            progress,
-        )
-        .await;
+        let out = restore_by_plan(&plan, &pw, &dataset, region.as_ref(), spec, &opts, progress).await;
         bar.finish();
         let out = out?;
         if self.json {
             output::json(&out);
         } else {
             for (r, why) in &out.skipped {
-                eprintln!("note: region {r} not used: {why}");
+                note!("note: region {r} not used: {why}");
             }
-            println!(
+            say!(
                 "restored {dataset} snapshot {} from region {} to {}: {} files, {} in {}",
                 &out.outcome.snapshot[..8],
                 out.region,
@@ -180,7 +208,8 @@ impl Ctx {
         region: Option<&str>,
         sample: Option<f64>,
     ) -> Result<i32> {
-        let plan = load_plan(path)?;
+        let plan = self.load_plan(path)?;
+        let pw = self.plan_password(&plan).await?;
         let req = VerifyRequest {
             dataset: dataset.map(DatasetName::new).transpose().map_err(bad)?,
             region: region.map(RegionName::new).transpose().map_err(bad)?,
@@ -188,13 +217,13 @@ impl Ctx {
             now: None,
             policy: None,
         };
-        let rows = verify_plan(&plan, &password(&plan)?, &req).await;
+        let rows = verify_plan(&plan, &pw, &req).await;
         let name = path
             .file_stem()
             .map_or(String::new(), |s| s.to_string_lossy().into_owned());
         for alert in verification_alerts(&name, &rows) {
             for problem in fire(&plan.alerts, &alert).await {
-                eprintln!("warning: {problem}");
+                note!("warning: {problem}");
             }
         }
         if self.json {
@@ -203,10 +232,10 @@ impl Ctx {
             print_verify(&rows);
         }
         if rows.iter().any(|r| r.report.as_ref().is_some_and(|rep| !rep.passed)) {
-            eprintln!("error: verification found damaged files — see the report above");
+            note!("error: verification found damaged files — see the report above");
             Ok(super::error::EXIT_DAMAGE)
         } else if rows.is_empty() || rows.iter().any(|r| r.error.is_some()) {
-            eprintln!("error: some datasets could not be verified — see the report above");
+            note!("error: some datasets could not be verified — see the report above");
             Ok(EXIT_DEGRADED)
         } else {
             Ok(0)
@@ -214,9 +243,10 @@ impl Ctx {
     }
 
     pub async fn sync(&self, path: &Path, dataset: Option<&str>) -> Result<i32> {
-        let plan = load_plan(path)?;
+        let plan = self.load_plan(path)?;
+        let pw = self.plan_password(&plan).await?;
         let dataset = dataset.map(DatasetName::new).transpose().map_err(bad)?;
-        let report = sync_plan(&plan, &password(&plan)?, dataset.as_ref()).await;
+        let report = sync_plan(&plan, &pw, dataset.as_ref()).await;
         if self.json {
             output::json(&report);
         } else {
@@ -224,18 +254,18 @@ impl Ctx {
                 let copied: u64 = r.copied.iter().map(|c| c.1.snapshots as u64).sum();
                 let bytes_in: u64 = r.copied.iter().map(|c| c.1.bytes).sum();
                 let state = if r.reachable { "reachable" } else { "UNREACHABLE" };
-                println!(
+                say!(
                     "{:<12} {state}: copied {copied} snapshot(s), {}",
                     r.region,
                     bytes(bytes_in)
                 );
                 for e in &r.errors {
-                    println!("    {e}");
+                    say!("    {e}");
                 }
             }
         }
         if report.degraded {
-            eprintln!("error: some regions could not be brought up to date — see the lines above");
+            note!("error: some regions could not be brought up to date — see the lines above");
             return Ok(EXIT_DEGRADED);
         }
         Ok(0)
@@ -273,9 +303,9 @@ impl Ctx {
             output::json(&report);
         } else {
             for (from, to) in &report.snapshots {
-                println!("copied snapshot {} as {}", from.short(), to.short());
+                say!("copied snapshot {} as {}", from.short(), to.short());
             }
-            println!(
+            say!(
                 "{} copied, {} already there; {} blobs, {} added",
                 report.snapshots.len(),
                 report.skipped,
@@ -310,7 +340,7 @@ impl Ctx {
         }
         for v in &verdicts {
             let verdict = if v.keep { "keep  " } else { "remove" };
-            println!(
+            say!(
                 "{verdict} {} {} [{}] {}",
                 v.id.short(),
                 v.time.format("%Y-%m-%d %H:%M:%S"),
@@ -320,9 +350,9 @@ impl Ctx {
         }
         let removed = verdicts.iter().filter(|v| !v.keep).count();
         let verb = if dry_run { "would remove" } else { "removed" };
-        println!("{verb} {removed} of {} snapshot(s)", verdicts.len());
+        say!("{verb} {removed} of {} snapshot(s)", verdicts.len());
         if let Some(p) = pruned {
-            println!("prune: deleted {} pack(s), freed {}", p.deleted, bytes(p.bytes_freed));
+            say!("prune: deleted {} pack(s), freed {}", p.deleted, bytes(p.bytes_freed));
         }
         Ok(0)
     }
@@ -334,7 +364,7 @@ impl Ctx {
             output::json(&report);
         } else {
             let verb = if opts.dry_run { "would condemn" } else { "condemned" };
-            println!(
+            say!(
                 "{} packs; {verb} {} ({} repacked); deleted {}, freed {}; {} waiting for running backups or grace time; {} put back",
                 report.packs,
                 report.condemned,
@@ -350,9 +380,16 @@ impl Ctx {
 }
 
 fn print_verify(rows: &[crate::apply::verify::RegionVerify]) {
-    println!(
+    say!(
         "{:<22} {:<12} {:<8} {:>9} {:>11} {:>10} {:>10} {:>10}",
-        "dataset", "region", "result", "files", "checked", "MiB/s", "est. RTO", "RPO age"
+        "dataset",
+        "region",
+        "result",
+        "files",
+        "checked",
+        "MiB/s",
+        "est. RTO",
+        "RPO age"
     );
     for r in rows {
         match (&r.report, &r.error) {
@@ -365,7 +402,7 @@ fn print_verify(rows: &[crate::apply::verify::RegionVerify]) {
                         plan::units::format_duration(std::time::Duration::from_secs_f64(s))
                     }
                 };
-                println!(
+                say!(
                     "{:<22} {:<12} {:<8} {:>9} {:>11} {:>10.1} {:>10} {:>10}",
                     r.dataset,
                     r.region,
@@ -377,10 +414,10 @@ fn print_verify(rows: &[crate::apply::verify::RegionVerify]) {
                     fmt(rep.rpo_seconds as f64)
                 );
                 for (file, why) in &rep.damaged {
-                    println!("    damaged: {file}: {why}");
+                    say!("    damaged: {file}: {why}");
                 }
             }
-            (None, e) => println!(
+            (None, e) => say!(
                 "{:<22} {:<12} ERROR    {}",
                 r.dataset,
                 r.region,
@@ -391,10 +428,17 @@ fn print_verify(rows: &[crate::apply::verify::RegionVerify]) {
 }
 
 fn print_status(st: &status::PlanStatus) {
-    println!("plan {}", st.plan);
-    println!(
+    say!("plan {}", st.plan);
+    say!(
         "{:<22} {:<12} {:<10} {:>5} {:<20} {:>9} {:<8} {:<4} behind",
-        "dataset", "region", "reachable", "snaps", "latest (UTC)", "age", "RPO", "due"
+        "dataset",
+        "region",
+        "reachable",
+        "snaps",
+        "latest (UTC)",
+        "age",
+        "RPO",
+        "due"
     );
     for ds in &st.datasets {
         for r in &ds.regions {
@@ -405,10 +449,10 @@ fn print_status(st: &status::PlanStatus) {
                 plan::units::format_duration(std::time::Duration::from_secs(a.max(0) as u64))
             });
             let rpo = if r.within_rpo { "ok" } else { "VIOLATED" };
-            let reach = if r.reachable {
-                "yes".to_string()
-            } else {
-                "NO".to_string()
+            let reach = match (r.reachable, r.missing) {
+                (true, _) => "yes",
+                (false, true) => "not yet",
+                (false, false) => "NO",
             };
             let due = if r.backup_due { "yes" } else { "no" };
             let behind = match (r.reachable, r.behind, r.bytes_behind) {
@@ -417,20 +461,30 @@ fn print_status(st: &status::PlanStatus) {
                 (true, n, Some(b)) => format!("{n} snapshot(s), {}", bytes(b)),
                 (true, n, None) => format!("{n} snapshot(s)"),
             };
-            println!(
+            say!(
                 "{:<22} {:<12} {:<10} {:>5} {:<20} {:>9} {:<8} {:<4} {behind}",
-                ds.dataset, r.region, reach, r.snapshots, latest, age, rpo, due
+                ds.dataset,
+                r.region,
+                reach,
+                r.snapshots,
+                latest,
+                age,
+                rpo,
+                due
             );
             if let Some(e) = &r.error {
-                println!("    {}: {e}", r.region);
+                say!("    {}: {e}", r.region);
             }
         }
     }
-    let unreachable = st.datasets.iter().flat_map(|d| &d.regions).any(|r| !r.reachable);
-    let verdict = match (st.violated, unreachable) {
-        (true, _) => "some objectives are violated",
-        (false, true) => "within objectives, but some regions are unreachable (degraded)",
-        (false, false) => "all datasets within their objectives",
+    let regions = || st.datasets.iter().flat_map(|d| &d.regions);
+    let unreachable = regions().any(|r| !r.reachable && !r.missing);
+    let missing = regions().any(|r| r.missing);
+    let verdict = match (st.violated, unreachable, missing) {
+        (true, _, _) => "some objectives are violated",
+        (false, true, _) => "within objectives, but some regions are unreachable (degraded)",
+        (false, false, true) => "within objectives, but some regions have no repository yet (degraded)",
+        (false, false, false) => "all datasets within their objectives",
     };
-    println!("{verdict}");
+    say!("{verdict}");
 }

@@ -224,7 +224,7 @@ fn parse_lock_days(address: &str, days: &str) -> Result<u32> {
 
 fn malformed(address: &str, reason: &str) -> StorageError {
     StorageError::new(
-        ErrorKind::Permanent,
+        ErrorKind::InvalidAddress,
         redact(address),
         format!("invalid repository address ({reason}); {ACCEPTED_FORMS}"),
     )
@@ -438,7 +438,7 @@ mod tests {
             "s3://bkt/p?storage_class=standard ia",
         ] {
             let err = RepositoryAddress::parse(bad).expect_err(bad);
-            assert_eq!(err.kind, ErrorKind::Permanent, "{bad}");
+            assert_eq!(err.kind, ErrorKind::InvalidAddress, "{bad}");
             assert!(err.message.contains("s3://bucket/prefix"), "{bad}: {err}");
         }
     }

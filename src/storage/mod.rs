@@ -9,11 +9,13 @@
 //! what later decides "region degraded" versus "operation failed".
 
 pub mod address;
+pub mod cause;
 pub mod fault;
 pub mod object_lock;
 pub mod opendal_store;
 
 pub use address::{OpenOptions, RepositoryAddress, S3Address, open, open_with, probe_conditional_writes};
+pub use cause::Cause;
 pub use fault::FaultStore;
 pub use opendal_store::{FS_TEMP_DIR, OpendalStore, map_opendal_error};
 
@@ -39,15 +41,22 @@ pub enum ErrorKind {
     Transient,
     /// Anything else that will not get better by retrying (full disk, bad config).
     Permanent,
+    /// The repository address itself is wrong (unknown scheme, bad option): bad input.
+    InvalidAddress,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{location}: {message}")]
+#[error("{location}: {}", self.summary())]
 pub struct StorageError {
     pub kind: ErrorKind,
     /// The backend address and key the call was about, e.g. `s3://bucket/prefix/config`.
     pub location: String,
+    /// The storage library's own description; shown only when no [`Cause`] was recognised
+    /// (the full chain is logged at debug level).
     pub message: String,
+    pub cause: Option<Cause>,
+    /// `host:port` of the server the failed request went to, when known.
+    pub server: Option<String>,
 }
 
 impl StorageError {
@@ -56,13 +65,32 @@ impl StorageError {
             kind,
             location: location.into(),
             message: message.into(),
+            cause: None,
+            server: None,
         }
     }
+
+    /// The same error, recognised as `cause` at `server`.
+    pub fn with_cause(mut self, cause: Cause, server: Option<String>) -> Self {
+        self.cause = Some(cause);
+        self.server = server;
+        self
+    }
+
     pub fn is_not_found(&self) -> bool {
         self.kind == ErrorKind::NotFound
     }
     pub fn is_transient(&self) -> bool {
         self.kind == ErrorKind::Transient
+    }
+
+    /// One line: the recognised cause, the server and the fix, or the library's message.
+    fn summary(&self) -> String {
+        match (self.cause, &self.server) {
+            (Some(c), Some(server)) => format!("{} at {server} — {}", c.what(), c.fix()),
+            (Some(c), None) => format!("{} — {}", c.what(), c.fix()),
+            (None, _) => self.message.clone(),
+        }
     }
 }
 

@@ -32,6 +32,7 @@ use bytes::Bytes;
 use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{EntryMode, Operator};
 
+use super::cause::{Cause, classify, server_in};
 use super::object_lock::ObjectLockWriter;
 use super::{ErrorKind, ObjectMeta, Result, StorageError, Store};
 
@@ -370,9 +371,22 @@ fn build_operator(builder: impl opendal::Builder, address: &str) -> Result<Opera
     Ok(operator.layer(timeout).layer(retry))
 }
 
-/// Translate an opendal error into Lifeboat's storage error for `location`.
+/// Translate an opendal error into Lifeboat's storage error for `location`. A cause the
+/// user can act on (connection refused, wrong secret, ...) is recognised so the message
+/// can say what to do; the full chain goes to the debug log only.
 pub fn map_opendal_error(err: &opendal::Error, location: impl Into<String>) -> StorageError {
-    StorageError::new(opendal_error_kind(err), location, err.to_string())
+    let location = location.into();
+    // The debug form holds the context (URL) and the source chain, and may end in a
+    // backtrace, whose function names (`timeout`, `tls`) must not be read as causes.
+    let full = format!("{err:?}");
+    let chain = full.split("\nBacktrace:").next().unwrap_or_default().trim_end();
+    tracing::debug!(%location, "storage error: {chain}");
+    let mapped = StorageError::new(opendal_error_kind(err), location, err.to_string());
+    let cause = classify(chain).or((err.kind() == opendal::ErrorKind::PermissionDenied).then_some(Cause::AccessDenied));
+    match cause {
+        Some(cause) => mapped.with_cause(cause, server_in(chain)),
+        None => mapped,
+    }
 }
 
 fn opendal_error_kind(err: &opendal::Error) -> ErrorKind {
