@@ -75,7 +75,7 @@ pub async fn status(plan: &Plan, password: &[u8], now: DateTime<Utc>, depth: Dep
         for r in &members {
             let snaps = match &r.repo {
                 Ok(repo) => repo.snapshots().await.map_err(|e| e.to_string()),
-                Err(RepoError::NotFound(_)) => {
+                Err(e) if not_created(e) => {
                     held.push(None);
                     rows.push(missing_row(plan, &r.name));
                     continue;
@@ -166,6 +166,15 @@ fn dataset_status(ds: &Dataset, rows: Vec<RegionStatus>, now: DateTime<Utc>) -> 
         violated: !rows.iter().any(|r| r.within_rpo),
         next_run: ds.schedule.next_after(now),
         regions: rows,
+    }
+}
+
+/// Whether opening failed because nothing is there yet (no directory, no `config`).
+fn not_created(e: &RepoError) -> bool {
+    match e {
+        RepoError::NotFound(_) => true,
+        RepoError::Storage(s) => s.is_not_found(),
+        _ => false,
     }
 }
 
