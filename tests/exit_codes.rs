@@ -11,6 +11,8 @@ use std::process::{Command, Output, Stdio};
 
 use tempfile::TempDir;
 
+mod support_s3;
+
 const PASSWORD: &str = "exit-code-test-password";
 /// The plan's `[key]` variable; the command-line sources must win over it.
 const PLAN_KEY_VAR: &str = "LIFEBOAT_EXIT_TEST_KEY";
@@ -350,4 +352,25 @@ fn plan_commands_on_unreachable_regions() {
     let out = p.run_ok_key(&["failover", "--plan", "plan.toml", "move", "--confirm"]);
     expect(&out, 1, "could not be stored in any region", "failover");
     assert_eq!(p.moved(), "gw B\n");
+}
+
+/// Against a real S3 server (SeaweedFS from `tests/run.sh`): a wrong secret is named as
+/// rejected credentials, with the server's host and port and the fix, on one short line.
+#[test]
+fn a_wrong_s3_secret_is_named_with_server_and_fix() {
+    let Some(env) = support_s3::WeedEnv::from_env("a_wrong_s3_secret_is_named_with_server_and_fix") else {
+        assert!(
+            std::env::var_os("LIFEBOAT_REQUIRE_SERVERS").is_none(),
+            "LIFEBOAT_REQUIRE_SERVERS is set but the S3 servers are not"
+        );
+        return;
+    };
+    let bucket = env.new_bucket(0, "exit-creds", false);
+    let addr = env.address(0, &bucket, "repo");
+    let server = env.regions[0].endpoint.trim_start_matches("http://").to_string();
+    let out = env.lifeboat(&["init", "--repo", &addr]);
+    expect_ok(&out);
+    let out = env.lifeboat_with(&["snapshots", "--repo", &addr], "not-the-secret");
+    expect(&out, 1, &format!("credentials rejected (SignatureDoesNotMatch or unknown access key) at {server}"), "snapshots");
+    expect(&out, 1, "AWS_SECRET_ACCESS_KEY", "snapshots");
 }
