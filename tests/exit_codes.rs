@@ -371,6 +371,11 @@ fn a_wrong_s3_secret_is_named_with_server_and_fix() {
     let out = env.lifeboat(&["init", "--repo", &addr]);
     expect_ok(&out);
     let out = env.lifeboat_with(&["snapshots", "--repo", &addr], "not-the-secret");
-    expect(&out, 1, &format!("credentials rejected (SignatureDoesNotMatch or unknown access key) at {server}"), "snapshots");
+    expect(
+        &out,
+        1,
+        &format!("credentials rejected (SignatureDoesNotMatch or unknown access key) at {server}"),
+        "snapshots",
+    );
     expect(&out, 1, "AWS_SECRET_ACCESS_KEY", "snapshots");
 }
