@@ -75,6 +75,7 @@ fn describe(plan: &Plan, playbook: &Playbook, mode: Mode, step: &Step) -> String
                 region: to,
                 playbook: playbook.name.as_str(),
                 mode: "",
+                previous: None,
             }),
             None => format!("re-point {endpoint} (not in the plan)"),
         },

@@ -290,6 +290,7 @@ impl<'a> Runner<'a> {
             region: to,
             playbook: self.playbook.name.as_str(),
             mode: mode_str(self.mode),
+            previous: None,
         })
     }
 

@@ -218,6 +218,26 @@ pub enum DnsRecordType {
     Cname,
 }
 
+/// The HMAC a TSIG key signs with; it must match the key as the server knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TsigAlgorithm {
+    #[default]
+    HmacSha256,
+    HmacSha384,
+    HmacSha512,
+}
+
+impl TsigAlgorithm {
+    /// The name as written in plans and server configurations.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TsigAlgorithm::HmacSha256 => "hmac-sha256",
+            TsigAlgorithm::HmacSha384 => "hmac-sha384",
+            TsigAlgorithm::HmacSha512 => "hmac-sha512",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Provider {
     /// An RFC 2136 dynamic update of one record.
@@ -229,6 +249,9 @@ pub enum Provider {
         ttl: Duration,
         tsig_key_name: Option<String>,
         tsig_secret: Option<KeySource>,
+        tsig_algorithm: TsigAlgorithm,
+        /// Resolvers asked after the change, besides `server`, until they return the target.
+        verify_resolvers: Vec<std::net::SocketAddr>,
     },
     /// Render `template` with the target, replace the file atomically, run `check`
     /// (the old file comes back if it fails), then run `reload`.

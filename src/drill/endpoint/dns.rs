@@ -1,28 +1,55 @@
-//! `dns`: an RFC 2136 dynamic update of one record, signed with TSIG when configured.
+//! `dns`: re-point one record with an atomic RFC 2136 update, then read it back.
 //!
-//! The record set is deleted and the new record added, each answered by the server.
-//! A rejected key shows up in two ways: `NOTAUTH` from the server, or (hickory 0.26)
-//! a protocol error about "truncated HMACs" when the server's unsigned error answer
-//! fails verification. Both are reported as an authentication failure.
+//! The record is read first, then replaced by one UPDATE message whose prerequisite is
+//! the value just read (see `message`), so the server applies all of it or nothing and
+//! two failovers cannot interleave: a name never goes without a record, and a late copy
+//! of the message cannot undo a later change. The server's word is not taken for it:
+//! after every change the record is read back from the server (BIND answers NOERROR to
+//! a CNAME beside other records and ignores it), and from `verify_resolvers` when the
+//! plan lists them, and the step fails unless they hold the target. When the answer to
+//! an update is lost, that read-back decides what happened.
+
+mod message;
+mod wire;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use base64::Engine as _;
-use hickory_net::client::{Client, ClientHandle};
-use hickory_net::runtime::TokioRuntimeProvider;
-use hickory_net::udp::UdpClientStream;
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+use hickory_proto::rr::rdata::tsig::{TsigAlgorithm as HmacAlgorithm, TsigError};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME};
-use hickory_proto::rr::{Name, RData, Record, RecordType, TSigner};
+use hickory_proto::rr::{Name, RData, RecordType, TSigner};
 
 use super::Change;
 use crate::apply::secrets;
-use crate::plan::{DnsRecordType, KeySource, Provider};
+use crate::plan::{DnsRecordType, Provider, TsigAlgorithm};
+use message::text;
+use wire::{Failure, Server};
 
-/// Seconds a signed update may be off the server's clock.
+/// Seconds a signed message may be off the server's clock.
 const FUDGE: u16 = 300;
+/// How long one answer is awaited.
+const ANSWER_WAIT: Duration = Duration::from_secs(3);
+/// How long the server may take to show an accepted change.
+const SERVER_READBACK: Duration = Duration::from_secs(3);
+/// How long listed resolvers may take to show it.
+const RESOLVER_READBACK: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(200);
+
+/// One DNS route, ready to talk to its server.
+struct Route<'a> {
+    server: Server,
+    server_text: &'a str,
+    zone: Name,
+    name: Name,
+    record: &'a str,
+    rtype: RecordType,
+    kind: DnsRecordType,
+    ttl: u32,
+    key: Option<(&'a str, TsigAlgorithm)>,
+    resolvers: &'a [SocketAddr],
+}
 
 fn name(text: &str, what: &str) -> Result<Name, String> {
     let mut n = Name::from_ascii(text).map_err(|e| format!("{what} `{text}` is not a DNS name: {e}"))?;
@@ -30,29 +57,41 @@ fn name(text: &str, what: &str) -> Result<Name, String> {
     Ok(n)
 }
 
-fn rdata(kind: DnsRecordType, target: &str) -> Result<(RecordType, RData), String> {
-    let bad = |e: &dyn std::fmt::Display| format!("target `{target}` is not valid for this record: {e}");
+fn rtype(kind: DnsRecordType) -> RecordType {
+    match kind {
+        DnsRecordType::A => RecordType::A,
+        DnsRecordType::Aaaa => RecordType::AAAA,
+        DnsRecordType::Cname => RecordType::CNAME,
+    }
+}
+
+fn rdata(kind: DnsRecordType, target: &str) -> Result<RData, String> {
+    let bad = |what: &str| format!("target `{target}` is not {what}");
     Ok(match kind {
-        DnsRecordType::A => (RecordType::A, RData::A(A(target.parse().map_err(|e| bad(&e))?))),
-        DnsRecordType::Aaaa => (
-            RecordType::AAAA,
-            RData::AAAA(AAAA(target.parse().map_err(|e| bad(&e))?)),
-        ),
-        DnsRecordType::Cname => (RecordType::CNAME, RData::CNAME(CNAME(name(target, "target")?))),
+        DnsRecordType::A => RData::A(A(target.parse().map_err(|_| bad("an IPv4 address (type A)"))?)),
+        DnsRecordType::Aaaa => RData::AAAA(AAAA(target.parse().map_err(|_| bad("an IPv6 address (type AAAA)"))?)),
+        DnsRecordType::Cname if !target.ends_with('.') => {
+            return Err(bad("a fully-qualified name with its trailing dot (type CNAME)"));
+        }
+        DnsRecordType::Cname => RData::CNAME(CNAME(name(target, "target")?)),
     })
 }
 
-fn signer(key_name: Option<&String>, secret: Option<&KeySource>) -> Result<Option<TSigner>, String> {
-    let (Some(key_name), Some(secret)) = (key_name, secret) else {
-        return Ok(None);
-    };
+fn algorithm(a: TsigAlgorithm) -> HmacAlgorithm {
+    match a {
+        TsigAlgorithm::HmacSha256 => HmacAlgorithm::HmacSha256,
+        TsigAlgorithm::HmacSha384 => HmacAlgorithm::HmacSha384,
+        TsigAlgorithm::HmacSha512 => HmacAlgorithm::HmacSha512,
+    }
+}
+
+fn signer(key_name: &str, secret: &crate::plan::KeySource, alg: TsigAlgorithm) -> Result<TSigner, String> {
     let secret = secrets::resolve(secret).map_err(|e| format!("TSIG secret of key {key_name}: {e}"))?;
     let key = base64::engine::general_purpose::STANDARD
         .decode(String::from_utf8_lossy(&secret).trim())
         .map_err(|e| format!("TSIG secret of key {key_name} is not base64: {e}"))?;
-    let signer = TSigner::new(key, TsigAlgorithm::HmacSha256, name(key_name, "TSIG key name")?, FUDGE)
-        .map_err(|e| format!("TSIG key {key_name}: {e}"))?;
-    Ok(Some(signer))
+    TSigner::new(key, algorithm(alg), name(key_name, "TSIG key name")?, FUDGE)
+        .map_err(|e| format!("TSIG key {key_name}: {e}"))
 }
 
 async fn server_addr(server: &str) -> Result<SocketAddr, String> {
@@ -69,35 +108,7 @@ async fn server_addr(server: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("DNS server {server} has no address"))
 }
 
-fn auth_hint(key: Option<&String>) -> String {
-    match key {
-        Some(k) => {
-            format!("authentication failed: the server rejected TSIG key `{k}` — check tsig_key_name and tsig_secret")
-        }
-        None => "authentication failed: the server wants a signed update — set tsig_key_name and tsig_secret".into(),
-    }
-}
-
-fn classify(error: impl std::fmt::Display, key: Option<&String>) -> String {
-    let text = error.to_string();
-    if text.contains("truncated HMAC") || text.contains("BADSIG") || text.contains("BADKEY") || text.contains("NotAuth")
-    {
-        auth_hint(key)
-    } else {
-        text
-    }
-}
-
-fn check(code: ResponseCode, what: &str, key: Option<&String>) -> Result<(), String> {
-    match code {
-        ResponseCode::NoError => Ok(()),
-        ResponseCode::NotAuth | ResponseCode::Refused => Err(format!("{what}: {code}: {}", auth_hint(key))),
-        other => Err(format!("{what}: the server answered {other}")),
-    }
-}
-
-/// Replace the record with the change's target.
-pub async fn update(change: &Change<'_>) -> Result<String, String> {
+async fn route<'a>(change: &'a Change<'_>) -> Result<Route<'a>, String> {
     let Provider::Dns {
         server,
         zone,
@@ -106,37 +117,241 @@ pub async fn update(change: &Change<'_>) -> Result<String, String> {
         ttl,
         tsig_key_name,
         tsig_secret,
+        tsig_algorithm,
+        verify_resolvers,
     } = super::provider(change.endpoint, change.route)
     else {
         return Err("not a dns endpoint".into());
     };
-    let target = change.target()?;
-    let (rtype, data) = rdata(*record_type, target)?;
     let (zone_name, record_name) = (name(zone, "zone")?, name(record, "record")?);
     if !zone_name.zone_of(&record_name) {
         return Err(format!("record {record} is not in zone {zone}"));
     }
-    let key = tsig_key_name.as_ref();
-    let stream = UdpClientStream::builder(server_addr(server).await?, TokioRuntimeProvider::default())
-        .with_timeout(Some(Duration::from_secs(5)))
-        .with_signer(signer(key, tsig_secret.as_ref())?)
-        .build();
-    let (mut client, background) = Client::<TokioRuntimeProvider>::from_sender(stream);
-    let background = tokio::spawn(background);
-    let result = async {
-        let delete = client
-            .delete_rrset(Record::update0(record_name.clone(), 0, rtype), zone_name.clone())
-            .await
-            .map_err(|e| format!("delete of {record}: {}", classify(e, key)))?;
-        check(delete.metadata.response_code, &format!("delete of {record}"), key)?;
-        let ttl = u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX);
-        let create = client
-            .create(Record::from_rdata(record_name, ttl, data), zone_name)
-            .await
-            .map_err(|e| format!("update of {record}: {}", classify(e, key)))?;
-        check(create.metadata.response_code, &format!("update of {record}"), key)
+    let (signer, key) = match (tsig_key_name, tsig_secret) {
+        (Some(k), Some(s)) => (
+            Some(signer(k, s, *tsig_algorithm)?),
+            Some((k.as_str(), *tsig_algorithm)),
+        ),
+        _ => (None, None),
+    };
+    Ok(Route {
+        server: Server {
+            addr: server_addr(server).await?,
+            signer,
+            timeout: ANSWER_WAIT,
+        },
+        server_text: server,
+        zone: zone_name,
+        name: record_name,
+        record,
+        rtype: rtype(*record_type),
+        kind: *record_type,
+        ttl: u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX),
+        key,
+        resolvers: verify_resolvers,
+    })
+}
+
+impl Route<'_> {
+    fn key_text(&self) -> String {
+        self.key
+            .map_or("(none)".into(), |(k, a)| format!("`{k}` ({})", a.as_str()))
     }
-    .await;
-    background.abort();
-    result.map(|_| format!("{record} {rtype} now {target} at {server}"))
+
+    /// What a failed exchange means, in the operator's terms.
+    fn failure(&self, failure: &Failure) -> String {
+        let key = self.key_text();
+        match failure {
+            Failure::NoAnswer => format!("no answer from {} within {}s", self.server_text, ANSWER_WAIT.as_secs()),
+            Failure::Tsig(TsigError::BadKey) => format!(
+                "authentication failed: {} does not know TSIG key {key} (BADKEY) — tsig_key_name and tsig_algorithm must match the key as the server defines it",
+                self.server_text
+            ),
+            Failure::Tsig(TsigError::BadSig) => format!(
+                "authentication failed: {} rejected the signature of TSIG key {key} (BADSIG) — tsig_secret is not that key's secret",
+                self.server_text
+            ),
+            Failure::Tsig(TsigError::BadTime) => format!(
+                "authentication failed: {} says the signature time is off by more than {FUDGE}s (BADTIME) — fix the clock (NTP) here or on the server",
+                self.server_text
+            ),
+            Failure::Tsig(other) => format!(
+                "authentication failed: {} answered TSIG error {other:?}",
+                self.server_text
+            ),
+            Failure::Unverified(why) => format!(
+                "authentication failed: {why}, so {} does not share key {key} — check tsig_secret and tsig_algorithm",
+                self.server_text
+            ),
+            Failure::Transport(why) => why.clone(),
+        }
+    }
+
+    /// What an error answer to an update means.
+    fn rejected(&self, code: ResponseCode) -> String {
+        let (record, zone, server) = (self.record, &self.zone, self.server_text);
+        match code {
+            ResponseCode::Refused => format!(
+                "{server} refused the update of {record} (REFUSED) — its update policy does not let key {} change this record; grant it (BIND update-policy, Knot acl with action update)",
+                self.key_text()
+            ),
+            ResponseCode::NotAuth => format!(
+                "{server} is not authoritative for zone {zone} or wants a signed update (NOTAUTH) — check `server` and `zone`, and set tsig_key_name and tsig_secret"
+            ),
+            ResponseCode::NotZone => format!("{server} says {record} is not in zone {zone} (NOTZONE) — check `zone`"),
+            ResponseCode::NXRRSet | ResponseCode::YXRRSet | ResponseCode::NXDomain | ResponseCode::YXDomain => format!(
+                "the record changed since it was read — another failover? {server} found {record} {} no longer as read ({code}); nothing was changed",
+                self.rtype
+            ),
+            ResponseCode::ServFail => {
+                format!("{server} failed to apply the update of {record} (SERVFAIL) — see the server's log")
+            }
+            other => format!("{server} rejected the update of {record} ({other})"),
+        }
+    }
+
+    /// The record's values as `server` answers now.
+    async fn read(&self, server: &Server) -> Result<Vec<RData>, String> {
+        let reply = wire::exchange(server, message::query(&self.name, self.rtype))
+            .await
+            .map_err(|f| self.failure(&f))?;
+        match reply.metadata.response_code {
+            ResponseCode::NoError => Ok(message::values(&reply, &self.name, self.rtype)),
+            ResponseCode::NXDomain => Ok(Vec::new()),
+            code => Err(format!(
+                "{} answered {code} to a query for {} {}",
+                server.addr, self.record, self.rtype
+            )),
+        }
+    }
+
+    /// Read from `server` until it holds exactly `want` or `limit` passes; what it last held.
+    async fn read_until(&self, server: &Server, want: &RData, limit: Duration) -> Result<Vec<RData>, String> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let found = self.read(server).await;
+            let done = matches!(&found, Ok(v) if v.as_slice() == std::slice::from_ref(want));
+            if done || tokio::time::Instant::now() >= deadline {
+                return found;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    fn holds(found: &Result<Vec<RData>, String>, want: &RData) -> bool {
+        matches!(found, Ok(v) if v.as_slice() == std::slice::from_ref(want))
+    }
+
+    fn found_text(found: &Result<Vec<RData>, String>) -> String {
+        match found {
+            Ok(v) if v.is_empty() => "no record".into(),
+            Ok(v) => text(v),
+            Err(e) => format!("nothing readable ({e})"),
+        }
+    }
+
+    /// Read the change back from the server, then from every listed resolver.
+    /// `answered`: whether the server said it applied the update.
+    async fn verify(&self, want: &RData, target: &str, answered: bool) -> Result<String, String> {
+        let found = self.read_until(&self.server, want, SERVER_READBACK).await;
+        if !Self::holds(&found, want) {
+            let hint = match (self.kind, answered) {
+                (_, false) => " — the update did not take effect",
+                (DnsRecordType::Cname, true) => {
+                    " — a CNAME cannot stand beside other records of the name (BIND ignores it); remove them or use their type"
+                }
+                (_, true) => " — the server answered NOERROR but did not apply it; see its log",
+            };
+            return Err(format!(
+                "{} reads back from {} as {}, not {target}{hint}",
+                self.record,
+                self.server_text,
+                Self::found_text(&found)
+            ));
+        }
+        let mut checked = vec![self.server_text.to_string()];
+        for addr in self.resolvers {
+            let resolver = Server {
+                addr: *addr,
+                signer: None,
+                timeout: ANSWER_WAIT,
+            };
+            let found = self.read_until(&resolver, want, RESOLVER_READBACK).await;
+            if !Self::holds(&found, want) {
+                return Err(format!(
+                    "{} reads back from resolver {addr} as {}, not {target}, after {}s",
+                    self.record,
+                    Self::found_text(&found),
+                    RESOLVER_READBACK.as_secs()
+                ));
+            }
+            checked.push(addr.to_string());
+        }
+        Ok(format!("read back from {}", checked.join(", ")))
+    }
+}
+
+/// Replace the record with the change's target, atomically, and verify it by reading it
+/// back. `Ok` says what changed and where it was read back.
+pub async fn update(change: &Change<'_>) -> Result<String, String> {
+    let route = route(change).await?;
+    let target = change.target()?;
+    let want = rdata(route.kind, target)?;
+    let (record, rtype, server) = (route.record, route.rtype, route.server_text);
+    let current = route.read(&route.server).await?;
+    if let Some(previous) = change.previous.as_deref().filter(|p| *p != text(&current)) {
+        return Err(format!(
+            "the record changed since it was read — another failover? {record} {rtype} was `{previous}` and is now `{}`; nothing was changed",
+            text(&current)
+        ));
+    }
+    if current.as_slice() == std::slice::from_ref(&want) {
+        let verified = route.verify(&want, target, true).await?;
+        return Ok(format!("{record} {rtype} already {target} at {server}; {verified}"));
+    }
+    let update = message::update(&route.zone, &route.name, rtype, &current, want.clone(), route.ttl);
+    let note = match wire::exchange(&route.server, update).await {
+        Ok(reply) if reply.metadata.response_code == ResponseCode::NoError => String::new(),
+        Ok(reply) => return Err(route.rejected(reply.metadata.response_code)),
+        Err(failure @ Failure::Tsig(_)) => return Err(route.failure(&failure)),
+        // The server may have acted: the read-back below decides.
+        Err(failure) => format!(" (the update got no usable answer: {})", route.failure(&failure)),
+    };
+    let answered = note.is_empty();
+    let verified = route
+        .verify(&want, target, answered)
+        .await
+        .map_err(|e| format!("{e}{note}"))?;
+    Ok(format!(
+        "{record} {rtype} now {target} (was {}) at {server}; {verified}{note}",
+        Route::found_text(&Ok(current))
+    ))
+}
+
+/// Prove, without changing anything, that the server answers for the zone and accepts
+/// the key (a signed query when a key is set), and that every target fits the record
+/// type. `Ok` is the record's current value as `update` compares it with
+/// `Change::previous`: the values joined by ", ", empty when the name has none.
+pub async fn preflight(change: &Change<'_>) -> Result<String, String> {
+    let route = route(change).await?;
+    for (region, target) in &change.endpoint.targets {
+        rdata(route.kind, target).map_err(|e| format!("endpoint {} for region {region}: {e}", change.endpoint.name))?;
+    }
+    let reply = wire::exchange(&route.server, message::query(&route.name, route.rtype))
+        .await
+        .map_err(|f| route.failure(&f))?;
+    let code = reply.metadata.response_code;
+    if !matches!(code, ResponseCode::NoError | ResponseCode::NXDomain) {
+        return Err(format!(
+            "{} answered {code} to a query for {} — is it the zone's primary server?",
+            route.server_text, route.record
+        ));
+    }
+    if !reply.metadata.authoritative {
+        return Err(format!(
+            "{} is not authoritative for zone {} — set `server` to the zone's primary",
+            route.server_text, route.zone
+        ));
+    }
+    Ok(text(&message::values(&reply, &route.name, route.rtype)))
 }

@@ -4,7 +4,7 @@
 //! server, `file` renders a config fragment, swaps it in atomically and reloads, `http`
 //! calls a gateway's admin API, `command` runs a program with the target.
 
-mod dns;
+pub mod dns;
 mod file;
 mod http;
 
@@ -37,6 +37,9 @@ pub struct Change<'a> {
     pub region: &'a RegionName,
     pub playbook: &'a str,
     pub mode: &'a str,
+    /// What the endpoint held before the run changed it, as its provider's `preflight`
+    /// returned it: the change then applies only if that is still so. `None`: unknown.
+    pub previous: Option<String>,
 }
 
 impl Change<'_> {

@@ -7,31 +7,23 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::Duration;
 
 use toml::de::DeTable;
+
+mod dns;
 
 use super::key::{command, reference};
 use super::{Ctx, Named};
 use crate::format::names::RegionName;
 use crate::plan::diagnostic::Diagnostics;
-use crate::plan::model::{DnsRecordType, Endpoint, EndpointName, Provider};
+use crate::plan::model::{Endpoint, EndpointName, Provider};
 use crate::plan::reader::{At, Fields};
 
 const COMMON: [&str; 3] = ["provider", "targets", "drill"];
-const DNS: [&str; 7] = [
-    "server",
-    "zone",
-    "record",
-    "type",
-    "ttl",
-    "tsig_key_name",
-    "tsig_secret",
-];
 const FILE: [&str; 5] = ["path", "template", "check", "reload", "env"];
 const HTTP: [&str; 5] = ["url", "method", "token", "body", "expect_status"];
 const COMMAND: [&str; 2] = ["command", "env"];
-const ALL: [&str; 18] = [
+const ALL: [&str; 20] = [
     "server",
     "zone",
     "record",
@@ -39,6 +31,8 @@ const ALL: [&str; 18] = [
     "ttl",
     "tsig_key_name",
     "tsig_secret",
+    "tsig_algorithm",
+    "verify_resolvers",
     "path",
     "template",
     "check",
@@ -72,6 +66,13 @@ pub fn section(tables: &Named, ctx: &mut Ctx) -> BTreeMap<EndpointName, Endpoint
         let provider = provider_of(&fields, ctx);
         let drill = drill_route(table, &fields, ctx);
         let env = super::checks::env_names(&fields, ctx);
+        let targets = targets.filter(|_| {
+            targets_fit(
+                &fields,
+                [provider.as_ref(), drill.as_ref().and_then(Option::as_ref)],
+                ctx,
+            )
+        });
         if let (Some(provider), Some(targets), Some(drill), Some(env)) = (provider, targets, drill, env) {
             let endpoint = Endpoint {
                 name: endpoint_name.clone(),
@@ -86,9 +87,23 @@ pub fn section(tables: &Named, ctx: &mut Ctx) -> BTreeMap<EndpointName, Endpoint
     out
 }
 
+/// Whether every target fits each route's record type (DNS routes; others take any text).
+fn targets_fit(fields: &Fields, routes: [Option<&Provider>; 2], ctx: &mut Ctx) -> bool {
+    let mut kinds: Vec<_> = routes
+        .into_iter()
+        .flatten()
+        .filter_map(|p| match p {
+            Provider::Dns { record_type, .. } => Some(*record_type),
+            _ => None,
+        })
+        .collect();
+    kinds.dedup();
+    kinds.into_iter().all(|kind| dns::check_targets(fields, kind, ctx))
+}
+
 fn provider_keys(provider: &str) -> &'static [&'static str] {
     match provider {
-        "dns" => &DNS,
+        "dns" => &dns::KEYS,
         "file" => &FILE,
         "http" => &HTTP,
         "command" => &COMMAND,
@@ -127,7 +142,7 @@ fn drill_route(table: &DeTable, fields: &Fields, ctx: &mut Ctx) -> Option<Option
 fn provider_of(fields: &Fields, ctx: &mut Ctx) -> Option<Provider> {
     let kind = fields.required_string("provider", "\"dns\"", ctx.diags)?;
     match kind.value.as_str() {
-        "dns" => dns(fields, ctx),
+        "dns" => dns::provider(fields, ctx),
         "file" => {
             let path = fields.required_string("path", "\"/etc/nginx/upstream.conf\"", ctx.diags)?;
             let template = fields
@@ -177,49 +192,6 @@ fn provider_of(fields: &Fields, ctx: &mut Ctx) -> Option<Provider> {
             );
             ctx.diags
                 .error(&kind.span, message, format!("write one of {PROVIDERS}"));
-            None
-        }
-    }
-}
-
-fn dns(fields: &Fields, ctx: &mut Ctx) -> Option<Provider> {
-    let server = fields.required_string("server", "\"ns1.example.com:53\"", ctx.diags);
-    let zone = fields.required_string("zone", "\"example.com.\"", ctx.diags);
-    let record = fields.required_string("record", "\"api.example.com.\"", ctx.diags);
-    let record_type = record_type(fields, ctx);
-    let ttl = fields
-        .duration("ttl", "\"60s\"", ctx.diags)
-        .map_or(Duration::from_secs(60), |t| t.value);
-    let tsig_key_name = fields
-        .string("tsig_key_name", "\"lifeboat-key\"", ctx.diags)
-        .map(|k| k.value);
-    let tsig_secret = reference(fields, "tsig_secret", ctx);
-    Some(Provider::Dns {
-        server: server?.value,
-        zone: zone?.value,
-        record: record?.value,
-        record_type: record_type?,
-        ttl,
-        tsig_key_name,
-        tsig_secret,
-    })
-}
-
-fn record_type(fields: &Fields, ctx: &mut Ctx) -> Option<DnsRecordType> {
-    let Some(written) = fields.string("type", "\"A\"", ctx.diags) else {
-        return fields.get("type").is_none().then_some(DnsRecordType::A);
-    };
-    match written.value.as_str() {
-        "A" => Some(DnsRecordType::A),
-        "AAAA" => Some(DnsRecordType::Aaaa),
-        "CNAME" => Some(DnsRecordType::Cname),
-        other => {
-            let message = format!(
-                "`type` in {} is `{other}`, not a record type Lifeboat updates",
-                fields.context()
-            );
-            ctx.diags
-                .error(&written.span, message, "write \"A\", \"AAAA\" or \"CNAME\"");
             None
         }
     }
