@@ -310,20 +310,49 @@ fn missing_backup_source_exits_2_naming_it_and_saves_no_snapshot() {
 
 #[test]
 fn unreadable_source_file_fails_naming_it_and_saves_no_snapshot() {
-    if running_as_root() {
-        eprintln!("skipped: root can read a file whatever its mode");
-        return;
-    }
     let repo = Repo::init(&[]);
     let src = repo.scratch("src");
     small_tree(&src);
     let secret = src.join("dir/secret.key");
     write_file(&secret, b"secret");
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
-    let out = repo.cmd().arg("backup").arg(&src).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    let out = backup_unprivileged(&repo, &src);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("secret.key"), "{}", stderr_of(&out));
     assert!(repo.objects("snapshots").is_empty());
+}
+
+/// `backup` of `src` by a user to whom mode `0o000` means unreadable. Root reads any
+/// file, so under root the binary runs as `nobody` (through `setpriv`), with the
+/// repository and scratch space handed to that user.
+fn backup_unprivileged(repo: &Repo, src: &Path) -> std::process::Output {
+    if !running_as_root() {
+        return repo.cmd().arg("backup").arg(src).output().unwrap();
+    }
+    let nobody = "65534";
+    let chown = std::process::Command::new("chown")
+        .args(["-R", &format!("{nobody}:{nobody}")])
+        .arg(repo.tmp.path())
+        .status()
+        .unwrap();
+    assert!(chown.success(), "chown the scratch space to nobody");
+    std::process::Command::new("setpriv")
+        .args([
+            &format!("--reuid={nobody}"),
+            &format!("--regid={nobody}"),
+            "--clear-groups",
+            "--",
+        ])
+        .arg(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["--quiet", "backup"])
+        .arg(src)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", repo.tmp.path())
+        .env("LIFEBOAT_PASSWORD", PASSWORD)
+        .env("LIFEBOAT_REPO", &repo.path)
+        .output()
+        .expect("run lifeboat through setpriv (util-linux)")
 }
 
 #[test]

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+mod servers;
+
 const BIN: &str = env!("CARGO_BIN_EXE_lifeboat");
 const PASSWORD: &str = "daemon-test-passphrase";
 const VIEWER: &str = "viewer-token-0123456789";
@@ -64,6 +66,17 @@ impl Site {
         let tmp = self.path("plans/site.toml.tmp");
         std::fs::write(&tmp, text).expect("write plan");
         std::fs::rename(&tmp, self.path("plans/site.toml")).expect("rename plan");
+    }
+
+    /// Replace the plan but keep the old file's modification time, so that the
+    /// daemon's file watcher (which compares times) cannot see the change: only a
+    /// SIGHUP makes the daemon read it.
+    fn write_plan_unseen(&self, text: &str) {
+        let file = self.path("plans/site.toml");
+        let mtime = std::fs::metadata(&file).and_then(|m| m.modified()).expect("plan mtime");
+        self.write_plan(text);
+        let opened = std::fs::File::options().write(true).open(&file).expect("open plan");
+        opened.set_modified(mtime).expect("restore plan mtime");
     }
 
     fn start(&self, extra: &[&str]) -> Daemon {
@@ -267,13 +280,23 @@ fn scheduled_backups_run_reload_and_stop_cleanly() {
     d.wait_successes("docs", 2, Duration::from_secs(30));
     assert!(site.snapshot_ids("a").len() >= 2 && site.snapshot_ids("b").len() >= 2);
 
-    // A valid change, announced with SIGHUP, takes effect.
-    site.write_plan(&site.plan_text("*/3 * * * * *", "1h", &["docs", "more"]));
+    // A valid change, announced with SIGHUP, takes effect. The file watcher cannot see
+    // it (same modification time): several of its 2-second polls pass without a
+    // reload, so the reload that follows is the signal's.
+    site.write_plan_unseen(&site.plan_text("*/3 * * * * *", "1h", &["docs", "more"]));
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        d.successes("more").is_empty(),
+        "reloaded before SIGHUP; log:\n{}",
+        d.log()
+    );
+    assert!(!d.log().contains("SIGHUP"), "{}", d.log());
     d.signal("HUP");
     d.wait_successes("more", 1, Duration::from_secs(20));
+    assert!(d.log().contains("SIGHUP"), "reload not logged as SIGHUP's: {}", d.log());
 
     // A broken plan is refused and shown; the previous plan keeps running.
-    site.write_plan(&site.plan_text("every three seconds", "1h", &["docs", "more"]));
+    site.write_plan_unseen(&site.plan_text("every three seconds", "1h", &["docs", "more"]));
     d.signal("HUP");
     let refused = poll(Duration::from_secs(10), || {
         d.json("/v1/status")["plan_errors"]
@@ -376,14 +399,24 @@ fn a_killed_daemon_resumes_a_second_is_refused_and_lost_state_is_rebuilt() {
     assert!(err.contains("another lifeboat daemon"), "{err}");
     assert!(first.get("/healthz", None).0 == 200, "the first keeps running");
 
-    // SIGKILL, then a restart resumes the schedule.
+    // SIGKILL, then a restart resumes the schedule: the restarted daemon itself
+    // finishes a job that started after the restart, and it made a new snapshot.
     first.signal("KILL");
     first.wait_exit(Duration::from_secs(10));
     let before = site.snapshot_ids("a");
+    assert!(!before.is_empty(), "the first daemon's snapshots are listed");
+    let restart = chrono::Utc::now();
     let restarted = site.start(&[]);
-    let resumed = poll(Duration::from_secs(30), || {
-        site.snapshot_ids("a").iter().any(|id| !before.contains(id))
+    let own_job = poll(Duration::from_secs(30), || {
+        restarted.successes("docs").iter().any(|j| {
+            let started = j["started"]
+                .as_str()
+                .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok());
+            started.is_some_and(|t| t > restart)
+        })
     });
+    assert!(own_job, "no job run by the restarted daemon; log:\n{}", restarted.log());
+    let resumed = site.snapshot_ids("a").iter().any(|id| !before.contains(id));
     assert!(resumed, "no new snapshot after restart; log:\n{}", restarted.log());
     drop(restarted);
 
@@ -426,8 +459,8 @@ fn openssl_available() -> bool {
 #[test]
 fn the_api_serves_tls13_with_a_self_signed_certificate() {
     if !openssl_available() {
-        println!("skipped: openssl is not on PATH, so no certificate can be made");
-        return;
+        let reason = "openssl is not on PATH, so no certificate can be made";
+        return servers::missing("the_api_serves_tls13_with_a_self_signed_certificate", reason);
     }
     let site = Site::new("0 0 0 1 1 *", "400d");
     let conf = site.path("openssl.cnf");
@@ -486,13 +519,26 @@ fn the_api_serves_tls13_with_a_self_signed_certificate() {
     let doc: serde_json::Value = serde_json::from_slice(&status(&url).stdout).expect("status JSON");
     assert_eq!(doc["plans"][0]["name"], "site");
 
+    // The same client completes a TLS 1.3 handshake, so its TLS 1.2 failure below is
+    // the server's refusal and not a broken client or address.
+    let handshake = |version: &str| {
+        Command::new("openssl")
+            .args(["s_client", version, "-connect", &format!("127.0.0.1:{port}")])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run s_client")
+    };
+    let current = handshake("-tls1_3");
+    let shown = String::from_utf8_lossy(&current.stdout);
+    assert!(current.status.success(), "TLS 1.3 handshake failed: {shown}");
+    assert!(shown.contains("TLSv1.3"), "{shown}");
     // TLS 1.2 is refused.
-    let old = Command::new("openssl")
-        .args(["s_client", "-tls1_2", "-connect", &format!("127.0.0.1:{port}")])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run s_client");
+    let old = handshake("-tls1_2");
     assert!(!old.status.success(), "TLS 1.2 handshake should fail");
+    assert!(
+        !String::from_utf8_lossy(&old.stdout).contains("TLSv1.2, Cipher is"),
+        "TLS 1.2 was accepted"
+    );
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! and a real authoritative DNS server (Knot) taking TSIG-signed RFC 2136 updates.
 //!
 //! Skipped, with the reason printed, when knotd, keymgr, kdig or nginx are missing;
-//! `tests/run.sh` installs them.
+//! `tests/run.sh` installs them and sets `LIFEBOAT_REQUIRE_SERVERS=1`, under which a
+//! missing one fails the test instead.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -13,6 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
+
+mod servers;
 
 const PASSWORD: &str = "drill-e2e-password";
 
@@ -49,9 +52,9 @@ fn tools() -> Option<Tools> {
             nginx,
         }),
         _ => {
-            eprintln!(
-                "skipping: knotd, keymgr, kdig and nginx are needed (apt-get install knot knot-dnsutils nginx-light; tests/run.sh does it)"
-            );
+            let reason = "knotd, keymgr, kdig and nginx are needed \
+                          (apt-get install knot knot-dnsutils nginx-light; tests/run.sh does it)";
+            servers::missing("drill_e2e", reason);
             None
         }
     }
@@ -417,6 +420,15 @@ fn drill_and_failover_move_inference_to_the_standby_with_real_dns_and_nginx() {
     );
     assert!(upstream_port(&w).contains(&primary.to_string()));
     assert_eq!(dns_answer(&t, dns_port), "127.0.0.10");
+    // Nothing was restored: the restore step's target holds nothing and the standby
+    // still has no model to serve.
+    let restored = std::fs::read_dir(dir.join("standby")).map_or(0, |d| d.count());
+    assert_eq!(restored, 0, "the dry run restored into {}/standby", dir.display());
+    assert_eq!(
+        http(standby, "POST", "/v1/predict").unwrap().0,
+        503,
+        "the dry run gave the standby a model"
+    );
 
     // A passing drill: everything for real, then traffic back on the primary.
     let (code, out, err) = lifeboat(&w, &["--json", "drill", "--plan", &plan, "recover"]);

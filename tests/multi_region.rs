@@ -6,6 +6,7 @@
 //! `region_crash_mid_backup_then_sync` stops weed2, so the tests that use weed2 take
 //! the `WEED2` lock; the others run in parallel with them.
 
+mod servers;
 mod support_s3;
 
 use std::path::{Path, PathBuf};
@@ -423,13 +424,26 @@ fn plan_immutable_days_locks_packs() {
     let text = std::fs::read_to_string(&plan).unwrap();
     std::fs::write(
         &plan,
-        text.replace("create = true\n", "create = true\nimmutable_days = 1\n"),
+        text.replace("create = true\n", "create = true\nimmutable_days = 8\n"),
     )
     .unwrap();
+    let started = chrono::Utc::now();
     let out = env.lifeboat(&["apply", plan.to_str().unwrap()]);
     assert_eq!(code(&out), 0, "{}", both(&out));
+    let ended = chrono::Utc::now();
     let objects = env.object_hashes(0, &bucket, "repo/");
     let pack = objects.keys().find(|k| k.starts_with("data/")).expect("a pack").clone();
     let out = env.python(0, &["retention", &bucket, &format!("repo/{pack}")]);
     assert!(out.status.success(), "pack {pack} has no retention: {}", stderr(&out));
+    // Read back from the server: COMPLIANCE (not even the account owner may delete),
+    // for the plan's 8 days plus a quarter of them as slack (docs/regions.md).
+    let retention: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(retention["mode"], "COMPLIANCE", "{retention}");
+    let until = retained_until(&env, &bucket, &format!("repo/{pack}"));
+    let days = chrono::Duration::days(10);
+    let margin = chrono::Duration::minutes(1);
+    assert!(
+        until >= started + days - margin && until <= ended + days + margin,
+        "pack {pack} locked until {until}, not 10 days after {started}"
+    );
 }

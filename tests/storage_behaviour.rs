@@ -5,6 +5,8 @@
 //! `LIFEBOAT_TEST_S3_ENDPOINT` is set, e.g. `http://127.0.0.1:9101` for moto_server)
 //! a real S3 server. Each backend starts from an empty store.
 
+mod servers;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -239,13 +241,11 @@ async fn fs_readers_never_see_a_partly_written_object() {
 #[tokio::test]
 async fn s3_store_behaves() {
     let Ok(endpoint) = std::env::var("LIFEBOAT_TEST_S3_ENDPOINT") else {
-        eprintln!("skipping S3 behaviour suite: LIFEBOAT_TEST_S3_ENDPOINT is not set");
-        return;
+        return servers::missing("s3_store_behaves", "LIFEBOAT_TEST_S3_ENDPOINT is not set");
     };
     let bucket = format!("lifeboat-test-{:08x}", rand::random::<u32>());
     if let Err(reason) = create_bucket(&endpoint, &bucket) {
-        eprintln!("skipping S3 behaviour suite: {reason}");
-        return;
+        return servers::missing("s3_store_behaves", &format!("no bucket on {endpoint}: {reason}"));
     }
     let address = format!("s3://{bucket}/pfx?endpoint={endpoint}");
     behaves_like_a_store(open(&address).unwrap()).await;

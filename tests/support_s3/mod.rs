@@ -52,10 +52,9 @@ impl WeedEnv {
             })
         })();
         if env.is_none() {
-            eprintln!(
-                "skipping {test}: LIFEBOAT_TEST_WEED1_ENDPOINT etc. are not set \
-                 (run `bash tests/run.sh --servers cargo test --test multi_region`)"
-            );
+            let reason = "LIFEBOAT_TEST_WEED1_ENDPOINT etc. are not set \
+                          (run `bash tests/run.sh --servers cargo test --test multi_region`)";
+            crate::servers::missing(test, reason);
         }
         env
     }
