@@ -2,7 +2,8 @@
 //! folder in one plan, driven through the `lifeboat` binary.
 //!
 //! Needs the servers `tests/run.sh` starts (`bash tests/run.sh --servers cargo test
-//! --test multi_region`); without them every test prints why it is skipped and passes.
+//! --test multi_region`); without them every test prints why it is skipped and passes,
+//! except under `LIFEBOAT_REQUIRE_SERVERS=1` (set by `tests/run.sh`), where it fails.
 //! `region_crash_mid_backup_then_sync` stops weed2, so the tests that use weed2 take
 //! the `WEED2` lock; the others run in parallel with them.
 
