@@ -16,6 +16,8 @@
 #                                        # environment (e.g. cargo test --test multi_region)
 #
 # Environment given to the tests:
+#   LIFEBOAT_REQUIRE_SERVERS=1   a test whose server or tool is missing fails instead of
+#                                skipping (tests/servers/mod.rs)
 #   LIFEBOAT_TEST_S3_ENDPOINT                      moto (AWS_ACCESS_KEY_ID/SECRET set for it)
 #   LIFEBOAT_TEST_WEED1_ENDPOINT, ..._WEED2_...    the two SeaweedFS S3 endpoints
 #   LIFEBOAT_TEST_WEED_KEY, LIFEBOAT_TEST_WEED_SECRET   their credentials
@@ -231,6 +233,8 @@ export LIFEBOAT_TEST_WEED_KEY="$WEED_KEY" LIFEBOAT_TEST_WEED_SECRET="$WEED_SECRE
 
 install_drill_tools
 export_drill_tools
+# Every server and tool is there now: a test that finds one missing fails, never skips.
+export LIFEBOAT_REQUIRE_SERVERS=1
 
 if [ "${1:-}" = "--servers" ]; then
   shift
