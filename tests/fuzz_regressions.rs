@@ -22,7 +22,7 @@ fn count_panics() {
     }));
 }
 
-fn target(name: &str) -> fn(&[u8]) {
+fn target(name: &str) -> harness::Target {
     let found = harness::TARGETS.iter().find(|(n, _)| *n == name);
     found
         .unwrap_or_else(|| panic!("fuzz/regressions/{name}: no fuzz target of that name"))

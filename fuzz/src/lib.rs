@@ -20,8 +20,11 @@ pub use format_targets::{blob, config, index, key_file, pack_header, snapshot, t
 pub use repo_targets::{lease, prune_record};
 pub use text_targets::{address, plan};
 
+/// What every target is: a function of the fuzzer's input that panics on a bug.
+pub type Target = fn(&[u8]);
+
 /// Every target by its binary's name.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("blob", blob),
     ("pack_header", pack_header),
     ("index", index),

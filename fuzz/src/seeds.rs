@@ -18,9 +18,12 @@ use lifeboat::repo::lock::{LeaseInfo, LeaseKind};
 use super::api::{OPERATOR_TOKEN, VIEWER_TOKEN};
 use super::fuzz_key;
 
+/// Named seeds of one target.
+type Seeds = Vec<(String, Vec<u8>)>;
+
 /// `(target, name, bytes)` for every seed.
 pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
-    let groups: [(&str, Vec<(String, Vec<u8>)>); 12] = [
+    let groups: [(&str, Seeds); 12] = [
         ("blob", blobs()),
         ("pack_header", pack_headers()),
         ("index", vec![("two-packs".into(), sample_index().encode())]),
@@ -47,7 +50,7 @@ fn id(n: u8) -> [u8; 32] {
     id
 }
 
-fn blobs() -> Vec<(String, Vec<u8>)> {
+fn blobs() -> Seeds {
     let text = b"a file of text, a file of text, a file of text, a file of text".repeat(4);
     let sealed = blob::seal(&fuzz_key(), Cipher::Aes256Gcm, &[3; 12], &text, Compression::DEFAULT);
     vec![
@@ -57,7 +60,7 @@ fn blobs() -> Vec<(String, Vec<u8>)> {
     ]
 }
 
-fn pack_headers() -> Vec<(String, Vec<u8>)> {
+fn pack_headers() -> Seeds {
     let key = fuzz_key();
     let cipher = Cipher::XChaCha20Poly1305;
     let blobs: Vec<PendingBlob> = (0..3u8)
@@ -82,7 +85,11 @@ fn pack_headers() -> Vec<(String, Vec<u8>)> {
 
 fn sample_index() -> IndexFile {
     let entry = |n: u8, offset: u32| lifeboat::format::pack::PackEntry {
-        kind: if n % 2 == 0 { BlobKind::Data } else { BlobKind::Tree },
+        kind: if n.is_multiple_of(2) {
+            BlobKind::Data
+        } else {
+            BlobKind::Tree
+        },
         id: BlobId(id(n)),
         offset,
         length: 100 + u32::from(n),
@@ -103,7 +110,7 @@ fn sample_index() -> IndexFile {
     }
 }
 
-fn trees() -> Vec<(String, Vec<u8>)> {
+fn trees() -> Seeds {
     let mut file = Node::new(OsStr::new("model.safetensors"), NodeKind::File);
     file.mode = 0o640;
     file.size = 4096;
@@ -136,7 +143,7 @@ fn sample_snapshot() -> Snapshot {
     }
 }
 
-fn configs() -> Vec<(String, Vec<u8>)> {
+fn configs() -> Seeds {
     let cfg = Config {
         id: RepoId(id(6)),
         chunker: ChunkerParams::with_seed(42),
@@ -152,7 +159,7 @@ fn configs() -> Vec<(String, Vec<u8>)> {
     ]
 }
 
-fn key_files() -> Vec<(String, Vec<u8>)> {
+fn key_files() -> Seeds {
     let kdf = KdfParams {
         memory_kib: 64,
         iterations: 1,
@@ -174,7 +181,7 @@ fn key_files() -> Vec<(String, Vec<u8>)> {
         .unwrap_or_default()
 }
 
-fn leases() -> Vec<(String, Vec<u8>)> {
+fn leases() -> Seeds {
     let at = |secs| chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
     let info = LeaseInfo {
         host: "backup-host".into(),
@@ -187,7 +194,7 @@ fn leases() -> Vec<(String, Vec<u8>)> {
     vec![("prune".into(), serde_json::to_vec(&info).unwrap_or_default())]
 }
 
-fn prune_records() -> Vec<(String, Vec<u8>)> {
+fn prune_records() -> Seeds {
     let mut activated = 1_790_000_000_000i64.to_le_bytes().to_vec();
     activated.extend_from_slice(&sample_index().encode());
     let mut pending = (-1i64).to_le_bytes().to_vec();
@@ -195,7 +202,7 @@ fn prune_records() -> Vec<(String, Vec<u8>)> {
     vec![("activated".into(), activated), ("pending".into(), pending)]
 }
 
-fn plans() -> Vec<(String, Vec<u8>)> {
+fn plans() -> Seeds {
     // Both this crate and the main one (whose regression test includes this file) sit
     // at or under the project root, the folder holding `plans/`.
     let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -212,7 +219,7 @@ fn plans() -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-fn addresses() -> Vec<(String, Vec<u8>)> {
+fn addresses() -> Seeds {
     [
         ("local", "/srv/backup/repo"),
         ("file", "file:///srv/backup/repo"),
@@ -227,7 +234,7 @@ fn addresses() -> Vec<(String, Vec<u8>)> {
     .collect()
 }
 
-fn requests() -> Vec<(String, Vec<u8>)> {
+fn requests() -> Seeds {
     let get =
         |path: &str, token: &str| format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n");
     vec![
