@@ -8,7 +8,8 @@
 #     enforces If-None-Match and Object Lock.
 # Also installs Knot DNS, BIND 9 and nginx (apt) for the drill tests, which start their
 # own knotd, named and nginx on free ports in temporary folders.
-# Then runs formatting, lint and every cargo test target (unit, integration, chaos).
+# Then runs formatting, lint, every cargo test target (unit, integration, chaos) and a
+# short run of every fuzz target (fuzz/run.sh).
 # Everything started here is stopped on exit.
 #
 #   bash tests/run.sh                    # the whole suite
@@ -249,6 +250,10 @@ cargo clippy --all-targets --quiet -- -D warnings
 log "cargo test"
 cargo test --all-targets --no-fail-fast 2>&1 | tee "$run/cargo-test.log"
 grep -q "test result:" "$run/cargo-test.log"
+# Every decoder's fuzz target for a few seconds from its seeds (libFuzzer, stable
+# toolchain, nothing to install; long runs: docs/fuzzing.md).
+log "fuzzing every decoder for 5 s each"
+bash fuzz/run.sh smoke 5
 # The storage behaviour suite again, against SeaweedFS instead of moto (its S3 test
 # takes the endpoint and credentials from the environment).
 log "storage behaviour suite against SeaweedFS"
