@@ -12,6 +12,9 @@ const RAW: u8 = 0;
 const ZSTD: u8 = 1;
 /// Inputs beyond this are never decompressed (a guard against decompression bombs).
 pub const MAX_BLOB: usize = 64 * 1024 * 1024;
+/// Largest sealed blob: a framed [`MAX_BLOB`] with the longest nonce and the tag.
+/// Index entries and pack headers naming a longer blob are refused.
+pub const MAX_SEALED: usize = MAX_BLOB + 1 + 24 + crypto::TAG_LEN;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlobError {

@@ -17,6 +17,19 @@ use super::ids::RepoId;
 pub const MAGIC: &[u8; 8] = b"LIFEBOAT";
 pub const FORMAT_VERSION: u32 = 1;
 
+/// Largest `config` object read (an honest one is a few hundred bytes).
+pub const MAX_CONFIG_LEN: usize = 64 * 1024;
+/// Largest key object read (an honest one is about 500 bytes; the label is free text).
+pub const MAX_KEY_LEN: usize = 64 * 1024;
+/// Largest pack target a config may name; `init` allows 1 MiB to 1 GiB.
+pub const MAX_PACK_SIZE: u32 = 1 << 30;
+/// Highest zstd level a config may name (zstd's own maximum).
+pub const MAX_COMPRESSION: i32 = 22;
+/// Salt lengths a key object may carry (Argon2 needs at least 8 bytes; init writes 16).
+const SALT_LEN: std::ops::RangeInclusive<usize> = 8..=64;
+/// Length of the sealed master key: XChaCha20 nonce, 32-byte key, tag.
+const SEALED_MASTER_LEN: usize = 24 + 32 + crypto::TAG_LEN;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("not a Lifeboat repository (bad magic)")]
@@ -33,6 +46,8 @@ pub enum ConfigError {
     WrongPassword,
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    #[error("{0}")]
+    OutOfBounds(String),
 }
 
 /// Content-defined chunking parameters; the seed keys the gear table.
@@ -99,14 +114,42 @@ impl Config {
 
     pub fn decode(bytes: &[u8], key: &MasterKey) -> Result<Self, ConfigError> {
         let cipher = Self::peek(bytes)?;
+        if bytes.len() > MAX_CONFIG_LEN {
+            return Err(too_long("config", bytes.len(), MAX_CONFIG_LEN));
+        }
         let body = blob::open(key, cipher, &bytes[13..])?;
         let mut cfg: Config = serde_json::from_slice(&body).map_err(|e| ConfigError::Json(e.to_string()))?;
         if !cfg.chunker.valid() {
             return Err(ConfigError::Json("chunker parameters are out of range".into()));
         }
+        cfg.check_bounds()?;
         cfg.cipher = Some(cipher);
         Ok(cfg)
     }
+
+    /// Values that size buffers (pack target) or pick costs (zstd level) stay within
+    /// what `init` can write.
+    fn check_bounds(&self) -> Result<(), ConfigError> {
+        if !(1..=MAX_PACK_SIZE).contains(&self.pack_size) {
+            return Err(ConfigError::OutOfBounds(format!(
+                "pack_size {} is outside 1..={MAX_PACK_SIZE}",
+                self.pack_size
+            )));
+        }
+        if !(0..=MAX_COMPRESSION).contains(&self.compression) {
+            return Err(ConfigError::OutOfBounds(format!(
+                "compression {} is outside 0..={MAX_COMPRESSION}",
+                self.compression
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn too_long(what: &str, len: usize, max: usize) -> ConfigError {
+    ConfigError::OutOfBounds(format!(
+        "{what} object is {len} bytes, more than the {max} any honest one needs"
+    ))
 }
 
 /// One password's way in: the master key wrapped under Argon2id(password).
@@ -162,8 +205,22 @@ impl KeyFile {
         serde_json::to_vec_pretty(self).unwrap_or_default()
     }
 
+    /// Decode and bound a key object: its size, its Argon2 parameters (which decide what
+    /// every client that tries it allocates), and the lengths of salt and sealed key.
     pub fn decode(bytes: &[u8]) -> Result<Self, ConfigError> {
-        serde_json::from_slice(bytes).map_err(|e| ConfigError::Json(e.to_string()))
+        if bytes.len() > MAX_KEY_LEN {
+            return Err(too_long("key", bytes.len(), MAX_KEY_LEN));
+        }
+        let kf: KeyFile = serde_json::from_slice(bytes).map_err(|e| ConfigError::Json(e.to_string()))?;
+        kf.kdf
+            .check()
+            .map_err(|e| ConfigError::OutOfBounds(format!("Argon2 parameters beyond the caps: {e}")))?;
+        if !SALT_LEN.contains(&(kf.salt.len() / 2)) || kf.sealed_master.len() != 2 * SEALED_MASTER_LEN {
+            return Err(ConfigError::OutOfBounds(
+                "salt or sealed master key has the wrong length".into(),
+            ));
+        }
+        Ok(kf)
     }
 }
 
@@ -203,6 +260,77 @@ mod tests {
         bytes[8] = 9;
         assert_eq!(Config::peek(&bytes), Err(ConfigError::Version(9)));
         assert_eq!(Config::peek(b"garbage-garbage"), Err(ConfigError::Magic));
+    }
+
+    fn encoded_key_with(edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
+        let kf = KeyFile::wrap(
+            &MasterKey::from_bytes([4; 32]),
+            b"pw",
+            cheap(),
+            [1; 16],
+            [2; 24],
+            chrono::Utc::now(),
+            "h",
+            "",
+        )
+        .unwrap();
+        let mut v: serde_json::Value = serde_json::from_slice(&kf.encode()).unwrap();
+        edit(&mut v);
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    #[test]
+    fn key_objects_beyond_the_bounds_are_refused() {
+        let cases: [(&str, Box<dyn Fn(&mut serde_json::Value)>); 5] = [
+            ("memory", Box::new(|v| v["kdf"]["memory_kib"] = 4_294_967_295u32.into())),
+            ("passes", Box::new(|v| v["kdf"]["iterations"] = u32::MAX.into())),
+            ("lanes", Box::new(|v| v["kdf"]["parallelism"] = u32::MAX.into())),
+            ("salt", Box::new(|v| v["salt"] = "ab".repeat(1000).into())),
+            ("sealed", Box::new(|v| v["sealed_master"] = "ab".into())),
+        ];
+        for (what, edit) in cases {
+            let err = KeyFile::decode(&encoded_key_with(edit)).unwrap_err();
+            assert!(matches!(err, ConfigError::OutOfBounds(_)), "{what}: {err}");
+        }
+        assert!(KeyFile::decode(&encoded_key_with(|_| ())).is_ok());
+        let huge = encoded_key_with(|v| v["label"] = "x".repeat(MAX_KEY_LEN).into());
+        assert!(matches!(KeyFile::decode(&huge), Err(ConfigError::OutOfBounds(m)) if m.contains("bytes")));
+    }
+
+    #[test]
+    fn config_with_out_of_bounds_pack_size_or_level_is_refused() {
+        let mk = MasterKey::from_bytes([4; 32]);
+        let base = Config {
+            id: RepoId([8; 32]),
+            chunker: ChunkerParams::with_seed(42),
+            compression: 3,
+            pack_size: 16 << 20,
+            cipher: Some(Cipher::XChaCha20Poly1305),
+        };
+        for cfg in [
+            Config {
+                pack_size: u32::MAX,
+                ..base.clone()
+            },
+            Config {
+                pack_size: 0,
+                ..base.clone()
+            },
+            Config {
+                compression: i32::MAX,
+                ..base.clone()
+            },
+            Config {
+                compression: -1,
+                ..base.clone()
+            },
+        ] {
+            let err = Config::decode(&cfg.encode(&mk, &[0; 24]), &mk).unwrap_err();
+            assert!(matches!(err, ConfigError::OutOfBounds(_)), "{cfg:?}: {err}");
+        }
+        let mut long = base.encode(&mk, &[0; 24]);
+        long.resize(MAX_CONFIG_LEN + 1, 0);
+        assert!(matches!(Config::decode(&long, &mk), Err(ConfigError::OutOfBounds(_))));
     }
 
     #[test]

@@ -184,14 +184,56 @@ impl Default for KdfParams {
     }
 }
 
+/// Largest Argon2 memory a key object may ask for: 4 GiB, 64 times the default.
+/// A key object is plaintext that anyone with write access to storage can plant, and
+/// its parameters decide how much memory every client that tries it allocates.
+pub const MAX_KDF_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+/// Most Argon2 passes a key object may ask for (the default is 3).
+pub const MAX_KDF_ITERATIONS: u32 = 16;
+/// Most Argon2 lanes a key object may ask for (the default is 1).
+pub const MAX_KDF_PARALLELISM: u32 = 64;
+
+impl KdfParams {
+    /// Refuse parameters beyond the caps above, or below Argon2's own minimums.
+    pub fn check(&self) -> Result<(), CryptoError> {
+        let bad =
+            |what: &str, value: u32, range: &str| Err(CryptoError::Kdf(format!("{what} {value} is outside {range}")));
+        if !(1..=MAX_KDF_PARALLELISM).contains(&self.parallelism) {
+            return bad("parallelism", self.parallelism, "1..=64");
+        }
+        if !(1..=MAX_KDF_ITERATIONS).contains(&self.iterations) {
+            return bad("iterations", self.iterations, "1..=16");
+        }
+        let least = 8 * self.parallelism;
+        if !(least..=MAX_KDF_MEMORY_KIB).contains(&self.memory_kib) {
+            return bad("memory_kib", self.memory_kib, "8 × parallelism..=4194304 (4 GiB)");
+        }
+        Ok(())
+    }
+
+    /// Relative cost of one derivation (memory × passes), for trying cheap keys first.
+    pub fn cost(&self) -> u64 {
+        u64::from(self.memory_kib) * u64::from(self.iterations)
+    }
+}
+
 /// Derive the key-encryption key from a password.
+///
+/// The parameters are checked against the caps first, and Argon2's working memory is
+/// reserved fallibly, so a host without that much memory gets an error, not an abort.
 pub fn derive_kek(password: &[u8], salt: &[u8], p: KdfParams) -> Result<[u8; 32], CryptoError> {
+    p.check()?;
     let params = argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, Some(32))
         .map_err(|e| CryptoError::Kdf(e.to_string()))?;
+    let mut blocks: Vec<argon2::Block> = Vec::new();
+    blocks
+        .try_reserve_exact(params.block_count())
+        .map_err(|_| CryptoError::Kdf(format!("cannot reserve {} MiB for key derivation", p.memory_kib / 1024)))?;
+    blocks.resize(params.block_count(), argon2::Block::default());
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut out = [0u8; 32];
     argon
-        .hash_password_into(password, salt, &mut out)
+        .hash_password_into_with_memory(password, salt, &mut out, &mut blocks)
         .map_err(|e| CryptoError::Kdf(e.to_string()))?;
     Ok(out)
 }
@@ -229,6 +271,50 @@ mod tests {
         assert_eq!(open(c, &[2; 32], &sealed), Err(CryptoError::Auth));
         sealed[30] ^= 1;
         assert_eq!(open(c, &[1; 32], &sealed), Err(CryptoError::Auth));
+    }
+
+    #[test]
+    fn kdf_parameters_beyond_the_caps_are_refused_before_any_allocation() {
+        let ok = KdfParams::default();
+        assert_eq!(ok.check(), Ok(()));
+        let cases = [
+            KdfParams {
+                memory_kib: u32::MAX,
+                ..ok
+            },
+            KdfParams {
+                memory_kib: MAX_KDF_MEMORY_KIB + 1,
+                ..ok
+            },
+            KdfParams {
+                iterations: MAX_KDF_ITERATIONS + 1,
+                ..ok
+            },
+            KdfParams { iterations: 0, ..ok },
+            KdfParams {
+                parallelism: MAX_KDF_PARALLELISM + 1,
+                ..ok
+            },
+            KdfParams { parallelism: 0, ..ok },
+            KdfParams {
+                memory_kib: 8,
+                parallelism: 2,
+                iterations: 1,
+            },
+        ];
+        for p in cases {
+            let err = derive_kek(b"pw", &[0; 16], p).unwrap_err();
+            assert!(
+                matches!(&err, CryptoError::Kdf(m) if m.contains("outside")),
+                "{p:?}: {err}"
+            );
+        }
+        let edge = KdfParams {
+            memory_kib: 16,
+            iterations: MAX_KDF_ITERATIONS,
+            parallelism: 2,
+        };
+        assert!(derive_kek(b"pw", &[0; 16], edge).is_ok());
     }
 
     #[test]

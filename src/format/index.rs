@@ -8,10 +8,16 @@
 //! one fully contains; prune writes such indexes before deleting the old ones, so a
 //! reader that sees both merely finds duplicates.
 
+use super::blob::{MAX_BLOB, MAX_SEALED};
 use super::ids::{BlobId, IndexId, PackId};
 use super::pack::{BlobKind, PackEntry};
 
 const VERSION: u8 = 1;
+/// Encoded sizes of one superseded id, one pack (id and count) and one blob entry:
+/// a count is refused unless that many entries can still follow in the input.
+const SUPERSEDES_LEN: usize = 32;
+const PACK_LEN: usize = 32 + 4;
+const ENTRY_LEN: usize = 1 + 32 + 4 + 4 + 4;
 
 /// The blobs of one pack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,27 +66,16 @@ impl IndexFile {
         if r.u8()? != VERSION {
             return Err(IndexError("unknown version"));
         }
-        let n = r.u32()? as usize;
+        let n = r.count(SUPERSEDES_LEN)?;
         let supersedes = (0..n).map(|_| r.id().map(IndexId)).collect::<Result<_, _>>()?;
-        let n_packs = r.u32()? as usize;
-        let mut packs = Vec::with_capacity(n_packs.min(1 << 20));
+        let n_packs = r.count(PACK_LEN)?;
+        let mut packs = Vec::with_capacity(n_packs);
         for _ in 0..n_packs {
             let id = PackId(r.id()?);
-            let n_blobs = r.u32()? as usize;
-            let mut blobs = Vec::with_capacity(n_blobs.min(1 << 20));
+            let n_blobs = r.count(ENTRY_LEN)?;
+            let mut blobs = Vec::with_capacity(n_blobs);
             for _ in 0..n_blobs {
-                let kind = BlobKind::from_code(r.u8()?).ok_or(IndexError("unknown blob kind"))?;
-                let id = BlobId(r.id()?);
-                let offset = r.u32()?;
-                let length = r.u32()?;
-                let raw_length = r.u32()?;
-                blobs.push(PackEntry {
-                    kind,
-                    id,
-                    offset,
-                    length,
-                    raw_length,
-                });
+                blobs.push(r.entry()?);
             }
             packs.push(IndexedPack { id, blobs });
         }
@@ -116,6 +111,40 @@ impl Reader<'_> {
         out.copy_from_slice(self.take(32)?);
         Ok(out)
     }
+    /// A `u32` count of items of `item_len` bytes each, refused when the rest of the
+    /// input is too short to hold them (so a count never sizes an allocation alone).
+    fn count(&mut self, item_len: usize) -> Result<usize, IndexError> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(item_len) > self.bytes.len() - self.pos {
+            return Err(IndexError("count larger than the object"));
+        }
+        Ok(n)
+    }
+    fn entry(&mut self) -> Result<PackEntry, IndexError> {
+        let kind = BlobKind::from_code(self.u8()?).ok_or(IndexError("unknown blob kind"))?;
+        let id = BlobId(self.id()?);
+        let (offset, length, raw_length) = (self.u32()?, self.u32()?, self.u32()?);
+        check_entry(offset, length, raw_length).map_err(IndexError)?;
+        Ok(PackEntry {
+            kind,
+            id,
+            offset,
+            length,
+            raw_length,
+        })
+    }
+}
+
+/// Bounds every blob entry meets, in an index or a pack header: the blob ends within
+/// 4 GiB and is no longer than the largest blob this format seals.
+pub(super) fn check_entry(offset: u32, length: u32, raw_length: u32) -> Result<(), &'static str> {
+    if offset.checked_add(length).is_none() {
+        return Err("blob extends past 4 GiB");
+    }
+    if length as usize > MAX_SEALED || raw_length as usize > MAX_BLOB {
+        return Err("blob length larger than any blob");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -140,5 +169,51 @@ mod tests {
         let bytes = f.encode();
         assert_eq!(IndexFile::decode(&bytes).unwrap(), f);
         assert!(IndexFile::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    fn one_entry(offset: u32, length: u32, raw_length: u32) -> IndexFile {
+        IndexFile {
+            supersedes: Vec::new(),
+            packs: vec![IndexedPack {
+                id: PackId([2; 32]),
+                blobs: vec![PackEntry {
+                    kind: BlobKind::Data,
+                    id: BlobId([3; 32]),
+                    offset,
+                    length,
+                    raw_length,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn counts_larger_than_the_object_are_refused() {
+        let mut bytes = vec![VERSION];
+        bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(
+            IndexFile::decode(&bytes),
+            Err(IndexError("count larger than the object"))
+        );
+        let mut bytes = one_entry(0, 10, 10).encode();
+        // The blob count of the one pack sits after version, 0 supersedes, 1 pack, pack id.
+        bytes[1 + 4 + 4 + 32..1 + 4 + 4 + 36].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(
+            IndexFile::decode(&bytes),
+            Err(IndexError("count larger than the object"))
+        );
+        let mut bytes = one_entry(0, 10, 10).encode();
+        bytes[5..9].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(IndexFile::decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn entries_beyond_the_blob_bounds_are_refused() {
+        for (offset, length, raw) in [(u32::MAX, 1, 1), (0, u32::MAX, 1), (0, 1, u32::MAX)] {
+            let err = IndexFile::decode(&one_entry(offset, length, raw).encode()).unwrap_err();
+            assert!(err.0.contains("blob"), "{offset} {length} {raw}: {err}");
+        }
+        let max = one_entry(0, MAX_SEALED as u32, MAX_BLOB as u32);
+        assert_eq!(IndexFile::decode(&max.encode()).unwrap(), max);
     }
 }

@@ -10,6 +10,7 @@
 use super::blob::{self, BlobError, Compression};
 use super::crypto::{Cipher, MasterKey};
 use super::ids::{BlobId, PackId};
+use super::index::check_entry;
 
 const HEADER_VERSION: u8 = 1;
 const ENTRY_LEN: usize = 1 + 32 + 4 + 4;
@@ -103,6 +104,20 @@ pub fn assemble(
     (PackId::of_bytes(&bytes), bytes, entries)
 }
 
+/// Smallest sealed blob: a one-byte plaintext (the compression byte) under the cipher
+/// with the shortest nonce (12) and the tag.
+const MIN_SEALED: u64 = 1 + 12 + 16;
+
+/// Largest pack a repository with target `pack_size` writes: blobs up to the target plus
+/// one more blob of at most [`blob::MAX_SEALED`], and a header with at most one entry per
+/// smallest sealed blob, sealed, plus the trailer. Longer objects under `data/` are not
+/// read into memory.
+pub fn max_pack_len(pack_size: u32) -> u64 {
+    let data = u64::from(pack_size) + blob::MAX_SEALED as u64;
+    let entries = data / MIN_SEALED + 1;
+    data + 5 + entries * ENTRY_LEN as u64 + 1 + 24 + 16 + 4
+}
+
 /// Length of the sealed header plus trailer, read from a pack's last four bytes.
 pub fn header_span(pack_len: usize, trailer: &[u8]) -> Result<usize, PackError> {
     let t: [u8; 4] = trailer.try_into().map_err(|_| PackError::Truncated(pack_len))?;
@@ -150,7 +165,7 @@ fn parse_header(h: &[u8]) -> Result<Vec<PackEntry>, PackError> {
         return Err(PackError::Malformed("unknown header version"));
     }
     let count = u32::from_le_bytes([h[1], h[2], h[3], h[4]]) as usize;
-    if h.len() != 5 + count * ENTRY_LEN {
+    if Some(h.len()) != count.checked_mul(ENTRY_LEN).and_then(|n| n.checked_add(5)) {
         return Err(PackError::Malformed("entry count does not match header size"));
     }
     let mut offset = 0u32;
@@ -161,6 +176,7 @@ fn parse_header(h: &[u8]) -> Result<Vec<PackEntry>, PackError> {
         id.copy_from_slice(&chunk[1..33]);
         let length = u32::from_le_bytes([chunk[33], chunk[34], chunk[35], chunk[36]]);
         let raw_length = u32::from_le_bytes([chunk[37], chunk[38], chunk[39], chunk[40]]);
+        check_entry(offset, length, raw_length).map_err(PackError::Malformed)?;
         entries.push(PackEntry {
             kind,
             id: BlobId(id),
@@ -201,6 +217,42 @@ mod tests {
         let e = entries[2];
         let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
         assert_eq!(blob::open_verified(&key, c, &e.id, sealed).unwrap(), vec![2u8; 102]);
+    }
+
+    /// A pack with no blobs whose sealed header holds `header` as given.
+    fn pack_with_header(key: &MasterKey, header: &[u8]) -> Vec<u8> {
+        let mut bytes = blob::seal(key, Cipher::XChaCha20Poly1305, &[7; 24], header, Compression::OFF);
+        let len = bytes.len() as u32;
+        bytes.extend_from_slice(&len.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn header_counts_and_lengths_beyond_the_bounds_are_refused() {
+        let key = MasterKey::from_bytes([5; 32]);
+        let c = Cipher::XChaCha20Poly1305;
+        let mut huge_count = vec![HEADER_VERSION];
+        huge_count.extend_from_slice(&u32::MAX.to_le_bytes());
+        let err = read_header(&key, c, &pack_with_header(&key, &huge_count)).unwrap_err();
+        assert_eq!(err, PackError::Malformed("entry count does not match header size"));
+        for (length, raw) in [(u32::MAX, 1u32), (1, u32::MAX)] {
+            let mut h = vec![HEADER_VERSION, 1, 0, 0, 0, BlobKind::Data.code()];
+            h.extend_from_slice(&[9; 32]);
+            h.extend_from_slice(&length.to_le_bytes());
+            h.extend_from_slice(&raw.to_le_bytes());
+            let err = read_header(&key, c, &pack_with_header(&key, &h)).unwrap_err();
+            assert!(matches!(err, PackError::Malformed(m) if m.contains("blob")), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_largest_honest_pack_is_within_max_pack_len() {
+        // Target reached, then one more maximal blob, all others the smallest possible.
+        let target = 1u32 << 20;
+        let data = u64::from(target) + blob::MAX_SEALED as u64;
+        let header = 5 + (data / MIN_SEALED + 1) * ENTRY_LEN as u64 + 1 + 24 + 16 + 4;
+        assert_eq!(max_pack_len(target), data + header);
+        assert!(max_pack_len(crate::format::config::MAX_PACK_SIZE) < 4 << 30);
     }
 
     #[test]
