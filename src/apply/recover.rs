@@ -26,7 +26,7 @@ async fn candidate(
     dataset: &DatasetName,
     spec: Option<&str>,
 ) -> Result<Option<(SnapshotId, Snapshot)>> {
-    let snaps = repo.snapshots().await?;
+    let snaps = repo.all_snapshots().await?;
     let mut mine = snaps.into_iter().filter(|(_, s)| s.dataset.as_ref() == Some(dataset));
     Ok(match spec {
         None | Some("latest") => mine.next_back(),

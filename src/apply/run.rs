@@ -134,7 +134,7 @@ async fn run_dataset(
 
 async fn region_due(ds: &Dataset, repo: &Repository, now: DateTime<Utc>) -> std::result::Result<bool, RepoError> {
     let times: Vec<_> = repo
-        .snapshots()
+        .all_snapshots()
         .await?
         .into_iter()
         .filter(|(_, s)| s.dataset.as_ref() == Some(&ds.name))

@@ -74,7 +74,7 @@ pub async fn status(plan: &Plan, password: &[u8], now: DateTime<Utc>, depth: Dep
         let members: Vec<&RegionRepo> = regions.iter().filter(|r| ds.regions.contains(&r.name)).collect();
         for r in &members {
             let snaps = match &r.repo {
-                Ok(repo) => repo.snapshots().await.map_err(|e| e.to_string()),
+                Ok(repo) => repo.all_snapshots().await.map_err(|e| e.to_string()),
                 Err(e) if not_created(e) => {
                     held.push(None);
                     rows.push(missing_row(plan, &r.name));

@@ -97,7 +97,7 @@ async fn latest(
     repo: &crate::repo::Repository,
     ds: &DatasetName,
 ) -> Result<Option<crate::repo::SnapshotId>, crate::repo::RepoError> {
-    let snaps = repo.snapshots().await?;
+    let snaps = repo.all_snapshots().await?;
     Ok(snaps
         .into_iter()
         .rev()

@@ -17,7 +17,7 @@ use crate::format::crypto::{Cipher, KdfParams};
 use crate::format::names::{DatasetName, Tag};
 use crate::plan::Retention;
 use crate::plan::units::parse_duration;
-use crate::repo::{InitOptions, Repository, lock};
+use crate::repo::{InitOptions, RepoError, Repository, SkippedKind, lock};
 use crate::storage::{self, Store};
 
 pub(super) type Result<T> = std::result::Result<T, CliError>;
@@ -27,8 +27,43 @@ pub async fn run(cli: Cli) -> Result<i32> {
         json: cli.json,
         progress: !cli.quiet && !cli.json,
         password: cli.password,
+        opened: std::sync::Mutex::default(),
     };
-    match cli.command {
+    let code = dispatch(&ctx, cli.command).await?;
+    ctx.report_skipped_snapshots()?;
+    Ok(code)
+}
+
+impl Ctx {
+    /// A command that passed over damaged snapshots did its work on the others; it
+    /// still ends with exit code 3, naming each skipped snapshot.
+    fn report_skipped_snapshots(&self) -> Result<()> {
+        let opened = self.opened.lock().map(|o| o.clone()).unwrap_or_default();
+        for repo in opened {
+            let bad: Vec<_> = repo
+                .skipped()
+                .into_iter()
+                .filter(|s| s.kind == SkippedKind::Snapshot)
+                .collect();
+            if bad.is_empty() {
+                continue;
+            }
+            for s in &bad {
+                eprintln!("warning: skipped {s}");
+            }
+            let names: Vec<&str> = bad.iter().map(|s| s.what.as_str()).collect();
+            return Err(RepoError::damaged(
+                format!("{} in {}", names.join(", "), repo.address()),
+                "it cannot be read, so it was skipped and the other snapshots were used",
+            )
+            .into());
+        }
+        Ok(())
+    }
+}
+
+async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
+    match command {
         Command::Init {
             repo,
             cipher,
@@ -247,6 +282,8 @@ pub(super) struct Ctx {
     pub json: bool,
     pub progress: bool,
     pub password: PasswordArgs,
+    /// Repositories this command opened, to report what they skipped as damaged.
+    pub opened: std::sync::Mutex<Vec<Repository>>,
 }
 
 impl Ctx {
@@ -261,7 +298,14 @@ impl Ctx {
     pub(super) async fn open(&self, repo: &RepoArg) -> Result<Repository> {
         let store = self.store(repo, false)?;
         let pw = self.password.resolve("LIFEBOAT_PASSWORD")?;
-        Ok(Repository::open(store, &pw).await?)
+        let repo = Repository::open(store, &pw).await?;
+        for s in repo.skipped() {
+            eprintln!("warning: skipped {s} in {}", repo.address());
+        }
+        if let Ok(mut opened) = self.opened.lock() {
+            opened.push(repo.clone());
+        }
+        Ok(repo)
     }
 
     async fn init(&self, repo: &RepoArg, cipher: &str, compression: i32, pack_size: &str) -> Result<i32> {
@@ -335,11 +379,23 @@ impl Ctx {
                 }
             }
             KeyAction::Remove { repo, id } => {
-                let removed = self.open(&repo).await?.remove_key(&id).await?;
+                let r = self.open(&repo).await?;
+                let removed = r.remove_key(&id).await?;
+                let locked = r.store().lock_days().map(|days| {
+                    format!(
+                        "this region keeps objects under S3 Object Lock ({days} days and more): the key object \
+                         is only hidden, and its locked version stays until its retention ends, so until then \
+                         anyone who can read old object versions can still open the repository with that \
+                         key's password"
+                    )
+                });
                 if self.json {
-                    output::json(&serde_json::json!({"removed": removed}))
+                    output::json(&serde_json::json!({"removed": removed, "locked_version_kept": locked.is_some()}))
                 } else {
                     say!("removed key {}", removed.short())
+                }
+                if let Some(note) = locked {
+                    eprintln!("warning: {note}");
                 }
             }
         }

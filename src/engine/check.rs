@@ -175,7 +175,7 @@ async fn read_packs(
 
 /// Download one pack and verify it completely; returns bytes read and problems found.
 async fn verify_pack(repo: &Repository, id: PackId, expected: Vec<PackEntry>) -> (u64, Vec<String>) {
-    let bytes = match repo.store().get(&layout::pack(&id)).await {
+    let bytes = match repo.read_pack(&id, None).await {
         Ok(b) => b,
         Err(e) => return (0, vec![format!("pack {id}: {e}")]),
     };

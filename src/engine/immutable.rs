@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::{EngineError, Result};
 use crate::format::blob::Compression;
 use crate::format::ids::PackId;
+use crate::repo::bounded::{MAX_SEALED_OBJECT, read_bounded};
 use crate::repo::{RepoError, Repository, layout};
 use crate::storage::object_lock::slack_days;
 
@@ -153,7 +154,8 @@ async fn load_ledger(repo: &Repository) -> Result<(HashMap<PackId, DateTime<Utc>
     let mut names = Vec::new();
     for meta in repo.store().list(layout::RETENTION).await.map_err(RepoError::from)? {
         names.push(meta.key.clone());
-        let Ok(sealed) = repo.store().get(&meta.key).await else {
+        let store = repo.store().as_ref();
+        let Ok(sealed) = read_bounded(store, &meta.key, Some(meta.size), MAX_SEALED_OBJECT).await else {
             continue;
         };
         // An unreadable ledger only means its packs are raised again.

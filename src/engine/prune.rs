@@ -30,6 +30,7 @@ use crate::format::blob;
 use crate::format::ids::{BlobId, IndexId, PackId, SnapshotId};
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::pack::PackEntry;
+use crate::repo::bounded::{MAX_INDEX, read_bounded};
 use crate::repo::lock::{Lease, LeaseKind, live_leases};
 use crate::repo::packer::PackBuilder;
 use crate::repo::{Index, RepoError, Repository, layout};
@@ -126,7 +127,7 @@ pub async fn condemned_packs(repo: &Repository) -> Result<HashSet<PackId>> {
 async fn read_records(repo: &Repository) -> Result<Vec<Record>> {
     let mut out = Vec::new();
     for meta in repo.store().list(layout::PRUNE).await.map_err(RepoError::from)? {
-        let raw = repo.store().get(&meta.key).await.map_err(RepoError::from)?;
+        let raw = read_bounded(repo.store().as_ref(), &meta.key, Some(meta.size), MAX_INDEX).await?;
         let plain = repo.open_sealed(&meta.key, &raw)?;
         if plain.len() < 8 {
             return Err(RepoError::damaged(&meta.key, "record too short").into());
@@ -281,7 +282,7 @@ async fn copy_live_blobs(repo: &Repository, repack: Vec<(PackId, Vec<PackEntry>)
     let mut builder = PackBuilder::new(repo.config().pack_size as usize);
     let mut out = Vec::new();
     for (pack, entries) in repack {
-        let bytes = repo.store().get(&layout::pack(&pack)).await.map_err(RepoError::from)?;
+        let bytes = repo.read_pack(&pack, None).await?;
         for e in entries {
             let sealed = bytes
                 .get(e.offset as usize..(e.offset + e.length) as usize)

@@ -203,6 +203,9 @@ fn differs(described: &HashMap<PackId, Vec<PackEntry>>, read: &[IndexedPack]) ->
 /// A pack's entries from its header, read from the end of the object.
 async fn read_pack_header(repo: &Repository, id: &PackId, size: u64) -> std::result::Result<Vec<PackEntry>, String> {
     let key = layout::pack(id);
+    if size > repo.max_pack_len() {
+        return Err(format!("it is {size} bytes, longer than any pack of this repository"));
+    }
     let len = usize::try_from(size).map_err(|e| e.to_string())?;
     let first = TAIL_GUESS.min(size);
     let mut tail = repo

@@ -16,6 +16,7 @@ use super::{EngineError, Result};
 use crate::format::ids::{BlobId, PackId, SnapshotId};
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::names::DatasetName;
+use crate::repo::bounded::{MAX_SEALED_OBJECT, read_bounded};
 use crate::repo::lock::{Lease, LeaseKind};
 use crate::repo::{Index, RepoError, Repository, layout};
 
@@ -161,7 +162,12 @@ async fn packs_needed(
 
 /// Copy one object whose name is the BLAKE3 hash of its bytes, verifying that hash.
 async fn copy_object(src: &Repository, dst: &Repository, key: String, name: [u8; 32]) -> Result<u64> {
-    let bytes = src.store().get(&key).await.map_err(RepoError::from)?;
+    let max = if key.starts_with(layout::DATA) {
+        src.max_pack_len()
+    } else {
+        MAX_SEALED_OBJECT
+    };
+    let bytes = read_bounded(src.store().as_ref(), &key, None, max).await?;
     if PackId::of_bytes(&bytes).0 != name {
         return Err(RepoError::damaged(
             format!("{}/{key}", src.address()),

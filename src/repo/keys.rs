@@ -2,8 +2,9 @@
 
 use bytes::Bytes;
 
+use super::bounded::{MAX_KEY, read_bounded};
 use super::error::{RepoError, Result};
-use super::{Repository, hostname, layout, random};
+use super::{Repository, Skipped, SkippedKind, hostname, layout, random};
 use crate::format::config::{ConfigError, KeyFile};
 use crate::format::crypto::{KdfParams, MasterKey};
 use crate::format::ids::KeyId;
@@ -65,7 +66,7 @@ pub(crate) async fn copy_key_file(
     store: &dyn Store,
     password: &[u8],
 ) -> Result<Option<KeyId>> {
-    let raw = from.get(&layout::key(key_id)).await?;
+    let raw = read_bounded(from, &layout::key(key_id), None, MAX_KEY).await?;
     if cached(&raw, password).is_none() {
         return Ok(None);
     }
@@ -107,6 +108,9 @@ pub(crate) async fn remove_abandoned(store: &dyn Store, age: chrono::Duration) -
     let cutoff = chrono::Utc::now() - age;
     let mut removed = 0;
     for meta in store.list(layout::KEYS).await? {
+        if meta.size > MAX_KEY {
+            continue;
+        }
         let raw = store.get(&meta.key).await?;
         if KeyFile::decode(&raw).is_ok_and(|kf| kf.created < cutoff) {
             store.delete(&meta.key).await?;
@@ -116,39 +120,58 @@ pub(crate) async fn remove_abandoned(store: &dyn Store, age: chrono::Duration) -
     Ok(removed)
 }
 
-/// The key objects of `store`, oldest first, and the names of those that are damaged
-/// (content not matching the name, or not decodable): one damaged key object must not
-/// lock out the passwords of the others.
-async fn read_keys(store: &dyn Store) -> Result<(Vec<(KeyId, KeyFile, Bytes)>, Vec<String>)> {
+/// The key objects of `store`, cheapest to try first (Argon2 memory × passes, then
+/// oldest first), and those that are damaged (too large, content not matching the name,
+/// not decodable, or Argon2 parameters beyond the caps): one damaged or planted key
+/// object must not lock out the passwords of the others, nor make every open pay for it.
+async fn read_keys(store: &dyn Store) -> Result<(Vec<(KeyId, KeyFile, Bytes)>, Vec<Skipped>)> {
     let mut out = Vec::new();
     let mut damaged = Vec::new();
     for meta in store.list(layout::KEYS).await? {
         let Ok(id) = KeyId::from_hex(layout::id_part(&meta.key)) else {
             continue;
         };
-        let raw = store.get(&meta.key).await?;
-        if KeyId::of_bytes(&raw) != id {
-            damaged.push(format!("key {id}: content does not match its name"));
-            continue;
-        }
-        match KeyFile::decode(&raw) {
-            Ok(kf) => out.push((id, kf, raw)),
-            Err(e) => damaged.push(format!("key {id}: {e}")),
+        match read_key(store, &meta, &id).await {
+            Ok(Ok((kf, raw))) => out.push((id, kf, raw)),
+            Ok(Err(detail)) => damaged.push(Skipped {
+                kind: SkippedKind::Key,
+                what: format!("key {id}"),
+                detail,
+            }),
+            Err(e) => return Err(e),
         }
     }
-    out.sort_by_key(|(_, k, _)| k.created);
+    out.sort_by_key(|(_, k, _)| (k.kdf.cost(), k.created));
     Ok((out, damaged))
+}
+
+/// One key object, or why it is damaged; storage errors other than its size stop.
+async fn read_key(
+    store: &dyn Store,
+    meta: &crate::storage::ObjectMeta,
+    id: &KeyId,
+) -> Result<std::result::Result<(KeyFile, Bytes), String>> {
+    let raw = match read_bounded(store, &meta.key, Some(meta.size), MAX_KEY).await {
+        Ok(raw) => raw,
+        Err(RepoError::Damaged { detail, .. }) => return Ok(Err(detail)),
+        Err(e) => return Err(e),
+    };
+    if KeyId::of_bytes(&raw) != *id {
+        return Ok(Err("content does not match its name".into()));
+    }
+    Ok(KeyFile::decode(&raw).map(|kf| (kf, raw)).map_err(|e| e.to_string()))
 }
 
 /// Find the key that `password` opens and that `fits` the repository (opens its
 /// config). A key that opens but does not fit is one an interrupted `init` left behind
 /// before its config was written; it is passed over. When no opened key fits, the first
-/// one opened is returned, so the caller reports the config as damaged.
+/// one opened is returned, so the caller reports the config as damaged. Also returns the
+/// damaged key objects that were passed over.
 pub(crate) async fn find_key(
     store: &dyn Store,
     password: &[u8],
     fits: impl Fn(&MasterKey) -> bool,
-) -> Result<(KeyId, MasterKey)> {
+) -> Result<(KeyId, MasterKey, Vec<Skipped>)> {
     let (keys, damaged) = read_keys(store).await?;
     // A key file this process already opened with this password needs no derivation,
     // wherever it sits in the list.
@@ -157,7 +180,7 @@ pub(crate) async fn find_key(
         .find_map(|(id, _, raw)| cached(raw, password).map(|k| (*id, k)))
         .filter(|(_, k)| fits(k))
     {
-        return Ok((id, key));
+        return Ok((id, key, damaged));
     }
     let mut unfit = None;
     for (id, kf, raw) in keys {
@@ -168,7 +191,7 @@ pub(crate) async fn find_key(
         match opened {
             Ok(key) if fits(&key) => {
                 remember(&raw, password, &key);
-                return Ok((id, key));
+                return Ok((id, key, damaged));
             }
             Ok(key) => {
                 unfit.get_or_insert((id, key));
@@ -178,11 +201,11 @@ pub(crate) async fn find_key(
         }
     }
     match (unfit, damaged.first()) {
-        (Some(found), _) => Ok(found),
+        (Some((id, key)), _) => Ok((id, key, damaged)),
         // The password may be that of the damaged key object.
         (None, Some(_)) => Err(RepoError::KeyDamaged {
             addr: store.address().to_string(),
-            detail: damaged.join("; "),
+            detail: damaged.iter().map(Skipped::to_string).collect::<Vec<_>>().join("; "),
         }),
         (None, None) => Err(RepoError::WrongPassword(store.address().to_string())),
     }

@@ -16,12 +16,17 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::bounded::{MAX_LEASE, check_size};
 use super::error::{RepoError, Result};
 use super::{hostname, layout, random};
 use crate::storage::Store;
 
 /// How long a lease lives without being refreshed.
 pub const LEASE_TTL: Duration = Duration::from_secs(300);
+/// Clock difference between hosts tolerated in a lease's `expires`. A lease that
+/// claims to last longer than `LEASE_TTL` plus this is not one Lifeboat wrote (it
+/// would hold a repository for years); it is treated like unreadable lease JSON.
+pub const LEASE_CLOCK_SKEW: Duration = Duration::from_secs(3600);
 
 /// What a lease holder is doing, which decides what it excludes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +55,17 @@ pub struct LeaseInfo {
 }
 
 impl LeaseInfo {
+    /// Decode a lease object, bounded: at most [`MAX_LEASE`] bytes, and not expiring
+    /// further ahead of `now` than a refreshed lease can.
+    pub fn decode(raw: &[u8], now: DateTime<Utc>) -> Option<LeaseInfo> {
+        if raw.len() as u64 > MAX_LEASE {
+            return None;
+        }
+        let info: LeaseInfo = serde_json::from_slice(raw).ok()?;
+        let longest = chrono::Duration::from_std(LEASE_TTL + LEASE_CLOCK_SKEW).ok()?;
+        (info.expires <= now + longest).then_some(info)
+    }
+
     pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
         let dead_here = self.host == hostname() && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists();
         now > self.expires || dead_here
@@ -82,7 +98,7 @@ pub async fn live_leases(store: &dyn Store, except: Option<&str>) -> Result<Vec<
     let now = Utc::now();
     let mut out = Vec::new();
     for meta in store.list(layout::LOCKS).await? {
-        if Some(meta.key.as_str()) == except {
+        if Some(meta.key.as_str()) == except || check_size(store, &meta.key, meta.size, MAX_LEASE).is_err() {
             continue;
         }
         let raw = match store.get(&meta.key).await {
@@ -90,7 +106,7 @@ pub async fn live_leases(store: &dyn Store, except: Option<&str>) -> Result<Vec<
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e.into()),
         };
-        if let Ok(info) = serde_json::from_slice::<LeaseInfo>(&raw)
+        if let Some(info) = LeaseInfo::decode(&raw, now)
             && !info.is_stale(now)
         {
             out.push(info);
@@ -184,8 +200,12 @@ pub async fn remove_stale(store: &dyn Store) -> Result<usize> {
     let now = Utc::now();
     let mut removed = 0;
     for meta in store.list(layout::LOCKS).await? {
-        let Ok(raw) = store.get(&meta.key).await else { continue };
-        let stale = serde_json::from_slice::<LeaseInfo>(&raw).map_or(true, |l| l.is_stale(now));
+        let stale = if meta.size > MAX_LEASE {
+            true
+        } else {
+            let Ok(raw) = store.get(&meta.key).await else { continue };
+            LeaseInfo::decode(&raw, now).is_none_or(|l| l.is_stale(now))
+        };
         if stale {
             store.delete(&meta.key).await?;
             removed += 1;
@@ -197,6 +217,31 @@ pub async fn remove_stale(store: &dyn Store) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lease_json(expires: DateTime<Utc>) -> Vec<u8> {
+        let info = LeaseInfo {
+            host: "elsewhere".into(),
+            pid: 1,
+            kind: LeaseKind::Exclusive,
+            purpose: "repair".into(),
+            created: Utc::now(),
+            expires,
+        };
+        serde_json::to_vec(&info).unwrap()
+    }
+
+    #[test]
+    fn leases_expiring_implausibly_late_or_too_large_are_not_leases() {
+        let now = Utc::now();
+        assert!(LeaseInfo::decode(&lease_json(now + chrono::Duration::seconds(300)), now).is_some());
+        assert!(LeaseInfo::decode(&lease_json(now + chrono::Duration::minutes(60)), now).is_some());
+        assert!(LeaseInfo::decode(&lease_json(now + chrono::Duration::days(2)), now).is_none());
+        assert!(LeaseInfo::decode(&lease_json(DateTime::<Utc>::MAX_UTC), now).is_none());
+        let mut padded = lease_json(now);
+        padded.extend(std::iter::repeat_n(b' ', MAX_LEASE as usize));
+        assert!(LeaseInfo::decode(&padded, now).is_none());
+        assert!(LeaseInfo::decode(b"\xff garbage", now).is_none());
+    }
 
     #[test]
     fn prune_excludes_prune_but_not_backup() {

@@ -5,6 +5,7 @@
 //! bytes (`packer`) and written by the caller, so one pack can be uploaded
 //! byte-identically to several regions.
 
+pub mod bounded;
 pub mod error;
 pub mod index;
 pub mod keys;
@@ -12,7 +13,7 @@ pub mod layout;
 pub mod lock;
 pub mod packer;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use rand::RngCore;
@@ -63,6 +64,33 @@ pub struct Repository {
     key: MasterKey,
     config: Config,
     key_id: KeyId,
+    skipped: Arc<Mutex<Vec<Skipped>>>,
+}
+
+/// What a skipped object was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SkippedKind {
+    /// A key object: only its own password is locked out; nothing else is lost.
+    Key,
+    /// A snapshot: it cannot be listed or restored, which is damage found.
+    Snapshot,
+}
+
+/// An object passed over as damaged so the others stay usable; the caller reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Skipped {
+    pub kind: SkippedKind,
+    /// The object, e.g. `snapshot 3fa4…` or `key 9c1e…` (full id); the repository is
+    /// the one it was found in.
+    pub what: String,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.detail)
+    }
 }
 
 pub(crate) fn random<const N: usize>() -> [u8; N] {
@@ -170,25 +198,32 @@ impl Repository {
             key,
             config,
             key_id,
+            skipped: Arc::default(),
         })
     }
 
     /// Open an existing repository with `password`.
     pub async fn open(store: Arc<dyn Store>, password: &[u8]) -> Result<Self> {
         let addr = store.address().to_string();
-        let raw = match store.get(layout::CONFIG).await {
+        let raw = match bounded::read_bounded(store.as_ref(), layout::CONFIG, None, bounded::MAX_CONFIG).await {
             Ok(b) => b,
-            Err(e) if e.is_not_found() => return Err(RepoError::NotFound(addr)),
-            Err(e) => return Err(e.into()),
+            Err(RepoError::Storage(e)) if e.is_not_found() => return Err(RepoError::NotFound(addr)),
+            Err(e) => return Err(e),
         };
-        Config::peek(&raw).map_err(|source| RepoError::Unsupported {
-            addr: addr.clone(),
-            source,
+        Config::peek(&raw).map_err(|source| match source {
+            ConfigError::Magic => RepoError::damaged(format!("{addr}/config"), source),
+            source => RepoError::Unsupported {
+                addr: addr.clone(),
+                source,
+            },
         })?;
         store.check_setup().await?;
-        let (key_id, key) = keys::find_key(store.as_ref(), password, |k| Config::decode(&raw, k).is_ok()).await?;
+        let (key_id, key, skipped) =
+            keys::find_key(store.as_ref(), password, |k| Config::decode(&raw, k).is_ok()).await?;
         let config = Config::decode(&raw, &key).map_err(|e| match e {
-            ConfigError::Body(_) => RepoError::damaged(format!("{addr}/config"), e),
+            ConfigError::Body(_) | ConfigError::Json(_) | ConfigError::OutOfBounds(_) => {
+                RepoError::damaged(format!("{addr}/config"), e)
+            }
             other => RepoError::Unsupported {
                 addr: addr.clone(),
                 source: other,
@@ -199,7 +234,22 @@ impl Repository {
             key,
             config,
             key_id,
+            skipped: Arc::new(Mutex::new(skipped)),
         })
+    }
+
+    /// Objects passed over as damaged since this repository was opened (damaged key
+    /// objects at open, unreadable snapshots when listing), each named once.
+    pub fn skipped(&self) -> Vec<Skipped> {
+        self.skipped.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn skip(&self, item: Skipped) {
+        if let Ok(mut list) = self.skipped.lock()
+            && !list.iter().any(|s| s.what == item.what)
+        {
+            list.push(item);
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -263,7 +313,7 @@ impl Repository {
 
     pub async fn load_index_file(&self, id: &IndexId) -> Result<IndexFile> {
         let key = layout::index(id);
-        let raw = self.store.get(&key).await?;
+        let raw = bounded::read_bounded(self.store.as_ref(), &key, None, bounded::MAX_INDEX).await?;
         let what = format!("index {id}");
         if IndexId::of_bytes(&raw) != *id {
             return Err(RepoError::damaged(what, "content does not match its name"));
@@ -294,8 +344,9 @@ impl Repository {
     }
 
     pub async fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
-        let raw = match self.store.get(&layout::snapshot(id)).await {
-            Err(e) if e.is_not_found() => return Err(RepoError::NoSnapshot(id.to_hex())),
+        let key = layout::snapshot(id);
+        let raw = match bounded::read_bounded(self.store.as_ref(), &key, None, bounded::MAX_SEALED_OBJECT).await {
+            Err(RepoError::Storage(e)) if e.is_not_found() => return Err(RepoError::NoSnapshot(id.to_hex())),
             other => other?,
         };
         let what = format!("snapshot {id}");
@@ -323,15 +374,52 @@ impl Repository {
         Ok(ids.iter().filter_map(|s| SnapshotId::from_hex(s).ok()).collect())
     }
 
-    /// All snapshots, oldest first.
+    /// All readable snapshots, oldest first. A snapshot that is damaged (unreadable,
+    /// undecodable, too large) is passed over and recorded in [`Repository::skipped`],
+    /// so one bad object does not hide the others; one removed since the listing is
+    /// left out.
     pub async fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
-        let mut out = Vec::new();
-        for id in self.snapshot_ids().await? {
-            let snap = self.load_snapshot(&id).await?;
-            out.push((id, snap));
+        let (good, bad) = self.read_snapshots().await?;
+        for item in bad {
+            self.skip(item);
         }
-        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-        Ok(out)
+        Ok(good)
+    }
+
+    /// All snapshots, oldest first, or an error naming every damaged one: for callers
+    /// that must not act on a partial list, such as a plan judging one region (which
+    /// then fails that region only).
+    pub async fn all_snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let (good, bad) = self.read_snapshots().await?;
+        if bad.is_empty() {
+            return Ok(good);
+        }
+        let names: Vec<String> = bad.iter().map(|s| s.what.clone()).collect();
+        Err(RepoError::damaged(
+            format!("{} in {}", names.join(", "), self.address()),
+            bad.iter().map(|s| s.detail.as_str()).collect::<Vec<_>>().join("; "),
+        ))
+    }
+
+    async fn read_snapshots(&self) -> Result<(Vec<(SnapshotId, Snapshot)>, Vec<Skipped>)> {
+        let (mut good, mut bad) = (Vec::new(), Vec::new());
+        for id in self.snapshot_ids().await? {
+            match self.load_snapshot(&id).await {
+                Ok(snap) => good.push((id, snap)),
+                Err(RepoError::NoSnapshot(_)) => continue,
+                Err(e) if e.is_damage() => bad.push(Skipped {
+                    kind: SkippedKind::Snapshot,
+                    what: format!("snapshot {id}"),
+                    detail: match e {
+                        RepoError::Damaged { detail, .. } => detail,
+                        other => other.to_string(),
+                    },
+                }),
+                Err(e) => return Err(e),
+            }
+        }
+        good.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok((good, bad))
     }
 
     /// Resolve `latest` or a (prefix of a) snapshot id.
@@ -347,6 +435,17 @@ impl Repository {
             [] => Err(RepoError::NoSnapshot(spec.into())),
             _ => Err(RepoError::AmbiguousSnapshot(spec.into())),
         }
+    }
+
+    /// The longest object under `data/` this repository's writers produce.
+    pub fn max_pack_len(&self) -> u64 {
+        crate::format::pack::max_pack_len(self.config.pack_size)
+    }
+
+    /// Read a whole pack, refusing one longer than any pack of this repository can be.
+    /// `size` is its length from a listing, if known.
+    pub async fn read_pack(&self, id: &PackId, size: Option<u64>) -> Result<Bytes> {
+        bounded::read_bounded(self.store.as_ref(), &layout::pack(id), size, self.max_pack_len()).await
     }
 
     /// Read one blob through the index, verifying its authenticity and id.
