@@ -351,6 +351,55 @@ fn object_lock_keeps_packs_from_being_deleted() {
     assert!(both(&out).contains("no Object Lock configuration"), "{}", both(&out));
 }
 
+/// Keys and config cannot be rebuilt (without them no locked pack can be decrypted), so
+/// an Object Lock region locks them too; removing a key leaves its locked version.
+#[test]
+fn object_lock_keeps_keys_and_config_from_being_deleted() {
+    let Some(env) = WeedEnv::from_env("object_lock_keeps_keys_and_config_from_being_deleted") else {
+        let required = std::env::var("LIFEBOAT_REQUIRE_SERVERS").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "LIFEBOAT_REQUIRE_SERVERS=1 but the SeaweedFS servers are not set"
+        );
+        return;
+    };
+    let bucket = env.new_bucket(0, "mr-locked-keys", true);
+    let repo = format!("{}&object_lock_days=1", env.address(0, &bucket, "repo"));
+    let out = env.lifeboat(&["init", "--repo", &repo]);
+    assert_eq!(code(&out), 0, "{}", both(&out));
+    let mut add = env.command(&["key", "add", "--repo", &repo], &env.secret);
+    let out = add.env("LIFEBOAT_NEW_PASSWORD", "second password").output().unwrap();
+    assert_eq!(code(&out), 0, "{}", both(&out));
+    let objects = env.object_hashes(0, &bucket, "repo/");
+    let keys: Vec<&String> = objects.keys().filter(|k| k.starts_with("keys/")).collect();
+    assert_eq!(keys.len(), 2, "{objects:?}");
+    for key in keys.iter().map(|k| k.as_str()).chain(["config"]) {
+        let out = env.python(0, &["retention", &bucket, &format!("repo/{key}")]);
+        assert!(out.status.success(), "retention of {key}: {}", stderr(&out));
+        let retention: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(retention["mode"], "COMPLIANCE", "{key}: {retention}");
+        let out = env.python(0, &["delete-versions", &bucket, &format!("repo/{key}")]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let results: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(results, ["AccessDenied"], "deleting a locked version of {key}");
+    }
+    // Removing the second password says that its locked version stays, and it does.
+    let list = env.lifeboat(&["--json", "key", "list", "--repo", &repo]);
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
+    let other = listed.iter().find(|k| k["current"] == false).expect("the added key");
+    let id = other["id"].as_str().unwrap();
+    let out = env.lifeboat(&["key", "remove", "--repo", &repo, id]);
+    assert_eq!(code(&out), 0, "{}", both(&out));
+    let text = both(&out);
+    assert!(
+        text.contains("Object Lock") && text.contains("until its retention ends"),
+        "{text}"
+    );
+    let out = env.python(0, &["delete-versions", &bucket, &format!("repo/keys/{id}")]);
+    let results: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(results, ["AccessDenied"], "the removed key's locked version stays");
+}
+
 /// Retain-until date of `key` in `bucket`.
 fn retained_until(env: &WeedEnv, bucket: &str, key: &str) -> chrono::DateTime<chrono::FixedOffset> {
     let out = env.python(0, &["retention", bucket, key]);

@@ -3,7 +3,8 @@
 //! opendal 0.59's S3 writer can set a storage class, user metadata and an ACL, but not
 //! `x-amz-object-lock-mode` / `x-amz-object-lock-retain-until-date`. For a store opened
 //! with `?object_lock_days=N`, the objects that make up a snapshot (`data/` packs and
-//! `snapshots/`) are therefore uploaded here instead: one signed single-part `PUT`
+//! `snapshots/`), and those without which nothing can be decrypted and which cannot be
+//! rebuilt (`keys/` and `config`), are therefore uploaded here instead: one signed single-part `PUT`
 //! (SigV4 via reqsign, the signer opendal itself uses) with
 //!
 //! * `x-amz-object-lock-mode: COMPLIANCE` and a retain-until date `N + slack` days from
@@ -19,9 +20,10 @@
 //! every snapshot stays locked `N` days from when it was taken (`engine::immutable`). Deleting
 //! a locked key without a version id still "succeeds" by adding a delete marker, so
 //! `forget` and `prune` keep working; the locked versions stay recoverable until their
-//! retention ends. Everything else (`index/`, `locks/`, `keys/`, `config`) is written
-//! through opendal without a lock, because those objects are replaced or removed in
-//! normal operation.
+//! retention ends; for a removed key object that means the locked version, and so its
+//! password, keeps opening the repository until then. Everything else (`index/`,
+//! `locks/`, `prune/`, `retention/`, `reports/`) is written through opendal without a
+//! lock: those objects are replaced or removed in normal operation, and can be rebuilt.
 
 use std::time::Duration;
 
@@ -34,7 +36,9 @@ use reqsign_core::{Context, Signer};
 use super::{ErrorKind, Result, StorageError};
 
 /// Key prefixes whose objects are written with a retention period.
-const LOCKED_PREFIXES: [&str; 2] = ["data/", "snapshots/"];
+const LOCKED_PREFIXES: [&str; 3] = ["data/", "snapshots/", "keys/"];
+/// Single objects written with a retention period.
+const LOCKED_OBJECTS: [&str; 1] = ["config"];
 const ATTEMPTS: u32 = 5;
 
 /// Uploads objects of one S3 store with Object Lock retention.
@@ -109,7 +113,7 @@ impl ObjectLockWriter {
 
     /// Whether `key` is written with a retention period.
     pub fn applies_to(key: &str) -> bool {
-        LOCKED_PREFIXES.iter().any(|p| key.starts_with(p))
+        LOCKED_PREFIXES.iter().any(|p| key.starts_with(p)) || LOCKED_OBJECTS.contains(&key)
     }
 
     pub fn days(&self) -> u32 {
@@ -358,10 +362,19 @@ mod tests {
     }
 
     #[test]
-    fn only_snapshot_data_is_locked() {
-        assert!(ObjectLockWriter::applies_to("data/ab/abcdef"));
-        assert!(ObjectLockWriter::applies_to("snapshots/abcdef"));
-        for key in ["index/ab", "locks/x", "keys/k", "config", "probe/x"] {
+    fn snapshot_data_keys_and_config_are_locked() {
+        for key in ["data/ab/abcdef", "snapshots/abcdef", "keys/k", "config"] {
+            assert!(ObjectLockWriter::applies_to(key), "{key}");
+        }
+        for key in [
+            "index/ab",
+            "locks/x",
+            "config-x",
+            "prune/p",
+            "retention/r",
+            "reports/r",
+            "probe/x",
+        ] {
             assert!(!ObjectLockWriter::applies_to(key), "{key}");
         }
     }
