@@ -7,12 +7,14 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use lifeboat::format::blob::{self, Compression};
 use lifeboat::format::chunker;
-use lifeboat::format::config::{ChunkerParams, ConfigError, KeyFile};
+use lifeboat::format::config::{ChunkerParams, Config, ConfigError, KeyFile};
 use lifeboat::format::crypto::{Cipher, KdfParams, MasterKey};
 use lifeboat::format::ids::{BlobId, IndexId, PackId};
 use lifeboat::format::index::{IndexFile, IndexedPack};
 use lifeboat::format::pack::{self, BlobKind, PackEntry, PendingBlob};
+use lifeboat::format::snapshot::Snapshot;
 use lifeboat::format::tree::{Node, NodeKind, Tree};
+use lifeboat::repo::lock::LeaseInfo;
 use proptest::prelude::*;
 use rand::{Rng, RngCore, SeedableRng, rngs::StdRng};
 
@@ -56,7 +58,10 @@ fn blob_id() -> impl Strategy<Value = BlobId> {
 
 fn pack_entry() -> impl Strategy<Value = PackEntry> {
     let kind = prop_oneof![Just(BlobKind::Data), Just(BlobKind::Tree)];
-    (kind, blob_id(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(kind, id, offset, length, raw_length)| {
+    // Any entry within the bounds every decoder enforces (format.md section 18).
+    let (max_sealed, max_blob) = (blob::MAX_SEALED as u32, blob::MAX_BLOB as u32);
+    let offset = 0..=u32::MAX - max_sealed;
+    (kind, blob_id(), offset, 0..=max_sealed, 0..=max_blob).prop_map(|(kind, id, offset, length, raw_length)| {
         PackEntry {
             kind,
             id,
@@ -241,6 +246,51 @@ proptest! {
         let mut longer = bytes.clone();
         longer.push(extra);
         prop_assert!(IndexFile::decode(&longer).is_err());
+    }
+
+    #[test]
+    fn any_count_or_entry_field_rewritten_never_panics(file in index_file(), at: prop::sample::Index, value: u32) {
+        let mut bytes = file.encode();
+        if bytes.len() >= 4 {
+            let at = at.index(bytes.len() - 3);
+            bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+        }
+        if let Ok(decoded) = IndexFile::decode(&bytes) {
+            let entries: usize = decoded.packs.iter().map(|p| p.blobs.len()).sum();
+            prop_assert!(entries * 45 <= bytes.len(), "more entries than the bytes hold");
+        }
+    }
+
+    #[test]
+    fn garbage_or_truncated_objects_never_panic_a_decoder(bytes in prop::collection::vec(any::<u8>(), 0..2048), cut: prop::sample::Index) {
+        let key = MasterKey::from_bytes([7; 32]);
+        for input in [&bytes[..], &bytes[..cut.index(bytes.len() + 1)]] {
+            let _ = IndexFile::decode(input);
+            let _ = KeyFile::decode(input);
+            let _ = Config::peek(input);
+            let _ = Config::decode(input, &key);
+            let _ = Tree::decode(input);
+            let _ = Snapshot::decode(input);
+            let _ = LeaseInfo::decode(input, chrono::Utc::now());
+            for c in [Cipher::XChaCha20Poly1305, Cipher::Aes256Gcm] {
+                let _ = pack::read_header(&key, c, input);
+                let _ = pack::read_header_from_tail(&key, c, input.len() + 100, input);
+                let _ = blob::open(&key, c, input);
+            }
+        }
+    }
+
+    #[test]
+    fn key_file_with_any_kdf_parameters_decodes_only_within_the_caps(memory: u32, iterations: u32, parallelism: u32) {
+        let created = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let kf = KeyFile::wrap(&MasterKey::from_bytes([1; 32]), b"pw", cheap_kdf(), [2; 16], [3; 24], created, "h", "").unwrap();
+        let mut v: serde_json::Value = serde_json::from_slice(&kf.encode()).unwrap();
+        v["kdf"] = serde_json::json!({"memory_kib": memory, "iterations": iterations, "parallelism": parallelism});
+        let decoded = KeyFile::decode(&serde_json::to_vec(&v).unwrap());
+        let within = (1..=64).contains(&parallelism)
+            && (1..=16).contains(&iterations)
+            && (8 * parallelism..=4 * 1024 * 1024).contains(&memory);
+        prop_assert_eq!(decoded.is_ok(), within);
     }
 
     #[test]

@@ -281,7 +281,8 @@ mod tests {
 
     #[test]
     fn key_objects_beyond_the_bounds_are_refused() {
-        let cases: [(&str, Box<dyn Fn(&mut serde_json::Value)>); 5] = [
+        type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: [(&str, Edit); 5] = [
             ("memory", Box::new(|v| v["kdf"]["memory_kib"] = 4_294_967_295u32.into())),
             ("passes", Box::new(|v| v["kdf"]["iterations"] = u32::MAX.into())),
             ("lanes", Box::new(|v| v["kdf"]["parallelism"] = u32::MAX.into())),
