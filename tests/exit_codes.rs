@@ -11,6 +11,7 @@ use std::process::{Command, Output, Stdio};
 
 use tempfile::TempDir;
 
+mod servers;
 mod support_s3;
 
 const PASSWORD: &str = "exit-code-test-password";
