@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::error::{RepoError, Result};
 use crate::format::blob::MAX_SEALED;
 use crate::format::config::{MAX_CONFIG_LEN, MAX_KEY_LEN};
-use crate::storage::Store;
+use crate::storage::{ErrorKind, Store};
 
 /// A sealed snapshot, retention ledger or stored report: one sealed value, so at most
 /// one sealed blob long.
@@ -29,10 +29,16 @@ pub const MAX_KEY: u64 = MAX_KEY_LEN as u64;
 pub async fn read_bounded(store: &dyn Store, key: &str, known: Option<u64>, max: u64) -> Result<Bytes> {
     let size = match known {
         Some(size) => size,
-        None => match store.stat(key).await? {
-            Some(meta) => meta.size,
+        None => match store.stat(key).await {
+            Ok(Some(meta)) => meta.size,
             // Let the read report the missing object as the store words it.
-            None => 0,
+            Ok(None) => 0,
+            // An S3 HEAD answer has no body, so a refusal does not say whether the
+            // secret is wrong or a permission is missing: the read that follows fails
+            // with the server's reason. (A store that refuses HEAD but allows GET is
+            // read whole and checked after.)
+            Err(e) if e.kind == ErrorKind::PermissionDenied => 0,
+            Err(e) => return Err(e.into()),
         },
     };
     check_size(store, key, size, max)?;
