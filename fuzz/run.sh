@@ -11,7 +11,7 @@
 #
 # Nothing is installed: the coverage instrumentation is the one cargo-fuzz uses
 # (`cargo fuzz build -s none`), given as stable rustc flags, and libfuzzer-sys builds
-# libFuzzer from source with the system C++ compiler. Why: docs/decisions/0004-fuzzing.md.
+# libFuzzer from source with the system C++ compiler. Why: docs/decisions/0005-fuzzing.md.
 # The instrumented build goes to $LIFEBOAT_FUZZ_TARGET_DIR (default fuzz/target).
 set -euo pipefail
 cd "$(dirname "$0")"
