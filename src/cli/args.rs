@@ -1,10 +1,18 @@
 //! Command-line arguments; the help text here is the first documentation users read.
+//!
+//! Every argument struct lives here, and every value is parsed here (clap value enums
+//! and value parsers), so a command function receives typed values and a malformed one
+//! is a usage error (exit 2) before anything is opened.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgGroup, Parser, Subcommand};
 
-use super::password::PasswordArgs;
+use crate::daemon::logging::LogFormat;
+use crate::format::crypto::Cipher;
+use crate::plan::units::{UnitError, parse_duration, parse_size};
 
 #[derive(Debug, Parser)]
 #[command(name = "lifeboat", version, about = "Backup and disaster recovery for AI platforms", long_about = None)]
@@ -41,14 +49,14 @@ pub enum Command {
         #[command(flatten)]
         repo: RepoArg,
         /// Cipher for all data: xchacha20-poly1305 (default) or aes-256-gcm.
-        #[arg(long, default_value = "xchacha20-poly1305")]
-        cipher: String,
+        #[arg(long, value_enum, default_value = "xchacha20-poly1305", hide_possible_values = true)]
+        cipher: CipherArg,
         /// zstd level for compressible data (0 turns compression off).
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=19))]
         compression: i32,
         /// Target pack size, e.g. 16MiB.
-        #[arg(long, default_value = "16MiB")]
-        pack_size: String,
+        #[arg(long, default_value = "16MiB", value_parser = pack_size)]
+        pack_size: u32,
     },
     /// Manage the passwords that open a repository.
     Key {
@@ -145,7 +153,7 @@ pub enum Command {
         #[arg(long, conflicts_with = "read_data_subset")]
         read_data: bool,
         /// Download and verify this percentage of packs, chosen at random.
-        #[arg(long, value_name = "PCT")]
+        #[arg(long, value_name = "PCT", value_parser = percentage)]
         read_data_subset: Option<f64>,
     },
     /// Remove snapshots by retention policy (grouped by dataset, host and paths).
@@ -171,8 +179,8 @@ pub enum Command {
         #[arg(long, default_value_t = 0, value_name = "N")]
         keep_yearly: u32,
         /// Keep everything younger than this (relative to the newest snapshot), e.g. 7d.
-        #[arg(long, value_name = "DURATION")]
-        keep_within: Option<String>,
+        #[arg(long, value_name = "DURATION", value_parser = duration)]
+        keep_within: Option<Duration>,
         /// Keep every snapshot with this tag (repeatable).
         #[arg(long = "keep-tag")]
         keep_tags: Vec<String>,
@@ -194,11 +202,11 @@ pub enum Command {
         #[command(flatten)]
         repo: RepoArg,
         /// Repack packs with more than this percentage of unused bytes.
-        #[arg(long, default_value_t = 20.0)]
+        #[arg(long, default_value_t = 20.0, value_parser = percentage)]
         max_unused: f64,
         /// Wait at least this long between taking data out of the index and deleting it.
-        #[arg(long, default_value = "0s")]
-        grace: String,
+        #[arg(long, default_value = "0s", value_parser = duration)]
+        grace: Duration,
         /// Report what would be deleted and repacked; change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -265,9 +273,9 @@ pub enum Command {
         snapshots: Vec<String>,
     },
     /// Keep every plan's objectives met: run due backups, reload plans, serve an API.
-    Daemon(super::daemon_commands::DaemonArgs),
+    Daemon(DaemonArgs),
     /// Show a running daemon's status: plans, datasets, regions, violations.
-    Status(super::daemon_commands::StatusArgs),
+    Status(StatusArgs),
     /// Rehearse a playbook for real against the standby: restore, bring up, probe,
     /// re-point (then back to the primary, or only the drill route), and report.
     Drill {
@@ -366,4 +374,153 @@ pub enum KeyAction {
         /// The key's id or a unique prefix of it (see `lifeboat key list`).
         id: String,
     },
+}
+
+/// The password sources a command accepts (`password.rs` resolves them).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PasswordArgs {
+    /// Read the repository password from this file (first line).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Run this shell command and use its first output line as the password.
+    #[arg(long, global = true, value_name = "CMD")]
+    pub password_command: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DaemonArgs {
+    /// Directory of plan files (`*.toml`), reloaded on SIGHUP and when they change.
+    #[arg(long, value_name = "DIR")]
+    pub plans: PathBuf,
+    /// Directory for the daemon's local state (a cache rebuilt from the repositories).
+    #[arg(long, value_name = "DIR")]
+    pub state: PathBuf,
+    /// Address of the HTTP API.
+    #[arg(long, default_value = "127.0.0.1:7600", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// API tokens, one `viewer TOKEN` or `operator TOKEN` per line.
+    #[arg(long, value_name = "FILE")]
+    pub tokens: Option<PathBuf>,
+    /// Serve the API over TLS 1.3 with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Jobs running at once, over all plans.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub max_jobs: usize,
+    /// How long running jobs may take to finish after SIGTERM or SIGINT.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = duration)]
+    pub shutdown_grace: Duration,
+    /// Backups the API may trigger per minute (bursts of up to 5).
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub trigger_rate: u32,
+    /// Log lines for people (`human`) or collectors (`json`).
+    #[arg(long, default_value = "human", value_name = "human|json")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// The daemon's API address.
+    #[arg(
+        long,
+        env = "LIFEBOAT_DAEMON",
+        default_value = "http://127.0.0.1:7600",
+        value_name = "URL"
+    )]
+    pub daemon: String,
+    /// A file holding a viewer or operator token.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Trust this PEM certificate for an https:// daemon (e.g. a self-signed one).
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// The ciphers `init` offers, spelled as on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CipherArg {
+    #[value(name = "xchacha20-poly1305")]
+    XChaCha20Poly1305,
+    #[value(name = "aes-256-gcm")]
+    Aes256Gcm,
+}
+
+impl From<CipherArg> for Cipher {
+    fn from(c: CipherArg) -> Cipher {
+        match c {
+            CipherArg::XChaCha20Poly1305 => Cipher::XChaCha20Poly1305,
+            CipherArg::Aes256Gcm => Cipher::Aes256Gcm,
+        }
+    }
+}
+
+/// A duration such as `30s`, `6h` or `1h30m` (the plan's notation).
+fn duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|e| format!("{e} — {}", UnitError::duration_hint()))
+}
+
+/// A pack size: a plain byte count, a size in the plan's notation (`16MiB`, `64MB`),
+/// or the binary shorthands `K`, `M`, `G`; between 1 MiB and 1 GiB.
+fn pack_size(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let bytes = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        t.parse::<u64>().map_err(|_| format!("{t:?} is too large"))?
+    } else {
+        let spelled = match t.strip_suffix(['K', 'M', 'G']) {
+            Some(n) => format!("{n}{}iB", &t[n.len()..]),
+            None => t.to_string(),
+        };
+        parse_size(&spelled).map_err(|e| format!("{e} — {}", UnitError::size_hint()))?
+    };
+    u32::try_from(bytes)
+        .ok()
+        .filter(|b| (1 << 20..=1 << 30).contains(b))
+        .ok_or_else(|| format!("pack size {t:?} must be between 1MiB and 1GiB"))
+}
+
+/// A percentage between 0 and 100.
+fn percentage(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|p| (0.0..=100.0).contains(p))
+        .ok_or_else(|| format!("{text} is not a percentage between 0 and 100"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_size_reads_every_accepted_spelling() {
+        assert_eq!(pack_size("16MiB"), Ok(16 << 20));
+        assert_eq!(pack_size("1048576"), Ok(1 << 20));
+        assert_eq!(pack_size("2M"), Ok(2 << 20));
+        assert_eq!(pack_size("1G"), Ok(1 << 30));
+        assert_eq!(pack_size("8MB"), Ok(8_000_000));
+        assert!(pack_size("512KiB").unwrap_err().contains("between 1MiB and 1GiB"));
+        assert!(pack_size("2GiB").unwrap_err().contains("between 1MiB and 1GiB"));
+        assert!(pack_size("16 furlongs").unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn percentages_and_durations_are_checked_when_parsed() {
+        assert_eq!(percentage("12.5"), Ok(12.5));
+        assert!(percentage("101").is_err());
+        assert!(percentage("-1").is_err());
+        assert_eq!(duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(duration("soon").unwrap_err().contains("e.g."));
+    }
+
+    #[test]
+    fn cipher_names_map_to_the_format_ciphers() {
+        use clap::ValueEnum;
+        for c in CipherArg::value_variants() {
+            let name = c.to_possible_value().map(|v| v.get_name().to_string());
+            assert_eq!(name.as_deref(), Some(Cipher::from(*c).name()));
+        }
+    }
 }

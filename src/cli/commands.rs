@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use super::CliError;
-use super::args::{Cli, Command, KeyAction, RepairWhat, RepoArg};
+use super::args::{CipherArg, Cli, Command, KeyAction, PasswordArgs, RepairWhat, RepoArg};
+use super::context::Ctx;
+use super::error::{EXIT_DAMAGE, EXIT_OK, Result, bad};
 use super::output::{self, Bar, bytes, duration_ms, note, say};
-use super::password::PasswordArgs;
 use crate::apply::retention::Filter;
 use crate::engine::backup::{BackupOptions, backup};
 use crate::engine::check::{CheckOptions, check};
@@ -16,11 +16,7 @@ use crate::engine::{Progress, ls};
 use crate::format::crypto::{Cipher, KdfParams};
 use crate::format::names::{DatasetName, Tag};
 use crate::plan::Retention;
-use crate::plan::units::parse_duration;
-use crate::repo::{InitOptions, RepoError, Repository, SkippedKind, lock};
-use crate::storage::{self, Store};
-
-pub(super) type Result<T> = std::result::Result<T, CliError>;
+use crate::repo::{InitOptions, Repository, lock};
 
 pub async fn run(cli: Cli) -> Result<i32> {
     let ctx = Ctx {
@@ -34,34 +30,6 @@ pub async fn run(cli: Cli) -> Result<i32> {
     Ok(code)
 }
 
-impl Ctx {
-    /// A command that passed over damaged snapshots did its work on the others; it
-    /// still ends with exit code 3, naming each skipped snapshot.
-    fn report_skipped_snapshots(&self) -> Result<()> {
-        let opened = self.opened.lock().map(|o| o.clone()).unwrap_or_default();
-        for repo in opened {
-            let bad: Vec<_> = repo
-                .skipped()
-                .into_iter()
-                .filter(|s| s.kind == SkippedKind::Snapshot)
-                .collect();
-            if bad.is_empty() {
-                continue;
-            }
-            for s in &bad {
-                eprintln!("warning: skipped {s}");
-            }
-            let names: Vec<&str> = bad.iter().map(|s| s.what.as_str()).collect();
-            return Err(RepoError::damaged(
-                format!("{} in {}", names.join(", "), repo.address()),
-                "it cannot be read, so it was skipped and the other snapshots were used",
-            )
-            .into());
-        }
-        Ok(())
-    }
-}
-
 async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
     match command {
         Command::Init {
@@ -69,7 +37,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             cipher,
             compression,
             pack_size,
-        } => ctx.init(&repo, &cipher, compression, &pack_size).await,
+        } => ctx.init(&repo, cipher, compression, pack_size).await,
         Command::Key { action } => ctx.key(action).await,
         Command::Backup {
             repo,
@@ -153,7 +121,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
                 keep_weekly,
                 keep_monthly,
                 keep_yearly,
-                keep_within: keep_within.as_deref().map(parse_duration).transpose().map_err(bad)?,
+                keep_within,
                 keep_tags: parse_names(&keep_tags, Tag::new)?,
             };
             let filter = Filter {
@@ -168,14 +136,9 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             grace,
             dry_run,
         } => {
-            if !(0.0..=100.0).contains(&max_unused) {
-                return Err(bad(format!(
-                    "--max-unused {max_unused} is not a percentage between 0 and 100"
-                )));
-            }
             let opts = PruneOptions {
                 max_unused_percent: max_unused,
-                grace: parse_duration(&grace).map_err(bad)?,
+                grace,
                 dry_run,
             };
             ctx.prune(&repo, &opts).await
@@ -193,11 +156,6 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             } else {
                 read_data_subset.unwrap_or(0.0)
             };
-            if !(0.0..=100.0).contains(&pct) {
-                return Err(CliError::BadInput(format!(
-                    "--read-data-subset {pct} is not a percentage between 0 and 100"
-                )));
-            }
             ctx.check(&repo, pct).await
         }
         Command::Daemon(args) => ctx.daemon(args).await,
@@ -243,10 +201,6 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
     }
 }
 
-pub(super) fn bad(e: impl std::fmt::Display) -> CliError {
-    CliError::BadInput(e.to_string())
-}
-
 fn parse_names<T, E: std::fmt::Display>(
     raw: &[String],
     f: impl Fn(&str) -> std::result::Result<T, E>,
@@ -254,75 +208,13 @@ fn parse_names<T, E: std::fmt::Display>(
     raw.iter().map(|s| f(s).map_err(bad)).collect()
 }
 
-/// Parse a size such as `16MiB`, `512KiB` or `1048576`.
-fn parse_size(s: &str) -> Result<u32> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" | "K" => 1 << 10,
-        "MiB" | "M" => 1 << 20,
-        "GiB" | "G" => 1 << 30,
-        other => {
-            return Err(CliError::BadInput(format!(
-                "unknown size unit {other:?} in {s:?} — use B, KiB, MiB or GiB"
-            )));
-        }
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| CliError::BadInput(format!("invalid size {s:?} — write e.g. 16MiB")))?;
-    let v = n.checked_mul(mult).filter(|v| (1 << 20..=1 << 30).contains(v));
-    v.map(|v| v as u32)
-        .ok_or_else(|| CliError::BadInput(format!("pack size {s:?} must be between 1MiB and 1GiB")))
-}
-
-pub(super) struct Ctx {
-    pub json: bool,
-    pub progress: bool,
-    pub password: PasswordArgs,
-    /// Repositories this command opened, to report what they skipped as damaged.
-    pub opened: std::sync::Mutex<Vec<Repository>>,
-}
-
 impl Ctx {
-    pub(super) fn store(&self, repo: &RepoArg, create: bool) -> Result<Arc<dyn Store>> {
-        match storage::address::open_with(&repo.repo, storage::address::OpenOptions { create }) {
-            Ok(s) => Ok(s),
-            Err(e) if e.is_not_found() => Err(crate::repo::RepoError::NotFound(repo.repo.clone()).into()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    pub(super) async fn open(&self, repo: &RepoArg) -> Result<Repository> {
-        let store = self.store(repo, false)?;
-        let pw = self.password.resolve("LIFEBOAT_PASSWORD")?;
-        let repo = Repository::open(store, &pw).await?;
-        for s in repo.skipped() {
-            eprintln!("warning: skipped {s} in {}", repo.address());
-        }
-        if let Ok(mut opened) = self.opened.lock() {
-            opened.push(repo.clone());
-        }
-        Ok(repo)
-    }
-
-    async fn init(&self, repo: &RepoArg, cipher: &str, compression: i32, pack_size: &str) -> Result<i32> {
-        let cipher = Cipher::parse(cipher).ok_or_else(|| {
-            CliError::BadInput(format!(
-                "unknown cipher {cipher:?} — use xchacha20-poly1305 or aes-256-gcm"
-            ))
-        })?;
-        if !(0..=19).contains(&compression) {
-            return Err(CliError::BadInput(format!(
-                "compression level {compression} must be 0 (off) to 19"
-            )));
-        }
+    async fn init(&self, repo: &RepoArg, cipher: CipherArg, compression: i32, pack_size: u32) -> Result<i32> {
+        let cipher = Cipher::from(cipher);
         let opts = InitOptions {
             cipher,
             compression,
-            pack_size: parse_size(pack_size)?,
+            pack_size,
             ..InitOptions::default()
         };
         let pw = self.password.resolve("LIFEBOAT_PASSWORD")?;
@@ -338,7 +230,7 @@ impl Ctx {
                 cipher.name()
             );
         }
-        Ok(0)
+        Ok(EXIT_OK)
     }
 
     async fn key(&self, action: KeyAction) -> Result<i32> {
@@ -399,7 +291,7 @@ impl Ctx {
                 }
             }
         }
-        Ok(0)
+        Ok(EXIT_OK)
     }
 
     async fn backup(&self, repo: &RepoArg, opts: &BackupOptions) -> Result<i32> {
@@ -426,7 +318,7 @@ impl Ctx {
                 duration_ms(s.duration_ms)
             );
         }
-        Ok(0)
+        Ok(EXIT_OK)
     }
 
     async fn snapshots(&self, repo: &RepoArg, dataset: Option<&str>) -> Result<i32> {
@@ -443,7 +335,7 @@ impl Ctx {
                 .map(|(id, s)| serde_json::json!({"id": id, "snapshot": s}))
                 .collect();
             output::json(&docs);
-            return Ok(0);
+            return Ok(EXIT_OK);
         }
         say!(
             "{:<10} {:<20} {:<12} {:<14} {:>10}  paths",
@@ -466,7 +358,7 @@ impl Ctx {
             );
         }
         say!("{} snapshot(s)", all.len());
-        Ok(0)
+        Ok(EXIT_OK)
     }
 
     async fn ls(&self, repo: &RepoArg, spec: &str) -> Result<i32> {
@@ -481,7 +373,7 @@ impl Ctx {
                 say!("{:?} {:o} {:>12} {}", e.kind, e.mode, e.size, e.path.display());
             }
         }
-        Ok(0)
+        Ok(EXIT_OK)
     }
 
     async fn restore(&self, repo: &RepoArg, spec: &str, opts: RestoreOptions) -> Result<i32> {
@@ -506,7 +398,7 @@ impl Ctx {
                 duration_ms(out.duration_ms)
             );
         }
-        Ok(0)
+        Ok(EXIT_OK)
     }
 
     async fn check(&self, repo: &RepoArg, pct: f64) -> Result<i32> {
@@ -548,14 +440,14 @@ impl Ctx {
             );
         }
         if report.is_clean() {
-            Ok(0)
+            Ok(EXIT_OK)
         } else {
             note!(
                 "error: check found {} problem(s) in {} — see the report above",
                 report.errors.len(),
                 r.address()
             );
-            Ok(super::error::EXIT_DAMAGE)
+            Ok(EXIT_DAMAGE)
         }
     }
 
@@ -589,9 +481,9 @@ impl Ctx {
             note!(
                 "error: {lost} pack(s) missing or unreadable — run `lifeboat check` to see which snapshots need their data, then back up again"
             );
-            return Ok(super::error::EXIT_DAMAGE);
+            return Ok(EXIT_DAMAGE);
         }
-        Ok(0)
+        Ok(EXIT_OK)
     }
 
     async fn unlock(&self, repo: &RepoArg) -> Result<i32> {
@@ -602,6 +494,6 @@ impl Ctx {
         } else {
             say!("removed {n} stale lock(s)")
         }
-        Ok(0)
+        Ok(EXIT_OK)
     }
 }

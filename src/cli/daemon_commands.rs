@@ -1,70 +1,14 @@
 //! `lifeboat daemon` and `lifeboat status`: arguments, one call into `daemon`, rendering.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-
 use chrono::{DateTime, Utc};
 
-use super::CliError;
-use super::commands::{Ctx, Result, bad};
+use super::args::{DaemonArgs, StatusArgs};
+use super::context::Ctx;
+use super::error::{CliError, EXIT_DEGRADED, EXIT_OK, Result};
 use super::output::{self, say};
-use super::plan_commands::EXIT_DEGRADED;
-use crate::daemon::logging::{self, LogFormat};
+use crate::daemon::logging;
 use crate::daemon::view::{DatasetView, StatusView};
 use crate::daemon::{self, DaemonConfig, DaemonError, client};
-use crate::plan::units::parse_duration;
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct DaemonArgs {
-    /// Directory of plan files (`*.toml`), reloaded on SIGHUP and when they change.
-    #[arg(long, value_name = "DIR")]
-    pub plans: PathBuf,
-    /// Directory for the daemon's local state (a cache rebuilt from the repositories).
-    #[arg(long, value_name = "DIR")]
-    pub state: PathBuf,
-    /// Address of the HTTP API.
-    #[arg(long, default_value = "127.0.0.1:7600", value_name = "ADDR")]
-    pub listen: SocketAddr,
-    /// API tokens, one `viewer TOKEN` or `operator TOKEN` per line.
-    #[arg(long, value_name = "FILE")]
-    pub tokens: Option<PathBuf>,
-    /// Serve the API over TLS 1.3 with this PEM certificate chain (needs --tls-key).
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// The PEM private key for --tls-cert.
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-    /// Jobs running at once, over all plans.
-    #[arg(long, default_value_t = 2, value_name = "N")]
-    pub max_jobs: usize,
-    /// How long running jobs may take to finish after SIGTERM or SIGINT.
-    #[arg(long, default_value = "30s", value_name = "DURATION")]
-    pub shutdown_grace: String,
-    /// Backups the API may trigger per minute (bursts of up to 5).
-    #[arg(long, default_value_t = 30, value_name = "N")]
-    pub trigger_rate: u32,
-    /// Log lines for people (`human`) or collectors (`json`).
-    #[arg(long, default_value = "human", value_name = "human|json")]
-    pub log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct StatusArgs {
-    /// The daemon's API address.
-    #[arg(
-        long,
-        env = "LIFEBOAT_DAEMON",
-        default_value = "http://127.0.0.1:7600",
-        value_name = "URL"
-    )]
-    pub daemon: String,
-    /// A file holding a viewer or operator token.
-    #[arg(long, value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-    /// Trust this PEM certificate for an https:// daemon (e.g. a self-signed one).
-    #[arg(long, value_name = "FILE")]
-    pub ca_cert: Option<PathBuf>,
-}
 
 fn daemon_err(e: DaemonError) -> CliError {
     if e.is_bad_input() {
@@ -85,13 +29,13 @@ impl Ctx {
             tls_cert: args.tls_cert,
             tls_key: args.tls_key,
             max_jobs: args.max_jobs,
-            shutdown_grace: parse_duration(&args.shutdown_grace).map_err(bad)?,
+            shutdown_grace: args.shutdown_grace,
             reload_poll: std::time::Duration::from_secs(2),
             trigger_rate_per_minute: args.trigger_rate,
             trigger_burst: 5,
         };
         daemon::run(config).await.map_err(daemon_err)?;
-        Ok(0)
+        Ok(EXIT_OK)
     }
 
     pub async fn status(&self, args: StatusArgs) -> Result<i32> {
@@ -108,7 +52,7 @@ impl Ctx {
             print_status(&st);
         }
         let troubled = !st.violations.is_empty() || !st.plan_errors.is_empty();
-        Ok(if troubled { EXIT_DEGRADED } else { 0 })
+        Ok(if troubled { EXIT_DEGRADED } else { EXIT_OK })
     }
 }
 

@@ -2,15 +2,13 @@
 
 use std::path::Path;
 
-use super::CliError;
-use super::commands::{Ctx, Result};
+use super::context::Ctx;
+use super::error::{CliError, EXIT_DEGRADED, EXIT_FAILED, EXIT_OK, Result};
 use super::output::{self, note, say};
 use crate::drill::preview::preview;
 use crate::drill::report::StepStatus;
 use crate::drill::run::find_playbook;
 use crate::drill::{DrillError, Mode, Outcome, Report, RunOptions, run_playbook};
-
-const EXIT_DEGRADED: i32 = 4;
 
 impl From<DrillError> for CliError {
     fn from(e: DrillError) -> Self {
@@ -42,7 +40,7 @@ impl Ctx {
                 say!("  {line}");
             }
         }
-        Ok(0)
+        Ok(EXIT_OK)
     }
 
     /// Run a playbook for real. The password is resolved and checked against the regions
@@ -70,12 +68,12 @@ impl Ctx {
                 report.mode,
                 path.display()
             );
-            return Ok(super::error::EXIT_FAILED);
+            return Ok(EXIT_FAILED);
         }
         Ok(match report.outcome {
-            Outcome::Passed => 0,
+            Outcome::Passed => EXIT_OK,
             Outcome::ObjectivesMissed => EXIT_DEGRADED,
-            Outcome::Failed => super::error::EXIT_FAILED,
+            Outcome::Failed => EXIT_FAILED,
         })
     }
 }

@@ -1,13 +1,29 @@
 //! One error type at the edge: a one-line message and an exit code from the contract.
+//! The exit codes themselves are defined here and nowhere else.
 
 use crate::apply::ApplyError;
 use crate::engine::EngineError;
 use crate::repo::RepoError;
 use crate::storage::{ErrorKind, StorageError};
 
+/// The command did what was asked.
+pub const EXIT_OK: i32 = 0;
+/// The operation failed (storage after retries, a lock held, a source unreadable).
 pub const EXIT_FAILED: i32 = 1;
+/// Bad input: usage, an invalid plan, a wrong or missing password.
 pub const EXIT_BAD_INPUT: i32 = 2;
+/// `check`, `verify` or `restore` found damage.
 pub const EXIT_DAMAGE: i32 = 3;
+/// Finished degraded: some region missed its work, or an objective is not met.
+pub const EXIT_DEGRADED: i32 = 4;
+
+/// What every command function returns: an exit code, or the error to print.
+pub(super) type Result<T> = std::result::Result<T, CliError>;
+
+/// Bad input, with `e` as its message.
+pub(super) fn bad(e: impl std::fmt::Display) -> CliError {
+    CliError::BadInput(e.to_string())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {

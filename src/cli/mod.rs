@@ -8,6 +8,7 @@
 
 mod args;
 mod commands;
+mod context;
 mod daemon_commands;
 mod drill_commands;
 mod error;
@@ -15,10 +16,12 @@ mod output;
 mod password;
 mod plan_commands;
 mod reference;
+mod repo_commands;
 
 use clap::{CommandFactory, Parser};
 
 pub use error::CliError;
+use error::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK};
 use output::note;
 
 /// The clap definition of every command and flag, for completions, the man page and
@@ -32,7 +35,7 @@ pub fn main() -> i32 {
     let args = match args::Cli::try_parse() {
         Ok(a) => a,
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+            let code = if e.use_stderr() { EXIT_BAD_INPUT } else { EXIT_OK };
             let _ = e.print();
             return code;
         }
@@ -42,7 +45,7 @@ pub fn main() -> i32 {
         Ok(r) => r,
         Err(e) => {
             note!("error: cannot start the async runtime: {e}");
-            return 1;
+            return EXIT_FAILED;
         }
     };
     match runtime.block_on(commands::run(args)) {

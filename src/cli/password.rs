@@ -9,19 +9,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::CliError;
+use super::args::PasswordArgs;
+use super::error::CliError;
 use crate::plan::{KeySource, SecretSource};
-
-/// The password sources a command accepts.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct PasswordArgs {
-    /// Read the repository password from this file (first line).
-    #[arg(long, global = true, value_name = "FILE")]
-    pub password_file: Option<std::path::PathBuf>,
-    /// Run this shell command and use its first output line as the password.
-    #[arg(long, global = true, value_name = "CMD")]
-    pub password_command: Option<String>,
-}
 
 fn first_line(bytes: Vec<u8>) -> Vec<u8> {
     let end = bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len());

@@ -1,83 +1,24 @@
-//! Commands that work from a plan: validate, plan, apply, restore by plan, and the
-//! repository-level forget and prune that retention drives.
+//! Commands that work from a plan: validate, plan, apply, restore by plan, verify
+//! and sync.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::CliError;
-use super::commands::{Ctx, Result, bad};
+use super::context::Ctx;
+use super::error::{EXIT_BAD_INPUT, EXIT_DAMAGE, EXIT_DEGRADED, EXIT_FAILED, EXIT_OK, Result, bad};
 use super::output::{self, Bar, bytes, duration_ms, note, say};
-use crate::apply::ApplyError;
-use crate::apply::access::check_password;
 use crate::apply::alerts::{fire, verification_alerts};
 use crate::apply::recover::restore_by_plan;
 use crate::apply::replicate::sync_plan;
-use crate::apply::retention::{Filter, apply_retention};
 use crate::apply::run::{ApplyOptions, apply};
+use crate::apply::status;
 use crate::apply::verify::{VerifyRequest, verify_plan};
-use crate::apply::{secrets, status};
 use crate::engine::Progress;
-use crate::engine::prune::{PruneOptions, prune};
 use crate::engine::restore::RestoreOptions;
 use crate::format::names::{DatasetName, RegionName};
-use crate::plan::{self, Plan, Retention};
-use crate::repo::RepoError;
-
-use super::args::RepoArg;
-
-pub const EXIT_DEGRADED: i32 = 4;
-
-/// Validate a plan file; print warnings; fail with every error listed.
-fn validated(path: &Path) -> Result<Plan> {
-    let (plan, diags) = plan::validate(path);
-    for d in &diags {
-        note!("{d}");
-    }
-    let errors = diags.iter().filter(|d| d.is_error()).count();
-    plan.ok_or_else(|| {
-        CliError::BadInput(format!(
-            "plan {} has {errors} error(s), listed above — fix them and run `lifeboat validate` again",
-            path.display()
-        ))
-    })
-}
-
-/// The message for a password the plan's regions refuse, naming where it came from.
-fn refused(e: ApplyError) -> CliError {
-    match e {
-        ApplyError::Region {
-            region,
-            source: RepoError::WrongPassword(addr),
-        } => CliError::BadInput(format!(
-            "wrong password for region {region} ({addr}) — check --password-file, --password-command, \
-             LIFEBOAT_PASSWORD or the plan's [key] (the first one given is used)"
-        )),
-        other => other.into(),
-    }
-}
-
-impl Ctx {
-    /// Load and validate a plan; its password comes from the command line when given
-    /// there (see `password.rs`).
-    pub(super) fn load_plan(&self, path: &Path) -> Result<Plan> {
-        let mut plan = validated(path)?;
-        plan.key = self.password.plan_key(&plan.key);
-        Ok(plan)
-    }
-
-    /// The plan's password, after checking that every reachable region accepts it.
-    pub(super) async fn plan_password(&self, plan: &Plan) -> Result<Vec<u8>> {
-        let pw = secrets::resolve(&plan.key).map_err(|e| {
-            CliError::BadInput(format!(
-                "{e}, or give --password-file, --password-command or LIFEBOAT_PASSWORD"
-            ))
-        })?;
-        check_password(plan, &pw).await.map_err(refused)?;
-        Ok(pw)
-    }
-}
+use crate::plan;
 
 impl Ctx {
     pub fn validate(&self, path: &Path) -> Result<i32> {
@@ -99,7 +40,7 @@ impl Ctx {
                 plans.len()
             );
         }
-        Ok(if errors > 0 { super::error::EXIT_BAD_INPUT } else { 0 })
+        Ok(if errors > 0 { EXIT_BAD_INPUT } else { EXIT_OK })
     }
 
     pub async fn plan(&self, path: &Path) -> Result<i32> {
@@ -112,7 +53,11 @@ impl Ctx {
             print_status(&st);
         }
         let unreachable = st.datasets.iter().flat_map(|d| &d.regions).any(|r| !r.reachable);
-        Ok(if st.violated || unreachable { EXIT_DEGRADED } else { 0 })
+        Ok(if st.violated || unreachable {
+            EXIT_DEGRADED
+        } else {
+            EXIT_OK
+        })
     }
 
     pub async fn apply(&self, path: &Path, dataset: Option<&str>, force: bool) -> Result<i32> {
@@ -154,14 +99,14 @@ impl Ctx {
         }
         if report.failed {
             note!("error: a due dataset could not be backed up to any region — see the lines above");
-            Ok(super::error::EXIT_FAILED)
+            Ok(EXIT_FAILED)
         } else if report.degraded {
             note!(
                 "error: some regions missed their backup (degraded) — see the lines above; `lifeboat plan` shows the lag"
             );
             Ok(EXIT_DEGRADED)
         } else {
-            Ok(0)
+            Ok(EXIT_OK)
         }
     }
 
@@ -198,7 +143,7 @@ impl Ctx {
                 duration_ms(out.outcome.duration_ms)
             );
         }
-        Ok(0)
+        Ok(EXIT_OK)
     }
 
     pub async fn verify(
@@ -233,12 +178,12 @@ impl Ctx {
         }
         if rows.iter().any(|r| r.report.as_ref().is_some_and(|rep| !rep.passed)) {
             note!("error: verification found damaged files — see the report above");
-            Ok(super::error::EXIT_DAMAGE)
+            Ok(EXIT_DAMAGE)
         } else if rows.is_empty() || rows.iter().any(|r| r.error.is_some()) {
             note!("error: some datasets could not be verified — see the report above");
             Ok(EXIT_DEGRADED)
         } else {
-            Ok(0)
+            Ok(EXIT_OK)
         }
     }
 
@@ -268,114 +213,7 @@ impl Ctx {
             note!("error: some regions could not be brought up to date — see the lines above");
             return Ok(EXIT_DEGRADED);
         }
-        Ok(0)
-    }
-
-    pub async fn copy(
-        &self,
-        repo: &RepoArg,
-        to: &str,
-        to_password_file: Option<std::path::PathBuf>,
-        specs: &[String],
-    ) -> Result<i32> {
-        let src = self.open(repo).await?;
-        let dst_pw = super::password::PasswordArgs {
-            password_file: to_password_file,
-            password_command: None,
-        }
-        .resolve_as("LIFEBOAT_TO_PASSWORD", "--to-password-file")?;
-        let dst = match crate::repo::Repository::open(self.store(&RepoArg { repo: to.to_string() }, false)?, &dst_pw)
-            .await
-        {
-            Err(crate::repo::RepoError::WrongPassword(addr)) => {
-                return Err(bad(format!(
-                    "wrong password for the destination repository {addr} — check LIFEBOAT_TO_PASSWORD or --to-password-file"
-                )));
-            }
-            other => other?,
-        };
-        let mut ids = Vec::new();
-        for spec in specs {
-            ids.push(src.find_snapshot(spec).await?.0);
-        }
-        let report = crate::engine::copy::copy(&src, &dst, &ids).await?;
-        if self.json {
-            output::json(&report);
-        } else {
-            for (from, to) in &report.snapshots {
-                say!("copied snapshot {} as {}", from.short(), to.short());
-            }
-            say!(
-                "{} copied, {} already there; {} blobs, {} added",
-                report.snapshots.len(),
-                report.skipped,
-                report.blobs,
-                bytes(report.bytes)
-            );
-        }
-        Ok(0)
-    }
-
-    pub async fn forget(
-        &self,
-        repo: &RepoArg,
-        policy: &Retention,
-        filter: &Filter,
-        dry_run: bool,
-        then_prune: bool,
-    ) -> Result<i32> {
-        if policy.keeps_nothing() {
-            return Err(bad("this policy keeps nothing — give at least one --keep-* option"));
-        }
-        let r = self.open(repo).await?;
-        let verdicts = apply_retention(&r, filter, policy, Utc::now(), dry_run).await?;
-        let pruned = if then_prune && !dry_run {
-            Some(prune(&r, &PruneOptions::default()).await?)
-        } else {
-            None
-        };
-        if self.json {
-            output::json(&serde_json::json!({"dry_run": dry_run, "snapshots": verdicts, "prune": pruned}));
-            return Ok(0);
-        }
-        for v in &verdicts {
-            let verdict = if v.keep { "keep  " } else { "remove" };
-            say!(
-                "{verdict} {} {} [{}] {}",
-                v.id.short(),
-                v.time.format("%Y-%m-%d %H:%M:%S"),
-                v.group,
-                v.reasons.join(", ")
-            );
-        }
-        let removed = verdicts.iter().filter(|v| !v.keep).count();
-        let verb = if dry_run { "would remove" } else { "removed" };
-        say!("{verb} {removed} of {} snapshot(s)", verdicts.len());
-        if let Some(p) = pruned {
-            say!("prune: deleted {} pack(s), freed {}", p.deleted, bytes(p.bytes_freed));
-        }
-        Ok(0)
-    }
-
-    pub async fn prune(&self, repo: &RepoArg, opts: &PruneOptions) -> Result<i32> {
-        let r = self.open(repo).await?;
-        let report = prune(&r, opts).await?;
-        if self.json {
-            output::json(&report);
-        } else {
-            let verb = if opts.dry_run { "would condemn" } else { "condemned" };
-            say!(
-                "{} packs; {verb} {} ({} repacked); deleted {}, freed {}; {} waiting for running backups or grace time; {} put back",
-                report.packs,
-                report.condemned,
-                report.repacked,
-                report.deleted,
-                bytes(report.bytes_freed),
-                report.waiting,
-                report.resurrected
-            );
-        }
-        Ok(0)
+        Ok(EXIT_OK)
     }
 }
 

@@ -4,7 +4,7 @@
 use clap::CommandFactory;
 
 use super::args::Cli;
-use super::commands::{Result, bad};
+use super::error::{EXIT_OK, Result, bad};
 use super::output;
 
 /// Print the completion script for `shell`.
@@ -13,7 +13,7 @@ pub fn completions(shell: clap_complete::Shell) -> Result<i32> {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut cmd, "lifeboat", &mut script);
     output::raw(&script);
-    Ok(0)
+    Ok(EXIT_OK)
 }
 
 /// Print the man page of `lifeboat`, or of the command named by `path` (e.g. `repair index`).
@@ -24,7 +24,7 @@ pub fn man(path: &[String]) -> Result<i32> {
         .render(&mut roff)
         .map_err(|e| bad(format!("cannot render the man page: {e}")))?;
     output::raw(&roff);
-    Ok(0)
+    Ok(EXIT_OK)
 }
 
 /// The command at `path`, renamed `lifeboat-a-b` as man pages of subcommands are.
