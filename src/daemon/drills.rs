@@ -8,27 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
-use super::shared::{Shared, lock, read};
+use super::shared::{DrillView, Shared, lock, read};
 use crate::apply::alerts::{Alert, fire};
 use crate::drill::{Mode, Outcome, RunOptions, run_playbook};
 use crate::plan::Plan;
-
-/// The last scheduled drill of one playbook.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DrillView {
-    pub plan: String,
-    pub playbook: String,
-    pub at: DateTime<Utc>,
-    /// `passed`, `objectives_missed`, `failed`, or `error` when it could not run.
-    pub outcome: String,
-    pub rto_ms: Option<u64>,
-    pub report: Option<String>,
-    pub error: Option<String>,
-}
-
-pub type DrillResults = BTreeMap<(String, String), DrillView>;
 
 pub async fn driller(shared: Arc<Shared>) {
     let mut last: BTreeMap<(String, String), DateTime<Utc>> = BTreeMap::new();

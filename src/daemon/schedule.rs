@@ -92,8 +92,6 @@ pub struct Job {
     pub force: bool,
 }
 
-/// The longest jitter, whatever the interval.
-const MAX_JITTER: Duration = Duration::from_secs(30);
 /// First retry delay after a failed job; doubles per failure up to `MAX_BACKOFF`.
 const BASE_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
@@ -101,14 +99,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(600);
 /// A stable offset in `0..min(10% of interval, 30 s)` from the dataset's name, so
 /// datasets sharing a schedule spread out instead of hitting one bucket at once.
 pub fn jitter(key: &DatasetKey, interval: Duration) -> Duration {
-    let span = (interval / 10).min(MAX_JITTER).as_millis() as u64;
-    if span == 0 {
-        return Duration::ZERO;
-    }
-    let hash = blake3::hash(key.to_string().as_bytes());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&hash.as_bytes()[..8]);
-    Duration::from_millis(u64::from_le_bytes(first) % span)
+    crate::plan::schedule::jitter(&key.to_string(), interval)
 }
 
 /// How long after a failed job reconciliation waits before trying again.

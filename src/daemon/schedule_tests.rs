@@ -3,6 +3,7 @@ use std::path::Path;
 use chrono::TimeZone;
 
 use super::*;
+use crate::plan::schedule::MAX_JITTER;
 
 fn plan(schedule: &str, rpo: &str) -> Plan {
     let text = format!(

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, OwnedMutexGuard, Semaphore};
 
 use super::DaemonConfig;
@@ -16,6 +17,7 @@ use super::plans::PlanSet;
 use super::schedule::{DatasetKey, DatasetObs, Job, Reason};
 use super::state::{Outcome, StateStore};
 use crate::apply::observe::Progress;
+use crate::apply::verify::RegionVerify;
 
 /// Lock a mutex, recovering the data if a panicking thread poisoned it: every
 /// value behind these locks is valid after any single update.
@@ -77,6 +79,24 @@ impl RegionLocks {
     }
 }
 
+/// The latest verification of one dataset in one region.
+pub type Verifications = HashMap<(DatasetKey, String), (DateTime<Utc>, RegionVerify)>;
+
+/// The last scheduled drill of one playbook.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrillView {
+    pub plan: String,
+    pub playbook: String,
+    pub at: DateTime<Utc>,
+    /// `passed`, `objectives_missed`, `failed`, or `error` when it could not run.
+    pub outcome: String,
+    pub rto_ms: Option<u64>,
+    pub report: Option<String>,
+    pub error: Option<String>,
+}
+
+pub type DrillResults = BTreeMap<(String, String), DrillView>;
+
 pub struct Shared {
     pub config: DaemonConfig,
     pub store: Box<dyn StateStore>,
@@ -97,9 +117,9 @@ pub struct Shared {
     pub tokens: Tokens,
     pub trigger_limit: RateLimit,
     /// Latest scheduled verification per dataset and region.
-    pub verifications: Mutex<super::verifier::Verifications>,
+    pub verifications: Mutex<Verifications>,
     /// Last scheduled drill per plan and playbook.
-    pub drills: Mutex<super::drills::DrillResults>,
+    pub drills: Mutex<DrillResults>,
 }
 
 impl Shared {

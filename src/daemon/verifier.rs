@@ -15,11 +15,8 @@ use super::schedule::DatasetKey;
 use super::shared::{Shared, lock, read};
 use crate::apply::alerts::{fire, verification_alerts};
 use crate::apply::secrets;
-use crate::apply::verify::{RegionVerify, VerifyRequest, verify_plan};
+use crate::apply::verify::{VerifyRequest, verify_plan};
 use crate::plan::Plan;
-
-/// The latest verification of one dataset in one region.
-pub type Verifications = HashMap<(DatasetKey, String), (DateTime<Utc>, RegionVerify)>;
 
 pub async fn verifier(shared: Arc<Shared>) {
     let mut last: HashMap<(String, String), DateTime<Utc>> = HashMap::new();

@@ -23,7 +23,7 @@ pub struct StatusView {
     pub violations: Vec<String>,
     /// The last scheduled drill of each playbook that has a `drill_schedule`.
     #[serde(default)]
-    pub drills: Vec<super::drills::DrillView>,
+    pub drills: Vec<super::shared::DrillView>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{EngineError, Result};
 use crate::format::blob::Compression;
-use crate::format::ids::PackId;
+use crate::format::ids::{ContentHash, PackId};
 use crate::repo::bounded::{MAX_SEALED_OBJECT, read_bounded};
 use crate::repo::{RepoError, Repository, layout};
 use crate::storage::object_lock::slack_days;
@@ -181,7 +181,7 @@ async fn load_ledger(repo: &Repository) -> Result<(HashMap<PackId, DateTime<Utc>
 async fn save_ledger(repo: &Repository, current: &HashMap<PackId, DateTime<Utc>>, old: &[String]) -> Result<()> {
     let json = serde_json::to_vec(&Ledger::from_map(current)).map_err(|e| EngineError::Internal(e.to_string()))?;
     let sealed = repo.seal(&json, Compression::DEFAULT);
-    let name = layout::retention_ledger(&blake3::hash(&sealed).to_hex());
+    let name = layout::retention_ledger(&ContentHash::of_bytes(&sealed).to_hex());
     repo.store()
         .put(&name, Bytes::from(sealed))
         .await

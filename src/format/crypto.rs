@@ -217,6 +217,18 @@ impl KdfParams {
     }
 }
 
+/// A digest of `parts` in BLAKE3's key-derivation mode under `context`, each part
+/// length-prefixed so that two different splits of the same bytes never meet. For
+/// in-process lookups (a cache slot), never for stored names.
+pub fn digest(context: &str, parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key(context);
+    for part in parts {
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    *h.finalize().as_bytes()
+}
+
 /// Derive the key-encryption key from a password.
 ///
 /// The parameters are checked against the caps first, and Argon2's working memory is

@@ -8,9 +8,8 @@
 //! one fully contains; prune writes such indexes before deleting the old ones, so a
 //! reader that sees both merely finds duplicates.
 
-use super::blob::{MAX_BLOB, MAX_SEALED};
 use super::ids::{BlobId, IndexId, PackId};
-use super::pack::{BlobKind, PackEntry};
+use super::pack::{BlobKind, PackEntry, check_entry};
 
 const VERSION: u8 = 1;
 /// Encoded sizes of one superseded id, one pack (id and count) and one blob entry:
@@ -135,21 +134,10 @@ impl Reader<'_> {
     }
 }
 
-/// Bounds every blob entry meets, in an index or a pack header: the blob ends within
-/// 4 GiB and is no longer than the largest blob this format seals.
-pub(super) fn check_entry(offset: u32, length: u32, raw_length: u32) -> Result<(), &'static str> {
-    if offset.checked_add(length).is_none() {
-        return Err("blob extends past 4 GiB");
-    }
-    if length as usize > MAX_SEALED || raw_length as usize > MAX_BLOB {
-        return Err("blob length larger than any blob");
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::blob::{MAX_BLOB, MAX_SEALED};
 
     #[test]
     fn round_trip_and_truncation() {

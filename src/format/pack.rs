@@ -7,10 +7,9 @@
 //! not reveal file boundaries or the sequence of chunks in a file. The pack's id is
 //! the BLAKE3 hash of all its bytes.
 
-use super::blob::{self, BlobError, Compression};
+use super::blob::{self, BlobError, Compression, MAX_BLOB, MAX_SEALED};
 use super::crypto::{Cipher, MasterKey};
 use super::ids::{BlobId, PackId};
-use super::index::check_entry;
 
 const HEADER_VERSION: u8 = 1;
 const ENTRY_LEN: usize = 1 + 32 + 4 + 4;
@@ -189,6 +188,18 @@ fn parse_header(h: &[u8]) -> Result<Vec<PackEntry>, PackError> {
             .ok_or(PackError::Malformed("pack larger than 4 GiB"))?;
     }
     Ok(entries)
+}
+
+/// Bounds every blob entry meets, in an index or a pack header: the blob ends within
+/// 4 GiB and is no longer than the largest blob this format seals.
+pub(super) fn check_entry(offset: u32, length: u32, raw_length: u32) -> Result<(), &'static str> {
+    if offset.checked_add(length).is_none() {
+        return Err("blob extends past 4 GiB");
+    }
+    if length as usize > MAX_SEALED || raw_length as usize > MAX_BLOB {
+        return Err("blob length larger than any blob");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 
+use crate::format::ids::ContentHash;
+
 /// Why an expression is not a usable schedule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScheduleError {
@@ -50,6 +52,22 @@ impl ScheduleError {
 }
 
 const ALIASES: [&str; 5] = ["@hourly", "@daily", "@weekly", "@monthly", "@yearly"];
+
+/// The longest jitter, whatever the interval.
+pub const MAX_JITTER: Duration = Duration::from_secs(30);
+
+/// A stable offset in `0..min(10% of interval, 30 s)` from `name`, so datasets sharing
+/// a schedule spread out instead of hitting one bucket at once.
+pub fn jitter(name: &str, interval: Duration) -> Duration {
+    let span = (interval / 10).min(MAX_JITTER).as_millis() as u64;
+    if span == 0 {
+        return Duration::ZERO;
+    }
+    let hash = ContentHash::of_bytes(name.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hash.0[..8]);
+    Duration::from_millis(u64::from_le_bytes(first) % span)
+}
 
 /// A validated cron schedule, evaluated in UTC.
 #[derive(Debug, Clone)]

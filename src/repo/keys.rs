@@ -6,7 +6,7 @@ use super::bounded::{MAX_KEY, read_bounded};
 use super::error::{RepoError, Result};
 use super::{Repository, Skipped, SkippedKind, hostname, layout, random};
 use crate::format::config::{ConfigError, KeyFile};
-use crate::format::crypto::{KdfParams, MasterKey};
+use crate::format::crypto::{KdfParams, MasterKey, digest};
 use crate::format::ids::KeyId;
 use crate::storage::Store;
 
@@ -27,11 +27,7 @@ pub struct KeyInfo {
 static UNLOCKED: std::sync::Mutex<Vec<([u8; 32], MasterKey)>> = std::sync::Mutex::new(Vec::new());
 
 fn cache_slot(key_file: &[u8], password: &[u8]) -> [u8; 32] {
-    let mut h = blake3::Hasher::new_derive_key("lifeboat key cache v1");
-    h.update(&(key_file.len() as u64).to_le_bytes());
-    h.update(key_file);
-    h.update(password);
-    *h.finalize().as_bytes()
+    digest("lifeboat key cache v1", &[key_file, password])
 }
 
 fn cached(key_file: &[u8], password: &[u8]) -> Option<MasterKey> {

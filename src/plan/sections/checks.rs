@@ -9,7 +9,8 @@
 use std::time::Duration;
 
 use super::Ctx;
-use super::key::reference;
+use super::key::{env_name, reference};
+use crate::format::names::Tag;
 use crate::plan::model::UrlSource;
 use crate::plan::reader::{At, Fields};
 use crate::plan::redact;
@@ -17,9 +18,6 @@ use crate::plan::units::format_duration;
 
 /// The longest a probe may pause between attempts, a wait may last, or a step may run.
 pub const MAX_STEP_TIME: Duration = Duration::from_secs(7 * 86_400);
-/// The longest an environment variable name passed to a child may be.
-const MAX_ENV_NAME: usize = 128;
-
 const CREDENTIALS_FIX: &str = "remove the `user:password@` part and reference the secret instead: \
      { env = \"VAR\" }, { file = \"path\" } or { command = [\"prog\", \"arg\"] }";
 
@@ -108,22 +106,6 @@ pub fn env_names(fields: &Fields, ctx: &mut Ctx) -> Option<Vec<String>> {
     ok.then(|| written.into_iter().map(|n| n.value).collect())
 }
 
-/// Reports `name` unless it is a portable environment variable name; `true` when it is.
-pub fn env_name(name: &At<String>, context: &str, ctx: &mut Ctx) -> bool {
-    let mut chars = name.value.chars();
-    let first = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    if first && name.value.len() <= MAX_ENV_NAME && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return true;
-    }
-    let message = format!(
-        "`env` in {context} names {:?}, which is not an environment variable name",
-        name.value
-    );
-    let fix = "use letters, digits and `_`, not starting with a digit, e.g. \"HTTPS_PROXY\"";
-    ctx.diags.error(&name.span, message, fix);
-    false
-}
-
 /// A duration under `key` that must lie in `min..=max`; reported when outside.
 pub fn bounded(
     fields: &Fields,
@@ -150,6 +132,19 @@ pub fn bounded(
     );
     ctx.diags.error(&written.span, message, fix);
     None
+}
+
+/// Tags such as `keep_tags` or `tags`; invalid ones are reported and dropped.
+pub fn tags(fields: &Fields, key: &str, ctx: &mut Ctx) -> Vec<Tag> {
+    let written = fields.strings(key, "[\"release\"]", ctx.diags).unwrap_or_default();
+    let mut out = Vec::new();
+    for tag in written {
+        match Tag::new(&tag.value) {
+            Ok(t) => out.push(t),
+            Err(_) => ctx.bad_name("tag", &tag),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Ctx, Named, retention};
-use crate::format::names::{DatasetName, RegionName, Tag};
+use crate::format::names::{DatasetName, RegionName};
 use crate::plan::model::{Dataset, DatasetKind};
 use crate::plan::reader::{At, Fields};
 use crate::plan::schedule::Schedule;
@@ -55,7 +55,7 @@ fn dataset(name: DatasetName, fields: &Fields, ctx: &mut Ctx) -> Option<Dataset>
     if fields.get("rpo").is_none() {
         fields.missing("rpo", "\"6h\"", ctx.diags);
     }
-    let tags = tags(fields, "tags", ctx);
+    let tags = super::checks::tags(fields, "tags", ctx);
     let sign = fields.bool("sign", ctx.diags).unwrap_or(false);
     let (schedule, rpo) = (schedule?, rpo?);
     check_rpo(&schedule, &rpo, fields.context(), ctx);
@@ -181,19 +181,6 @@ pub fn region_refs(written: &[At<String>], context: &str, ctx: &mut Ctx) -> Opti
         out.extend(RegionName::new(&name.value).ok());
     }
     ok.then_some(out)
-}
-
-/// Tags such as `keep_tags` or `tags`; invalid ones are reported and dropped.
-pub fn tags(fields: &Fields, key: &str, ctx: &mut Ctx) -> Vec<Tag> {
-    let written = fields.strings(key, "[\"release\"]", ctx.diags).unwrap_or_default();
-    let mut out = Vec::new();
-    for tag in written {
-        match Tag::new(&tag.value) {
-            Ok(t) => out.push(t),
-            Err(_) => ctx.bad_name("tag", &tag),
-        }
-    }
-    out
 }
 
 fn check_rpo(schedule: &Schedule, rpo: &At<std::time::Duration>, context: &str, ctx: &mut Ctx) {

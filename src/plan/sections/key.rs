@@ -6,6 +6,8 @@ use super::Ctx;
 use crate::plan::model::{KeySource, SecretSource};
 use crate::plan::reader::{At, Fields};
 
+/// The longest an environment variable name passed to a child may be.
+const MAX_ENV_NAME: usize = 128;
 const SOURCE_KEYS: [&str; 3] = ["env", "file", "command"];
 const KEY_EXAMPLE: &str = "{ env = \"LIFEBOAT_PASSWORD\" }";
 
@@ -39,7 +41,7 @@ fn sources(table: &DeTable, span: std::ops::Range<usize>, context: &str, ctx: &m
     let fields = Fields::new(table, span.clone(), context, &SOURCE_KEYS, ctx.diags);
     let mut sources = Vec::new();
     if let Some(var) = fields.string("env", "\"LIFEBOAT_PASSWORD\"", ctx.diags)
-        && super::checks::env_name(&var, context, ctx)
+        && env_name(&var, context, ctx)
     {
         sources.push(SecretSource::Env(var.value));
     }
@@ -92,4 +94,20 @@ pub fn command(fields: &Fields, key: &str, ctx: &mut Ctx) -> Option<Vec<String>>
         ok = false;
     }
     ok.then(|| items.into_iter().map(|At { value, .. }| value).collect())
+}
+
+/// Reports `name` unless it is a portable environment variable name; `true` when it is.
+pub fn env_name(name: &At<String>, context: &str, ctx: &mut Ctx) -> bool {
+    let mut chars = name.value.chars();
+    let first = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if first && name.value.len() <= MAX_ENV_NAME && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return true;
+    }
+    let message = format!(
+        "`env` in {context} names {:?}, which is not an environment variable name",
+        name.value
+    );
+    let fix = "use letters, digits and `_`, not starting with a digit, e.g. \"HTTPS_PROXY\"";
+    ctx.diags.error(&name.span, message, fix);
+    false
 }

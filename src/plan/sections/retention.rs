@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::Ctx;
-use super::datasets::tags;
+use super::checks::tags;
 use crate::plan::reader::Fields;
 use crate::plan::retention::Retention;
 use crate::plan::schedule::Schedule;
