@@ -6,8 +6,8 @@
 #   * two SeaweedFS `weed mini` servers, one per S3 "region", each with its own data
 #     directory, so a test can stop one and restart it with its objects kept. SeaweedFS
 #     enforces If-None-Match and Object Lock.
-# Also installs Knot DNS, BIND 9 and nginx (apt) for the drill tests, which start their
-# own knotd, named and nginx on free ports in temporary folders.
+# Also installs Knot DNS, BIND 9, nginx and Caddy (apt) for the drill tests, which start
+# their own knotd, named, nginx and caddy on free ports in temporary folders.
 # Then runs formatting, lint, every cargo test target (unit, integration, chaos) and a
 # short run of every fuzz target (fuzz/run.sh).
 # Everything started here is stopped on exit.
@@ -66,10 +66,11 @@ install_python_tools() {
 install_drill_tools() {
   export PATH="$PATH:/usr/sbin:/sbin"
   if command -v knotd >/dev/null && command -v keymgr >/dev/null && command -v kdig >/dev/null \
-     && command -v nginx >/dev/null && command -v named >/dev/null && command -v tsig-keygen >/dev/null; then
+     && command -v nginx >/dev/null && command -v named >/dev/null && command -v tsig-keygen >/dev/null \
+     && command -v caddy >/dev/null; then
     return 0
   fi
-  local packages="knot knot-dnsutils bind9 bind9-dnsutils nginx-light"
+  local packages="knot knot-dnsutils bind9 bind9-dnsutils nginx-light caddy"
   log "installing $packages (drill tests)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -q $packages >"$run/apt.log" 2>&1 \
@@ -81,9 +82,10 @@ export_drill_tools() {
   LIFEBOAT_TEST_KNOTD="$(command -v knotd)"; LIFEBOAT_TEST_KEYMGR="$(command -v keymgr)"
   LIFEBOAT_TEST_KDIG="$(command -v kdig)"; LIFEBOAT_TEST_NGINX="$(command -v nginx)"
   LIFEBOAT_TEST_NAMED="$(command -v named)"; LIFEBOAT_TEST_TSIG_KEYGEN="$(command -v tsig-keygen)"
+  LIFEBOAT_TEST_CADDY="$(command -v caddy)"
   export LIFEBOAT_TEST_KNOTD LIFEBOAT_TEST_KEYMGR LIFEBOAT_TEST_KDIG LIFEBOAT_TEST_NGINX
-  export LIFEBOAT_TEST_NAMED LIFEBOAT_TEST_TSIG_KEYGEN
-  log "drill tools: $LIFEBOAT_TEST_KNOTD, $LIFEBOAT_TEST_NAMED, $LIFEBOAT_TEST_NGINX (tests pick their own free ports)"
+  export LIFEBOAT_TEST_NAMED LIFEBOAT_TEST_TSIG_KEYGEN LIFEBOAT_TEST_CADDY
+  log "drill tools: $LIFEBOAT_TEST_KNOTD, $LIFEBOAT_TEST_NAMED, $LIFEBOAT_TEST_NGINX, $LIFEBOAT_TEST_CADDY (tests pick their own free ports)"
 }
 
 free_port() {

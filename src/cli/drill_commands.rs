@@ -5,7 +5,7 @@ use std::path::Path;
 use super::context::Ctx;
 use super::error::{CliError, EXIT_DEGRADED, EXIT_FAILED, EXIT_OK, Result};
 use super::output::{self, note, say};
-use crate::drill::preview::preview;
+use crate::drill::preview;
 use crate::drill::report::StepStatus;
 use crate::drill::run::find_playbook;
 use crate::drill::{DrillError, Mode, Outcome, Report, RunOptions, run_playbook};
@@ -16,6 +16,11 @@ impl From<DrillError> for CliError {
             DrillError::BadInput(m) => CliError::BadInput(m),
             DrillError::Io(m) => CliError::Failed(m),
             DrillError::Apply(a) => CliError::Apply(a),
+            DrillError::Preflight {
+                message,
+                bad_input: true,
+            } => CliError::BadInput(message),
+            DrillError::Preflight { message, .. } => CliError::Failed(message),
         }
     }
 }
@@ -31,7 +36,7 @@ impl Ctx {
         }
         let plan = self.load_plan(plan)?;
         self.plan_password(&plan).await?;
-        let lines = preview(&plan, find_playbook(&plan, playbook)?, Mode::Failover)?;
+        let lines = preview::dry_run(&plan, find_playbook(&plan, playbook)?, Mode::Failover).await?;
         if self.json {
             output::json(&serde_json::json!({"playbook": playbook, "dry_run": true, "actions": lines}));
         } else {

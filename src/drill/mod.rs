@@ -12,6 +12,7 @@
 //! This module reaches repositories only through `apply` (restores, report uploads).
 
 pub mod endpoint;
+pub mod preflight;
 pub mod preview;
 pub mod probe;
 mod process;
@@ -54,6 +55,13 @@ pub enum DrillError {
     Io(String),
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// A preflight check failed: the run stopped before changing anything.
+    #[error("{message}")]
+    Preflight {
+        message: String,
+        /// A missing secret, wrong password or plan mistake, rather than an outage.
+        bad_input: bool,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, DrillError>;

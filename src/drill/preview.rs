@@ -1,8 +1,10 @@
 //! What a run would do, step by step, without doing any of it (`failover --dry-run`).
+//! A dry run also makes the run's preflight checks, which change nothing either, so it
+//! finds a missing secret or an unreachable API before the real run would.
 
 use super::endpoint::{self, Change};
 use super::runner::{default_timeout, kind, name, route};
-use super::{Mode, Result};
+use super::{Mode, Result, preflight};
 use crate::plan::{Plan, Playbook, Probe, Step, StepAction};
 
 /// One line per action a run of `playbook` would take, in order, then what a failure
@@ -45,6 +47,17 @@ pub fn preview(plan: &Plan, playbook: &Playbook, mode: Mode) -> Result<Vec<Strin
         lines.push(format!("if a step fails: {}", on_failure.join("; then ")));
     }
     lines.push(format!("RTO objective: {}s", playbook.rto.as_secs()));
+    Ok(lines)
+}
+
+/// The preflight's checks, then [`preview`]'s lines; a failed check is the error.
+pub async fn dry_run(plan: &Plan, playbook: &Playbook, mode: Mode) -> Result<Vec<String>> {
+    let checks = preflight::run(plan, playbook, mode, &reqwest::Client::new()).await;
+    if checks.failed().is_some() {
+        return Err(checks.error(playbook.name.as_str(), mode, None));
+    }
+    let mut lines = checks.lines();
+    lines.extend(preview(plan, playbook, mode)?);
     Ok(lines)
 }
 

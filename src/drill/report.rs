@@ -26,6 +26,8 @@ pub enum Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
+    /// Checks made before the first step; a failure here means nothing was changed.
+    Preflight,
     /// The playbook's steps.
     Steps,
     /// Undoing re-points and the playbook's rollback steps, after a failure.

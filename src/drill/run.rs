@@ -1,16 +1,18 @@
-//! One drill or failover, start to finish: run the steps, measure RTO and RPO against
+//! One drill or failover, start to finish: preflight, run the steps, measure RTO and RPO against
 //! the plan's objectives, keep the report in the state folder and in every region.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use chrono::Utc;
 
+use super::preflight;
 use super::report::{Outcome, Report, RpoResult, RtoResult};
 use super::runner::{Restored, RunResult, Runner};
 use super::{DrillError, Mode, Result};
-use crate::apply::{reports, secrets};
+use crate::apply::reports;
 use crate::format::names::RegionName;
-use crate::plan::{Plan, Playbook, PlaybookName, StepAction};
+use crate::plan::{Plan, Playbook, PlaybookName};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -39,31 +41,45 @@ pub fn find_playbook<'p>(plan: &'p Plan, name: &str) -> Result<&'p Playbook> {
         })
 }
 
-fn restores(playbook: &Playbook) -> bool {
-    playbook
-        .steps
-        .iter()
-        .chain(&playbook.rollback)
-        .any(|s| matches!(s.action, StepAction::Restore { .. }))
-}
-
 /// Run playbook `name` of `plan`; the report says how it went and where it is kept.
+/// A failed preflight stops the run before its first step: the report (preflight
+/// checks only) is kept, and the error names what failed.
 pub async fn run_playbook(plan: &Plan, name: &str, opts: &RunOptions) -> Result<(Report, PathBuf)> {
     let playbook = find_playbook(plan, name)?;
-    let password = secrets::resolve(&plan.key);
-    if restores(playbook)
-        && let Err(e) = &password
-    {
-        return Err(DrillError::BadInput(format!("playbook {name} restores data: {e}")));
-    }
-    let password = password.ok();
     let started = Utc::now();
-    let result = Runner::new(plan, playbook, opts.mode, password.clone()).run().await;
+    let clock = Instant::now();
+    let checks = preflight::run(plan, playbook, opts.mode, &reqwest::Client::new()).await;
+    let password = checks.password.clone();
+    if checks.failed().is_some() {
+        let result = RunResult {
+            records: checks.records(),
+            recovered_in: None,
+            restored: Vec::new(),
+        };
+        let report = build(plan, playbook, opts.mode, started, result, Vec::new());
+        let (_, path) = keep(plan, report, password.as_deref(), opts).await?;
+        return Err(checks.error(name, opts.mode, Some(&path)));
+    }
+    let mut result = Runner::new(plan, playbook, opts.mode, password.clone())
+        .since(clock)
+        .run()
+        .await;
+    result.records.splice(0..0, checks.records());
     let rpo = measure_rpo(plan, password.as_deref(), &result.restored, started).await;
-    let mut report = build(plan, playbook, opts.mode, started, result, rpo);
+    let report = build(plan, playbook, opts.mode, started, result, rpo);
+    keep(plan, report, password.as_deref(), opts).await
+}
+
+/// Save the report in the state folder and, when asked, in the regions.
+async fn keep(
+    plan: &Plan,
+    mut report: Report,
+    password: Option<&[u8]>,
+    opts: &RunOptions,
+) -> Result<(Report, PathBuf)> {
     let path = report.save(&opts.state_dir)?;
     if opts.upload {
-        report.uploads = match &password {
+        report.uploads = match password {
             Some(pw) => reports::upload(plan, pw, &report.files()).await?,
             None => vec![reports::Upload {
                 region: "all".into(),

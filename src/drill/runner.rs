@@ -89,8 +89,14 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// Measure offsets and the RTO from `start` (the run's start, before preflight)
+    /// instead of from the first step.
+    pub fn since(mut self, start: Instant) -> Self {
+        self.start = start;
+        self
+    }
+
     pub async fn run(mut self) -> RunResult {
-        self.start = Instant::now();
         let mut failed = false;
         for step in &self.playbook.steps {
             if failed {
@@ -188,8 +194,12 @@ impl<'a> Runner<'a> {
                 .map(Done::from),
             StepAction::Probe(p) => self.probe(p, &step.env, deadline).await,
             StepAction::Repoint { endpoint, to } => {
-                let done = self.repoint(endpoint, to).await.map_err(Done::from)?;
+                self.change(endpoint, to)?.target()?;
+                // Counted before the change is tried: a failed read-back or an outcome
+                // left unknown (an error half-way, a timeout dropping this future) may
+                // have moved traffic, so rollback puts it back too.
                 self.repointed.push((endpoint.clone(), to.clone()));
+                let done = self.repoint(endpoint, to).await?;
                 Ok(done.into())
             }
             StepAction::Command { command } => {
@@ -368,7 +378,7 @@ pub fn route(mode: Mode) -> Route {
     }
 }
 
-fn mode_str(mode: Mode) -> &'static str {
+pub fn mode_str(mode: Mode) -> &'static str {
     match mode {
         Mode::Drill => "drill",
         Mode::Failover => "failover",

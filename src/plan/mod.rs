@@ -23,8 +23,9 @@ use toml::de::DeTable;
 
 pub use diagnostic::{Diagnostic, LineIndex, Severity};
 pub use model::{
-    Alerts, Dataset, DatasetKind, DnsRecordType, Endpoint, EndpointName, HttpProbe, KeySource, Plan, Playbook,
-    PlaybookName, Probe, Provider, Region, RepoAddress, SecretSource, Step, StepAction, TsigAlgorithm, UrlSource,
+    Alerts, Dataset, DatasetKind, DnsRecordType, Endpoint, EndpointName, HttpProbe, HttpVerify, KeySource, Plan,
+    Playbook, PlaybookName, Probe, Provider, Region, RepoAddress, SecretSource, Step, StepAction, TsigAlgorithm,
+    UrlSource,
     VerifyName, VerifyPolicy,
 };
 pub use retention::{Decision, Retention, SnapInfo};

@@ -271,9 +271,26 @@ pub enum Provider {
         body: Option<String>,
         /// The status that means success; any 2xx when `None`.
         expect_status: Option<u16>,
+        /// Read the change back from the gateway; `None` trusts the answer's status.
+        verify: Option<HttpVerify>,
     },
     /// Run a program with the target as its last argument (and in `LIFEBOAT_TARGET`).
-    Command { command: Vec<String> },
+    Command {
+        command: Vec<String>,
+        /// Run after the change, with the target likewise: a non-zero exit fails the step.
+        verify: Option<Vec<String>>,
+    },
+}
+
+/// An HTTP read-back: `GET url` (with the endpoint's token) must answer 2xx, its body
+/// contain `contains`, and the JSON value at each pointer of `json` equal the given one.
+/// Placeholders (`{target}`, `{region}`, ...) are replaced in the URL, `contains` and
+/// string values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpVerify {
+    pub url: String,
+    pub contains: Option<String>,
+    pub json: BTreeMap<String, serde_json::Value>,
 }
 
 /// An ordered recovery procedure with a time objective.

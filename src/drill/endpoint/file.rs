@@ -227,6 +227,29 @@ pub async fn swap(change: &Change<'_>) -> Result<String, String> {
     Ok(format!("wrote {} (read back){reloaded}", path.display()))
 }
 
+/// Preflight: the file can be read without following a link, its directory exists, and
+/// the content for this target renders; returns what the file holds now.
+pub async fn preflight(change: &Change<'_>) -> Result<String, String> {
+    let (path, _) = content(change)?;
+    blocking(move || {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        if let Some(dir) = dir
+            && !dir.is_dir()
+        {
+            return Err(format!(
+                "directory {} of {} does not exist",
+                dir.display(),
+                path.display()
+            ));
+        }
+        Ok(match read_current(&path)? {
+            Some(c) => String::from_utf8_lossy(&c.bytes).trim().to_string(),
+            None => format!("{} does not exist yet", path.display()),
+        })
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,10 @@
 //! Each provider is real: `dns` sends a TSIG-signed RFC 2136 update to an authoritative
 //! server, `file` renders a config fragment, swaps it in atomically and reloads, `http`
 //! calls a gateway's admin API, `command` runs a program with the target.
+//!
+//! A change is only claimed once it is read back: `file` re-reads what it wrote and runs
+//! its check, `http` can GET and compare (`verify_url`), `command` can run a `verify`
+//! program. [`preflight`] checks every provider's needs before a run changes anything.
 
 pub mod dns;
 mod file;
@@ -77,18 +81,98 @@ impl Change<'_> {
     }
 }
 
-/// Point `change.endpoint` at `change.region`; `Ok` is a one-line account of what changed.
+/// Point `change.endpoint` at `change.region` and read the change back; `Ok` is a
+/// one-line account of what changed. An `Err` may come after the change was made (a
+/// failed read-back): the caller treats the endpoint as re-pointed either way.
 pub async fn repoint(change: &Change<'_>, http: &reqwest::Client) -> Result<String, String> {
     match provider(change.endpoint, change.route) {
         Provider::Dns { .. } => dns::update(change).await,
         Provider::File { .. } => file::swap(change).await,
         Provider::Http { .. } => http::call(change, http).await,
-        Provider::Command { command } => {
-            let mut argv = command.clone();
-            argv.push(change.target()?.to_string());
-            process::run(&argv, &change.env()?, &change.endpoint.env).await?;
-            Ok(format!("ran {} {}", command.join(" "), change.target()?))
+        Provider::Command { command, verify } => run_command(change, command, verify.as_deref()).await,
+    }
+}
+
+fn with_target(argv: &[String], target: &str) -> Vec<String> {
+    let mut argv = argv.to_vec();
+    argv.push(target.to_string());
+    argv
+}
+
+async fn run_command(change: &Change<'_>, command: &[String], verify: Option<&[String]>) -> Result<String, String> {
+    let target = change.target()?;
+    let env = change.env()?;
+    process::run(&with_target(command, target), &env, &change.endpoint.env).await?;
+    let Some(verify) = verify else {
+        return Ok(format!("ran {} {target}", command.join(" ")));
+    };
+    process::run(&with_target(verify, target), &env, &change.endpoint.env)
+        .await
+        .map_err(|e| format!("ran {} {target}, but the verify command failed: {e}", command.join(" ")))?;
+    Ok(format!(
+        "ran {} {target}; `{} {target}` confirmed it",
+        command.join(" "),
+        verify.join(" ")
+    ))
+}
+
+/// Preflight: everything a re-point needs, checked without changing anything (the
+/// target is well-formed, programs exist, files can be read, APIs answer an
+/// authenticated read). `Ok` describes what the endpoint holds now.
+pub async fn preflight(change: &Change<'_>, http: &reqwest::Client) -> Result<String, String> {
+    well_formed(change.target()?)?;
+    match provider(change.endpoint, change.route) {
+        Provider::Dns { server, .. } => Ok(format!(
+            "target well-formed; DNS server {server} is first contacted by the update"
+        )),
+        Provider::File { check, reload, .. } => {
+            for cmd in [check, reload].into_iter().flatten() {
+                program_found(cmd)?;
+            }
+            file::preflight(change).await
         }
+        Provider::Http { .. } => http::preflight(change, http).await,
+        Provider::Command { command, verify } => {
+            for cmd in std::iter::once(command).chain(verify) {
+                program_found(cmd)?;
+            }
+            Ok(format!("`{}` is there to run", command.join(" ")))
+        }
+    }
+}
+
+/// A target is one line of printable text: a newline or control character in it could
+/// smuggle extra lines into a config file or a command's argument.
+pub fn well_formed(target: &str) -> Result<(), String> {
+    if target.trim().is_empty() {
+        return Err("the target is empty".into());
+    }
+    if let Some(c) = target.chars().find(|c| c.is_control()) {
+        return Err(format!("the target {target:?} holds the control character {c:?}"));
+    }
+    Ok(())
+}
+
+/// The program of `argv` exists and is executable (searched on `PATH` when it has no `/`).
+fn program_found(argv: &[String]) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(program) = argv.first() else {
+        return Err("empty command".into());
+    };
+    let runnable =
+        |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let found = if program.contains('/') {
+        runnable(std::path::Path::new(program))
+    } else {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path).any(|d| runnable(&d.join(program)))
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(format!(
+            "program `{program}` is not there to run (not found or not executable)"
+        ))
     }
 }
 
@@ -129,7 +213,7 @@ pub fn describe(change: &Change<'_>) -> String {
             format!("rewrite {} for {target}{reload}", path.display())
         }
         Provider::Http { url, method, .. } => format!("{method} {url} with {target}"),
-        Provider::Command { command } => format!("run `{} {target}`", command.join(" ")),
+        Provider::Command { command, .. } => format!("run `{} {target}`", command.join(" ")),
     };
     format!("re-point {}{route} to {}: {how}", change.endpoint.name, change.region)
 }

@@ -16,14 +16,23 @@ use super::key::{command, reference};
 use super::{Ctx, Named};
 use crate::format::names::RegionName;
 use crate::plan::diagnostic::Diagnostics;
-use crate::plan::model::{Endpoint, EndpointName, Provider};
+use crate::plan::model::{Endpoint, EndpointName, HttpVerify, Provider};
 use crate::plan::reader::{At, Fields};
 
 const COMMON: [&str; 3] = ["provider", "targets", "drill"];
 const FILE: [&str; 5] = ["path", "template", "check", "reload", "env"];
-const HTTP: [&str; 5] = ["url", "method", "token", "body", "expect_status"];
-const COMMAND: [&str; 2] = ["command", "env"];
-const ALL: [&str; 20] = [
+const HTTP: [&str; 8] = [
+    "url",
+    "method",
+    "token",
+    "body",
+    "expect_status",
+    "verify_url",
+    "verify_contains",
+    "verify_json",
+];
+const COMMAND: [&str; 3] = ["command", "env", "verify"];
+const ALL: [&str; 24] = [
     "server",
     "zone",
     "record",
@@ -42,8 +51,12 @@ const ALL: [&str; 20] = [
     "token",
     "body",
     "expect_status",
+    "verify_url",
+    "verify_contains",
+    "verify_json",
     "command",
     "env",
+    "verify",
 ];
 const PROVIDERS: &str = "\"dns\", \"file\", \"http\" or \"command\"";
 
@@ -169,22 +182,27 @@ fn provider_of(fields: &Fields, ctx: &mut Ctx) -> Option<Provider> {
                 .string("body", "'{\"backend\": \"{target}\"}'", ctx.diags)
                 .map(|b| b.value);
             let expect_status = super::playbooks::expect_status(fields, ctx)?;
+            let verify = http_verify(fields, ctx)?;
             Some(Provider::Http {
                 url: url?.value,
                 method: method?,
                 token,
                 body,
                 expect_status,
+                verify,
             })
         }
-        "command" => command(fields, "command", ctx)
-            .or_else(|| {
+        "command" => {
+            let verify = command(fields, "verify", ctx);
+            let bad_verify = fields.get("verify").is_some() && verify.is_none();
+            let command = command(fields, "command", ctx).or_else(|| {
                 if fields.get("command").is_none() {
                     fields.missing("command", "[\"/usr/local/bin/repoint\"]", ctx.diags);
                 }
                 None
-            })
-            .map(|command| Provider::Command { command }),
+            })?;
+            (!bad_verify).then_some(Provider::Command { command, verify })
+        }
         other => {
             let message = format!(
                 "`provider` in {} is `{other}`, which Lifeboat does not know",
@@ -195,6 +213,57 @@ fn provider_of(fields: &Fields, ctx: &mut Ctx) -> Option<Provider> {
             None
         }
     }
+}
+
+/// `verify_url` with `verify_contains` and/or `verify_json`: the read-back after an
+/// `http` change. `Some(None)` when absent, `None` when written wrong (reported).
+fn http_verify(fields: &Fields, ctx: &mut Ctx) -> Option<Option<HttpVerify>> {
+    let url = super::checks::http_url(fields, "verify_url", "\"http://127.0.0.1:2019/config/apps/http\"", ctx);
+    let contains = fields.string("verify_contains", "\"{target}\"", ctx.diags);
+    let json = super::playbooks::json_pointers(fields, "verify_json", ctx)?;
+    let written_wrong = ["verify_url", "verify_contains"]
+        .iter()
+        .zip([&url, &contains])
+        .any(|(k, v)| fields.get(k).is_some() && v.is_none());
+    if written_wrong {
+        return None;
+    }
+    let Some(url) = url else {
+        let stray = contains
+            .as_ref()
+            .map(|c| c.span.clone())
+            .or_else(|| (!json.is_empty()).then(|| fields.get("verify_json").map(|v| v.span()).unwrap_or_default()));
+        if let Some(span) = stray {
+            let message = format!(
+                "{}: `verify_contains` and `verify_json` compare what `verify_url` answers, and there is no `verify_url`",
+                fields.context()
+            );
+            ctx.diags.error(
+                &span,
+                message,
+                "add `verify_url = \"…\"`, the URL that shows the current target",
+            );
+            return None;
+        }
+        return Some(None);
+    };
+    if contains.is_none() && json.is_empty() {
+        let message = format!(
+            "`verify_url` in {} has nothing to compare its answer with",
+            fields.context()
+        );
+        ctx.diags.error(
+            &url.span,
+            message,
+            "add `verify_contains = \"{target}\"` or `verify_json = { \"/0/dial\" = \"{target}\" }`",
+        );
+        return None;
+    }
+    Some(Some(HttpVerify {
+        url: url.value,
+        contains: contains.map(|c| c.value),
+        json,
+    }))
 }
 
 /// `targets = { REGION = "address", ... }`: what the endpoint points at per region.

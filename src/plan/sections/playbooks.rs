@@ -303,9 +303,18 @@ fn http_probe(url: String, expect_status: Option<u16>, fields: &Fields, ctx: &mu
 
 /// `expect_json = { "/answer" = 42 }`: JSON pointers and the values found there.
 fn expect_json(fields: &Fields, ctx: &mut Ctx) -> Option<BTreeMap<String, serde_json::Value>> {
+    json_pointers(fields, "expect_json", ctx)
+}
+
+/// `KEY = { "/a/b" = value }`: JSON pointers and scalar values; empty when absent.
+pub(super) fn json_pointers(
+    fields: &Fields,
+    key_name: &str,
+    ctx: &mut Ctx,
+) -> Option<BTreeMap<String, serde_json::Value>> {
     let example = "{ \"/status\" = \"ok\" }";
-    let Some((table, _)) = fields.table("expect_json", example, ctx.diags) else {
-        return fields.get("expect_json").is_none().then(BTreeMap::new);
+    let Some((table, _)) = fields.table(key_name, example, ctx.diags) else {
+        return fields.get(key_name).is_none().then(BTreeMap::new);
     };
     let mut out = BTreeMap::new();
     let mut ok = true;
@@ -318,11 +327,12 @@ fn expect_json(fields: &Fields, ctx: &mut Ctx) -> Option<BTreeMap<String, serde_
             }
             _ => {
                 let message = format!(
-                    "`expect_json` in {}: `{pointer}` must be a JSON pointer (\"/a/b\") with a string, number or boolean",
+                    "`{}` in {}: `{pointer}` must be a JSON pointer (\"/a/b\") with a string, number or boolean",
+                    key_name,
                     fields.context()
                 );
                 ctx.diags
-                    .error(&key.span(), message, format!("write it like `expect_json = {example}`"));
+                    .error(&key.span(), message, format!("write it like `{key_name} = {example}`"));
                 ok = false;
             }
         }

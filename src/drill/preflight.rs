@@ -1,0 +1,390 @@
+//! Preflight: everything a drill or failover will need, checked before its first step.
+//!
+//! In an incident the restore step may run for an hour; a missing TSIG secret or an
+//! expired API token found only after it is an hour lost, and a re-point that fails
+//! half-way leaves traffic split. So before anything changes the run resolves every
+//! secret the playbook needs (repository password, TSIG secrets, HTTP tokens), opens
+//! every region it restores from (config and key: a wrong password shows here), and
+//! asks every endpoint it will touch, including the ones rollback would put back, for
+//! a read-only check of its provider (see [`endpoint::preflight`]). Any failure stops
+//! the run with nothing changed; every check is kept in the report's `preflight` phase.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::endpoint::{self, Change};
+use super::report::{Phase, StepRecord, StepStatus};
+use super::runner::{self, mode_str, route};
+use super::{DrillError, Mode};
+use crate::apply::regions::open_regions;
+use crate::apply::secrets;
+use crate::format::names::{DatasetName, RegionName};
+use crate::plan::{EndpointName, KeySource, Plan, Playbook, Provider, Step, StepAction, UrlSource};
+
+/// How long one endpoint or region check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why a check failed, which decides the exit code of the stopped run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// A secret missing, a wrong password, a target or endpoint the plan gets wrong.
+    BadInput,
+    /// A server, API or region that could not be reached or refused the request.
+    Unavailable,
+}
+
+/// One check and how it went; `Ok` says what was found.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: String,
+    pub offset: Duration,
+    pub took: Duration,
+    pub result: Result<String, (Cause, String)>,
+}
+
+/// All checks of one run, and the repository password when it resolved.
+#[derive(Debug, Default)]
+pub struct Preflight {
+    pub checks: Vec<Check>,
+    pub password: Option<Vec<u8>>,
+}
+
+impl Preflight {
+    /// The cause of the first failure (bad input wins over unavailable); `None` when
+    /// every check passed.
+    pub fn failed(&self) -> Option<Cause> {
+        let causes: Vec<Cause> = self.failures().map(|(c, _)| c).collect();
+        causes
+            .iter()
+            .find(|c| **c == Cause::BadInput)
+            .or(causes.first())
+            .copied()
+    }
+
+    /// The error that stops the run, naming every failed check (and the report kept).
+    pub fn error(&self, playbook: &str, mode: Mode, report: Option<&Path>) -> DrillError {
+        let failures: Vec<String> = self.failures().map(|(_, f)| f).collect();
+        let report = report.map_or(String::new(), |p| format!(" (report: {})", p.display()));
+        DrillError::Preflight {
+            message: format!(
+                "preflight of playbook {playbook} failed, so the {mode} changed nothing: {} — fix this and run it again{report}",
+                failures.join("; ")
+            ),
+            bad_input: self.failed() == Some(Cause::BadInput),
+        }
+    }
+
+    /// One line per check, for a dry run.
+    pub fn lines(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .map(|c| match &c.result {
+                Ok(d) => format!("preflight ok: {}: {d}", c.name),
+                Err((_, e)) => format!("preflight FAILED: {}: {e}", c.name),
+            })
+            .collect()
+    }
+
+    /// `(cause, "check: reason")` of every failed check.
+    pub fn failures(&self) -> impl Iterator<Item = (Cause, String)> + '_ {
+        self.checks.iter().filter_map(|c| match &c.result {
+            Err((cause, why)) => Some((*cause, format!("{}: {why}", c.name))),
+            Ok(_) => None,
+        })
+    }
+
+    /// The checks as report timeline entries (phase `preflight`).
+    pub fn records(&self) -> Vec<StepRecord> {
+        self.checks
+            .iter()
+            .map(|c| {
+                let (status, detail) = match &c.result {
+                    Ok(d) => (StepStatus::Passed, d.clone()),
+                    Err((_, e)) => (StepStatus::Failed, e.clone()),
+                };
+                StepRecord {
+                    phase: Phase::Preflight,
+                    kind: "preflight".into(),
+                    name: c.name.clone(),
+                    offset_ms: ms(c.offset),
+                    duration_ms: ms(c.took),
+                    status,
+                    detail,
+                    latency_ms: None,
+                    attempts: None,
+                }
+            })
+            .collect()
+    }
+
+    fn push(&mut self, start: Instant, began: Instant, name: String, result: Result<String, (Cause, String)>) {
+        self.checks.push(Check {
+            name,
+            offset: began.duration_since(start),
+            took: began.elapsed(),
+            result,
+        });
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn all_steps(playbook: &Playbook) -> impl Iterator<Item = &Step> {
+    playbook.steps.iter().chain(&playbook.rollback)
+}
+
+/// Run every check for `playbook` in `mode`. Region checks need the password, so they
+/// are made only when it resolved.
+pub async fn run(plan: &Plan, playbook: &Playbook, mode: Mode, http: &reqwest::Client) -> Preflight {
+    let start = Instant::now();
+    let mut out = Preflight::default();
+    password(plan, playbook, start, &mut out);
+    for (what, key) in endpoint_secrets(plan, playbook, mode) {
+        let began = Instant::now();
+        let result = resolve(&key).map(|_| "resolved".to_string());
+        out.push(start, began, format!("secret: {what}"), result);
+    }
+    if let Some(pw) = out.password.clone() {
+        regions(plan, playbook, &pw, start, &mut out).await;
+    }
+    endpoints(plan, playbook, mode, http, start, &mut out).await;
+    out
+}
+
+/// A secret's value, or a message naming where it was looked for.
+fn resolve(key: &KeySource) -> Result<Vec<u8>, (Cause, String)> {
+    secrets::resolve(key).map_err(|e| {
+        let text = e.to_string();
+        // The resolver words its "nothing found" for the repository password; the
+        // sources it lists are what matters for any secret.
+        let text = text.strip_prefix("no repository password: ").unwrap_or(&text);
+        (Cause::BadInput, format!("not set: {text}"))
+    })
+}
+
+fn restores(playbook: &Playbook) -> bool {
+    all_steps(playbook).any(|s| matches!(s.action, StepAction::Restore { .. }))
+}
+
+/// The repository password: required when the playbook restores, else resolved if it
+/// can be (it stores the report in the regions).
+fn password(plan: &Plan, playbook: &Playbook, start: Instant, out: &mut Preflight) {
+    let began = Instant::now();
+    let result = resolve(&plan.key);
+    let needed = restores(playbook);
+    let result = match result {
+        Ok(pw) => {
+            out.password = Some(pw);
+            Ok("resolved".to_string())
+        }
+        Err(e) if needed => Err(e),
+        Err((_, e)) => Ok(format!("{e} (no restore needs it; the report is kept locally only)")),
+    };
+    out.push(start, began, "secret: repository password".into(), result);
+}
+
+/// The endpoints the run may re-point, with the regions: each step's target and the
+/// region a rollback would put it back to.
+fn repoints(plan: &Plan, playbook: &Playbook) -> BTreeMap<EndpointName, BTreeSet<RegionName>> {
+    let mut out: BTreeMap<EndpointName, BTreeSet<RegionName>> = BTreeMap::new();
+    for step in all_steps(playbook) {
+        if let StepAction::Repoint { endpoint, to } = &step.action {
+            let regions = out.entry(endpoint.clone()).or_default();
+            regions.insert(to.clone());
+            let back = plan
+                .endpoints
+                .get(endpoint)
+                .and_then(|ep| endpoint::primary_for(ep, to, playbook.primary.as_ref()).ok());
+            regions.extend(back);
+        }
+    }
+    out
+}
+
+/// `(what, reference)` of every secret the re-points and notifications need.
+fn endpoint_secrets(plan: &Plan, playbook: &Playbook, mode: Mode) -> Vec<(String, KeySource)> {
+    let mut out: Vec<(String, KeySource)> = all_steps(playbook)
+        .filter_map(|s| match &s.action {
+            StepAction::Notify {
+                url: Some(UrlSource::Secret(key)),
+                ..
+            } => Some((format!("webhook URL of notify step `{}`", runner::name(s)), key.clone())),
+            _ => None,
+        })
+        .collect();
+    for name in repoints(plan, playbook).keys() {
+        let Some(ep) = plan.endpoints.get(name) else { continue };
+        match endpoint::provider(ep, route(mode)) {
+            Provider::Dns {
+                tsig_secret: Some(s), ..
+            } => out.push((format!("TSIG secret of endpoint {name}"), s.clone())),
+            Provider::Http { token: Some(t), .. } => out.push((format!("token of endpoint {name}"), t.clone())),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A restore step's regions: the one it names (or the standby), else any of the
+/// dataset's regions (the restore uses whichever holds the newest snapshot).
+fn restore_regions(plan: &Plan, playbook: &Playbook) -> Vec<(DatasetName, Vec<RegionName>, bool)> {
+    all_steps(playbook)
+        .filter_map(|s| match &s.action {
+            StepAction::Restore { dataset, region, .. } => {
+                Some((dataset, region.as_ref().or(playbook.standby.as_ref())))
+            }
+            _ => None,
+        })
+        .map(|(dataset, region)| match region {
+            Some(r) => (dataset.clone(), vec![r.clone()], true),
+            None => {
+                let any = plan
+                    .datasets
+                    .get(dataset)
+                    .map(|d| d.regions.clone())
+                    .unwrap_or_default();
+                (dataset.clone(), any, false)
+            }
+        })
+        .collect()
+}
+
+/// Open every region a restore reads from: its config and a key the password opens.
+async fn regions(plan: &Plan, playbook: &Playbook, password: &[u8], start: Instant, out: &mut Preflight) {
+    let wanted = restore_regions(plan, playbook);
+    let names: BTreeSet<RegionName> = wanted.iter().flat_map(|(_, r, _)| r.iter().cloned()).collect();
+    if names.is_empty() {
+        return;
+    }
+    let began = Instant::now();
+    let list: Vec<RegionName> = names.into_iter().collect();
+    let opened = tokio::time::timeout(CHECK_TIMEOUT, open_regions(plan, &list, password, false)).await;
+    let Ok(opened) = opened else {
+        let why = format!(
+            "opening {} did not finish in {}s",
+            names_of(&list),
+            CHECK_TIMEOUT.as_secs()
+        );
+        out.push(start, began, "regions".into(), Err((Cause::Unavailable, why)));
+        return;
+    };
+    let mut state: BTreeMap<RegionName, Result<(), (Cause, String)>> = BTreeMap::new();
+    for r in opened {
+        let result = r.repo.map(drop).map_err(|e| {
+            let cause = if matches!(e, crate::repo::RepoError::WrongPassword(_)) {
+                Cause::BadInput
+            } else {
+                Cause::Unavailable
+            };
+            (cause, e.to_string())
+        });
+        state.insert(r.name, result);
+    }
+    for (dataset, regions, named) in wanted {
+        let result = restore_check(plan, &dataset, &regions, named, &state);
+        out.push(start, began, format!("restore of {dataset}"), result);
+    }
+}
+
+fn names_of(regions: &[RegionName]) -> String {
+    let names: Vec<String> = regions.iter().map(|r| format!("region {r}")).collect();
+    names.join(", ")
+}
+
+/// A named region must open and keep the dataset; of unnamed ones, one opening is enough.
+fn restore_check(
+    plan: &Plan,
+    dataset: &DatasetName,
+    regions: &[RegionName],
+    named: bool,
+    state: &BTreeMap<RegionName, Result<(), (Cause, String)>>,
+) -> Result<String, (Cause, String)> {
+    let kept = plan
+        .datasets
+        .get(dataset)
+        .map(|d| d.regions.clone())
+        .unwrap_or_default();
+    if let Some(r) = regions.iter().find(|r| named && !kept.contains(r)) {
+        return Err((Cause::BadInput, format!("dataset {dataset} is not kept in region {r}")));
+    }
+    let mut failed = Vec::new();
+    for r in regions {
+        match state.get(r) {
+            Some(Ok(())) => return Ok(format!("region {r} opens with the repository password")),
+            Some(Err((cause, e))) => failed.push((*cause, format!("region {r}: {e}"))),
+            None => failed.push((Cause::Unavailable, format!("region {r} was not opened"))),
+        }
+    }
+    let cause = if failed.iter().all(|(c, _)| *c == Cause::BadInput) && !failed.is_empty() {
+        Cause::BadInput
+    } else {
+        Cause::Unavailable
+    };
+    let why: Vec<String> = failed.into_iter().map(|(_, e)| e).collect();
+    if why.is_empty() {
+        return Err((Cause::BadInput, format!("dataset {dataset} is kept in no region")));
+    }
+    Err((cause, why.join("; ")))
+}
+
+/// Check each endpoint for each region the run may point it at.
+async fn endpoints(
+    plan: &Plan,
+    playbook: &Playbook,
+    mode: Mode,
+    http: &reqwest::Client,
+    start: Instant,
+    out: &mut Preflight,
+) {
+    for (name, regions) in repoints(plan, playbook) {
+        for region in regions {
+            let began = Instant::now();
+            let result = endpoint_check(plan, playbook, mode, http, &name, &region).await;
+            out.push(start, began, format!("endpoint {name} to {region}"), result);
+        }
+    }
+    for step in all_steps(playbook) {
+        if let StepAction::Repoint { endpoint, to } = &step.action
+            && let Some(ep) = plan.endpoints.get(endpoint)
+            && let Err(e) = endpoint::primary_for(ep, to, playbook.primary.as_ref())
+        {
+            out.push(
+                start,
+                Instant::now(),
+                format!("rollback of endpoint {endpoint}"),
+                Err((Cause::BadInput, e)),
+            );
+        }
+    }
+}
+
+async fn endpoint_check(
+    plan: &Plan,
+    playbook: &Playbook,
+    mode: Mode,
+    http: &reqwest::Client,
+    name: &EndpointName,
+    region: &RegionName,
+) -> Result<String, (Cause, String)> {
+    let bad = |e: String| (Cause::BadInput, e);
+    let ep = plan
+        .endpoints
+        .get(name)
+        .ok_or_else(|| bad(format!("the plan has no endpoint {name}")))?;
+    let change = Change {
+        endpoint: ep,
+        route: route(mode),
+        region,
+        playbook: playbook.name.as_str(),
+        mode: mode_str(mode),
+        previous: None,
+    };
+    endpoint::well_formed(change.target().map_err(bad)?).map_err(bad)?;
+    match tokio::time::timeout(CHECK_TIMEOUT, endpoint::preflight(&change, http)).await {
+        Ok(result) => result.map_err(|e| (Cause::Unavailable, e)),
+        Err(_) => Err((Cause::Unavailable, format!("no answer in {}s", CHECK_TIMEOUT.as_secs()))),
+    }
+}
