@@ -67,10 +67,10 @@ impl Preflight {
         let failures: Vec<String> = self.failures().map(|(_, f)| f).collect();
         let report = report.map_or(String::new(), |p| format!(" (report: {})", p.display()));
         DrillError::Preflight {
-            message: format!(
+            message: secrets::redact(&format!(
                 "preflight of playbook {playbook} failed, so the {mode} changed nothing: {} — fix this and run it again{report}",
                 failures.join("; ")
-            ),
+            )),
             bad_input: self.failed() == Some(Cause::BadInput),
         }
     }
@@ -83,6 +83,7 @@ impl Preflight {
                 Ok(d) => format!("preflight ok: {}: {d}", c.name),
                 Err((_, e)) => format!("preflight FAILED: {}: {e}", c.name),
             })
+            .map(|line| secrets::redact(&line))
             .collect()
     }
 
@@ -103,14 +104,15 @@ impl Preflight {
                     Ok(d) => (StepStatus::Passed, d.clone()),
                     Err((_, e)) => (StepStatus::Failed, e.clone()),
                 };
+                // Details repeat URLs and program output: masked like every step's.
                 StepRecord {
                     phase: Phase::Preflight,
                     kind: "preflight".into(),
-                    name: c.name.clone(),
+                    name: secrets::redact(&c.name),
                     offset_ms: ms(c.offset),
                     duration_ms: ms(c.took),
                     status,
-                    detail,
+                    detail: secrets::redact(&detail),
                     latency_ms: None,
                     attempts: None,
                 }
