@@ -18,6 +18,13 @@ pub struct RegionRepo {
     pub repo: std::result::Result<Repository, RepoError>,
 }
 
+impl RegionRepo {
+    /// Whether the region could not be opened because no key takes the password.
+    pub fn wrong_password(&self) -> bool {
+        matches!(self.repo, Err(RepoError::WrongPassword(_)))
+    }
+}
+
 /// The storage address of a region, with its S3 options (storage class, Object Lock
 /// retention for immutable regions) carried as address options.
 pub fn region_url(region: &Region) -> String {

@@ -275,8 +275,9 @@ async fn regions(plan: &Plan, playbook: &Playbook, password: &[u8], start: Insta
     };
     let mut state: BTreeMap<RegionName, Result<(), (Cause, String)>> = BTreeMap::new();
     for r in opened {
+        let wrong_password = r.wrong_password();
         let result = r.repo.map(drop).map_err(|e| {
-            let cause = if matches!(e, crate::repo::RepoError::WrongPassword(_)) {
+            let cause = if wrong_password {
                 Cause::BadInput
             } else {
                 Cause::Unavailable
