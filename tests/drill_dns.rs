@@ -7,7 +7,9 @@
 //! read back afterwards; a lost UPDATE fails the step and leaves the old record (never
 //! no record); a lost answer is settled by the read-back and rollback restores the old
 //! value; a late copy of an UPDATE cannot undo the change; a CNAME that BIND ignores
-//! fails the step; wrong keys, other algorithms and update policy are named.
+//! fails the step; wrong keys and other algorithms stop the run in its preflight (a
+//! signed query), update policy is named. Rollback puts back exactly the value the
+//! preflight read, even when the playbook's primary target is another.
 //!
 //! The servers come from `tests/run.sh` (`LIFEBOAT_TEST_NAMED`, `LIFEBOAT_TEST_TSIG_KEYGEN`,
 //! `LIFEBOAT_TEST_KNOTD`, `LIFEBOAT_TEST_KEYMGR`) or the PATH. Missing servers skip the
@@ -26,6 +28,8 @@ use hickory_proto::rr::{Name, RecordType};
 const PASSWORD: &str = "drill-dns-password";
 const OLD: &str = "127.0.0.10";
 const NEW: &str = "127.0.0.20";
+/// A primary target the record does not hold: rollback must not go there.
+const ELSEWHERE: &str = "127.0.0.30";
 
 fn tool(name: &str, env: &str) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(env) {
@@ -362,10 +366,12 @@ impl World {
         std::fs::write(dir.join("src/file.txt"), b"checkpoint").unwrap();
         let d = dir.display();
         let fail = "{ kind = \"command\", command = [\"/bin/false\"] }";
+        let timed_out = "{ kind = \"repoint\", endpoint = \"dns-elsewhere\", to = \"standby\", timeout = \"1s\" }";
         let playbooks = [
             playbook("move", &[&repoint("dns", "standby")]),
             playbook("back", &[&repoint("dns", "primary")]),
             playbook("move-then-fail", &[&repoint("dns", "standby"), fail]),
+            playbook("elsewhere-times-out", &[timed_out]),
         ]
         .concat();
         let plan = format!(
@@ -404,10 +410,24 @@ impl World {
         let report = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}{err}"));
         (code, report)
     }
+
+    /// `failover --confirm PLAYBOOK` that its preflight stops: the exit code and the error.
+    fn stopped(&self, playbook: &str) -> (i32, String) {
+        let plan = self.plan.display().to_string();
+        let (code, out, err) = self.lifeboat(&["failover", "--plan", &plan, "--confirm", playbook]);
+        assert!(out.is_empty(), "{playbook} ran steps: {out}{err}");
+        assert!(
+            err.starts_with(&format!("error: preflight of playbook {playbook} failed")),
+            "{err}"
+        );
+        (code, err)
+    }
 }
 
-/// `(phase, name, status, detail)` of every step of a report.
-fn steps(report: &serde_json::Value) -> Vec<(String, String, String, String)> {
+type Entry = (String, String, String, String);
+
+/// `(phase, name, status, detail)` of every entry of a report.
+fn entries(report: &serde_json::Value) -> Vec<Entry> {
     let field = |s: &serde_json::Value, k: &str| s[k].as_str().unwrap_or_default().to_string();
     report["steps"]
         .as_array()
@@ -422,6 +442,13 @@ fn steps(report: &serde_json::Value) -> Vec<(String, String, String, String)> {
             )
         })
         .collect()
+}
+
+/// The entries after the preflight's checks, which all passed.
+fn steps(report: &serde_json::Value) -> Vec<Entry> {
+    let (pre, rest): (Vec<Entry>, Vec<Entry>) = entries(report).into_iter().partition(|e| e.0 == "preflight");
+    assert!(!pre.is_empty() && pre.iter().all(|e| e.2 == "passed"), "{pre:?}");
+    rest
 }
 
 fn first_detail(report: &serde_json::Value) -> String {
@@ -455,6 +482,13 @@ fn atomic_cases(world: &World, relay: &Relay, server_port: u16) {
     let (code, report) = world.failover("move");
     *stop.lock().unwrap() = true;
     assert_eq!(code, 0, "{report:#}");
+    let checked = entries(&report);
+    assert!(
+        checked
+            .iter()
+            .any(|e| e.1 == "endpoint dns to standby" && e.3.ends_with(&format!("holds {OLD}"))),
+        "the preflight read the record: {checked:?}"
+    );
     let detail = first_detail(&report);
     assert!(
         detail.contains(&format!("now {NEW} (was {OLD})")) && detail.contains("read back from 127.0.0.1:"),
@@ -522,7 +556,37 @@ fn atomic_cases(world: &World, relay: &Relay, server_port: u16) {
     relay.set(Policy::Pass);
     let (code, report) = world.failover("back");
     assert_eq!(code, 0, "{report:#}");
+    assert_eq!(infer(server_port), Ok(old.clone()));
+
+    // (d) A re-point whose outcome is unknown (its answer lost, the step timed out while
+    // waiting) is rolled back to the value the preflight read, not to the primary's
+    // target (127.0.0.30 here): the name ends as it was before the run.
+    relay.set(Policy::DropUpdateAnswers);
+    let (code, report) = world.failover("elsewhere-times-out");
+    assert_eq!(code, 1, "{report:#}");
+    let all = steps(&report);
+    assert!(all[0].2 == "failed" && all[0].3.contains("timed out"), "{all:?}");
+    assert_eq!(
+        (all[1].0.as_str(), all[1].1.as_str(), all[1].2.as_str()),
+        ("rollback", "dns-elsewhere back to primary", "passed"),
+        "{all:?}"
+    );
+    assert!(all[1].3.contains(&format!("now {OLD} (was {NEW})")), "{all:?}");
     assert_eq!(infer(server_port), Ok(old));
+    relay.set(Policy::Pass);
+
+    // The dry run asks the server too, and changes nothing.
+    let plan = world.plan.display().to_string();
+    let (code, out, err) = world.lifeboat(&["failover", "--plan", &plan, "--dry-run", "move"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "preflight ok: endpoint dns to standby: 127.0.0.1:{} answers",
+            relay.port
+        )) && out.contains(&format!("holds {OLD}")),
+        "{out}"
+    );
+    assert_eq!(infer(server_port), Ok(vec![OLD.to_string()]));
 }
 
 #[test]
@@ -553,6 +617,15 @@ fn bind_repoints_are_atomic_read_back_and_name_their_failures() {
     let both = (OLD, NEW);
     let endpoints = [
         endpoint("dns", relay.port, infer, "ddns-key", &ddns, "", both),
+        endpoint(
+            "dns-elsewhere",
+            relay.port,
+            infer,
+            "ddns-key",
+            &ddns,
+            "",
+            (ELSEWHERE, NEW),
+        ),
         endpoint("wrong-secret", port, infer, "ddns-key", &wrong, "", both),
         endpoint("sha512-unsaid", port, infer, "sha512-key", &sha512, "", both),
         endpoint(
@@ -591,22 +664,44 @@ fn bind_repoints_are_atomic_read_back_and_name_their_failures() {
 
     atomic_cases(&world, &relay, port);
 
+    // A key the server does not take stops the run in its preflight's signed query.
+    let expect_stopped = |playbook: &str, wanted: &[&str]| {
+        let (code, err) = world.stopped(playbook);
+        assert_eq!(code, 1, "{playbook}: {err}");
+        assert!(wanted.iter().all(|w| err.contains(w)), "{playbook}: {err}");
+        assert_eq!(self::infer(port), Ok(vec![OLD.to_string()]));
+    };
+    expect_stopped(
+        "wrong-secret",
+        &[
+            "endpoint wrong-secret to standby",
+            "authentication failed",
+            "BADSIG",
+            "tsig_secret",
+        ],
+    );
+    expect_stopped(
+        "sha512-unsaid",
+        &["authentication failed", "BADKEY", "tsig_algorithm", "hmac-sha256"],
+    );
+    // Policy and a CNAME BIND ignores show only when the change is made: the step fails
+    // and is rolled back.
     let expect_failure = |playbook: &str, wanted: &[&str]| {
         let (code, report) = world.failover(playbook);
         assert_eq!(code, 1, "{playbook}: {report:#}");
         let detail = first_detail(&report);
         assert!(wanted.iter().all(|w| detail.contains(w)), "{playbook}: {detail}");
+        let rollback = steps(&report)
+            .into_iter()
+            .filter(|s| s.0 == "rollback")
+            .collect::<Vec<_>>();
+        assert!(rollback.len() == 1 && rollback[0].2 == "passed", "{rollback:?}");
         assert_eq!(
             self::infer(port),
             Ok(vec![OLD.to_string()]),
             "{playbook} changed the record"
         );
     };
-    expect_failure("wrong-secret", &["authentication failed", "BADSIG", "tsig_secret"]);
-    expect_failure(
-        "sha512-unsaid",
-        &["authentication failed", "BADKEY", "tsig_algorithm", "hmac-sha256"],
-    );
     expect_failure("limited", &["REFUSED", "update policy", "limited-key"]);
     expect_failure(
         "cname",
@@ -645,6 +740,15 @@ fn knot_repoints_are_atomic_and_read_back() {
     let infer = "infer.example.test.";
     let endpoints = [
         endpoint("dns", relay.port, infer, "ddns-key", &secret_file, "", (OLD, NEW)),
+        endpoint(
+            "dns-elsewhere",
+            relay.port,
+            infer,
+            "ddns-key",
+            &secret_file,
+            "",
+            (ELSEWHERE, NEW),
+        ),
         endpoint("wrong-secret", port, infer, "ddns-key", &wrong, "", (OLD, NEW)),
     ]
     .concat();
@@ -653,12 +757,8 @@ fn knot_repoints_are_atomic_and_read_back() {
 
     atomic_cases(&world, &relay, port);
 
-    let (code, report) = world.failover("wrong-secret");
-    assert_eq!(code, 1, "{report:#}");
-    let detail = first_detail(&report);
-    assert!(
-        detail.contains("authentication failed") && detail.contains("BADSIG"),
-        "{detail}"
-    );
+    let (code, err) = world.stopped("wrong-secret");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("authentication failed") && err.contains("BADSIG"), "{err}");
     assert_eq!(self::infer(port), Ok(vec![OLD.to_string()]));
 }

@@ -418,6 +418,10 @@ fn drill_and_failover_move_inference_to_the_standby_with_real_dns_and_nginx() {
         out.contains("re-point gateway to standby") && out.contains("DNS update of infer.example.test."),
         "{out}"
     );
+    assert!(
+        out.contains("preflight ok: endpoint dns to standby") && out.contains("holds 127.0.0.10"),
+        "the dry run's preflight read the record: {out}"
+    );
     assert!(upstream_port(&w).contains(&primary.to_string()));
     assert_eq!(dns_answer(&t, dns_port), "127.0.0.10");
     // Nothing was restored: the restore step's target holds nothing and the standby
@@ -490,11 +494,16 @@ fn drill_and_failover_move_inference_to_the_standby_with_real_dns_and_nginx() {
     assert_eq!(dns_answer(&t, dns_port), "127.0.0.10");
 
     // A wrong TSIG key is an authentication failure, and the record stays.
-    let (code, out, _) = lifeboat(&w, &["--json", "failover", "--plan", &plan, "--confirm", "wrong-key"]);
-    assert_eq!(code, 1);
-    let report = json(&out);
-    let detail = report["steps"][0]["detail"].as_str().unwrap();
-    assert!(detail.contains("authentication failed"), "{detail}");
+    // The preflight's signed query finds it before any step runs.
+    let (code, out, err) = lifeboat(&w, &["--json", "failover", "--plan", &plan, "--confirm", "wrong-key"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.is_empty(), "no step ran: {out}");
+    assert!(
+        err.contains("preflight of playbook wrong-key failed")
+            && err.contains("endpoint dns-wrong-key to standby")
+            && err.contains("authentication failed"),
+        "{err}"
+    );
     assert_eq!(dns_answer(&t, dns_port), "127.0.0.10");
 
     // The failover: traffic moves to the standby and stays there.

@@ -8,6 +8,8 @@
 //! asks every endpoint it will touch, including the ones rollback would put back, for
 //! a read-only check of its provider (see [`endpoint::preflight`]). Any failure stops
 //! the run with nothing changed; every check is kept in the report's `preflight` phase.
+//! A DNS record's value as read here is kept: the run's first update of it carries that
+//! value as its prerequisite, and a rollback restores exactly it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -43,11 +45,14 @@ pub struct Check {
     pub result: Result<String, (Cause, String)>,
 }
 
-/// All checks of one run, and the repository password when it resolved.
+/// All checks of one run, the repository password when it resolved, and the value each
+/// endpoint holds now where its provider reads one (DNS): the run's first change of the
+/// endpoint requires that value, and rollback puts it back.
 #[derive(Debug, Default)]
 pub struct Preflight {
     pub checks: Vec<Check>,
     pub password: Option<Vec<u8>>,
+    pub current: BTreeMap<EndpointName, String>,
 }
 
 impl Preflight {
@@ -144,15 +149,20 @@ pub async fn run(plan: &Plan, playbook: &Playbook, mode: Mode, http: &reqwest::C
     let start = Instant::now();
     let mut out = Preflight::default();
     password(plan, playbook, start, &mut out);
-    for (what, key) in endpoint_secrets(plan, playbook, mode) {
+    // An endpoint whose secret is missing is not asked: the secret's check names it.
+    let mut unsigned = BTreeSet::new();
+    for (endpoint, what, key) in endpoint_secrets(plan, playbook, mode) {
         let began = Instant::now();
         let result = resolve(&key).map(|_| "resolved".to_string());
+        if let (Err(_), Some(name)) = (&result, endpoint) {
+            unsigned.insert(name);
+        }
         out.push(start, began, format!("secret: {what}"), result);
     }
     if let Some(pw) = out.password.clone() {
         regions(plan, playbook, &pw, start, &mut out).await;
     }
-    endpoints(plan, playbook, mode, http, start, &mut out).await;
+    endpoints(plan, playbook, mode, http, start, &unsigned, &mut out).await;
     out
 }
 
@@ -206,26 +216,34 @@ fn repoints(plan: &Plan, playbook: &Playbook) -> BTreeMap<EndpointName, BTreeSet
     out
 }
 
-/// `(what, reference)` of every secret the re-points and notifications need.
-fn endpoint_secrets(plan: &Plan, playbook: &Playbook, mode: Mode) -> Vec<(String, KeySource)> {
-    let mut out: Vec<(String, KeySource)> = all_steps(playbook)
+/// A secret to resolve: the endpoint needing it (if one does), what it is, its reference.
+type Secret = (Option<EndpointName>, String, KeySource);
+
+/// Every secret the re-points and notifications need.
+fn endpoint_secrets(plan: &Plan, playbook: &Playbook, mode: Mode) -> Vec<Secret> {
+    let mut out: Vec<Secret> = all_steps(playbook)
         .filter_map(|s| match &s.action {
             StepAction::Notify {
                 url: Some(UrlSource::Secret(key)),
                 ..
-            } => Some((format!("webhook URL of notify step `{}`", runner::name(s)), key.clone())),
+            } => Some((
+                None,
+                format!("webhook URL of notify step `{}`", runner::name(s)),
+                key.clone(),
+            )),
             _ => None,
         })
         .collect();
     for name in repoints(plan, playbook).keys() {
         let Some(ep) = plan.endpoints.get(name) else { continue };
-        match endpoint::provider(ep, route(mode)) {
+        let (what, key) = match endpoint::provider(ep, route(mode)) {
             Provider::Dns {
                 tsig_secret: Some(s), ..
-            } => out.push((format!("TSIG secret of endpoint {name}"), s.clone())),
-            Provider::Http { token: Some(t), .. } => out.push((format!("token of endpoint {name}"), t.clone())),
-            _ => {}
-        }
+            } => ("TSIG secret", s),
+            Provider::Http { token: Some(t), .. } => ("token", t),
+            _ => continue,
+        };
+        out.push((Some(name.clone()), format!("{what} of endpoint {name}"), key.clone()));
     }
     out
 }
@@ -333,19 +351,29 @@ fn restore_check(
     Err((cause, why.join("; ")))
 }
 
-/// Check each endpoint for each region the run may point it at.
+/// Check each endpoint for each region the run may point it at, but those in `unsigned`.
 async fn endpoints(
     plan: &Plan,
     playbook: &Playbook,
     mode: Mode,
     http: &reqwest::Client,
     start: Instant,
+    unsigned: &BTreeSet<EndpointName>,
     out: &mut Preflight,
 ) {
     for (name, regions) in repoints(plan, playbook) {
+        if unsigned.contains(&name) {
+            continue;
+        }
         for region in regions {
             let began = Instant::now();
             let result = endpoint_check(plan, playbook, mode, http, &name, &region).await;
+            let result = result.map(|found| {
+                if let Some(value) = found.current {
+                    out.current.entry(name.clone()).or_insert(value);
+                }
+                found.detail
+            });
             out.push(start, began, format!("endpoint {name} to {region}"), result);
         }
     }
@@ -371,7 +399,7 @@ async fn endpoint_check(
     http: &reqwest::Client,
     name: &EndpointName,
     region: &RegionName,
-) -> Result<String, (Cause, String)> {
+) -> Result<endpoint::Found, (Cause, String)> {
     let bad = |e: String| (Cause::BadInput, e);
     let ep = plan
         .endpoints

@@ -62,6 +62,7 @@ pub async fn run_playbook(plan: &Plan, name: &str, opts: &RunOptions) -> Result<
     }
     let mut result = Runner::new(plan, playbook, opts.mode, password.clone())
         .since(clock)
+        .with_current(checks.current.clone())
         .run()
         .await;
     result.records.splice(0..0, checks.records());

@@ -1,7 +1,12 @@
 //! The step runner: each step in order under its deadline, every step timed and
 //! recorded; on the first failure, the re-points made so far are undone newest first
 //! and the playbook's rollback steps run. A passing drill also puts traffic back.
+//!
+//! Where the preflight read an endpoint's value (DNS), the first change of it requires
+//! that value still be there, and undoing puts back exactly that value rather than the
+//! primary's target: the endpoint ends as it was before the run.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,6 +76,10 @@ pub struct Runner<'a> {
     records: Vec<StepRecord>,
     repointed: Vec<(EndpointName, RegionName)>,
     restored: Vec<Restored>,
+    /// Values read by the preflight, until the first change of their endpoint.
+    expected: BTreeMap<EndpointName, String>,
+    /// Values read by the preflight, which undoing restores.
+    before: BTreeMap<EndpointName, String>,
 }
 
 impl<'a> Runner<'a> {
@@ -86,7 +95,16 @@ impl<'a> Runner<'a> {
             records: Vec::new(),
             repointed: Vec::new(),
             restored: Vec::new(),
+            expected: BTreeMap::new(),
+            before: BTreeMap::new(),
         }
+    }
+
+    /// The endpoint values the preflight read ([`super::preflight::Preflight::current`]).
+    pub fn with_current(mut self, current: BTreeMap<EndpointName, String>) -> Self {
+        self.expected = current.clone();
+        self.before = current;
+        self
     }
 
     /// Measure offsets and the RTO from `start` (the run's start, before preflight)
@@ -199,7 +217,8 @@ impl<'a> Runner<'a> {
                 // left unknown (an error half-way, a timeout dropping this future) may
                 // have moved traffic, so rollback puts it back too.
                 self.repointed.push((endpoint.clone(), to.clone()));
-                let done = self.repoint(endpoint, to).await?;
+                let previous = self.expected.remove(endpoint);
+                let done = self.repoint(endpoint, to, previous).await?;
                 Ok(done.into())
             }
             StepAction::Command { command } => {
@@ -304,9 +323,34 @@ impl<'a> Runner<'a> {
         })
     }
 
-    async fn repoint(&self, endpoint: &EndpointName, to: &RegionName) -> Result<String, String> {
-        let change = self.change(endpoint, to)?;
+    async fn repoint(
+        &self,
+        endpoint: &EndpointName,
+        to: &RegionName,
+        previous: Option<String>,
+    ) -> Result<String, String> {
+        let change = Change {
+            previous,
+            ..self.change(endpoint, to)?
+        };
         endpoint::repoint(&change, &self.http).await
+    }
+
+    async fn timed_put_back(&self, endpoint: &EndpointName, back: &RegionName) -> Result<String, String> {
+        let limit = Duration::from_secs(120);
+        tokio::time::timeout(limit, self.put_back(endpoint, back))
+            .await
+            .unwrap_or_else(|_| Err(format!("timed out after {}", secs(limit))))
+    }
+
+    /// Undo the re-points of `endpoint`: back to the value the preflight read, else to
+    /// region `back`.
+    async fn put_back(&self, endpoint: &EndpointName, back: &RegionName) -> Result<String, String> {
+        let change = self.change(endpoint, back)?;
+        match self.before.get(endpoint) {
+            Some(value) => endpoint::restore(&change, value, &self.http).await,
+            None => endpoint::repoint(&change, &self.http).await,
+        }
     }
 
     /// Point every re-pointed endpoint back at its primary, newest first.
@@ -321,18 +365,17 @@ impl<'a> Runner<'a> {
                 .get(&endpoint)
                 .ok_or_else(|| format!("the plan has no endpoint {endpoint}"))
                 .and_then(|ep| endpoint::primary_for(ep, &to, self.playbook.primary.as_ref()));
-            let name = match &back {
-                Ok(r) => format!("{endpoint} back to {r}"),
-                Err(_) => format!("{endpoint} back"),
-            };
-            let result = match back {
-                Ok(back) => {
-                    let limit = Duration::from_secs(120);
-                    tokio::time::timeout(limit, self.repoint(&endpoint, &back))
-                        .await
-                        .unwrap_or_else(|_| Err(format!("timed out after {}", secs(limit))))
-                }
-                Err(e) => Err(e),
+            // A value the preflight read is put back even when no primary can be named.
+            let (name, result) = match (back, self.before.contains_key(&endpoint)) {
+                (Ok(r), _) => (
+                    format!("{endpoint} back to {r}"),
+                    self.timed_put_back(&endpoint, &r).await,
+                ),
+                (Err(_), true) => (
+                    format!("{endpoint} back to its value before the run"),
+                    self.timed_put_back(&endpoint, &to).await,
+                ),
+                (Err(e), false) => (format!("{endpoint} back"), Err(e)),
             };
             let result = result.map(Done::from).map_err(Done::from);
             self.record(phase, "repoint", name, offset, began.elapsed(), result);

@@ -25,8 +25,7 @@ pub use diagnostic::{Diagnostic, LineIndex, Severity};
 pub use model::{
     Alerts, Dataset, DatasetKind, DnsRecordType, Endpoint, EndpointName, HttpProbe, HttpVerify, KeySource, Plan,
     Playbook, PlaybookName, Probe, Provider, Region, RepoAddress, SecretSource, Step, StepAction, TsigAlgorithm,
-    UrlSource,
-    VerifyName, VerifyPolicy,
+    UrlSource, VerifyName, VerifyPolicy,
 };
 pub use retention::{Decision, Retention, SnapInfo};
 pub use schedule::{Schedule, ScheduleError};

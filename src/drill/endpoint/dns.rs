@@ -226,20 +226,19 @@ impl Route<'_> {
     }
 
     /// Read from `server` until it holds exactly `want` or `limit` passes; what it last held.
-    async fn read_until(&self, server: &Server, want: &RData, limit: Duration) -> Result<Vec<RData>, String> {
+    async fn read_until(&self, server: &Server, want: &[RData], limit: Duration) -> Result<Vec<RData>, String> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let found = self.read(server).await;
-            let done = matches!(&found, Ok(v) if v.as_slice() == std::slice::from_ref(want));
-            if done || tokio::time::Instant::now() >= deadline {
+            if Self::holds(&found, want) || tokio::time::Instant::now() >= deadline {
                 return found;
             }
             tokio::time::sleep(POLL).await;
         }
     }
 
-    fn holds(found: &Result<Vec<RData>, String>, want: &RData) -> bool {
-        matches!(found, Ok(v) if v.as_slice() == std::slice::from_ref(want))
+    fn holds(found: &Result<Vec<RData>, String>, want: &[RData]) -> bool {
+        matches!(found, Ok(v) if v.as_slice() == want)
     }
 
     fn found_text(found: &Result<Vec<RData>, String>) -> String {
@@ -252,7 +251,7 @@ impl Route<'_> {
 
     /// Read the change back from the server, then from every listed resolver.
     /// `answered`: whether the server said it applied the update.
-    async fn verify(&self, want: &RData, target: &str, answered: bool) -> Result<String, String> {
+    async fn verify(&self, want: &[RData], target: &str, answered: bool) -> Result<String, String> {
         let found = self.read_until(&self.server, want, SERVER_READBACK).await;
         if !Self::holds(&found, want) {
             let hint = match (self.kind, answered) {
@@ -296,20 +295,49 @@ impl Route<'_> {
 pub async fn update(change: &Change<'_>) -> Result<String, String> {
     let route = route(change).await?;
     let target = change.target()?;
-    let want = rdata(route.kind, target)?;
+    let want = [rdata(route.kind, target)?];
+    replace(&route, change.previous.as_deref(), &want, target).await
+}
+
+/// Put the record back to exactly `value`, as [`preflight`] read it before the run
+/// changed it (values joined by ", "; empty: the name had no record of the type, which
+/// is then deleted), atomically and read back like [`update`].
+pub async fn restore(change: &Change<'_>, value: &str) -> Result<String, String> {
+    let route = route(change).await?;
+    let want = values_of(route.kind, value)?;
+    let shown = if value.is_empty() { "no record" } else { value };
+    replace(&route, None, &want, shown).await
+}
+
+/// The record values a text from [`preflight`] names, sorted as an answer's are.
+fn values_of(kind: DnsRecordType, value: &str) -> Result<Vec<RData>, String> {
+    let mut out = value
+        .split(", ")
+        .filter(|v| !v.is_empty())
+        .map(|v| rdata(kind, v))
+        .collect::<Result<Vec<_>, _>>()?;
+    out.sort_by_key(ToString::to_string);
+    out.dedup();
+    Ok(out)
+}
+
+/// One atomic UPDATE from what the record holds now to `want`, then the read-back.
+/// `previous`: what the record must still hold (else nothing is sent); `shown`: `want`
+/// in words.
+async fn replace(route: &Route<'_>, previous: Option<&str>, want: &[RData], shown: &str) -> Result<String, String> {
     let (record, rtype, server) = (route.record, route.rtype, route.server_text);
     let current = route.read(&route.server).await?;
-    if let Some(previous) = change.previous.as_deref().filter(|p| *p != text(&current)) {
+    if let Some(previous) = previous.filter(|p| *p != text(&current)) {
         return Err(format!(
             "the record changed since it was read — another failover? {record} {rtype} was `{previous}` and is now `{}`; nothing was changed",
             text(&current)
         ));
     }
-    if current.as_slice() == std::slice::from_ref(&want) {
-        let verified = route.verify(&want, target, true).await?;
-        return Ok(format!("{record} {rtype} already {target} at {server}; {verified}"));
+    if current.as_slice() == want {
+        let verified = route.verify(want, shown, true).await?;
+        return Ok(format!("{record} {rtype} already {shown} at {server}; {verified}"));
     }
-    let update = message::update(&route.zone, &route.name, rtype, &current, want.clone(), route.ttl);
+    let update = message::update(&route.zone, &route.name, rtype, &current, want, route.ttl);
     let note = match wire::exchange(&route.server, update).await {
         Ok(reply) if reply.metadata.response_code == ResponseCode::NoError => String::new(),
         Ok(reply) => return Err(route.rejected(reply.metadata.response_code)),
@@ -319,11 +347,11 @@ pub async fn update(change: &Change<'_>) -> Result<String, String> {
     };
     let answered = note.is_empty();
     let verified = route
-        .verify(&want, target, answered)
+        .verify(want, shown, answered)
         .await
         .map_err(|e| format!("{e}{note}"))?;
     Ok(format!(
-        "{record} {rtype} now {target} (was {}) at {server}; {verified}{note}",
+        "{record} {rtype} now {shown} (was {}) at {server}; {verified}{note}",
         Route::found_text(&Ok(current))
     ))
 }
@@ -354,4 +382,20 @@ pub async fn preflight(change: &Change<'_>) -> Result<String, String> {
         ));
     }
     Ok(text(&message::values(&reply, &route.name, route.rtype)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_read_by_preflight_parses_back_to_the_same_values() {
+        let read = "10.0.0.1, 10.0.0.9";
+        let values = values_of(DnsRecordType::A, read).unwrap();
+        assert_eq!(text(&values), read);
+        assert!(values_of(DnsRecordType::A, "").unwrap().is_empty(), "no record");
+        let cname = values_of(DnsRecordType::Cname, "svc-a.example.test.").unwrap();
+        assert_eq!(text(&cname), "svc-a.example.test.");
+        assert!(values_of(DnsRecordType::Aaaa, "10.0.0.1").is_err());
+    }
 }

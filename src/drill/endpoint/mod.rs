@@ -116,28 +116,59 @@ async fn run_command(change: &Change<'_>, command: &[String], verify: Option<&[S
     ))
 }
 
+/// What a provider's preflight found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// One line for the report: what was checked and what the endpoint holds now.
+    pub detail: String,
+    /// The endpoint's current value where the provider reads one exactly (`dns`): the
+    /// first change's prerequisite ([`Change::previous`]) and what [`restore`] puts back.
+    pub current: Option<String>,
+}
+
+impl From<String> for Found {
+    fn from(detail: String) -> Self {
+        Found { detail, current: None }
+    }
+}
+
 /// Preflight: everything a re-point needs, checked without changing anything (the
-/// target is well-formed, programs exist, files can be read, APIs answer an
-/// authenticated read). `Ok` describes what the endpoint holds now.
-pub async fn preflight(change: &Change<'_>, http: &reqwest::Client) -> Result<String, String> {
+/// target is well-formed, programs exist, files can be read, APIs and DNS servers answer
+/// an authenticated read).
+pub async fn preflight(change: &Change<'_>, http: &reqwest::Client) -> Result<Found, String> {
     well_formed(change.target()?)?;
     match provider(change.endpoint, change.route) {
-        Provider::Dns { server, .. } => Ok(format!(
-            "target well-formed; DNS server {server} is first contacted by the update"
-        )),
+        Provider::Dns { server, record, .. } => {
+            let value = dns::preflight(change).await?;
+            let shown = if value.is_empty() { "no record" } else { &value };
+            Ok(Found {
+                detail: format!("{server} answers for {record}, which holds {shown}"),
+                current: Some(value),
+            })
+        }
         Provider::File { check, reload, .. } => {
             for cmd in [check, reload].into_iter().flatten() {
                 program_found(cmd)?;
             }
-            file::preflight(change).await
+            file::preflight(change).await.map(Found::from)
         }
-        Provider::Http { .. } => http::preflight(change, http).await,
+        Provider::Http { .. } => http::preflight(change, http).await.map(Found::from),
         Provider::Command { command, verify } => {
             for cmd in std::iter::once(command).chain(verify) {
                 program_found(cmd)?;
             }
-            Ok(format!("`{}` is there to run", command.join(" ")))
+            Ok(format!("`{}` is there to run", command.join(" ")).into())
         }
+    }
+}
+
+/// Put the endpoint back to `value`, what its preflight read before the run changed it
+/// ([`Found::current`]); `change.region` only names where that is. Providers that read
+/// no exact value are re-pointed to `change.region` instead.
+pub async fn restore(change: &Change<'_>, value: &str, http: &reqwest::Client) -> Result<String, String> {
+    match provider(change.endpoint, change.route) {
+        Provider::Dns { .. } => dns::restore(change, value).await,
+        _ => repoint(change, http).await,
     }
 }
 

@@ -19,8 +19,9 @@ pub fn query(name: &Name, rtype: RecordType) -> Message {
 }
 
 /// Replace the `rtype` records of `name` by `new`, if they are still exactly `previous`
-/// (no record at all when `previous` is empty).
-pub fn update(zone: &Name, name: &Name, rtype: RecordType, previous: &[RData], new: RData, ttl: u32) -> Message {
+/// (no record at all when `previous` is empty). An empty `new` only deletes: a rollback
+/// to a name that had no record of the type.
+pub fn update(zone: &Name, name: &Name, rtype: RecordType, previous: &[RData], new: &[RData], ttl: u32) -> Message {
     let mut message = Message::query();
     message.metadata.op_code = OpCode::Update;
     message.metadata.recursion_desired = false;
@@ -39,7 +40,9 @@ pub fn update(zone: &Name, name: &Name, rtype: RecordType, previous: &[RData], n
     let mut delete = Record::update0(name.clone(), 0, rtype);
     delete.dns_class = DNSClass::ANY;
     message.add_update(delete);
-    message.add_update(Record::from_rdata(name.clone(), ttl, new));
+    for value in new {
+        message.add_update(Record::from_rdata(name.clone(), ttl, value.clone()));
+    }
     message
 }
 
@@ -79,7 +82,7 @@ mod tests {
             &name("api.example.test."),
             RecordType::A,
             std::slice::from_ref(&old),
-            new.clone(),
+            std::slice::from_ref(&new),
             30,
         );
         assert_eq!(m.metadata.op_code, OpCode::Update);
@@ -110,12 +113,30 @@ mod tests {
             &name("api.example.test."),
             RecordType::A,
             &[],
-            new,
+            &[new],
             30,
         );
         let prereq = &m.answers[0];
         assert_eq!(prereq.dns_class, DNSClass::NONE);
         assert_eq!(prereq.data, RData::Update0(RecordType::A));
+    }
+
+    #[test]
+    fn update_to_no_value_only_deletes_under_its_prerequisite() {
+        let old = RData::A(A::new(10, 0, 0, 2));
+        let m = update(
+            &name("example.test."),
+            &name("api.example.test."),
+            RecordType::A,
+            std::slice::from_ref(&old),
+            &[],
+            30,
+        );
+        assert_eq!(m.answers.len(), 1);
+        assert_eq!(m.answers[0].data, old);
+        assert_eq!(m.authorities.len(), 1);
+        assert_eq!(m.authorities[0].dns_class, DNSClass::ANY);
+        assert_eq!(m.authorities[0].data, RData::Update0(RecordType::A));
     }
 
     #[test]
