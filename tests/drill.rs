@@ -1,7 +1,8 @@
 //! The step runner on its own: probes retried until their deadline against a local
 //! HTTP server, step timeouts, rollback order, drill versus failover, drill routes,
 //! previews and saved reports. Endpoints here are `file`, `command` and `http` (against
-//! a local recording server) providers, so nothing outside the test is needed.
+//! a local recording server) providers, so nothing outside the test is needed. Every
+//! report starts with the preflight's checks; the tests look at the steps after them.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lifeboat::drill::report::{Phase, StepStatus};
-use lifeboat::drill::{Mode, Outcome, Report, RunOptions, preview, run_playbook};
+use lifeboat::drill::{Mode, Outcome, Report, RunOptions, StepRecord, preview, run_playbook};
 use lifeboat::plan::{Plan, validate};
 
 /// Answers the n-th request with `answers[n]` (the last one from then on).
@@ -66,6 +67,16 @@ async fn run(plan: &Plan, dir: &Path, name: &str, mode: Mode) -> Report {
     run_playbook(plan, name, &opts).await.unwrap().0
 }
 
+/// The report's entries after the preflight's, which come first and all passed.
+fn after_preflight(report: &Report) -> Vec<&StepRecord> {
+    let checks = report.steps.iter().take_while(|s| s.phase == Phase::Preflight).count();
+    assert!(checks > 0, "no preflight checks in {report:#?}");
+    let (pre, rest) = report.steps.split_at(checks);
+    assert!(pre.iter().all(|s| s.status == StepStatus::Passed), "{pre:#?}");
+    assert!(rest.iter().all(|s| s.phase != Phase::Preflight), "{rest:#?}");
+    rest.iter().collect()
+}
+
 fn logging_endpoint(name: &str, log: &Path) -> String {
     format!(
         r#"
@@ -98,8 +109,9 @@ steps = [{{ kind = "probe", url = "{url}", expect_json = {{ "/answer" = 7 }}, in
     );
     let report = run(&p, dir.path(), "p", Mode::Drill).await;
     assert_eq!(report.outcome, Outcome::Passed, "{report:#?}");
-    assert_eq!(report.steps[0].attempts, Some(3));
-    assert!(report.steps[0].latency_ms.is_some());
+    let steps = after_preflight(&report);
+    assert_eq!(steps[0].attempts, Some(3));
+    assert!(steps[0].latency_ms.is_some());
     assert_eq!(count.load(Ordering::SeqCst), 3);
     assert!(report.rto.measured_ms.is_some() && report.rto.met);
 }
@@ -120,7 +132,7 @@ steps = [{{ kind = "probe", url = "{url}", interval = "1s", timeout = "3s" }}]
     );
     let report = run(&p, dir.path(), "p", Mode::Drill).await;
     assert_eq!(report.outcome, Outcome::Failed);
-    let step = &report.steps[0];
+    let step = after_preflight(&report)[0];
     assert_eq!(step.status, StepStatus::Failed);
     assert!((1900..5000).contains(&step.duration_ms), "took {} ms", step.duration_ms);
     assert!(
@@ -147,11 +159,8 @@ steps = [{ kind = "command", command = ["sleep", "10"], timeout = "1s" }]
     let report = run(&p, dir.path(), "p", Mode::Failover).await;
     assert!(started.elapsed().as_secs() < 4);
     assert_eq!(report.outcome, Outcome::Failed);
-    assert!(
-        report.steps[0].detail.contains("timed out"),
-        "{}",
-        report.steps[0].detail
-    );
+    let step = after_preflight(&report)[0];
+    assert!(step.detail.contains("timed out"), "{}", step.detail);
 }
 
 #[tokio::test]
@@ -196,7 +205,21 @@ command = ["sh", "-c", "echo rollback >> {}"]
     assert_eq!(report.outcome, Outcome::Failed);
     let lines = std::fs::read_to_string(&log).unwrap();
     assert_eq!(lines, "first B\nsecond B\nsecond A\nfirst A\nrollback\n");
-    let statuses: Vec<(Phase, StepStatus)> = report.steps.iter().map(|s| (s.phase, s.status)).collect();
+    let checked: Vec<&str> = report
+        .steps
+        .iter()
+        .filter(|s| s.phase == Phase::Preflight)
+        .map(|s| s.name.as_str())
+        .collect();
+    for name in [
+        "endpoint first to b",
+        "endpoint first to a",
+        "endpoint second to b",
+        "endpoint second to a",
+    ] {
+        assert!(checked.contains(&name), "{name} not checked: {checked:?}");
+    }
+    let statuses: Vec<(Phase, StepStatus)> = after_preflight(&report).iter().map(|s| (s.phase, s.status)).collect();
     assert_eq!(
         statuses,
         vec![
@@ -251,7 +274,7 @@ async fn a_passing_drill_puts_traffic_back_and_a_failover_keeps_it() {
     std::fs::write(&upstream, "upstream gw { server 10.0.0.1:80; }  # a\n").unwrap();
     let report = run(&p, dir.path(), "p", Mode::Drill).await;
     assert_eq!(report.outcome, Outcome::Passed, "{report:#?}");
-    assert_eq!(report.steps.last().unwrap().phase, Phase::Restore);
+    assert_eq!(after_preflight(&report).last().unwrap().phase, Phase::Restore);
     assert_eq!(
         std::fs::read_to_string(&upstream).unwrap(),
         "upstream gw { server 10.0.0.1:80; }  # a\n"
@@ -259,7 +282,7 @@ async fn a_passing_drill_puts_traffic_back_and_a_failover_keeps_it() {
 
     let report = run(&p, dir.path(), "p", Mode::Failover).await;
     assert_eq!(report.outcome, Outcome::Passed);
-    assert!(report.steps.iter().all(|s| s.phase == Phase::Steps));
+    assert!(after_preflight(&report).iter().all(|s| s.phase == Phase::Steps));
     assert_eq!(
         std::fs::read_to_string(&upstream).unwrap(),
         "upstream gw { server 10.0.0.2:80; }  # b\n"
@@ -300,11 +323,8 @@ steps = [{{ kind = "repoint", endpoint = "gw", to = "b" }}]
     let p = plan(dir.path(), &body);
     let report = run(&p, dir.path(), "p", Mode::Failover).await;
     assert_eq!(report.outcome, Outcome::Failed);
-    assert!(
-        report.steps[0].detail.contains("old file is back"),
-        "{}",
-        report.steps[0].detail
-    );
+    let step = after_preflight(&report)[0];
+    assert!(step.detail.contains("old file is back"), "{}", step.detail);
     assert_eq!(std::fs::read_to_string(&upstream).unwrap(), "old\n");
 }
 
@@ -338,7 +358,8 @@ fn preview_lists_actions_and_what_a_failure_undoes() {
     assert!(lifeboat::drill::run::find_playbook(&p, "nope").is_err());
 }
 
-/// Records each request's first line and body, answering every one with `status`.
+/// Records each request's first line and body, answering a `GET` (the preflight's
+/// read) with 200 and every other request with `status`.
 fn recording_server(status: u16) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
@@ -360,6 +381,7 @@ fn recording_server(status: u16) -> (String, Arc<std::sync::Mutex<Vec<String>>>)
             log.lock()
                 .unwrap()
                 .push(format!("{} {}", first.trim(), String::from_utf8_lossy(&body)));
+            let status = if first.starts_with("GET ") { 200 } else { status };
             let reply = format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
             let _ = (&stream).write_all(reply.as_bytes());
         }
@@ -397,20 +419,32 @@ async fn http_endpoint_calls_the_admin_api_and_a_drill_calls_it_back() {
     let report = run(&http_endpoint_plan(dir.path(), &url), dir.path(), "p", Mode::Drill).await;
     assert_eq!(report.outcome, Outcome::Passed, "{report:#?}");
     let seen = seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    // The preflight's read for each region the run may point it at, then the changes.
     assert!(
-        seen[0].starts_with("PUT /admin/upstream") && seen[0].contains(r#"{"upstream": "10.0.0.2:80"}"#),
+        seen[..2].iter().all(|r| r.starts_with("GET /admin/upstream")),
         "{seen:?}"
     );
-    assert!(seen[1].contains(r#"{"upstream": "10.0.0.1:80"}"#), "{seen:?}");
+    assert!(
+        seen[2].starts_with("PUT /admin/upstream") && seen[2].contains(r#"{"upstream": "10.0.0.2:80"}"#),
+        "{seen:?}"
+    );
+    assert!(seen[3].contains(r#"{"upstream": "10.0.0.1:80"}"#), "{seen:?}");
 }
 
 #[tokio::test]
 async fn http_endpoint_with_an_unexpected_status_fails_the_step() {
     let dir = tempfile::tempdir().unwrap();
-    let (url, _) = recording_server(500);
+    let (url, seen) = recording_server(500);
     let report = run(&http_endpoint_plan(dir.path(), &url), dir.path(), "p", Mode::Drill).await;
     assert_eq!(report.outcome, Outcome::Failed, "{report:#?}");
+    let steps = after_preflight(&report);
+    assert_eq!((steps[0].phase, steps[0].status), (Phase::Steps, StepStatus::Failed));
+    assert!(steps[0].detail.contains("answered 500"), "{}", steps[0].detail);
+    // The failed call may have changed the gateway, so it is undone too.
+    assert_eq!(steps[1].name, "gw back to a", "{steps:#?}");
+    let puts = seen.lock().unwrap().iter().filter(|r| r.starts_with("PUT ")).count();
+    assert_eq!(puts, 2);
 }
 
 #[tokio::test]
