@@ -15,113 +15,25 @@
 //! `LIFEBOAT_TEST_KNOTD`, `LIFEBOAT_TEST_KEYMGR`) or the PATH. Missing servers skip the
 //! tests, except under `LIFEBOAT_REQUIRE_SERVERS=1`, where they fail.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use assert_cmd::cargo::CommandCargoExt;
-use hickory_proto::op::{Message, Query};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::RecordType;
+
+mod servers;
+mod support_drill;
+
+use support_drill::{Procs, ZONE, free_port, infer, lookup, spawn, start_knot, tools, wait_answering};
 
 const PASSWORD: &str = "drill-dns-password";
 const OLD: &str = "127.0.0.10";
 const NEW: &str = "127.0.0.20";
 /// A primary target the record does not hold: rollback must not go there.
 const ELSEWHERE: &str = "127.0.0.30";
-
-fn tool(name: &str, env: &str) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(env) {
-        return Some(PathBuf::from(p));
-    }
-    let paths = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&paths)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// The tools, or `None` to skip; a panic when the suite requires the servers.
-fn tools(wanted: &[(&str, &str)]) -> Option<Vec<PathBuf>> {
-    let found: Vec<Option<PathBuf>> = wanted.iter().map(|(n, e)| tool(n, e)).collect();
-    if found.iter().all(Option::is_some) {
-        return Some(found.into_iter().flatten().collect());
-    }
-    let names: Vec<&str> = wanted.iter().map(|(n, _)| *n).collect();
-    let message = format!(
-        "{} needed (apt-get install bind9 bind9-dnsutils knot knot-dnsutils; tests/run.sh does it)",
-        names.join(", ")
-    );
-    assert!(
-        std::env::var("LIFEBOAT_REQUIRE_SERVERS").as_deref() != Ok("1"),
-        "LIFEBOAT_REQUIRE_SERVERS=1 but {message}"
-    );
-    eprintln!("skipping: {message}");
-    None
-}
-
-/// Servers stopped when the test ends, pass or fail.
-#[derive(Default)]
-struct Procs(Vec<Child>);
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = tcp.local_addr().unwrap().port();
-    // The port must be free for UDP as well.
-    UdpSocket::bind(("127.0.0.1", port)).map_or_else(|_| free_port(), |_| port)
-}
-
-/// What `name` holds for `rtype` at the server on `port`, asked directly (not relayed).
-fn lookup(port: u16, name: &str, rtype: RecordType) -> Result<Vec<String>, String> {
-    let mut query = Message::query();
-    query.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    socket.send_to(&query.to_vec().unwrap(), ("127.0.0.1", port)).unwrap();
-    let mut buf = [0u8; 4096];
-    let len = socket.recv(&mut buf).map_err(|e| e.to_string())?;
-    let answer = Message::from_vec(&buf[..len]).map_err(|e| e.to_string())?;
-    let code = answer.metadata.response_code;
-    if code != hickory_proto::op::ResponseCode::NoError {
-        return Err(format!("{code}"));
-    }
-    let mut values: Vec<String> = answer
-        .answers
-        .iter()
-        .filter(|r| r.record_type() == rtype)
-        .map(|r| r.data.to_string())
-        .collect();
-    values.sort();
-    Ok(values)
-}
-
-fn infer(port: u16) -> Result<Vec<String>, String> {
-    lookup(port, "infer.example.test.", RecordType::A)
-}
-
-fn wait_answering(port: u16, log: &Path) {
-    let end = Instant::now() + Duration::from_secs(20);
-    while infer(port).is_err() {
-        assert!(
-            Instant::now() < end,
-            "the DNS server did not answer; see {}",
-            log.display()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-const ZONE: &str = "$ORIGIN example.test.\n$TTL 60\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.1\ninfer A 127.0.0.10\nweb A 127.0.0.10\n";
 
 /// A TSIG secret printed by `tsig-keygen -a ALG NAME`.
 fn bind_key(keygen: &Path, dir: &Path, name: &str, alg: &str) -> String {
@@ -160,62 +72,10 @@ fn start_bind(procs: &mut Procs, named: &Path, keygen: &Path, dir: &Path) -> (u1
            update-policy {{ grant ddns-key zonesub ANY; grant sha512-key zonesub ANY; grant limited-key name other.example.test. A; }}; }};\n"
     );
     std::fs::write(dir.join("named.conf"), conf).unwrap();
-    let log = std::fs::File::create(dir.join("named.log")).unwrap();
-    let child = Command::new(named)
-        .args(["-g", "-c"])
-        .arg(dir.join("named.conf"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    procs.0.push(child);
+    let conf = dir.join("named.conf").display().to_string();
+    spawn(procs, named, &["-g", "-c", &conf], &dir.join("named.log"), "TERM");
     wait_answering(port, &dir.join("named.log"));
     (port, keys)
-}
-
-/// A TSIG key block printed by `keymgr -t NAME ALG`, and its secret.
-fn knot_key(keymgr: &Path, name: &str, alg: &str) -> (String, String) {
-    let out = Command::new(keymgr).args(["-t", name, alg]).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let secret = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("secret: "))
-        .expect("keymgr prints a secret")
-        .to_string();
-    let block: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.starts_with("key:"))
-        .collect();
-    (block.join("\n") + "\n", secret)
-}
-
-/// Knot serving `example.test` with `ddns-key` allowed to update it.
-fn start_knot(procs: &mut Procs, knotd: &Path, keymgr: &Path, dir: &Path) -> (u16, String) {
-    for d in ["run", "db", "zones"] {
-        std::fs::create_dir_all(dir.join(d)).unwrap();
-    }
-    let (block, secret) = knot_key(keymgr, "ddns-key", "hmac-sha256");
-    std::fs::write(dir.join("zones/example.test.zone"), ZONE).unwrap();
-    let port = free_port();
-    let d = dir.display();
-    let conf = format!(
-        "server:\n    rundir: \"{d}/run\"\n    listen: 127.0.0.1@{port}\ndatabase:\n    storage: \"{d}/db\"\n\
-         log:\n  - target: stderr\n    any: info\nkey:\n{block}acl:\n  - id: ddns\n    key: ddns-key\n    action: update\n\
-         template:\n  - id: default\n    storage: \"{d}/zones\"\n    zonefile-sync: 0\n    journal-content: all\n\
-         zone:\n  - domain: example.test\n    acl: ddns\n"
-    );
-    std::fs::write(dir.join("knot.conf"), conf).unwrap();
-    let log = std::fs::File::create(dir.join("knot.log")).unwrap();
-    let child = Command::new(knotd)
-        .arg("-c")
-        .arg(dir.join("knot.conf"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    procs.0.push(child);
-    wait_answering(port, &dir.join("knot.log"));
-    (port, secret)
 }
 
 /// What the relay does with the messages it carries.
@@ -591,10 +451,11 @@ fn atomic_cases(world: &World, relay: &Relay, server_port: u16) {
 
 #[test]
 fn bind_repoints_are_atomic_read_back_and_name_their_failures() {
-    let Some(t) = tools(&[
+    let wanted = [
         ("named", "LIFEBOAT_TEST_NAMED"),
         ("tsig-keygen", "LIFEBOAT_TEST_TSIG_KEYGEN"),
-    ]) else {
+    ];
+    let Some(t) = tools("drill_dns", &wanted, "apt-get install bind9 bind9-dnsutils") else {
         return;
     };
     let mut procs = Procs::default();
@@ -726,7 +587,8 @@ fn bind_repoints_are_atomic_read_back_and_name_their_failures() {
 
 #[test]
 fn knot_repoints_are_atomic_and_read_back() {
-    let Some(t) = tools(&[("knotd", "LIFEBOAT_TEST_KNOTD"), ("keymgr", "LIFEBOAT_TEST_KEYMGR")]) else {
+    let wanted = [("knotd", "LIFEBOAT_TEST_KNOTD"), ("keymgr", "LIFEBOAT_TEST_KEYMGR")];
+    let Some(t) = tools("drill_dns", &wanted, "apt-get install knot knot-dnsutils") else {
         return;
     };
     let mut procs = Procs::default();

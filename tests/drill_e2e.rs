@@ -3,85 +3,24 @@
 //! the inference gateway (file endpoint: upstream swapped atomically, `-t`, reload),
 //! and a real authoritative DNS server (Knot) taking TSIG-signed RFC 2136 updates.
 //!
-//! Skipped, with the reason printed, when knotd, keymgr, kdig or nginx are missing;
+//! Skipped, with the reason printed, when knotd, keymgr or nginx are missing;
 //! `tests/run.sh` installs them and sets `LIFEBOAT_REQUIRE_SERVERS=1`, under which a
 //! missing one fails the test instead.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use assert_cmd::cargo::CommandCargoExt;
 
 mod servers;
+mod support_drill;
+
+use support_drill::{Nginx, Procs, free_port, infer, start_knot, start_nginx, tools, wait_port};
 
 const PASSWORD: &str = "drill-e2e-password";
-
-fn tool(name: &str, env: &str) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(env) {
-        return Some(PathBuf::from(p));
-    }
-    let paths = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&paths)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-struct Tools {
-    knotd: PathBuf,
-    keymgr: PathBuf,
-    kdig: PathBuf,
-    nginx: PathBuf,
-}
-
-fn tools() -> Option<Tools> {
-    let found = (
-        tool("knotd", "LIFEBOAT_TEST_KNOTD"),
-        tool("keymgr", "LIFEBOAT_TEST_KEYMGR"),
-        tool("kdig", "LIFEBOAT_TEST_KDIG"),
-        tool("nginx", "LIFEBOAT_TEST_NGINX"),
-    );
-    match found {
-        (Some(knotd), Some(keymgr), Some(kdig), Some(nginx)) => Some(Tools {
-            knotd,
-            keymgr,
-            kdig,
-            nginx,
-        }),
-        _ => {
-            let reason = "knotd, keymgr, kdig and nginx are needed \
-                          (apt-get install knot knot-dnsutils nginx-light; tests/run.sh does it)";
-            servers::missing("drill_e2e", reason);
-            None
-        }
-    }
-}
-
-/// Child processes stopped when the test ends, pass or fail. SIGQUIT first: nginx's
-/// master then stops its workers (a killed master would leave them running).
-#[derive(Default)]
-struct Procs(Vec<Child>);
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = Command::new("kill").args(["-QUIT", &c.id().to_string()]).status();
-            let end = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < end && matches!(c.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -93,14 +32,6 @@ fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
     let status = out.split_whitespace().nth(1)?.parse().ok()?;
     let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
     Some((status, body))
-}
-
-fn wait_port(port: u16) {
-    let end = Instant::now() + Duration::from_secs(15);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < end, "nothing listens on port {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn fnv53(bytes: &[u8]) -> u64 {
@@ -120,132 +51,9 @@ fn inference_server(procs: &mut Procs, model: &Path) -> u16 {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    procs.0.push(child);
+    procs.keep(child, "TERM");
     wait_port(port);
     port
-}
-
-/// Knot serving `example.test` with `infer` at 127.0.0.10; returns (port, secret).
-fn start_knot(procs: &mut Procs, t: &Tools, dir: &Path) -> (u16, String) {
-    let out = Command::new(&t.keymgr)
-        .args(["-t", "ddns-key", "hmac-sha256"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let secret = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("secret: "))
-        .expect("keymgr prints a secret")
-        .to_string();
-    let port = free_port();
-    for d in ["run", "db", "zones"] {
-        std::fs::create_dir_all(dir.join(d)).unwrap();
-    }
-    std::fs::write(
-        dir.join("zones/example.test.zone"),
-        "$ORIGIN example.test.\n$TTL 60\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.1\ninfer A 127.0.0.10\n",
-    )
-    .unwrap();
-    let conf = format!(
-        "server:\n    rundir: \"{d}/run\"\n    listen: 127.0.0.1@{port}\ndatabase:\n    storage: \"{d}/db\"\nlog:\n  - target: stderr\n    any: info\n{key}acl:\n  - id: ddns\n    key: ddns-key\n    action: update\ntemplate:\n  - id: default\n    storage: \"{d}/zones\"\n    zonefile-sync: 0\n    journal-content: all\nzone:\n  - domain: example.test\n    acl: ddns\n",
-        d = dir.display(),
-        key = text
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .collect::<Vec<_>>()
-            .join("\n")
-            + "\n",
-    );
-    std::fs::write(dir.join("knot.conf"), conf).unwrap();
-    let log = std::fs::File::create(dir.join("knot.log")).unwrap();
-    let child = Command::new(&t.knotd)
-        .arg("-c")
-        .arg(dir.join("knot.conf"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    procs.0.push(child);
-    let end = Instant::now() + Duration::from_secs(15);
-    while dns_answer(t, port).is_empty() {
-        assert!(
-            Instant::now() < end,
-            "knotd did not answer; see {}",
-            dir.join("knot.log").display()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    (port, secret)
-}
-
-fn dns_answer(t: &Tools, port: u16) -> String {
-    let out = Command::new(&t.kdig)
-        .args([
-            "@127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "+short",
-            "+time=1",
-            "+retry=0",
-            "infer.example.test",
-            "A",
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-struct Nginx {
-    cmd: Vec<String>,
-    port: u16,
-    upstream: PathBuf,
-}
-
-fn start_nginx(procs: &mut Procs, t: &Tools, dir: &Path, backend: u16) -> Nginx {
-    for d in ["logs", "tmp"] {
-        std::fs::create_dir_all(dir.join(d)).unwrap();
-    }
-    let port = free_port();
-    let upstream = dir.join("upstream.conf");
-    std::fs::write(
-        &upstream,
-        format!("upstream inference {{ server 127.0.0.1:{backend}; }}\n"),
-    )
-    .unwrap();
-    let d = dir.display();
-    let conf = format!(
-        "daemon off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/logs/error.log notice;\n\
-         events {{ worker_connections 64; }}\n\
-         http {{ access_log {d}/logs/access.log;\n\
-         client_body_temp_path {d}/tmp/cb; proxy_temp_path {d}/tmp/p; fastcgi_temp_path {d}/tmp/f;\n\
-         uwsgi_temp_path {d}/tmp/u; scgi_temp_path {d}/tmp/s;\n\
-         include {d}/upstream.conf;\n\
-         server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://inference; proxy_next_upstream off; }} }} }}\n"
-    );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let cmd: Vec<String> = vec![
-        t.nginx.display().to_string(),
-        "-p".into(),
-        d.to_string(),
-        "-c".into(),
-        format!("{d}/nginx.conf"),
-        "-e".into(),
-        format!("{d}/logs/error.log"),
-    ];
-    let child = Command::new(&cmd[0])
-        .args(&cmd[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    procs.0.push(child);
-    wait_port(port);
-    Nginx { cmd, port, upstream }
-}
-
-fn toml_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
-    format!("[{}]", quoted.join(", "))
 }
 
 struct World {
@@ -260,10 +68,6 @@ struct World {
 
 fn write_plan(w: &World, secret_file: &Path, wrong_secret_file: &Path) {
     let d = w.dir.display();
-    let mut check = w.nginx.cmd.clone();
-    check.push("-t".into());
-    let mut reload = w.nginx.cmd.clone();
-    reload.extend(["-s".into(), "reload".into()]);
     let probe = |port: u16, answer: u64, timeout: &str| {
         format!(
             "{{ kind = \"probe\", url = \"http://127.0.0.1:{port}/v1/predict\", method = \"POST\", body = \"{{}}\", expect_json = {{ \"/answer\" = {answer} }}, interval = \"1s\", timeout = \"{timeout}\" }}"
@@ -283,33 +87,8 @@ fn write_plan(w: &World, secret_file: &Path, wrong_secret_file: &Path) {
         )
     };
     let plan = format!(
-        r#"[key]
-env = "LIFEBOAT_PASSWORD"
-
-[regions.primary]
-address = "{d}/repo-primary"
-create = true
-
-[regions.standby]
-address = "{d}/repo-standby"
-create = true
-
-[datasets.checkpoints]
-kind = "model"
-paths = ["{d}/src/model"]
-schedule = "@hourly"
-regions = ["primary", "standby"]
-rpo = "1h"
-retention = {{ keep_last = 3 }}
-
-[endpoints.gateway]
-provider = "file"
-path = "{upstream}"
-template = "upstream inference {{ server {{target}}; }}\n"
-check = {check}
-reload = {reload}
-targets = {{ primary = "127.0.0.1:{primary}", standby = "127.0.0.1:{standby}" }}
-
+        r#"{head}
+{gateway}
 {dns}
 {wrong}
 [playbooks.recover]
@@ -326,11 +105,10 @@ standby = "standby"
 rto = "1m"
 steps = [{{ kind = "repoint", endpoint = "dns-wrong-key", to = "standby" }}]
 "#,
-        upstream = w.nginx.upstream.display(),
-        check = toml_list(&check),
-        reload = toml_list(&reload),
-        primary = w.primary,
-        standby = w.standby,
+        head = support_drill::plan_head(&w.dir, "checkpoints", "src/model"),
+        gateway = w
+            .nginx
+            .endpoint(&format!("127.0.0.1:{}", w.primary), &format!("127.0.0.1:{}", w.standby)),
         dns = dns("dns", secret_file),
         wrong = dns("dns-wrong-key", wrong_secret_file),
         good = steps(probe(w.nginx.port, w.answer, "20s")),
@@ -366,7 +144,15 @@ fn gateway_answer(w: &World) -> Option<serde_json::Value> {
 
 #[test]
 fn drill_and_failover_move_inference_to_the_standby_with_real_dns_and_nginx() {
-    let Some(t) = tools() else { return };
+    let wanted = [
+        ("knotd", "LIFEBOAT_TEST_KNOTD"),
+        ("keymgr", "LIFEBOAT_TEST_KEYMGR"),
+        ("nginx", "LIFEBOAT_TEST_NGINX"),
+    ];
+    let install = "apt-get install knot knot-dnsutils nginx-light";
+    let Some(t) = tools("drill_e2e", &wanted, install) else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let mut procs = Procs::default();
@@ -387,8 +173,8 @@ fn drill_and_failover_move_inference_to_the_standby_with_real_dns_and_nginx() {
         "standby has no model yet"
     );
 
-    let (dns_port, secret) = start_knot(&mut procs, &t, &dir.join("knot"));
-    let nginx = start_nginx(&mut procs, &t, &dir.join("nginx"), primary);
+    let (dns_port, secret) = start_knot(&mut procs, &t[0], &t[1], &dir.join("knot"));
+    let nginx = start_nginx(&mut procs, &t[2], &dir.join("nginx"), &format!("127.0.0.1:{primary}"));
     let secret_file = dir.join("tsig.secret");
     std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
     let wrong_file = dir.join("wrong.secret");
@@ -423,7 +209,7 @@ fn drill_and_failover_move_inference_to_the_standby_with_real_dns_and_nginx() {
         "the dry run's preflight read the record: {out}"
     );
     assert!(upstream_port(&w).contains(&primary.to_string()));
-    assert_eq!(dns_answer(&t, dns_port), "127.0.0.10");
+    assert_eq!(infer(dns_port), Ok(vec!["127.0.0.10".to_string()]));
     // Nothing was restored: the restore step's target holds nothing and the standby
     // still has no model to serve.
     let restored = std::fs::read_dir(dir.join("standby")).map_or(0, |d| d.count());
@@ -457,7 +243,7 @@ fn drill_and_failover_move_inference_to_the_standby_with_real_dns_and_nginx() {
         "{}",
         upstream_port(&w)
     );
-    assert_eq!(dns_answer(&t, dns_port), "127.0.0.10");
+    assert_eq!(infer(dns_port), Ok(vec!["127.0.0.10".to_string()]));
     let (_, body) = http(standby, "POST", "/v1/predict").unwrap();
     assert!(
         body.contains(&w.answer.to_string()),
@@ -491,7 +277,7 @@ fn drill_and_failover_move_inference_to_the_standby_with_real_dns_and_nginx() {
         "{}",
         upstream_port(&w)
     );
-    assert_eq!(dns_answer(&t, dns_port), "127.0.0.10");
+    assert_eq!(infer(dns_port), Ok(vec!["127.0.0.10".to_string()]));
 
     // A wrong TSIG key is an authentication failure, and the record stays.
     // The preflight's signed query finds it before any step runs.
@@ -504,7 +290,7 @@ fn drill_and_failover_move_inference_to_the_standby_with_real_dns_and_nginx() {
             && err.contains("authentication failed"),
         "{err}"
     );
-    assert_eq!(dns_answer(&t, dns_port), "127.0.0.10");
+    assert_eq!(infer(dns_port), Ok(vec!["127.0.0.10".to_string()]));
 
     // The failover: traffic moves to the standby and stays there.
     let (code, out, err) = lifeboat(&w, &["--json", "failover", "--plan", &plan, "--confirm", "recover"]);
@@ -515,7 +301,7 @@ fn drill_and_failover_move_inference_to_the_standby_with_real_dns_and_nginx() {
         "{}",
         upstream_port(&w)
     );
-    assert_eq!(dns_answer(&t, dns_port), "127.0.0.20");
+    assert_eq!(infer(dns_port), Ok(vec!["127.0.0.20".to_string()]));
     let served = gateway_answer(&w).expect("the gateway answers");
     assert_eq!(served["answer"].as_u64(), Some(w.answer), "{served}");
 }

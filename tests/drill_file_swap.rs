@@ -6,217 +6,19 @@
 //! nginx is needed: missing, the tests say so and pass, unless `LIFEBOAT_REQUIRE_SERVERS=1`
 //! (set by `tests/run.sh`), where they fail.
 
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use assert_cmd::cargo::CommandCargoExt;
+mod servers;
+mod support_drill;
 
-const PASSWORD: &str = "file-swap-password";
-
-fn nginx_binary() -> Option<PathBuf> {
-    let from_env = std::env::var_os("LIFEBOAT_TEST_NGINX").map(PathBuf::from);
-    let found = from_env.or_else(|| {
-        ["/usr/sbin/nginx", "/usr/bin/nginx"]
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("LIFEBOAT_REQUIRE_SERVERS").as_deref() != Ok("1"),
-            "nginx is required (LIFEBOAT_REQUIRE_SERVERS=1) but not installed"
-        );
-        eprintln!("skipping: nginx is needed (apt-get install nginx-light; tests/run.sh does it)");
-    }
-    found
-}
-
-/// nginx stopped (SIGQUIT, then SIGKILL) when the test ends.
-struct Nginx {
-    child: Child,
-    cmd: Vec<String>,
-    upstream: PathBuf,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-QUIT", &self.child.id().to_string()])
-            .status();
-        let end = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < end && matches!(self.child.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn start_nginx(bin: &Path, dir: &Path) -> Nginx {
-    for d in ["logs", "tmp"] {
-        std::fs::create_dir_all(dir.join(d)).unwrap();
-    }
-    let port = free_port();
-    let upstream = dir.join("upstream.conf");
-    std::fs::write(&upstream, "upstream inference { server 127.0.0.1:1001; }\n").unwrap();
-    let d = dir.display();
-    let conf = format!(
-        "daemon off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/logs/error.log notice;\n\
-         events {{ worker_connections 64; }}\n\
-         http {{ access_log {d}/logs/access.log;\n\
-         client_body_temp_path {d}/tmp/cb; proxy_temp_path {d}/tmp/p; fastcgi_temp_path {d}/tmp/f;\n\
-         uwsgi_temp_path {d}/tmp/u; scgi_temp_path {d}/tmp/s;\n\
-         include {d}/upstream.conf;\n\
-         server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://inference; }} }} }}\n"
-    );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let cmd: Vec<String> = vec![
-        bin.display().to_string(),
-        "-p".into(),
-        d.to_string(),
-        "-c".into(),
-        format!("{d}/nginx.conf"),
-        "-e".into(),
-        format!("{d}/logs/error.log"),
-    ];
-    let child = Command::new(&cmd[0])
-        .args(&cmd[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let end = Instant::now() + Duration::from_secs(15);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < end, "nginx did not start; see {d}/logs/error.log");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Nginx { child, cmd, upstream }
-}
-
-fn toml_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
-    format!("[{}]", quoted.join(", "))
-}
-
-struct World {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    plan: PathBuf,
-    nginx: Nginx,
-}
-
-impl World {
-    /// Regions, a backed-up dataset, the nginx gateway endpoint, and `extra` plan text.
-    fn new(nginx_bin: &Path, standby_target: &str, extra: &str) -> World {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let nginx = start_nginx(nginx_bin, &dir.join("nginx"));
-        std::fs::create_dir_all(dir.join("src")).unwrap();
-        std::fs::write(dir.join("src/weights.bin"), vec![7u8; 50_000]).unwrap();
-        let plan = dir.join("plan.toml");
-        let w = World {
-            _tmp: tmp,
-            dir,
-            plan,
-            nginx,
-        };
-        w.write_plan(standby_target, extra);
-        w
-    }
-
-    fn write_plan(&self, standby_target: &str, extra: &str) {
-        let d = self.dir.display();
-        let mut check = self.nginx.cmd.clone();
-        check.push("-t".into());
-        let mut reload = self.nginx.cmd.clone();
-        reload.extend(["-s".into(), "reload".into()]);
-        let text = format!(
-            r#"[key]
-env = "LIFEBOAT_PASSWORD"
-
-[regions.primary]
-address = "{d}/repo-primary"
-create = true
-
-[regions.standby]
-address = "{d}/repo-standby"
-create = true
-
-[datasets.models]
-kind = "model"
-paths = ["{d}/src"]
-schedule = "@hourly"
-regions = ["primary", "standby"]
-rpo = "1h"
-retention = {{ keep_last = 3 }}
-
-[endpoints.gateway]
-provider = "file"
-path = "{upstream}"
-template = "upstream inference {{ server {{target}}; }}\n"
-check = {check}
-reload = {reload}
-targets = {{ primary = "127.0.0.1:1001", standby = "{standby_target}" }}
-
-[playbooks.recover]
-rto = "5m"
-primary = "primary"
-standby = "standby"
-steps = [
-  {{ kind = "restore", dataset = "models", target = "{d}/restored" }},
-  {{ kind = "repoint", endpoint = "gateway", to = "standby" }},
-]
-{extra}
-"#,
-            upstream = self.nginx.upstream.display(),
-            check = toml_list(&check),
-            reload = toml_list(&reload),
-        );
-        std::fs::write(&self.plan, text).unwrap();
-    }
-
-    fn lifeboat(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-        let mut cmd = Command::cargo_bin("lifeboat").unwrap();
-        cmd.args(args)
-            .env("LIFEBOAT_PASSWORD", PASSWORD)
-            .env_remove("LIFEBOAT_TSIG_SECRET")
-            .current_dir(&self.dir);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().unwrap();
-        let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
-        (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
-    }
-
-    fn apply(&self) {
-        let plan = self.plan.display().to_string();
-        let (code, out, err) = self.lifeboat(&["apply", &plan], &[]);
-        assert_eq!(code, 0, "apply: {out}{err}");
-    }
-
-    fn failover(&self, playbook: &str, env: &[(&str, &str)]) -> (i32, String, String) {
-        let plan = self.plan.display().to_string();
-        self.lifeboat(&["--json", "failover", "--plan", &plan, "--confirm", playbook], env)
-    }
-
-    fn upstream(&self) -> String {
-        std::fs::read_to_string(&self.nginx.upstream).unwrap()
-    }
-}
-
-const ORIGINAL: &str = "upstream inference { server 127.0.0.1:1001; }\n";
+use support_drill::gateway::{self, ORIGINAL, World};
 
 #[test]
 fn the_file_swap_keeps_mode_and_owner_and_ignores_planted_temp_links() {
-    let Some(bin) = nginx_binary() else { return };
+    let Some(bin) = gateway::nginx("drill_file_swap") else {
+        return;
+    };
     let w = World::new(&bin, "127.0.0.1:1002", "");
     w.apply();
     let upstream = &w.nginx.upstream;
@@ -254,7 +56,9 @@ fn the_file_swap_keeps_mode_and_owner_and_ignores_planted_temp_links() {
 
 #[test]
 fn a_symlink_at_the_final_name_is_refused_and_not_followed() {
-    let Some(bin) = nginx_binary() else { return };
+    let Some(bin) = gateway::nginx("drill_file_swap") else {
+        return;
+    };
     let w = World::new(&bin, "127.0.0.1:1002", "");
     w.apply();
     let upstream = &w.nginx.upstream;

@@ -10,31 +10,15 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use assert_cmd::cargo::CommandCargoExt;
 
-fn caddy_binary() -> Option<PathBuf> {
-    let found = std::env::var_os("LIFEBOAT_TEST_CADDY").map(PathBuf::from).or_else(|| {
-        ["/usr/bin/caddy", "/usr/local/bin/caddy"]
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("LIFEBOAT_REQUIRE_SERVERS").as_deref() != Ok("1"),
-            "caddy is required (LIFEBOAT_REQUIRE_SERVERS=1) but not installed"
-        );
-        eprintln!("skipping: caddy is needed (apt-get install caddy; tests/run.sh does it)");
-    }
-    found
-}
+mod servers;
+mod support_drill;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use support_drill::{Procs, free_port, tools};
 
 /// A backend answering every request with its own name.
 fn backend(name: &'static str) -> u16 {
@@ -69,18 +53,11 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
-/// Caddy stopped when the test ends.
+/// Caddy, stopped when the test ends.
 struct Caddy {
-    child: Child,
+    _procs: Procs,
     admin: u16,
     gateway: u16,
-}
-
-impl Drop for Caddy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The upstream `dial` of route `route` (0: the decoy route under /decoy, 1: all else).
@@ -102,30 +79,14 @@ fn start_caddy(bin: &Path, dir: &Path, primary: u16) -> Caddy {
             ],
         }}}},
     });
-    let file = dir.join("caddy.json");
-    std::fs::write(&file, config.to_string()).unwrap();
-    let log = std::fs::File::create(dir.join("caddy.log")).unwrap();
-    let child = Command::new(bin)
-        .args(["run", "--config"])
-        .arg(&file)
-        .env("HOME", dir)
-        .env("XDG_DATA_HOME", dir.join("data"))
-        .env("XDG_CONFIG_HOME", dir.join("config"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let caddy = Caddy { child, admin, gateway };
-    let end = Instant::now() + Duration::from_secs(15);
-    while get(gateway, "/").is_none_or(|(s, _)| s != 200) {
-        assert!(
-            Instant::now() < end,
-            "caddy did not start; see {}",
-            dir.join("caddy.log").display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
+    let mut procs = Procs::default();
+    let ready = || get(gateway, "/").is_some_and(|(s, _)| s == 200);
+    support_drill::start_caddy(&mut procs, bin, dir, &config, ready);
+    Caddy {
+        _procs: procs,
+        admin,
+        gateway,
     }
-    caddy
 }
 
 fn dial(caddy: &Caddy, route: usize) -> String {
@@ -136,7 +97,6 @@ fn dial(caddy: &Caddy, route: usize) -> String {
 }
 
 fn write_plan(dir: &Path, caddy: &Caddy, primary: u16, standby: u16) -> PathBuf {
-    let d = dir.display();
     let admin = caddy.admin;
     let endpoint = |name: &str, route: usize| {
         format!(
@@ -160,24 +120,8 @@ targets = {{ primary = "127.0.0.1:{primary}", standby = "127.0.0.1:{standby}" }}
         )
     };
     let text = format!(
-        r#"[key]
-env = "LIFEBOAT_PASSWORD"
-
-[regions.primary]
-address = "{d}/repo-primary"
-create = true
-
-[regions.standby]
-address = "{d}/repo-standby"
-create = true
-
-[datasets.conf]
-paths = ["{d}/src"]
-schedule = "@hourly"
-regions = ["primary", "standby"]
-rpo = "1h"
-retention = {{ keep_last = 3 }}
-{gateway}{decoy}{good}{bad}"#,
+        r#"{head}{gateway}{decoy}{good}{bad}"#,
+        head = support_drill::plan_head(dir, "conf", "src"),
         gateway = endpoint("gateway", 1),
         decoy = endpoint("misrouted", 0),
         good = playbook("move", "gateway"),
@@ -202,7 +146,14 @@ fn lifeboat(dir: &Path, args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn caddy_upstream_is_repointed_and_read_back_and_a_misrouted_change_is_rolled_back() {
-    let Some(bin) = caddy_binary() else { return };
+    let found = tools(
+        "drill_http_caddy",
+        &[("caddy", "LIFEBOAT_TEST_CADDY")],
+        "apt-get install caddy",
+    );
+    let Some(bin) = found.and_then(|t| t.into_iter().next()) else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (primary, standby) = (backend("primary"), backend("standby"));
