@@ -11,14 +11,15 @@ use chrono::{DateTime, Utc};
 
 use super::regions::{RegionRepo, open_regions};
 use super::retention::{Filter, apply_retention};
-use super::status::observed;
+use super::status::regions_due;
 use super::{ApplyError, Result};
 use crate::engine::Progress;
 use crate::engine::backup::{BackupOptions, backup_to};
 use crate::engine::fanout::Target;
 use crate::engine::prune::{PruneOptions, PruneReport, prune};
 use crate::format::names::DatasetName;
-use crate::plan::{Dataset, DatasetKind, Plan};
+use crate::plan::due::DatasetObs;
+use crate::plan::{Dataset, DatasetKind, Observed, Plan, due};
 use crate::repo::SnapshotId;
 use crate::repo::Summary;
 use crate::repo::{RepoError, Repository};
@@ -77,7 +78,7 @@ pub async fn apply(plan: &Plan, password: &[u8], opts: &ApplyOptions, progress: 
         if opts.dataset.as_ref().is_some_and(|d| d != &ds.name) {
             continue;
         }
-        let runs = run_dataset(ds, &regions, opts, &progress).await;
+        let runs = run_dataset(plan, ds, &regions, opts, &progress).await;
         let due: Vec<&RegionRun> = runs.iter().filter(|r| !r.skipped).collect();
         let failed = due.iter().filter(|r| r.error.is_some()).count();
         report.degraded |= failed > 0;
@@ -91,6 +92,7 @@ pub async fn apply(plan: &Plan, password: &[u8], opts: &ApplyOptions, progress: 
 }
 
 async fn run_dataset(
+    plan: &Plan,
     ds: &Dataset,
     regions: &[RegionRepo],
     opts: &ApplyOptions,
@@ -98,16 +100,16 @@ async fn run_dataset(
 ) -> Vec<RegionRun> {
     let mut runs = Vec::new();
     let mut targets = Vec::new();
-    let mut due = opts.force;
+    let mut newest = Vec::new();
     for r in regions.iter().filter(|r| ds.regions.contains(&r.name)) {
         let mut run = RegionRun {
             region: r.name.to_string(),
             ..Default::default()
         };
         match &r.repo {
-            Ok(repo) => match region_due(ds, repo, opts.now).await {
-                Ok(d) => {
-                    due |= d;
+            Ok(repo) => match newest_snapshot(ds, repo).await {
+                Ok(t) => {
+                    newest.push((r.name.to_string(), t));
                     targets.push(Target {
                         name: r.name.to_string(),
                         repo: repo.clone(),
@@ -119,7 +121,7 @@ async fn run_dataset(
         }
         runs.push(run);
     }
-    if !due {
+    if !opts.force && !reachable_region_due(plan, ds, &newest, opts.now) {
         runs.iter_mut()
             .filter(|r| r.error.is_none())
             .for_each(|r| r.skipped = true);
@@ -132,15 +134,30 @@ async fn run_dataset(
     runs
 }
 
-async fn region_due(ds: &Dataset, repo: &Repository, now: DateTime<Utc>) -> std::result::Result<bool, RepoError> {
-    let times: Vec<_> = repo
-        .all_snapshots()
-        .await?
+/// The time of the newest snapshot of `ds` in `repo`.
+async fn newest_snapshot(ds: &Dataset, repo: &Repository) -> std::result::Result<Option<DateTime<Utc>>, RepoError> {
+    let snapshots = repo.all_snapshots().await?;
+    let mine = snapshots
         .into_iter()
-        .filter(|(_, s)| s.dataset.as_ref() == Some(&ds.name))
-        .map(|(id, s)| (id, s.time))
-        .collect();
-    Ok(observed(ds, "", &times, now).backup_due)
+        .filter(|(_, s)| s.dataset.as_ref() == Some(&ds.name));
+    Ok(mine.map(|(_, s)| s.time).max())
+}
+
+/// Whether `plan::due` wants a backup of `ds` in one of the regions reached (`newest`:
+/// each one's newest snapshot); regions that could not be opened do not count.
+fn reachable_region_due(
+    plan: &Plan,
+    ds: &Dataset,
+    newest: &[(String, Option<DateTime<Utc>>)],
+    now: DateTime<Utc>,
+) -> bool {
+    let obs = DatasetObs::from_snapshots(newest.iter().map(|(r, t)| (r.as_str(), *t)));
+    let observed = Observed {
+        datasets: [(ds.name.clone(), obs)].into(),
+        ..Observed::default()
+    };
+    let wanted = regions_due(&due(plan, &observed, now), &ds.name);
+    wanted.iter().any(|r| newest.iter().any(|(n, _)| n == r.as_str()))
 }
 
 /// One backup, sealed once and stored in every reachable region, then retention and

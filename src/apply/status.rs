@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 
 use super::regions::{RegionRepo, open_regions};
 use crate::engine::sync::bytes_needed;
-use crate::format::names::RegionName;
-use crate::plan::{Dataset, Plan};
+use crate::format::names::{DatasetName, RegionName};
+use crate::plan::due::DatasetObs;
+use crate::plan::{Dataset, Due, Observed, Plan, due};
 use crate::repo::{Index, RepoError, SnapshotId};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -68,6 +69,7 @@ pub async fn status(plan: &Plan, password: &[u8], now: DateTime<Utc>, depth: Dep
     let regions = open_regions(plan, &[], password, false).await;
     let mut indexes: HashMap<String, Option<Index>> = HashMap::new();
     let mut datasets = Vec::new();
+    let mut seen = Observed::default();
     for ds in plan.datasets.values() {
         let mut rows = Vec::new();
         let mut held: Vec<Option<HashSet<SnapshotId>>> = Vec::new();
@@ -106,13 +108,49 @@ pub async fn status(plan: &Plan, password: &[u8], now: DateTime<Utc>, depth: Dep
                 row.bytes_behind = lag_bytes(&members, &held, i, &mut indexes).await;
             }
         }
+        seen.datasets.insert(ds.name.clone(), newest_of(&rows));
         datasets.push(dataset_status(ds, rows, now));
     }
+    mark_due(plan, &seen, now, &mut datasets);
     PlanStatus {
         plan: plan.file.display().to_string(),
         violated: datasets.iter().any(|d| d.violated),
         datasets,
     }
+}
+
+/// The newest snapshot of each reachable region; the others count as never backed up.
+fn newest_of(rows: &[RegionStatus]) -> DatasetObs {
+    DatasetObs::from_snapshots(
+        rows.iter()
+            .filter(|r| r.reachable)
+            .map(|r| (r.region.as_str(), r.latest_time)),
+    )
+}
+
+/// Set each region's `backup_due` from `plan::due`.
+fn mark_due(plan: &Plan, observed: &Observed, now: DateTime<Utc>, datasets: &mut [DatasetStatus]) {
+    let due = due(plan, observed, now);
+    for ds in datasets.iter_mut() {
+        let regions = DatasetName::new(&ds.dataset)
+            .map(|d| regions_due(&due, &d))
+            .unwrap_or_default();
+        for row in &mut ds.regions {
+            row.backup_due = regions.iter().any(|r| r.as_str() == row.region);
+        }
+    }
+}
+
+/// The regions of `dataset` that `due` says need a backup.
+pub(super) fn regions_due(due: &[Due], dataset: &DatasetName) -> Vec<RegionName> {
+    due.iter()
+        .find_map(|d| match d {
+            Due::Backup {
+                dataset: name, regions, ..
+            } if name == dataset => Some(regions.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 /// The bytes region `i` of `members` misses: what syncing from each other region in
@@ -214,15 +252,12 @@ fn unreachable_row(region: &str, error: String) -> RegionStatus {
     }
 }
 
-/// The status of one region from the times of its snapshots of `ds`.
-pub fn observed(ds: &Dataset, region: &str, times: &[(SnapshotId, DateTime<Utc>)], now: DateTime<Utc>) -> RegionStatus {
+/// The status of one region from the times of its snapshots of `ds`; whether a
+/// backup is due is decided for all regions at once (`mark_due`).
+fn observed(ds: &Dataset, region: &str, times: &[(SnapshotId, DateTime<Utc>)], now: DateTime<Utc>) -> RegionStatus {
     let latest = times.iter().max_by_key(|(_, t)| *t).copied();
     let age = latest.map(|(_, t)| (now - t).num_seconds());
     let within_rpo = age.is_some_and(|a| a <= ds.rpo.as_secs() as i64);
-    let due = match latest {
-        None => true,
-        Some((_, t)) => ds.schedule.next_after(t).is_none_or(|next| next <= now) || !within_rpo,
-    };
     RegionStatus {
         region: region.to_string(),
         reachable: true,
@@ -233,7 +268,7 @@ pub fn observed(ds: &Dataset, region: &str, times: &[(SnapshotId, DateTime<Utc>)
         latest_time: latest.map(|l| l.1),
         age_seconds: age,
         within_rpo,
-        backup_due: due,
+        backup_due: false,
         behind: 0,
         bytes_behind: None,
     }

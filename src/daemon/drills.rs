@@ -12,13 +12,13 @@ use chrono::{DateTime, Utc};
 use super::shared::{DrillView, Shared, lock, read};
 use crate::apply::alerts::{Alert, fire};
 use crate::drill::{Mode, Outcome, RunOptions, run_playbook};
-use crate::plan::Plan;
+use crate::plan::{Due, Observed, Plan, PlaybookName, due};
 
 pub async fn driller(shared: Arc<Shared>) {
-    let mut last: BTreeMap<(String, String), DateTime<Utc>> = BTreeMap::new();
+    let mut last: BTreeMap<String, BTreeMap<PlaybookName, DateTime<Utc>>> = BTreeMap::new();
     while !shared.stopping() {
         let now = Utc::now();
-        for (plan_name, plan, playbook) in due(&shared, &mut last, now) {
+        for (plan_name, plan, playbook) in due_drills(&shared, &mut last, now) {
             let view = rehearse(&shared, &plan_name, &plan, &playbook, now).await;
             lock(&shared.drills).insert((plan_name, playbook), view);
         }
@@ -29,23 +29,26 @@ pub async fn driller(shared: Arc<Shared>) {
     }
 }
 
-fn due(
+/// Playbooks `plan::due` finds due for a drill: their next `drill_schedule` tick
+/// after their last drill (or the daemon's start) has come.
+fn due_drills(
     shared: &Shared,
-    last: &mut BTreeMap<(String, String), DateTime<Utc>>,
+    last: &mut BTreeMap<String, BTreeMap<PlaybookName, DateTime<Utc>>>,
     now: DateTime<Utc>,
 ) -> Vec<(String, Arc<Plan>, String)> {
     let plans = read(&shared.plans);
     let mut out = Vec::new();
     for p in plans.plans.values() {
-        for (name, playbook) in &p.plan.playbooks {
-            let Some(schedule) = &playbook.drill_schedule else {
-                continue;
-            };
-            let key = (p.name.clone(), name.to_string());
-            let since = *last.get(&key).unwrap_or(&shared.started);
-            if schedule.next_after(since).is_some_and(|t| t <= now) {
-                last.insert(key, now);
-                out.push((p.name.clone(), p.plan.clone(), name.to_string()));
+        let drilled = last.entry(p.name.clone()).or_default();
+        let observed = Observed {
+            drilled: drilled.clone(),
+            since: Some(shared.started),
+            ..Observed::default()
+        };
+        for item in due(&p.plan, &observed, now) {
+            if let Due::Drill { playbook } = item {
+                out.push((p.name.clone(), p.plan.clone(), playbook.to_string()));
+                drilled.insert(playbook, now);
             }
         }
     }

@@ -1,7 +1,7 @@
 //! `lifeboat daemon`: keeps every plan's objectives met without anyone running `apply`.
 //!
-//! The parts, each in its own file: `schedule` decides what is due (pure, tested with
-//! fixed clocks); `runner` starts and journals jobs, which call `apply` like the CLI
+//! The parts, each in its own file: `schedule` turns what the pure `plan::due` finds
+//! due into jobs; `runner` starts and journals jobs, which call `apply` like the CLI
 //! does; `plans` reloads plan files; `state` is the local journal (sled, behind a
 //! trait) that `rebuild` can always recreate from the repositories; `http`, `auth`,
 //! `tls`, `metrics` and `view` serve the API; `client` reads it for `lifeboat status`.

@@ -5,7 +5,7 @@
 //! A policy first runs one schedule tick after the daemon starts (not at once), and a
 //! missed tick runs once, like backups.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,13 +16,13 @@ use super::shared::{Shared, lock, read};
 use crate::apply::alerts::{fire, verification_alerts};
 use crate::apply::secrets;
 use crate::apply::verify::{VerifyRequest, verify_plan};
-use crate::plan::Plan;
+use crate::plan::{Due, Observed, Plan, VerifyName, due};
 
 pub async fn verifier(shared: Arc<Shared>) {
-    let mut last: HashMap<(String, String), DateTime<Utc>> = HashMap::new();
+    let mut last: HashMap<String, BTreeMap<VerifyName, DateTime<Utc>>> = HashMap::new();
     while !shared.stopping() {
         let now = Utc::now();
-        for (plan_name, plan, policy) in due(&shared, &mut last, now) {
+        for (plan_name, plan, policy) in due_policies(&shared, &mut last, now) {
             run_policy(&shared, &plan_name, &plan, &policy, now).await;
         }
         tokio::select! {
@@ -32,21 +32,26 @@ pub async fn verifier(shared: Arc<Shared>) {
     }
 }
 
-/// Policies whose next tick after their last run (or the daemon's start) has come.
-fn due(
+/// Policies `plan::due` finds due: their next tick after their last run (or the
+/// daemon's start) has come.
+fn due_policies(
     shared: &Shared,
-    last: &mut HashMap<(String, String), DateTime<Utc>>,
+    last: &mut HashMap<String, BTreeMap<VerifyName, DateTime<Utc>>>,
     now: DateTime<Utc>,
 ) -> Vec<(String, Arc<Plan>, String)> {
     let plans = read(&shared.plans);
     let mut out = Vec::new();
     for p in plans.plans.values() {
-        for (name, policy) in &p.plan.verify {
-            let key = (p.name.clone(), name.to_string());
-            let since = *last.get(&key).unwrap_or(&shared.started);
-            if policy.schedule.next_after(since).is_some_and(|t| t <= now) {
-                last.insert(key, now);
-                out.push((p.name.clone(), p.plan.clone(), name.to_string()));
+        let ran = last.entry(p.name.clone()).or_default();
+        let observed = Observed {
+            verified: ran.clone(),
+            since: Some(shared.started),
+            ..Observed::default()
+        };
+        for item in due(&p.plan, &observed, now) {
+            if let Due::Verify { policy } = item {
+                out.push((p.name.clone(), p.plan.clone(), policy.to_string()));
+                ran.insert(policy, now);
             }
         }
     }

@@ -9,6 +9,7 @@
 //! `schedule`, `retention` and `units` are the pure building blocks execution also uses.
 
 mod diagnostic;
+pub mod due;
 mod model;
 mod reader;
 pub mod redact;
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 use toml::de::DeTable;
 
 pub use diagnostic::{Diagnostic, LineIndex, Severity};
+pub use due::{Due, Observed, due};
 pub use model::{
     Alerts, Dataset, DatasetKind, DnsRecordType, Endpoint, EndpointName, HttpProbe, HttpVerify, KeySource, Plan,
     Playbook, PlaybookName, Probe, Provider, Region, RepoAddress, SecretSource, Step, StepAction, TsigAlgorithm,
