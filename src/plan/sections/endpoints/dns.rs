@@ -1,8 +1,9 @@
 //! The keys of a `provider = "dns"` endpoint, and what can be known about them before a
 //! failover: the record lies inside its zone, each target fits the record type (an IPv4
 //! address for A, IPv6 for AAAA, a fully-qualified name for CNAME), the TSIG algorithm is
-//! one the servers speak, and the resolvers to verify with are socket addresses. A plan
-//! that passes `validate` cannot fail on these at 3 a.m. in the middle of an incident.
+//! one the servers speak, the resolvers to verify with are socket addresses, and the TTL
+//! is one a failover can live with. A plan that passes `validate` cannot fail on these at
+//! 3 a.m. in the middle of an incident.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -11,6 +12,14 @@ use super::super::Ctx;
 use super::super::key::reference;
 use crate::plan::model::{DnsRecordType, Provider, TsigAlgorithm};
 use crate::plan::reader::{At, Fields};
+use crate::plan::units::format_duration;
+
+/// The TTL written when the plan sets none.
+const DEFAULT_TTL: Duration = Duration::from_secs(60);
+/// The longest TTL accepted. Resolvers may answer with the old target for a whole TTL
+/// after a failover, so a longer one defeats the endpoint; RFC 2181 (§8) would allow up
+/// to 2^31-1 s, which no failover record wants.
+const MAX_TTL: Duration = Duration::from_secs(86_400);
 
 /// The keys a DNS endpoint (and its drill route) accepts.
 pub const KEYS: [&str; 9] = [
@@ -30,9 +39,7 @@ pub fn provider(fields: &Fields, ctx: &mut Ctx) -> Option<Provider> {
     let zone = fields.required_string("zone", "\"example.com.\"", ctx.diags);
     let record = fields.required_string("record", "\"api.example.com.\"", ctx.diags);
     let record_type = record_type(fields, ctx);
-    let ttl = fields
-        .duration("ttl", "\"60s\"", ctx.diags)
-        .map_or(Duration::from_secs(60), |t| t.value);
+    let ttl = ttl(fields, ctx);
     let tsig_key_name = fields
         .string("tsig_key_name", "\"lifeboat-key\"", ctx.diags)
         .map(|k| k.value);
@@ -55,6 +62,28 @@ pub fn provider(fields: &Fields, ctx: &mut Ctx) -> Option<Provider> {
         tsig_algorithm,
         verify_resolvers,
     })
+}
+
+/// `ttl`: from 1 s (0 would tell resolvers not to cache, which some ignore) to [`MAX_TTL`].
+fn ttl(fields: &Fields, ctx: &mut Ctx) -> Duration {
+    let Some(written) = fields.duration("ttl", "\"60s\"", ctx.diags) else {
+        return DEFAULT_TTL;
+    };
+    let ttl = written.value;
+    if ttl.is_zero() || ttl > MAX_TTL {
+        let message = format!(
+            "`ttl` in {} is {}, outside 1s to {}: resolvers keep a record's old target for up to its TTL after a failover",
+            fields.context(),
+            format_duration(ttl),
+            format_duration(MAX_TTL)
+        );
+        ctx.diags.error(
+            &written.span,
+            message,
+            "write a TTL from \"1s\" to \"1d\", e.g. \"60s\"",
+        );
+    }
+    ttl
 }
 
 fn record_type(fields: &Fields, ctx: &mut Ctx) -> Option<DnsRecordType> {
