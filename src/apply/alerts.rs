@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
+use super::verify::{RegionVerify, VerifyRequest, verify_plan};
 use super::{child, secrets};
-use crate::plan::Alerts;
+use crate::plan::{Alerts, Plan};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -86,8 +87,25 @@ async fn run(argv: &[String], passed: &[String], alert: &Alert) -> Result<(), St
     }
 }
 
+/// Verify as `req` asks, then alert for every region that did not pass: the rows, and
+/// one line per alert that could not be delivered. The CLI and the daemon both verify
+/// this way.
+pub async fn verify_and_alert(
+    plan: &Plan,
+    plan_name: &str,
+    password: &[u8],
+    req: &VerifyRequest,
+) -> (Vec<RegionVerify>, Vec<String>) {
+    let rows = verify_plan(plan, password, req).await;
+    let mut undelivered = Vec::new();
+    for alert in verification_alerts(plan_name, &rows) {
+        undelivered.extend(fire(&plan.alerts, &alert).await);
+    }
+    (rows, undelivered)
+}
+
 /// Alerts for the failed rows of a verification run.
-pub fn verification_alerts(plan_name: &str, rows: &[super::verify::RegionVerify]) -> Vec<Alert> {
+pub fn verification_alerts(plan_name: &str, rows: &[RegionVerify]) -> Vec<Alert> {
     rows.iter()
         .filter(|r| !r.passed())
         .map(|r| Alert {

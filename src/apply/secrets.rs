@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::{LazyLock, Mutex};
 
 use super::{ApplyError, Result};
-use crate::plan::{KeySource, SecretSource, UrlSource, redact as url_redact};
+use crate::plan::{KeySource, Plan, SecretSource, UrlSource, redact as url_redact};
 
 /// Values shorter than this are not masked in messages: they would mask common words.
 const MIN_MASKED: usize = 4;
@@ -91,6 +91,16 @@ pub fn resolve(key: &KeySource) -> Result<Vec<u8>> {
         "no repository password: none of {} gave one — set it there",
         describe(key)
     )))
+}
+
+/// The plan's repository password, resolved on a blocking thread: a `command` source
+/// runs a child process (and a `file` may sit on a slow mount), which must not stall
+/// an async worker. The CLI's plan commands, the daemon and drills all ask here.
+pub async fn plan_password(plan: &Plan) -> Result<Vec<u8>> {
+    let key = plan.key.clone();
+    tokio::task::spawn_blocking(move || resolve(&key))
+        .await
+        .map_err(|e| ApplyError::Secret(format!("the password lookup did not finish: {e}")))?
 }
 
 /// Where a secret comes from, for messages: `environment variable HOOK_URL`.

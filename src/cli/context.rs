@@ -112,7 +112,7 @@ impl Ctx {
 
     /// The plan's password, after checking that every reachable region accepts it.
     pub(super) async fn plan_password(&self, plan: &Plan) -> Result<Vec<u8>> {
-        let pw = secrets::resolve(&plan.key).map_err(|e| {
+        let pw = secrets::plan_password(plan).await.map_err(|e| {
             CliError::BadInput(format!(
                 "{e}, or give --password-file, --password-command or LIFEBOAT_PASSWORD"
             ))

@@ -9,12 +9,12 @@ use chrono::Utc;
 use super::context::Ctx;
 use super::error::{EXIT_BAD_INPUT, EXIT_DAMAGE, EXIT_DEGRADED, EXIT_FAILED, EXIT_OK, Result, bad};
 use super::output::{self, Bar, bytes, duration_ms, note, say};
-use crate::apply::alerts::{fire, verification_alerts};
+use crate::apply::alerts::verify_and_alert;
 use crate::apply::recover::restore_by_plan;
 use crate::apply::replicate::sync_plan;
 use crate::apply::run::{ApplyOptions, apply};
 use crate::apply::status;
-use crate::apply::verify::{VerifyRequest, verify_plan};
+use crate::apply::verify::VerifyRequest;
 use crate::engine::Progress;
 use crate::engine::restore::RestoreOptions;
 use crate::format::names::{DatasetName, RegionName};
@@ -162,14 +162,12 @@ impl Ctx {
             now: None,
             policy: None,
         };
-        let rows = verify_plan(&plan, &pw, &req).await;
         let name = path
             .file_stem()
             .map_or(String::new(), |s| s.to_string_lossy().into_owned());
-        for alert in verification_alerts(&name, &rows) {
-            for problem in fire(&plan.alerts, &alert).await {
-                note!("warning: {problem}");
-            }
+        let (rows, undelivered) = verify_and_alert(&plan, &name, &pw, &req).await;
+        for problem in undelivered {
+            note!("warning: {problem}");
         }
         if self.json {
             output::json(&rows);

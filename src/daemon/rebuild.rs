@@ -17,11 +17,9 @@ use crate::plan::Plan;
 
 /// Observe every dataset × region of one plan and merge it into the state.
 pub async fn observe_plan(shared: &Shared, name: &str, plan: &Plan) {
-    let key = plan.key.clone();
-    let password = match tokio::task::spawn_blocking(move || secrets::resolve(&key)).await {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => return tracing::warn!(plan = name, error = %e, "cannot read the plan's repositories"),
-        Err(e) => return tracing::warn!(plan = name, error = %e, "password lookup did not finish"),
+    let password = match secrets::plan_password(plan).await {
+        Ok(p) => p,
+        Err(e) => return tracing::warn!(plan = name, error = %e, "cannot read the plan's repositories"),
     };
     let st = status::status(plan, &password, Utc::now(), status::Depth::Snapshots).await;
     for ds in &st.datasets {

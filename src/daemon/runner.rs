@@ -165,11 +165,7 @@ fn release(shared: &Shared, key: &DatasetKey) {
 
 /// Resolve the password and back the dataset up through `apply`.
 async fn execute(plan: &Plan, job: &Job, now: DateTime<Utc>, progress: Arc<Progress>) -> Result<ApplyReport, String> {
-    let key = plan.key.clone();
-    let password = tokio::task::spawn_blocking(move || secrets::resolve(&key))
-        .await
-        .map_err(|e| format!("password lookup did not finish: {e}"))?
-        .map_err(|e| e.to_string())?;
+    let password = secrets::plan_password(plan).await.map_err(|e| e.to_string())?;
     let dataset = DatasetName::new(&job.key.dataset).map_err(|e| e.to_string())?;
     let opts = ApplyOptions {
         dataset: Some(dataset),

@@ -13,9 +13,9 @@ use chrono::{DateTime, Utc};
 
 use super::schedule::DatasetKey;
 use super::shared::{Shared, lock, read};
-use crate::apply::alerts::{fire, verification_alerts};
+use crate::apply::alerts::verify_and_alert;
 use crate::apply::secrets;
-use crate::apply::verify::{VerifyRequest, verify_plan};
+use crate::apply::verify::VerifyRequest;
 use crate::plan::{Due, Observed, Plan, VerifyName, due};
 
 pub async fn verifier(shared: Arc<Shared>) {
@@ -59,7 +59,7 @@ fn due_policies(
 }
 
 async fn run_policy(shared: &Shared, plan_name: &str, plan: &Plan, policy: &str, now: DateTime<Utc>) {
-    let password = match secrets::resolve(&plan.key) {
+    let password = match secrets::plan_password(plan).await {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(plan = plan_name, policy, error = %e, "verification cannot start");
@@ -70,11 +70,9 @@ async fn run_policy(shared: &Shared, plan_name: &str, plan: &Plan, policy: &str,
         policy: Some(policy.to_string()),
         ..Default::default()
     };
-    let rows = verify_plan(plan, &password, &req).await;
-    for alert in verification_alerts(plan_name, &rows) {
-        for problem in fire(&plan.alerts, &alert).await {
-            tracing::warn!(plan = plan_name, problem = %problem, "alert not delivered");
-        }
+    let (rows, undelivered) = verify_and_alert(plan, plan_name, &password, &req).await;
+    for problem in undelivered {
+        tracing::warn!(plan = plan_name, problem = %problem, "alert not delivered");
     }
     for row in rows {
         let key = DatasetKey::new(plan_name, &row.dataset);
