@@ -550,3 +550,25 @@ fn the_checker_notices_a_forbidden_use() {
     .unwrap();
     assert_eq!(violations(dir.path()).len(), 1);
 }
+
+/// `cargo install` installs every binary target, so the only one is `lifeboat`: test
+/// helpers (such as the drill tests' inference server) live under `tests/`.
+#[test]
+fn the_only_binary_is_lifeboat() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest: toml::Table = toml::from_str(&fs::read_to_string(root.join("Cargo.toml")).unwrap()).unwrap();
+    let declared: Vec<String> = manifest
+        .get("bin")
+        .and_then(|b| b.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b.get("name").and_then(|n| n.as_str()).map(String::from))
+        .collect();
+    assert_eq!(declared, ["lifeboat"]);
+    let mut discovered = Vec::new();
+    rust_files(&root.join("src/bin"), &mut discovered);
+    assert!(
+        discovered.is_empty(),
+        "binaries cargo would find and install: {discovered:?}"
+    );
+}

@@ -10,15 +10,16 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use assert_cmd::cargo::CommandCargoExt;
 
+mod inference_server;
 mod servers;
 mod support_drill;
 
-use support_drill::{Nginx, Procs, free_port, infer, start_knot, start_nginx, tools, wait_port};
+use support_drill::{Nginx, Procs, infer, start_knot, start_nginx, tools};
 
 const PASSWORD: &str = "drill-e2e-password";
 
@@ -32,28 +33,6 @@ fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
     let status = out.split_whitespace().nth(1)?.parse().ok()?;
     let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
     Some((status, body))
-}
-
-fn fnv53(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h & ((1 << 53) - 1)
-}
-
-fn inference_server(procs: &mut Procs, model: &Path) -> u16 {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_inference-server"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--model"])
-        .arg(model)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    procs.keep(child, "TERM");
-    wait_port(port);
-    port
 }
 
 struct World {
@@ -165,8 +144,8 @@ fn drill_and_failover_move_inference_to_the_standby_with_real_dns_and_nginx() {
     std::fs::create_dir_all(dir.join("primary-serve")).unwrap();
     std::fs::write(dir.join("src/model/weights.bin"), &weights).unwrap();
     std::fs::write(dir.join("primary-serve/weights.bin"), b"an older primary checkpoint").unwrap();
-    let primary = inference_server(&mut procs, &dir.join("primary-serve/weights.bin"));
-    let standby = inference_server(&mut procs, &dir.join("standby/model/weights.bin"));
+    let primary = inference_server::start(&dir.join("primary-serve/weights.bin"));
+    let standby = inference_server::start(&dir.join("standby/model/weights.bin"));
     assert_eq!(
         http(standby, "POST", "/v1/predict").unwrap().0,
         503,
@@ -182,7 +161,7 @@ fn drill_and_failover_move_inference_to_the_standby_with_real_dns_and_nginx() {
     let w = World {
         plan: dir.join("plan.toml"),
         dir: dir.clone(),
-        answer: fnv53(&weights),
+        answer: inference_server::answer(&weights),
         primary,
         standby,
         nginx,

@@ -1,12 +1,12 @@
-//! A tiny inference server for drills and tests: std only, HTTP/1.1, one thread per
-//! connection.
+//! A tiny inference server for drill tests, run inside the test process: HTTP/1.1,
+//! one thread per connection, std only.
 //!
-//! `inference-server --listen ADDR --model FILE` answers `GET /healthz` with `ok` and
-//! `POST /v1/predict` with `{"answer": N, "model": "NAME"}`, where N is FNV-1a (64-bit)
-//! over the model file's bytes, cut to 53 bits so every JSON reader holds it exactly.
-//! The file is read again whenever its size or modification time changes, so a
-//! restored checkpoint is served without a restart. A missing model answers 503.
-//! The bound address is printed as `listening on ADDR` (handy with port 0).
+//! `GET /healthz` answers `ok`; `POST /v1/predict` answers `{"answer": N, "model":
+//! "NAME"}`, where N is FNV-1a (64-bit) over the model file's bytes, cut to 53 bits so
+//! every JSON reader holds it exactly. The file is read again whenever its size or
+//! modification time changes, so a restored checkpoint is served without a restart. A
+//! missing model answers 503. It lives here, not as a binary of the crate, so that
+//! installing Lifeboat installs only `lifeboat`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,8 +16,8 @@ use std::time::SystemTime;
 
 const MAX_BODY: usize = 1 << 20;
 
-/// FNV-1a, 64-bit, masked to 53 bits.
-fn answer(bytes: &[u8]) -> u64 {
+/// FNV-1a, 64-bit, masked to 53 bits: the answer a server gives for `bytes`.
+pub fn answer(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         h ^= u64::from(*b);
@@ -114,65 +114,30 @@ fn handle(server: &Server, stream: TcpStream) {
     }
 }
 
-fn args() -> Result<(String, PathBuf), String> {
-    let mut listen = None;
-    let mut model = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--listen" => listen = it.next(),
-            "--model" => model = it.next().map(PathBuf::from),
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    match (listen, model) {
-        (Some(l), Some(m)) => Ok((l, m)),
-        _ => Err("usage: inference-server --listen ADDR --model FILE".into()),
-    }
-}
-
-fn model_name(path: &Path) -> String {
-    path.file_name()
-        .map_or("model".into(), |n| n.to_string_lossy().to_string())
-}
-
-fn main() {
-    let (listen, path) = match args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
-    let listener = match TcpListener::bind(&listen) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: cannot listen on {listen}: {e}");
-            std::process::exit(1);
-        }
-    };
-    if let Ok(addr) = listener.local_addr() {
-        println!("listening on {addr}");
-    }
+/// Serve `model` on a free loopback port until the test process ends; returns the port.
+pub fn start(model: &Path) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let port = listener.local_addr().expect("bound address").port();
+    let name = model
+        .file_name()
+        .map_or("model".into(), |n| n.to_string_lossy().to_string());
     let server = Arc::new(Server {
-        name: model_name(&path),
-        path,
+        name,
+        path: model.to_path_buf(),
         model: Mutex::new(Model::default()),
     });
-    for stream in listener.incoming().flatten() {
-        let server = Arc::clone(&server);
-        std::thread::spawn(move || handle(&server, stream));
-    }
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let server = Arc::clone(&server);
+            std::thread::spawn(move || handle(&server, stream));
+        }
+    });
+    port
 }
 
-#[cfg(test)]
-mod tests {
-    use super::answer;
-
-    #[test]
-    fn answer_is_fnv1a_cut_to_53_bits() {
-        assert_eq!(answer(b""), 0xcbf2_9ce4_8422_2325 & ((1 << 53) - 1));
-        assert_ne!(answer(b"a"), answer(b"b"));
-        assert!(answer(b"weights") < 1 << 53);
-    }
+#[test]
+fn answer_is_fnv1a_cut_to_53_bits() {
+    assert_eq!(answer(b""), 0xcbf2_9ce4_8422_2325 & ((1 << 53) - 1));
+    assert_ne!(answer(b"a"), answer(b"b"));
+    assert!(answer(b"weights") < 1 << 53);
 }
