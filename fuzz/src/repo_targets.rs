@@ -1,17 +1,20 @@
 //! Targets for objects a repository reads through its store: each input is written
 //! into an in-memory repository and read back by the library's own code path.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use lifeboat::format::blob::Compression;
 use lifeboat::format::ids::IndexId;
-use lifeboat::repo::{InitOptions, KdfParams, Repository, layout, lock};
+use lifeboat::repo::{InitOptions, KdfParams, Repository, layout};
+use lifeboat::storage::Store;
 use tokio::runtime::Runtime;
 
 struct Fixture {
     runtime: Runtime,
     repo: Repository,
+    /// The repository's store, to plant hostile objects in it.
+    store: Arc<dyn Store>,
 }
 
 /// One repository per process, created with a cheap key derivation.
@@ -32,21 +35,21 @@ fn fixture() -> &'static Fixture {
             ..InitOptions::default()
         };
         let repo = runtime
-            .block_on(Repository::init(store, b"fuzz password", &opts))
+            .block_on(Repository::init(store.clone(), b"fuzz password", &opts))
             .expect("a repository in memory");
-        Fixture { runtime, repo }
+        Fixture { runtime, repo, store }
     })
 }
 
 /// Input: a `locks/` object (JSON, not sealed); read as every lease check does.
 pub fn lease(data: &[u8]) {
     let f = fixture();
-    let store = f.repo.store().clone();
+    let store = &f.store;
     let key = layout::lock("fuzz");
     f.runtime.block_on(async {
         store.put(&key, Bytes::copy_from_slice(data)).await.expect("memory put");
-        let _ = lock::live_leases(store.as_ref(), None).await;
-        let _ = lock::remove_stale(store.as_ref()).await;
+        let _ = f.repo.live_leases().await;
+        let _ = f.repo.remove_stale_leases().await;
         store.delete(&key).await.expect("memory delete");
     });
 }
@@ -57,7 +60,7 @@ pub fn prune_record(data: &[u8]) {
     let f = fixture();
     let sealed = f.repo.seal(data, Compression::OFF);
     let key = layout::prune_record(&IndexId::of_bytes(&sealed).to_hex());
-    let store = f.repo.store().clone();
+    let store = &f.store;
     f.runtime.block_on(async {
         store.put(&key, Bytes::from(sealed)).await.expect("memory put");
         let _ = lifeboat::engine::prune::condemned_packs(&f.repo).await;

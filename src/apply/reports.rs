@@ -5,17 +5,13 @@
 //! is named in the result, never fatal. Reports also need one fact from the
 //! repositories: when the restored snapshot was taken, which is what RPO is measured by.
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::regions::open_regions;
 use super::{ApplyError, Result};
 use crate::format::names::RegionName;
 use crate::plan::Plan;
-use crate::repo::{Repository, SnapshotId};
-
-/// Where reports live in a repository.
-pub const PREFIX: &str = "reports/";
+use crate::repo::{ReportName, Repository, SnapshotId};
 
 /// What became of one region's copy of a report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -25,42 +21,25 @@ pub struct Upload {
     pub error: Option<String>,
 }
 
-fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 200
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        && !name.starts_with('.');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApplyError::BadInput(format!(
-            "report name {name:?} must be letters, digits, `-`, `_` or `.`"
-        )))
-    }
-}
-
-async fn put(repo: &Repository, key: &str, data: &[u8]) -> std::result::Result<(), String> {
-    let sealed = repo.seal(data, repo.compression());
-    repo.store()
-        .put(key, Bytes::from(sealed))
-        .await
-        .map_err(|e| e.to_string())
+fn check_name(name: &str) -> Result<ReportName> {
+    ReportName::parse(name).map_err(|e| ApplyError::BadInput(e.to_string()))
 }
 
 /// Store `files` (name → bytes) under `reports/` in every region of the plan.
 pub async fn upload(plan: &Plan, password: &[u8], files: &[(String, Vec<u8>)]) -> Result<Vec<Upload>> {
-    for (name, _) in files {
-        check_name(name)?;
-    }
+    let files: Vec<(ReportName, &[u8])> = files
+        .iter()
+        .map(|(name, data)| Ok((check_name(name)?, data.as_slice())))
+        .collect::<Result<_>>()?;
     let mut out = Vec::new();
     for region in open_regions(plan, &[], password, false).await {
         let error = match region.repo {
             Err(e) => Some(e.to_string()),
             Ok(repo) => {
                 let mut first_error = None;
-                for (name, data) in files {
-                    if let Err(e) = put(&repo, &format!("{PREFIX}{name}"), data).await {
-                        first_error.get_or_insert(e);
+                for (name, data) in &files {
+                    if let Err(e) = repo.save_report(name, data).await {
+                        first_error.get_or_insert(e.to_string());
                     }
                 }
                 first_error
@@ -77,29 +56,19 @@ pub async fn upload(plan: &Plan, password: &[u8], files: &[(String, Vec<u8>)]) -
 /// The names of the reports stored in `region`, oldest name first.
 pub async fn list(plan: &Plan, password: &[u8], region: &RegionName) -> Result<Vec<String>> {
     let repo = open_one(plan, password, region).await?;
-    let mut names: Vec<String> = repo
-        .store()
-        .list(PREFIX)
+    repo.report_names()
         .await
-        .map_err(|e| region_error(region, e.to_string()))?
-        .into_iter()
-        .filter_map(|m| m.key.rsplit('/').next().map(str::to_string))
-        .collect();
-    names.sort();
-    Ok(names)
+        .map_err(|e| region_error(region, e.to_string()))
 }
 
 /// One stored report's bytes, as uploaded.
 pub async fn load(plan: &Plan, password: &[u8], region: &RegionName, name: &str) -> Result<Vec<u8>> {
-    check_name(name)?;
+    let name = check_name(name)?;
     let repo = open_one(plan, password, region).await?;
-    let key = format!("{PREFIX}{name}");
-    let sealed = repo
-        .store()
-        .get(&key)
-        .await
-        .map_err(|e| region_error(region, e.to_string()))?;
-    Ok(repo.open_sealed(&key, &sealed)?)
+    repo.load_report(&name).await.map_err(|e| match e {
+        crate::repo::RepoError::Storage(e) => region_error(region, e.to_string()),
+        other => other.into(),
+    })
 }
 
 /// When snapshot `id` (full hex id) in `region` was taken.

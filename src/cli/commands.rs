@@ -16,7 +16,7 @@ use crate::engine::{Progress, ls};
 use crate::format::crypto::{Cipher, KdfParams};
 use crate::format::names::{DatasetName, Tag};
 use crate::plan::Retention;
-use crate::repo::{InitOptions, Repository, lock};
+use crate::repo::{InitOptions, Repository};
 
 pub async fn run(cli: Cli) -> Result<i32> {
     let ctx = Ctx {
@@ -273,7 +273,7 @@ impl Ctx {
             KeyAction::Remove { repo, id } => {
                 let r = self.open(&repo).await?;
                 let removed = r.remove_key(&id).await?;
-                let locked = r.store().lock_days().map(|days| {
+                let locked = r.lock_days().map(|days| {
                     format!(
                         "this region keeps objects under S3 Object Lock ({days} days and more): the key object \
                          is only hidden, and its locked version stays until its retention ends, so until then \
@@ -488,7 +488,7 @@ impl Ctx {
 
     async fn unlock(&self, repo: &RepoArg) -> Result<i32> {
         let r = self.open(repo).await?;
-        let n = lock::remove_stale(r.store().as_ref()).await?;
+        let n = r.remove_stale_leases().await?;
         if self.json {
             output::json(&serde_json::json!({"removed": n}))
         } else {

@@ -13,7 +13,7 @@ use crate::apply::access::check_password;
 use crate::apply::secrets;
 use crate::plan::{self, Plan};
 use crate::repo::{RepoError, Repository, SkippedKind};
-use crate::storage::{self, Store};
+use crate::storage;
 
 pub(super) struct Ctx {
     pub json: bool,
@@ -24,7 +24,7 @@ pub(super) struct Ctx {
 }
 
 impl Ctx {
-    pub(super) fn store(&self, repo: &RepoArg, create: bool) -> Result<Arc<dyn Store>> {
+    pub(super) fn store(&self, repo: &RepoArg, create: bool) -> Result<Arc<dyn storage::Store>> {
         match storage::address::open_with(&repo.repo, storage::address::OpenOptions { create }) {
             Ok(s) => Ok(s),
             Err(e) if e.is_not_found() => Err(RepoError::NotFound(repo.repo.clone()).into()),

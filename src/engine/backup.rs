@@ -32,7 +32,7 @@ use crate::format::names::{DatasetName, Tag};
 use crate::format::pack::BlobKind;
 use crate::format::snapshot::{Snapshot, Summary};
 use crate::format::tree::{Node, NodeKind, Tree};
-use crate::repo::lock::{Lease, LeaseKind};
+use crate::repo::lock::LeaseKind;
 use crate::repo::packer::PackBuilder;
 use crate::repo::{Index, Repository};
 
@@ -150,7 +150,7 @@ async fn backup_lanes(
     check_replicas(lanes)?;
     let mut leases = Vec::new();
     for lane in lanes.iter_mut() {
-        match Lease::acquire(lane.repo.store().clone(), LeaseKind::Backup, "backup").await {
+        match lane.repo.lease(LeaseKind::Backup, "backup").await {
             Ok(l) => leases.push(l),
             Err(e) => lane.drop_with(Dropped::Failed(e.into())),
         }

@@ -18,7 +18,7 @@ use super::{Progress, Result, ls};
 use crate::format::blob;
 use crate::format::ids::{BlobId, PackId};
 use crate::format::pack::{self, BlobKind, PackEntry};
-use crate::repo::{Index, Repository, layout};
+use crate::repo::{Index, Repository};
 
 #[derive(Debug, Clone, Default)]
 pub struct CheckOptions {
@@ -47,14 +47,7 @@ impl CheckReport {
 
 pub async fn check(repo: &Repository, opts: &CheckOptions, progress: Arc<Progress>) -> Result<CheckReport> {
     let mut report = CheckReport::default();
-    let stored: HashMap<PackId, u64> = repo
-        .store()
-        .list(layout::DATA)
-        .await
-        .map_err(crate::repo::RepoError::from)?
-        .into_iter()
-        .filter_map(|m| PackId::from_hex(layout::id_part(&m.key)).ok().map(|id| (id, m.size)))
-        .collect();
+    let stored: HashMap<PackId, u64> = repo.list_packs().await?;
     let index = load_index_checked(repo, &mut report).await?;
     let by_pack = index.by_pack();
     report.packs = by_pack.len();
@@ -76,7 +69,7 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: Arc<Progres
 
 async fn load_index_checked(repo: &Repository, report: &mut CheckReport) -> Result<Index> {
     let mut files = Vec::new();
-    for hex in repo.list_ids(layout::INDEX).await? {
+    for hex in repo.index_names().await? {
         let Ok(id) = crate::format::ids::IndexId::from_hex(&hex) else {
             continue;
         };

@@ -18,7 +18,7 @@ use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::pack::BlobKind;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::Tree;
-use crate::repo::lock::{Lease, LeaseKind};
+use crate::repo::lock::LeaseKind;
 use crate::repo::packer::PackBuilder;
 use crate::repo::{Index, Repository};
 
@@ -55,7 +55,7 @@ fn same(a: &Snapshot, b: &Snapshot) -> bool {
 
 /// Copy `ids` (all snapshots when empty) from `src` to `dst`.
 pub async fn copy(src: &Repository, dst: &Repository, ids: &[SnapshotId]) -> Result<CopyReport> {
-    let lease = Lease::acquire(dst.store().clone(), LeaseKind::Backup, "copy").await?;
+    let lease = dst.lease(LeaseKind::Backup, "copy").await?;
     let result = run(src, dst, ids).await;
     let _ = lease.release().await;
     result

@@ -2,15 +2,12 @@
 
 use super::Result;
 use crate::format::ids::SnapshotId;
-use crate::repo::{Repository, layout};
+use crate::repo::Repository;
 
 /// Delete the given snapshots; returns how many were removed.
 pub async fn forget(repo: &Repository, ids: &[SnapshotId]) -> Result<usize> {
     for id in ids {
-        repo.store()
-            .delete(&layout::snapshot(id))
-            .await
-            .map_err(crate::repo::RepoError::from)?;
+        repo.delete_snapshot(id).await?;
     }
     Ok(ids.len())
 }

@@ -14,18 +14,15 @@
 //! in the run itself are entered at the run's start plus `N + slack` (a lower bound of
 //! what their upload set).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
-use bytes::Bytes;
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 
 use super::{EngineError, Result};
-use crate::format::blob::Compression;
-use crate::format::ids::{ContentHash, PackId};
-use crate::repo::bounded::{MAX_SEALED_OBJECT, read_bounded};
-use crate::repo::{RepoError, Repository, layout};
-use crate::storage::object_lock::slack_days;
+use crate::format::ids::PackId;
+use crate::format::ledger::Ledger;
+use crate::repo::Repository;
+use crate::repo::objects::slack_days;
 
 /// Retention requests in flight at once per region.
 const CONCURRENT: usize = 8;
@@ -37,25 +34,6 @@ pub struct LockReport {
     pub extended: usize,
     /// Packs already locked long enough.
     pub kept: usize,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Ledger {
-    /// Retain-until date → packs locked at least until then.
-    until: BTreeMap<DateTime<Utc>, Vec<PackId>>,
-}
-
-impl Ledger {
-    fn from_map(map: &HashMap<PackId, DateTime<Utc>>) -> Self {
-        let mut until: BTreeMap<DateTime<Utc>, Vec<PackId>> = BTreeMap::new();
-        for (pack, date) in map {
-            until.entry(*date).or_default().push(*pack);
-        }
-        for packs in until.values_mut() {
-            packs.sort();
-        }
-        Ledger { until }
-    }
 }
 
 /// The error for stored snapshots whose packs' locks could not be extended.
@@ -77,7 +55,7 @@ pub async fn keep_packs_locked(
     started: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Option<LockReport>> {
-    let Some(days) = repo.store().lock_days() else {
+    let Some(days) = repo.lock_days() else {
         return Ok(None);
     };
     let packs: Vec<PackId> = held
@@ -111,17 +89,17 @@ pub async fn keep_packs_locked(
 /// Raise the lock of every pack in `packs` to `until`, `CONCURRENT` at a time.
 async fn raise(repo: &Repository, packs: &[PackId], until: DateTime<Utc>) -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
-    let mut pending = packs.iter();
+    let mut pending = packs.iter().copied();
     loop {
         while tasks.len() < CONCURRENT {
             let Some(pack) = pending.next() else { break };
-            let (store, key) = (repo.store().clone(), layout::pack(pack));
-            tasks.spawn(async move { store.extend_lock(&key, until).await });
+            let repo = repo.clone();
+            tasks.spawn(async move { repo.extend_pack_lock(&pack, until).await });
         }
         match tasks.join_next().await {
             None => return Ok(()),
             Some(Ok(Ok(()))) => {}
-            Some(Ok(Err(e))) => return Err(RepoError::from(e).into()),
+            Some(Ok(Err(e))) => return Err(e.into()),
             Some(Err(e)) => return Err(EngineError::Internal(e.to_string())),
         }
     }
@@ -148,30 +126,15 @@ fn plan(
     (stale, report)
 }
 
-/// Every readable ledger merged (latest date per pack), and the names of all ledger objects.
+/// Every readable ledger merged (latest date per pack), and the names of all ledgers.
 async fn load_ledger(repo: &Repository) -> Result<(HashMap<PackId, DateTime<Utc>>, Vec<String>)> {
     let mut known = HashMap::new();
     let mut names = Vec::new();
-    for meta in repo.store().list(layout::RETENTION).await.map_err(RepoError::from)? {
-        names.push(meta.key.clone());
-        let store = repo.store().as_ref();
-        let Ok(sealed) = read_bounded(store, &meta.key, Some(meta.size), MAX_SEALED_OBJECT).await else {
-            continue;
-        };
+    for (name, ledger) in repo.ledgers().await? {
+        names.push(name);
         // An unreadable ledger only means its packs are raised again.
-        let Ok(plain) = repo.open_sealed(&meta.key, &sealed) else {
-            continue;
-        };
-        let Ok(ledger) = serde_json::from_slice::<Ledger>(&plain) else {
-            continue;
-        };
-        for (date, packs) in ledger.until {
-            for pack in packs {
-                known
-                    .entry(pack)
-                    .and_modify(|d: &mut DateTime<Utc>| *d = (*d).max(date))
-                    .or_insert(date);
-            }
+        if let Some(ledger) = ledger {
+            ledger.merge_into(&mut known);
         }
     }
     Ok((known, names))
@@ -179,16 +142,10 @@ async fn load_ledger(repo: &Repository) -> Result<(HashMap<PackId, DateTime<Utc>
 
 /// Write one ledger with `current`, then remove the ones it replaces.
 async fn save_ledger(repo: &Repository, current: &HashMap<PackId, DateTime<Utc>>, old: &[String]) -> Result<()> {
-    let json = serde_json::to_vec(&Ledger::from_map(current)).map_err(|e| EngineError::Internal(e.to_string()))?;
-    let sealed = repo.seal(&json, Compression::DEFAULT);
-    let name = layout::retention_ledger(&ContentHash::of_bytes(&sealed).to_hex());
-    repo.store()
-        .put(&name, Bytes::from(sealed))
-        .await
-        .map_err(RepoError::from)?;
-    for key in old.iter().filter(|k| **k != name) {
+    let name = repo.save_ledger(&Ledger::from_map(current)).await?;
+    for other in old.iter().filter(|k| **k != name) {
         // A ledger left behind is merged next time; it never lowers a date.
-        let _ = repo.store().delete(key).await;
+        let _ = repo.delete_ledger(other).await;
     }
     Ok(())
 }
@@ -198,7 +155,9 @@ mod tests {
     use super::*;
     use crate::format::crypto::KdfParams;
     use crate::repo::InitOptions;
-    use crate::storage::{ObjectMeta, OpendalStore, StorageError, Store};
+    use crate::repo::layout;
+    use crate::storage::{Capabilities, ObjectMeta, OpendalStore, PutOptions, StorageError, Store};
+    use bytes::Bytes;
     use std::ops::Range;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
@@ -238,8 +197,16 @@ mod tests {
         async fn stat(&self, key: &str) -> crate::storage::Result<Option<ObjectMeta>> {
             self.inner.stat(key).await
         }
-        fn lock_days(&self) -> Option<u32> {
-            Some(4)
+        async fn put_with(&self, key: &str, data: Bytes, opts: PutOptions) -> crate::storage::Result<bool> {
+            // Memory cannot lock: the write is stored plainly, as asked otherwise.
+            let plain = PutOptions {
+                retain_until: None,
+                ..opts
+            };
+            self.inner.put_with(key, data, plain).await
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities { lock_days: Some(4) }
         }
         async fn extend_lock(&self, key: &str, until: DateTime<Utc>) -> crate::storage::Result<()> {
             if self.fail.load(Ordering::SeqCst) {
@@ -434,16 +401,5 @@ mod tests {
         let stale: HashSet<_> = stale.into_iter().collect();
         assert_eq!(stale, HashSet::from([b, c]));
         assert_eq!(report, LockReport { extended: 2, kept: 1 });
-    }
-
-    #[test]
-    fn ledger_groups_packs_by_date_and_round_trips() {
-        let now = Utc::now();
-        let (a, b) = (PackId([1; 32]), PackId([2; 32]));
-        let map = HashMap::from([(a, now), (b, now)]);
-        let ledger = Ledger::from_map(&map);
-        assert_eq!(ledger.until.len(), 1);
-        let back: Ledger = serde_json::from_slice(&serde_json::to_vec(&ledger).unwrap()).unwrap();
-        assert_eq!(back.until[&now], vec![a, b]);
     }
 }

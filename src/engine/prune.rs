@@ -22,7 +22,6 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::{EngineError, Result};
@@ -30,10 +29,10 @@ use crate::format::blob;
 use crate::format::ids::{BlobId, IndexId, PackId, SnapshotId};
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::pack::PackEntry;
-use crate::repo::bounded::{MAX_INDEX, read_bounded};
-use crate::repo::lock::{Lease, LeaseKind, live_leases};
+use crate::format::prune::PruneRecord;
+use crate::repo::lock::LeaseKind;
 use crate::repo::packer::PackBuilder;
-use crate::repo::{Index, RepoError, Repository, layout};
+use crate::repo::{Index, RepoError, Repository};
 
 #[derive(Debug, Clone)]
 pub struct PruneOptions {
@@ -68,15 +67,15 @@ pub struct PruneReport {
     pub dry_run: bool,
 }
 
-/// A sealed record of condemned packs: `activated` (i64 LE unix ms, or -1) || IndexFile.
+/// A stored record of condemned packs (`format::prune`) and its name.
 struct Record {
-    key: String,
+    name: String,
     activated: Option<DateTime<Utc>>,
     packs: IndexFile,
 }
 
 pub async fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
-    let lease = Lease::acquire(repo.store().clone(), LeaseKind::Prune, "prune").await?;
+    let lease = repo.lease(LeaseKind::Prune, "prune").await?;
     let result = run(repo, opts).await;
     lease.release().await?;
     result
@@ -97,21 +96,12 @@ async fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
     Ok(report)
 }
 
-fn encode_record(activated: Option<DateTime<Utc>>, packs: &IndexFile) -> Vec<u8> {
-    let ms = activated.map_or(-1, |t| t.timestamp_millis());
-    let mut out = ms.to_le_bytes().to_vec();
-    out.extend_from_slice(&packs.encode());
-    out
-}
-
 async fn write_record(repo: &Repository, activated: Option<DateTime<Utc>>, packs: &IndexFile) -> Result<String> {
-    let sealed = repo.seal(&encode_record(activated, packs), blob::Compression::OFF);
-    let key = layout::prune_record(&IndexId::of_bytes(&sealed).to_hex());
-    repo.store()
-        .put(&key, Bytes::from(sealed))
-        .await
-        .map_err(RepoError::from)?;
-    Ok(key)
+    let record = PruneRecord {
+        activated,
+        packs: packs.clone(),
+    };
+    Ok(repo.save_prune_record(&record).await?)
 }
 
 /// Packs that a prune has condemned and will delete: they are out of the index on
@@ -125,27 +115,10 @@ pub async fn condemned_packs(repo: &Repository) -> Result<HashSet<PackId>> {
 }
 
 async fn read_records(repo: &Repository) -> Result<Vec<Record>> {
-    let mut out = Vec::new();
-    for meta in repo.store().list(layout::PRUNE).await.map_err(RepoError::from)? {
-        let raw = read_bounded(repo.store().as_ref(), &meta.key, Some(meta.size), MAX_INDEX).await?;
-        let plain = repo.open_sealed(&meta.key, &raw)?;
-        if plain.len() < 8 {
-            return Err(RepoError::damaged(&meta.key, "record too short").into());
-        }
-        let ms = i64::from_le_bytes(plain[..8].try_into().unwrap_or_default());
-        let packs = IndexFile::decode(&plain[8..]).map_err(|e| RepoError::damaged(&meta.key, e))?;
-        let activated = if ms < 0 {
-            None
-        } else {
-            DateTime::from_timestamp_millis(ms)
-        };
-        out.push(Record {
-            key: meta.key,
-            activated,
-            packs,
-        });
-    }
-    Ok(out)
+    let records = repo.prune_records().await?.into_iter();
+    Ok(records
+        .map(|(name, PruneRecord { activated, packs })| Record { name, activated, packs })
+        .collect())
 }
 
 /// Every blob (data and tree) reachable from a snapshot; trees are looked up in `lookup`.
@@ -184,7 +157,7 @@ async fn condemn(repo: &Repository, opts: &PruneOptions, report: &mut PruneRepor
     let index = repo.load_index().await?;
     let records = read_records(repo).await?;
     let used = used_blobs(repo, &with_records(&index, &records)).await?;
-    let stored = stored_packs(repo).await?;
+    let stored = repo.list_packs().await?;
     let by_pack = index.by_pack();
     report.packs = by_pack.len();
     let already: HashSet<PackId> = records
@@ -244,17 +217,14 @@ async fn condemn(repo: &Repository, opts: &PruneOptions, report: &mut PruneRepor
     };
     repo.save_index(&replacement).await?;
     for old in &old {
-        repo.store()
-            .delete(&layout::index(old))
-            .await
-            .map_err(RepoError::from)?;
+        repo.delete_index(old).await?;
     }
     activate(repo, &pending, &record).await
 }
 
-async fn activate(repo: &Repository, pending_key: &str, record: &IndexFile) -> Result<()> {
+async fn activate(repo: &Repository, pending: &str, record: &IndexFile) -> Result<()> {
     write_record(repo, Some(Utc::now()), record).await?;
-    repo.store().delete(pending_key).await.map_err(RepoError::from)?;
+    repo.delete_prune_record(pending).await?;
     Ok(())
 }
 
@@ -266,14 +236,6 @@ fn with_records(index: &Index, records: &[Record]) -> Index {
         }
     }
     all
-}
-
-async fn stored_packs(repo: &Repository) -> Result<HashMap<PackId, u64>> {
-    let list = repo.store().list(layout::DATA).await.map_err(RepoError::from)?;
-    Ok(list
-        .into_iter()
-        .filter_map(|m| PackId::from_hex(layout::id_part(&m.key)).ok().map(|id| (id, m.size)))
-        .collect())
 }
 
 /// Copy the used blobs of packs being repacked into new packs (sealed bytes copied
@@ -317,7 +279,8 @@ async fn finish_records(repo: &Repository, opts: &PruneOptions, report: &mut Pru
     }
     // Leases first: a backup that finishes after this listing has already written its
     // snapshot when the snapshots are read below, and one that is still running is seen.
-    let backups: Vec<DateTime<Utc>> = live_leases(repo.store().as_ref(), None)
+    let backups: Vec<DateTime<Utc>> = repo
+        .live_leases()
         .await?
         .into_iter()
         .filter(|l| l.kind == LeaseKind::Backup)
@@ -325,11 +288,11 @@ async fn finish_records(repo: &Repository, opts: &PruneOptions, report: &mut Pru
         .collect();
     let index = repo.load_index().await?;
     let used = used_blobs(repo, &with_records(&index, &records)).await?;
-    let mut stored = stored_packs(repo).await?;
+    let mut stored = repo.list_packs().await?;
     report.waiting = 0;
     for rec in records {
         let Some(activated) = rec.activated else {
-            activate(repo, &rec.key, &rec.packs).await?;
+            activate(repo, &rec.name, &rec.packs).await?;
             report.waiting += rec.packs.packs.len();
             continue;
         };
@@ -339,7 +302,7 @@ async fn finish_records(repo: &Repository, opts: &PruneOptions, report: &mut Pru
             continue;
         }
         delete_condemned(repo, &index, &used, &mut stored, &rec, report).await?;
-        repo.store().delete(&rec.key).await.map_err(RepoError::from)?;
+        repo.delete_prune_record(&rec.name).await?;
     }
     Ok(())
 }
@@ -367,10 +330,7 @@ async fn delete_condemned(
         repo.save_index(&back).await?;
     }
     for p in gone {
-        repo.store()
-            .delete(&layout::pack(&p.id))
-            .await
-            .map_err(RepoError::from)?;
+        repo.delete_pack(&p.id).await?;
         // Two records may name one pack (a prune that failed before replacing the
         // index, then the one that finished its work): it is counted once.
         if let Some(size) = stored.remove(&p.id) {

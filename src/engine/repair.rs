@@ -21,8 +21,8 @@ use super::prune::condemned_packs;
 use crate::format::ids::{IndexId, PackId};
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::pack::{self, PackEntry};
-use crate::repo::lock::{Lease, LeaseKind};
-use crate::repo::{Index, RepoError, Repository, layout};
+use crate::repo::lock::LeaseKind;
+use crate::repo::{Index, RepoError, Repository};
 
 /// Headers read at once.
 const READS: usize = 8;
@@ -64,7 +64,7 @@ pub struct RepairReport {
 }
 
 pub async fn repair_index(repo: &Repository, opts: &RepairOptions) -> Result<RepairReport> {
-    let lease = Lease::acquire(repo.store().clone(), LeaseKind::Exclusive, "repair index").await?;
+    let lease = repo.lease(LeaseKind::Exclusive, "repair index").await?;
     let result = run(repo, opts).await;
     lease.release().await?;
     result
@@ -75,20 +75,13 @@ async fn run(repo: &Repository, opts: &RepairOptions) -> Result<RepairReport> {
         dry_run: opts.dry_run,
         ..Default::default()
     };
-    let stored: HashMap<PackId, u64> = repo
-        .store()
-        .list(layout::DATA)
-        .await
-        .map_err(RepoError::from)?
-        .into_iter()
-        .filter_map(|m| PackId::from_hex(layout::id_part(&m.key)).ok().map(|id| (id, m.size)))
-        .collect();
+    let stored: HashMap<PackId, u64> = repo.list_packs().await?;
     let condemned = condemned_packs(repo).await?;
 
     // Every index object listed, usable or not, is replaced by the new one.
     let mut listed: Vec<IndexId> = Vec::new();
     let mut files = Vec::new();
-    for hex in repo.list_ids(layout::INDEX).await? {
+    for hex in repo.index_names().await? {
         let Ok(id) = IndexId::from_hex(&hex) else { continue };
         listed.push(id);
         match repo.load_index_file(&id).await {
@@ -184,10 +177,7 @@ async fn run(repo: &Repository, opts: &RepairOptions) -> Result<RepairReport> {
     };
     let new_id = repo.save_index(&replacement).await?;
     for old in listed.iter().filter(|id| **id != new_id) {
-        repo.store()
-            .delete(&layout::index(old))
-            .await
-            .map_err(RepoError::from)?;
+        repo.delete_index(old).await?;
     }
     report.rewritten = true;
     Ok(report)
@@ -202,23 +192,20 @@ fn differs(described: &HashMap<PackId, Vec<PackEntry>>, read: &[IndexedPack]) ->
 
 /// A pack's entries from its header, read from the end of the object.
 async fn read_pack_header(repo: &Repository, id: &PackId, size: u64) -> std::result::Result<Vec<PackEntry>, String> {
-    let key = layout::pack(id);
     if size > repo.max_pack_len() {
         return Err(format!("it is {size} bytes, longer than any pack of this repository"));
     }
     let len = usize::try_from(size).map_err(|e| e.to_string())?;
     let first = TAIL_GUESS.min(size);
     let mut tail = repo
-        .store()
-        .get_range(&key, size - first..size)
+        .read_pack_range(id, size - first..size)
         .await
         .map_err(|e| e.to_string())?;
     let span = pack::header_span(len, tail.get(tail.len().saturating_sub(4)..).unwrap_or_default())
         .map_err(|e| e.to_string())?;
     if span > tail.len() {
         tail = repo
-            .store()
-            .get_range(&key, size - span as u64..size)
+            .read_pack_range(id, size - span as u64..size)
             .await
             .map_err(|e| e.to_string())?;
     }

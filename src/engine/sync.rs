@@ -16,9 +16,8 @@ use super::{EngineError, Result};
 use crate::format::ids::{BlobId, PackId, SnapshotId};
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::names::DatasetName;
-use crate::repo::bounded::{MAX_SEALED_OBJECT, read_bounded};
-use crate::repo::lock::{Lease, LeaseKind};
-use crate::repo::{Index, RepoError, Repository, layout};
+use crate::repo::lock::LeaseKind;
+use crate::repo::{Index, RepoError, Repository};
 
 const COPIES: usize = 4;
 
@@ -38,7 +37,7 @@ pub async fn sync(src: &Repository, dst: &Repository, dataset: Option<&DatasetNa
             src.address()
         )));
     }
-    let lease = Lease::acquire(dst.store().clone(), LeaseKind::Backup, "sync").await?;
+    let lease = dst.lease(LeaseKind::Backup, "sync").await?;
     let result = copy_missing(src, dst, dataset).await;
     let _ = lease.release().await;
     result
@@ -71,7 +70,7 @@ async fn copy_missing(src: &Repository, dst: &Repository, dataset: Option<&Datas
     let packs = packs_needed(src, &src_index, &dst_index, &missing).await?;
     let by_pack = src_index.by_pack();
     let copied: Vec<(PackId, u64)> = stream::iter(packs)
-        .map(|id| async move { copy_object(src, dst, layout::pack(&id), id.0).await.map(|n| (id, n)) })
+        .map(|id| async move { src.copy_pack_to(dst, &id).await.map(|n| (id, n)) })
         .buffer_unordered(COPIES)
         .try_collect()
         .await?;
@@ -91,7 +90,7 @@ async fn copy_missing(src: &Repository, dst: &Repository, dataset: Option<&Datas
         dst.save_index(&file).await?;
     }
     for id in &missing {
-        report.bytes += copy_object(src, dst, layout::snapshot(id), id.0).await?;
+        report.bytes += src.copy_snapshot_to(dst, id).await?;
         report.snapshots += 1;
     }
     let uploaded: HashSet<PackId> = copied.iter().map(|c| c.0).collect();
@@ -158,24 +157,4 @@ async fn packs_needed(
         }
     }
     Ok(packs.into_iter().collect())
-}
-
-/// Copy one object whose name is the BLAKE3 hash of its bytes, verifying that hash.
-async fn copy_object(src: &Repository, dst: &Repository, key: String, name: [u8; 32]) -> Result<u64> {
-    let max = if key.starts_with(layout::DATA) {
-        src.max_pack_len()
-    } else {
-        MAX_SEALED_OBJECT
-    };
-    let bytes = read_bounded(src.store().as_ref(), &key, None, max).await?;
-    if PackId::of_bytes(&bytes).0 != name {
-        return Err(RepoError::damaged(
-            format!("{}/{key}", src.address()),
-            "content does not match its name; not copied",
-        )
-        .into());
-    }
-    let n = bytes.len() as u64;
-    dst.store().put(&key, bytes).await.map_err(RepoError::from)?;
-    Ok(n)
 }

@@ -10,6 +10,8 @@ use bytes::Bytes;
 use super::error::{RepoError, Result};
 use crate::format::blob::MAX_SEALED;
 use crate::format::config::{MAX_CONFIG_LEN, MAX_KEY_LEN};
+use crate::format::lease::MAX_LEASE_LEN;
+use crate::format::prune::MAX_RECORD_LEN;
 use crate::storage::{ErrorKind, Store};
 
 /// A sealed snapshot, retention ledger or stored report: one sealed value, so at most
@@ -17,9 +19,9 @@ use crate::storage::{ErrorKind, Store};
 pub const MAX_SEALED_OBJECT: u64 = MAX_SEALED as u64;
 /// An index object or prune record: 45 bytes per blob, so about 95 million blobs —
 /// more than the in-memory index of one process holds (64 bytes per blob, 6 GiB).
-pub const MAX_INDEX: u64 = 4 << 30;
+pub const MAX_INDEX: u64 = MAX_RECORD_LEN;
 /// A lease (a few hundred bytes of JSON).
-pub const MAX_LEASE: u64 = 64 * 1024;
+pub const MAX_LEASE: u64 = MAX_LEASE_LEN as u64;
 pub const MAX_CONFIG: u64 = MAX_CONFIG_LEN as u64;
 pub const MAX_KEY: u64 = MAX_KEY_LEN as u64;
 

@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 use super::bounded::{MAX_KEY, read_bounded};
 use super::error::{RepoError, Result};
+use super::objects::{self, ObjectKind};
 use super::{Repository, Skipped, SkippedKind, hostname, layout, random};
 use crate::format::config::{ConfigError, KeyFile};
 use crate::format::crypto::{KdfParams, MasterKey, digest};
@@ -67,7 +68,7 @@ pub(crate) async fn copy_key_file(
         return Ok(None);
     }
     let id = KeyId::of_bytes(&raw);
-    store.put(&layout::key(&id), raw).await?;
+    objects::put(store, ObjectKind::Key, &layout::key(&id), raw).await?;
     Ok(Some(id))
 }
 
@@ -92,7 +93,7 @@ pub(crate) async fn write_key(
     let bytes = kf.encode();
     let id = KeyId::of_bytes(&bytes);
     remember(&bytes, password, key);
-    store.put(&layout::key(&id), Bytes::from(bytes)).await?;
+    objects::put(store, ObjectKind::Key, &layout::key(&id), Bytes::from(bytes)).await?;
     Ok(id)
 }
 

@@ -12,6 +12,8 @@ pub const LOCKS: &str = "locks/";
 pub const PRUNE: &str = "prune/";
 /// Ledgers of how long each pack is locked (stores with S3 Object Lock only).
 pub const RETENTION: &str = "retention/";
+/// Drill and failover reports.
+pub const REPORTS: &str = "reports/";
 
 pub fn key(id: &KeyId) -> String {
     format!("{KEYS}{id}")
@@ -37,6 +39,10 @@ pub fn prune_record(id: &str) -> String {
 
 pub fn retention_ledger(name: &str) -> String {
     format!("{RETENTION}{name}")
+}
+
+pub fn report(name: &str) -> String {
+    format!("{REPORTS}{name}")
 }
 
 pub fn lock(name: &str) -> String {

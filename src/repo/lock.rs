@@ -10,66 +10,21 @@
 //! both proceeding.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use super::bounded::{MAX_LEASE, check_size};
 use super::error::{RepoError, Result};
+use super::objects::{self, ObjectKind};
 use super::{hostname, layout, random};
+pub use crate::format::lease::{LEASE_CLOCK_SKEW, LEASE_TTL, LeaseInfo, LeaseKind};
 use crate::storage::Store;
 
-/// How long a lease lives without being refreshed.
-pub const LEASE_TTL: Duration = Duration::from_secs(300);
-/// Clock difference between hosts tolerated in a lease's `expires`. A lease that
-/// claims to last longer than `LEASE_TTL` plus this is not one Lifeboat wrote (it
-/// would hold a repository for years); it is treated like unreadable lease JSON.
-pub const LEASE_CLOCK_SKEW: Duration = Duration::from_secs(3600);
-
-/// What a lease holder is doing, which decides what it excludes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LeaseKind {
-    Backup,
-    Prune,
-    Exclusive,
-}
-
-impl LeaseKind {
-    fn conflicts_with(self, other: LeaseKind) -> bool {
-        use LeaseKind::*;
-        matches!((self, other), (Exclusive, _) | (_, Exclusive) | (Prune, Prune))
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LeaseInfo {
-    pub host: String,
-    pub pid: u32,
-    pub kind: LeaseKind,
-    pub purpose: String,
-    pub created: DateTime<Utc>,
-    pub expires: DateTime<Utc>,
-}
-
-impl LeaseInfo {
-    /// Decode a lease object, bounded: at most [`MAX_LEASE`] bytes, and not expiring
-    /// further ahead of `now` than a refreshed lease can.
-    pub fn decode(raw: &[u8], now: DateTime<Utc>) -> Option<LeaseInfo> {
-        if raw.len() as u64 > MAX_LEASE {
-            return None;
-        }
-        let info: LeaseInfo = serde_json::from_slice(raw).ok()?;
-        let longest = chrono::Duration::from_std(LEASE_TTL + LEASE_CLOCK_SKEW).ok()?;
-        (info.expires <= now + longest).then_some(info)
-    }
-
-    pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
-        let dead_here = self.host == hostname() && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists();
-        now > self.expires || dead_here
-    }
+/// Whether the holder of `lease` is gone: past its expiry, or a dead process on this host.
+pub fn is_stale(lease: &LeaseInfo, now: DateTime<Utc>) -> bool {
+    let dead_here = lease.host == hostname() && !std::path::Path::new(&format!("/proc/{}", lease.pid)).exists();
+    now > lease.expires || dead_here
 }
 
 /// A held lease; released on [`Lease::release`] or (best effort) when dropped.
@@ -107,7 +62,7 @@ pub async fn live_leases(store: &dyn Store, except: Option<&str>) -> Result<Vec<
             Err(e) => return Err(e.into()),
         };
         if let Some(info) = LeaseInfo::decode(&raw, now)
-            && !info.is_stale(now)
+            && !is_stale(&info, now)
         {
             out.push(info);
         }
@@ -121,7 +76,7 @@ fn conflict(kind: LeaseKind, others: &[LeaseInfo]) -> Option<&LeaseInfo> {
 
 fn lease_bytes(info: &mut LeaseInfo) -> Bytes {
     info.expires = Utc::now() + LEASE_TTL;
-    Bytes::from(serde_json::to_vec(info).unwrap_or_default())
+    Bytes::from(info.encode())
 }
 
 impl Lease {
@@ -147,7 +102,7 @@ impl Lease {
         // A create-only write (If-None-Match on S3): the name is random, so this never
         // meets an existing lease, and on a server that honours conditional writes a
         // retried request cannot overwrite one either.
-        if !store.put_if_absent(&key, lease_bytes(&mut info)).await? {
+        if !objects::put_if_absent(store.as_ref(), ObjectKind::Lease, &key, lease_bytes(&mut info)).await? {
             return Err(RepoError::Locked {
                 addr: addr.clone(),
                 detail: format!("lease name {key} is already taken — retry"),
@@ -185,7 +140,7 @@ async fn refresh(store: Arc<dyn Store>, key: String, mut info: LeaseInfo) {
         tokio::time::sleep(LEASE_TTL / 4).await;
         // A failed refresh is retried at the next tick; the lease only lapses if
         // refreshing fails for the whole TTL.
-        let _ = store.put(&key, lease_bytes(&mut info)).await;
+        let _ = objects::put(store.as_ref(), ObjectKind::Lease, &key, lease_bytes(&mut info)).await;
     }
 }
 
@@ -204,7 +159,7 @@ pub async fn remove_stale(store: &dyn Store) -> Result<usize> {
             true
         } else {
             let Ok(raw) = store.get(&meta.key).await else { continue };
-            LeaseInfo::decode(&raw, now).is_none_or(|l| l.is_stale(now))
+            LeaseInfo::decode(&raw, now).is_none_or(|l| is_stale(&l, now))
         };
         if stale {
             store.delete(&meta.key).await?;
@@ -212,44 +167,4 @@ pub async fn remove_stale(store: &dyn Store) -> Result<usize> {
         }
     }
     Ok(removed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn lease_json(expires: DateTime<Utc>) -> Vec<u8> {
-        let info = LeaseInfo {
-            host: "elsewhere".into(),
-            pid: 1,
-            kind: LeaseKind::Exclusive,
-            purpose: "repair".into(),
-            created: Utc::now(),
-            expires,
-        };
-        serde_json::to_vec(&info).unwrap()
-    }
-
-    #[test]
-    fn leases_expiring_implausibly_late_or_too_large_are_not_leases() {
-        let now = Utc::now();
-        assert!(LeaseInfo::decode(&lease_json(now + chrono::Duration::seconds(300)), now).is_some());
-        assert!(LeaseInfo::decode(&lease_json(now + chrono::Duration::minutes(60)), now).is_some());
-        assert!(LeaseInfo::decode(&lease_json(now + chrono::Duration::days(2)), now).is_none());
-        assert!(LeaseInfo::decode(&lease_json(DateTime::<Utc>::MAX_UTC), now).is_none());
-        let mut padded = lease_json(now);
-        padded.extend(std::iter::repeat_n(b' ', MAX_LEASE as usize));
-        assert!(LeaseInfo::decode(&padded, now).is_none());
-        assert!(LeaseInfo::decode(b"\xff garbage", now).is_none());
-    }
-
-    #[test]
-    fn prune_excludes_prune_but_not_backup() {
-        use LeaseKind::*;
-        assert!(!Backup.conflicts_with(Backup));
-        assert!(!Backup.conflicts_with(Prune));
-        assert!(Prune.conflicts_with(Prune));
-        assert!(Exclusive.conflicts_with(Backup));
-        assert!(Backup.conflicts_with(Exclusive));
-    }
 }

@@ -1,17 +1,23 @@
 //! One repository: open or create it, unwrap its key, and read and write its objects.
 //!
 //! A `Repository` holds an open store and the unwrapped master key; it seals and opens
-//! every object so layers above never handle keys or nonces. Packs are produced as
+//! every object so layers above never handle keys or nonces. It is the only owner of
+//! the repository's objects: the store is private to this module, layers above reach
+//! each kind of object through typed calls (`access`, `records`), and which kinds are
+//! written under Object Lock is decided here (`objects`), not by callers or the store. Packs are produced as
 //! bytes (`packer`) and written by the caller, so one pack can be uploaded
 //! byte-identically to several regions.
 
+mod access;
 pub mod bounded;
 pub mod error;
 pub mod index;
 pub mod keys;
 pub mod layout;
 pub mod lock;
+pub mod objects;
 pub mod packer;
+mod records;
 
 use std::sync::{Arc, Mutex};
 
@@ -26,9 +32,11 @@ use crate::format::ids::{BlobId, IndexId, KeyId, PackId, RepoId};
 use crate::format::index::IndexFile;
 use crate::format::tree::Tree;
 use crate::storage::Store;
+use objects::ObjectKind;
 
 /// Value types that layers above the repository name (they may not reach into `format`).
 pub use crate::format::ids::SnapshotId;
+pub use crate::format::report::ReportName;
 pub use crate::format::snapshot::{Snapshot, Summary};
 pub use error::{RepoError, Result};
 pub use index::Index;
@@ -119,7 +127,7 @@ impl Repository {
         let key = MasterKey::from_bytes(random());
         let config = Config {
             id: RepoId(random()),
-            chunker: ChunkerParams::with_seed(u64::from_le_bytes(random())),
+            chunker: ChunkerParams::with_seed(rand::random()),
             compression: opts.compression,
             pack_size: opts.pack_size,
             cipher: Some(opts.cipher),
@@ -189,7 +197,7 @@ impl Repository {
         let bytes = config.encode(&key, &random::<24>()[..config.cipher().nonce_len()]);
         // The config is written last and only if absent: a repository exists once it
         // is complete, and two concurrent inits cannot both win.
-        if !store.put_if_absent(layout::CONFIG, Bytes::from(bytes)).await? {
+        if !objects::put_if_absent(store.as_ref(), ObjectKind::Config, layout::CONFIG, Bytes::from(bytes)).await? {
             store.delete(&layout::key(&key_id)).await?;
             return Err(RepoError::AlreadyExists(store.address().to_string()));
         }
@@ -252,9 +260,6 @@ impl Repository {
         }
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
     pub fn address(&self) -> &str {
         self.store.address()
     }
@@ -293,21 +298,20 @@ impl Repository {
         blob::open(&self.key, self.cipher(), sealed).map_err(|e| RepoError::damaged(what, e))
     }
 
-    /// Store a write-once object under the hash-derived key, idempotently.
-    async fn put_object(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
-        self.store.put(key, Bytes::from(bytes)).await?;
-        Ok(())
+    /// Write (or replace) an object of `kind`, locked if the kind and the store say so.
+    async fn put(&self, kind: ObjectKind, key: &str, bytes: Bytes) -> Result<()> {
+        objects::put(self.store.as_ref(), kind, key, bytes).await
     }
 
     pub async fn save_pack(&self, id: &PackId, bytes: Bytes) -> Result<()> {
-        self.store.put(&layout::pack(id), bytes).await?;
-        Ok(())
+        self.put(ObjectKind::Pack, &layout::pack(id), bytes).await
     }
 
     pub async fn save_index(&self, index: &IndexFile) -> Result<IndexId> {
         let sealed = self.seal(&index.encode(), Compression::OFF);
         let id = IndexId::of_bytes(&sealed);
-        self.put_object(&layout::index(&id), sealed).await?;
+        self.put(ObjectKind::Index, &layout::index(&id), Bytes::from(sealed))
+            .await?;
         Ok(id)
     }
 
@@ -334,8 +338,7 @@ impl Repository {
     }
 
     pub async fn put_snapshot(&self, id: &SnapshotId, sealed: Bytes) -> Result<()> {
-        self.store.put(&layout::snapshot(id), sealed).await?;
-        Ok(())
+        self.put(ObjectKind::Snapshot, &layout::snapshot(id), sealed).await
     }
 
     /// Whether `other` shares this repository's master key and chunker (a replica).
@@ -356,7 +359,8 @@ impl Repository {
         Snapshot::decode(&self.open_sealed(&what, &raw)?).map_err(|e| RepoError::damaged(what, e))
     }
 
-    pub async fn list_ids(&self, prefix: &str) -> Result<Vec<String>> {
+    /// The names under `prefix` that are ids (64 hex characters), sorted.
+    async fn list_ids(&self, prefix: &str) -> Result<Vec<String>> {
         let mut ids: Vec<String> = self
             .store
             .list(prefix)
@@ -367,6 +371,11 @@ impl Repository {
             .collect();
         ids.sort();
         Ok(ids)
+    }
+
+    /// The names of the index objects, sorted (each a 64-character hex id).
+    pub async fn index_names(&self) -> Result<Vec<String>> {
+        self.list_ids(layout::INDEX).await
     }
 
     pub async fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
@@ -466,7 +475,7 @@ impl Repository {
     /// Load every index object into memory.
     pub async fn load_index(&self) -> Result<Index> {
         let mut files = Vec::new();
-        for hex in self.list_ids(layout::INDEX).await? {
+        for hex in self.index_names().await? {
             let id = IndexId::from_hex(&hex).map_err(|e| RepoError::damaged(format!("index {hex}"), e))?;
             match self.load_index_file(&id).await {
                 Ok(file) => files.push((id, file)),

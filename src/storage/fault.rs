@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 
-use super::{ErrorKind, ObjectMeta, Result, StorageError, Store};
+use super::{Capabilities, ErrorKind, ObjectMeta, PutOptions, Result, StorageError, Store};
 
 /// What happens to one put that a fault selects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,8 +267,23 @@ impl Store for FaultStore {
         self.inner.stat(key).await
     }
 
-    fn lock_days(&self) -> Option<u32> {
-        self.inner.lock_days()
+    async fn put_with(&self, key: &str, data: Bytes, opts: PutOptions) -> Result<bool> {
+        self.enter(key).await?;
+        match self.next_put_fault(key) {
+            Some(fault) => Err(self.suffer(key, data, fault, opts.if_absent).await),
+            None if opts.if_absent && self.faults().ignore_conditions => {
+                let overwrite = PutOptions {
+                    if_absent: false,
+                    ..opts
+                };
+                self.inner.put_with(key, data, overwrite).await.map(|_| true)
+            }
+            None => self.inner.put_with(key, data, opts).await,
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
     }
 
     async fn extend_lock(&self, key: &str, until: chrono::DateTime<chrono::Utc>) -> Result<()> {

@@ -96,6 +96,25 @@ impl StorageError {
 
 pub type Result<T> = std::result::Result<T, StorageError>;
 
+/// How one object is written. Which objects are locked, and for how long, is the
+/// caller's decision: the store only carries it out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PutOptions {
+    /// Write only if no object has the key (`If-None-Match: *`).
+    pub if_absent: bool,
+    /// Keep the object undeletable and unchangeable until this time (S3 Object Lock,
+    /// COMPLIANCE mode); `None` writes it without a lock.
+    pub retain_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// What a store can do beyond moving bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The store can lock objects (S3 Object Lock), and its address asks for this many
+    /// days of retention (`object_lock_days`); `None` when it does not lock.
+    pub lock_days: Option<u32>,
+}
+
 /// The one storage interface every layer above uses.
 ///
 /// Writes are whole-object and atomic from a reader's point of view: a reader sees
@@ -118,12 +137,28 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// `None` when the object does not exist.
     async fn stat(&self, key: &str) -> Result<Option<ObjectMeta>>;
 
-    /// Days of retention (S3 Object Lock) this store promises for packs and snapshots;
-    /// `None` for stores that do not lock.
-    fn lock_days(&self) -> Option<u32> {
-        None
+    /// Write an object as `opts` says: create-only, and/or under S3 Object Lock until a
+    /// date. Returns `false` (and writes nothing) when `if_absent` is set and the object
+    /// existed. A store that cannot lock refuses a locked write rather than writing the
+    /// object unlocked.
+    async fn put_with(&self, key: &str, data: Bytes, opts: PutOptions) -> Result<bool> {
+        if opts.retain_until.is_some() {
+            return Err(StorageError::new(
+                ErrorKind::Permanent,
+                format!("{}/{key}", self.address()),
+                "this store does not lock objects",
+            ));
+        }
+        match opts.if_absent {
+            true => self.put_if_absent(key, data).await,
+            false => self.put(key, data).await.map(|()| true),
+        }
     }
-    /// Raise the retention of a locked object to at least `until`.
+    /// What this store can do beyond moving bytes.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+    /// Raise the Object Lock retention of a stored object to at least `until`.
     async fn extend_lock(&self, key: &str, until: chrono::DateTime<chrono::Utc>) -> Result<()> {
         let _ = until;
         Err(StorageError::new(

@@ -1,29 +1,25 @@
 //! S3 Object Lock uploads: `PUT` requests that carry a retention period.
 //!
 //! opendal 0.59's S3 writer can set a storage class, user metadata and an ACL, but not
-//! `x-amz-object-lock-mode` / `x-amz-object-lock-retain-until-date`. For a store opened
-//! with `?object_lock_days=N`, the objects that make up a snapshot (`data/` packs and
-//! `snapshots/`), and those without which nothing can be decrypted and which cannot be
-//! rebuilt (`keys/` and `config`), are therefore uploaded here instead: one signed single-part `PUT`
-//! (SigV4 via reqsign, the signer opendal itself uses) with
+//! `x-amz-object-lock-mode` / `x-amz-object-lock-retain-until-date`. A write whose put
+//! options ask for a lock (`PutOptions::retain_until`) is therefore uploaded here
+//! instead: one signed single-part `PUT` (SigV4 via reqsign, the signer opendal itself
+//! uses) with
 //!
-//! * `x-amz-object-lock-mode: COMPLIANCE` and a retain-until date `N + slack` days from
-//!   now (slack: a quarter of `N`, at least one day), so no one, the account owner
-//!   included, can delete or overwrite that version before the date;
+//! * `x-amz-object-lock-mode: COMPLIANCE` and the retain-until date the caller chose, so
+//!   no one, the account owner included, can delete or overwrite that version before
+//!   the date;
 //! * `Content-MD5`, which AWS requires on any `PUT` with Object Lock parameters;
-//! * `If-None-Match: *` for `put_if_absent`, and the store's storage class if any.
+//! * `If-None-Match: *` for a create-only write, and the store's storage class if any.
 //!
-//! The bucket must have been created with Object Lock enabled (which also turns on
-//! versioning); `check_bucket` reads its configuration when a repository is created or
-//! opened, and a bucket without it is refused with that reason. A pack that a newer
-//! snapshot still uses gets its retention raised with `extend` (`PUT ?retention`), so
-//! every snapshot stays locked `N` days from when it was taken (`engine::immutable`). Deleting
-//! a locked key without a version id still "succeeds" by adding a delete marker, so
-//! `forget` and `prune` keep working; the locked versions stay recoverable until their
-//! retention ends; for a removed key object that means the locked version, and so its
-//! password, keeps opening the repository until then. Everything else (`index/`,
-//! `locks/`, `prune/`, `retention/`, `reports/`) is written through opendal without a
-//! lock: those objects are replaced or removed in normal operation, and can be rebuilt.
+//! Which objects are locked, and for how long, is decided above this layer (the
+//! repository locks by kind of object); this file only knows keys. The bucket must have
+//! been created with Object Lock enabled (which also turns on versioning);
+//! `check_bucket` reads its configuration when a repository is created or opened, and
+//! a bucket without it is refused with that reason. `extend` raises an object's
+//! retention (`PUT ?retention`). Deleting a locked key without a version id still
+//! "succeeds" by adding a delete marker; the locked version stays recoverable until its
+//! retention ends.
 
 use std::time::Duration;
 
@@ -35,10 +31,6 @@ use reqsign_core::{Context, Signer};
 
 use super::{ErrorKind, Result, StorageError};
 
-/// Key prefixes whose objects are written with a retention period.
-const LOCKED_PREFIXES: [&str; 3] = ["data/", "snapshots/", "keys/"];
-/// Single objects written with a retention period.
-const LOCKED_OBJECTS: [&str; 1] = ["config"];
 const ATTEMPTS: u32 = 5;
 
 /// Uploads objects of one S3 store with Object Lock retention.
@@ -111,19 +103,9 @@ impl ObjectLockWriter {
         })
     }
 
-    /// Whether `key` is written with a retention period.
-    pub fn applies_to(key: &str) -> bool {
-        LOCKED_PREFIXES.iter().any(|p| key.starts_with(p)) || LOCKED_OBJECTS.contains(&key)
-    }
-
+    /// The retention, in days, the store's address asks for.
     pub fn days(&self) -> u32 {
         self.days
-    }
-
-    /// Extra days every lock gets beyond `days`, so that a pack still in use needs its
-    /// retention extended at most once per `slack_days` (see `engine::immutable`).
-    pub fn slack_days(&self) -> u32 {
-        slack_days(self.days)
     }
 
     /// Raise the retention of `key` to `until` (COMPLIANCE). S3 refuses to shorten a
@@ -234,10 +216,17 @@ impl ObjectLockWriter {
         Ok((status, response.text().await.unwrap_or_default()))
     }
 
-    /// Upload `data` under `key` with retention, retrying transient failures. With
-    /// `if_not_exists`, an existing object gives `ErrorKind::AlreadyExists`.
-    pub async fn put(&self, key: &str, data: Bytes, if_not_exists: bool, location: &str) -> Result<()> {
-        retrying(|| self.put_once(key, data.clone(), if_not_exists, location)).await
+    /// Upload `data` under `key` locked until `until`, retrying transient failures.
+    /// With `if_not_exists`, an existing object gives `ErrorKind::AlreadyExists`.
+    pub async fn put(
+        &self,
+        key: &str,
+        data: Bytes,
+        if_not_exists: bool,
+        until: chrono::DateTime<chrono::Utc>,
+        location: &str,
+    ) -> Result<()> {
+        retrying(|| self.put_once(key, data.clone(), if_not_exists, until, location)).await
     }
 
     fn object_url(&self, key: &str) -> url::Url {
@@ -249,8 +238,14 @@ impl ObjectLockWriter {
         url
     }
 
-    async fn put_once(&self, key: &str, data: Bytes, if_not_exists: bool, location: &str) -> Result<()> {
-        let retain_until = chrono::Utc::now() + chrono::Duration::days(i64::from(self.days + self.slack_days()));
+    async fn put_once(
+        &self,
+        key: &str,
+        data: Bytes,
+        if_not_exists: bool,
+        retain_until: chrono::DateTime<chrono::Utc>,
+        location: &str,
+    ) -> Result<()> {
         let mut headers = vec![
             ("x-amz-object-lock-mode", "COMPLIANCE".to_string()),
             (
@@ -312,11 +307,6 @@ fn status_kind(status: u16, if_not_exists: bool) -> ErrorKind {
     }
 }
 
-/// Extra lock days beyond the promised `days`: a quarter of them, at least one.
-pub fn slack_days(days: u32) -> u32 {
-    (days / 4).max(1)
-}
-
 /// The `Code` and `Message` of an S3 XML error body (empty when absent).
 fn error_fields(body: &str) -> (String, String) {
     let field = |name: &str| {
@@ -359,24 +349,6 @@ mod tests {
             storage_class: None,
         };
         ObjectLockWriter::new(&target, "s3://bkt").unwrap()
-    }
-
-    #[test]
-    fn snapshot_data_keys_and_config_are_locked() {
-        for key in ["data/ab/abcdef", "snapshots/abcdef", "keys/k", "config"] {
-            assert!(ObjectLockWriter::applies_to(key), "{key}");
-        }
-        for key in [
-            "index/ab",
-            "locks/x",
-            "config-x",
-            "prune/p",
-            "retention/r",
-            "reports/r",
-            "probe/x",
-        ] {
-            assert!(!ObjectLockWriter::applies_to(key), "{key}");
-        }
     }
 
     #[test]

@@ -34,7 +34,7 @@ use opendal::{EntryMode, Operator};
 
 use super::cause::{Cause, classify, server_in};
 use super::object_lock::ObjectLockWriter;
-use super::{ErrorKind, ObjectMeta, Result, StorageError, Store};
+use super::{Capabilities, ErrorKind, ObjectMeta, PutOptions, Result, StorageError, Store};
 
 /// Objects at least this large go to S3 as multipart uploads.
 const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
@@ -62,7 +62,7 @@ pub struct OpendalStore {
     address: String,
     exclusive: ExclusiveWrite,
     multipart: bool,
-    /// S3 only: uploads `data/` and `snapshots/` with Object Lock retention.
+    /// S3 only: uploads the writes that ask for a lock with Object Lock retention.
     object_lock: Option<Arc<ObjectLockWriter>>,
 }
 
@@ -109,7 +109,7 @@ impl OpendalStore {
         }
     }
 
-    /// Upload packs and snapshots through `writer`, with Object Lock retention.
+    /// Upload the writes that ask for a lock through `writer`, with Object Lock retention.
     pub fn with_object_lock(mut self, writer: ObjectLockWriter) -> Self {
         self.object_lock = Some(Arc::new(writer));
         self
@@ -139,10 +139,6 @@ impl OpendalStore {
     }
 
     async fn write(&self, key: &str, data: Bytes, if_not_exists: bool) -> Result<()> {
-        if let Some(lock) = self.object_lock.as_ref().filter(|_| ObjectLockWriter::applies_to(key)) {
-            // One PUT whatever the size: S3 takes up to 5 GiB, and packs are far smaller.
-            return lock.put(key, data, if_not_exists, &self.location(key)).await;
-        }
         if self.uses_multipart(data.len()) {
             return self.write_multipart(key, data, if_not_exists).await;
         }
@@ -305,20 +301,35 @@ impl Store for OpendalStore {
         }
     }
 
-    fn lock_days(&self) -> Option<u32> {
-        self.object_lock.as_ref().map(|lock| lock.days())
+    async fn put_with(&self, key: &str, data: Bytes, opts: PutOptions) -> Result<bool> {
+        let Some(until) = opts.retain_until else {
+            return match opts.if_absent {
+                true => self.put_if_absent(key, data).await,
+                false => self.put(key, data).await.map(|()| true),
+            };
+        };
+        check_key(key, &self.location(key))?;
+        // One PUT whatever the size: S3 takes up to 5 GiB, and packs are far smaller.
+        match self
+            .lock_writer(key)?
+            .put(key, data, opts.if_absent, until, &self.location(key))
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(err) if opts.if_absent && err.kind == ErrorKind::AlreadyExists => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            lock_days: self.object_lock.as_ref().map(|lock| lock.days()),
+        }
     }
 
     async fn extend_lock(&self, key: &str, until: chrono::DateTime<chrono::Utc>) -> Result<()> {
         check_key(key, &self.location(key))?;
-        match &self.object_lock {
-            Some(lock) => lock.extend(key, until, &self.location(key)).await,
-            None => Err(StorageError::new(
-                ErrorKind::Permanent,
-                self.location(key),
-                "this store does not lock objects",
-            )),
-        }
+        self.lock_writer(key)?.extend(key, until, &self.location(key)).await
     }
 
     async fn check_setup(&self) -> Result<()> {
@@ -330,6 +341,17 @@ impl Store for OpendalStore {
 }
 
 impl OpendalStore {
+    /// The Object Lock writer, or the error for a lock asked of a store without one.
+    fn lock_writer(&self, key: &str) -> Result<&ObjectLockWriter> {
+        self.object_lock.as_deref().ok_or_else(|| {
+            StorageError::new(
+                ErrorKind::Permanent,
+                self.location(key),
+                "this store does not lock objects",
+            )
+        })
+    }
+
     /// Backends disagree on a range past the end (an error, a short read retried as
     /// if transient), so check the size and report that case the same way everywhere:
     /// as permanent, because a shorter object than expected will not grow back.

@@ -15,7 +15,7 @@ use super::{MAX_SPAN, MERGE_GAP, PACK_FETCHES};
 use crate::engine::{EngineError, Progress, Result};
 use crate::format::blob;
 use crate::format::ids::{BlobId, PackId};
-use crate::repo::{Index, RepoError, Repository, layout};
+use crate::repo::{Index, RepoError, Repository};
 
 /// The target and the files created in it, by file number.
 #[derive(Debug)]
@@ -97,11 +97,7 @@ async fn restore_pack(
 ) -> Result<()> {
     let blobs = Arc::new(blobs);
     for (start, end, ids) in spans(index, &blobs) {
-        let bytes = match repo
-            .store()
-            .get_range(&layout::pack(&pack), start as u64..end as u64)
-            .await
-        {
+        let bytes = match repo.read_pack_range(&pack, start as u64..end as u64).await {
             Ok(b) if b.len() == (end - start) as usize => b,
             Ok(b) => {
                 let why = format!(
@@ -112,12 +108,12 @@ async fn restore_pack(
                 ids.iter().for_each(|id| mark(damaged, &blobs[id], &why));
                 continue;
             }
-            Err(e) if e.is_not_found() => {
+            Err(RepoError::Storage(e)) if e.is_not_found() => {
                 let why = format!("pack {} is missing", pack.short());
                 ids.iter().for_each(|id| mark(damaged, &blobs[id], &why));
                 continue;
             }
-            Err(e) => return Err(RepoError::from(e).into()),
+            Err(e) => return Err(e.into()),
         };
         let locs: Vec<_> = ids.iter().filter_map(|id| index.get(id).map(|l| (*id, l))).collect();
         let (repo, files, damaged, progress, blobs) = (
