@@ -6,6 +6,11 @@
 //!   BLAKE3 and the AEADs, opendal, the HTTP server, clap, sled, cron, …);
 //! - files of one module importing each other in a circle (`a → b → a`), which
 //!   hides which of them is the lower one.
+//!
+//! It also keeps the repository's objects with one owner: only `repo` (and `storage`
+//! itself) talks to the store, `storage` knows no object names, and byte codecs of
+//! stored objects live in `format`. These rules read product code only, i.e. each
+//! file up to its `#[cfg(test)]` module: tests may set a store up by hand.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -331,6 +336,7 @@ fn offered() -> BTreeSet<&'static str> {
         "apply::Placement",
         "apply::RestoreOptions",
         "repo::KdfParams",
+        "repo::ReportName",
         "repo::SnapshotId",
         "repo::Snapshot",
         "repo::Summary",
@@ -571,4 +577,161 @@ fn the_only_binary_is_lifeboat() {
         discovered.is_empty(),
         "binaries cargo would find and install: {discovered:?}"
     );
+}
+
+/// Each Rust file under `dir`, with its text up to the first `#[cfg(test)]`, comment
+/// lines left out.
+fn product_code(dir: &Path) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    rust_files(dir, &mut files);
+    files
+        .into_iter()
+        .map(|f| {
+            let text = fs::read_to_string(&f).unwrap_or_default();
+            let product = text.split("#[cfg(test)]").next().unwrap_or_default();
+            let code: Vec<&str> = product.lines().filter(|l| !l.trim_start().starts_with("//")).collect();
+            let code = code.join("\n");
+            (f.display().to_string(), code)
+        })
+        .collect()
+}
+
+/// Modules other than `repo` and `storage`, which must reach objects through `repo`.
+fn above_repo(root: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(root).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if entry.path().is_dir() && !["repo", "storage"].contains(&name.as_str()) {
+            out.extend(product_code(&entry.path()));
+        }
+    }
+    out
+}
+
+/// Where code above `repo` touches the store: calling `.store()`, or bringing the
+/// `Store` trait into scope (which calling its methods on a concrete store needs). A
+/// `dyn storage::Store` handle, opened from an address and given to `repo`, is allowed.
+fn store_uses(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for (file, code) in above_repo(root) {
+        if code.contains(".store()") {
+            out.push(format!("{file} calls .store()"));
+        }
+        if names_store_trait(&code) {
+            out.push(format!("{file} names the Store trait"));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `storage::Store` other than after `dyn`, or `Store` in a `storage::{…}` import.
+fn names_store_trait(code: &str) -> bool {
+    let is_word_end = |rest: &str| !rest.starts_with(|c: char| c.is_alphanumeric() || c == '_');
+    let path = code.match_indices("storage::Store").any(|(i, m)| {
+        let before = code[..i].trim_end_matches("crate::");
+        is_word_end(&code[i + m.len()..]) && !before.ends_with("dyn ")
+    });
+    let import = code.match_indices("storage::{").any(|(i, m)| {
+        let group = code[i + m.len()..].split('}').next().unwrap_or_default();
+        group.split(',').any(|item| {
+            let item = item.trim();
+            item == "Store" || item.starts_with("Store as ")
+        })
+    });
+    path || import
+}
+
+/// String literals in `storage` that are (or begin with) a repository object name.
+fn object_names_in_storage(root: &Path) -> Vec<String> {
+    const NAMES: [&str; 9] = [
+        "\"config\"",
+        "\"keys/",
+        "\"data/",
+        "\"index/",
+        "\"snapshots/",
+        "\"locks/",
+        "\"prune/",
+        "\"retention/",
+        "\"reports/",
+    ];
+    let mut out = Vec::new();
+    for (file, code) in product_code(&root.join("storage")) {
+        for name in NAMES.iter().filter(|n| code.contains(**n)) {
+            out.push(format!("{file} names {name}"));
+        }
+    }
+    out
+}
+
+/// Byte encoding or decoding of stored objects outside `format`.
+fn codecs_outside_format(root: &Path) -> Vec<String> {
+    const CODEC: [&str; 2] = ["serde_json::", "from_le_bytes"];
+    let mut out = Vec::new();
+    for module in ["storage", "repo", "engine", "apply"] {
+        for (file, code) in product_code(&root.join(module)) {
+            for pattern in CODEC.iter().filter(|p| code.contains(**p)) {
+                out.push(format!("{file} uses {pattern}"));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn only_repo_talks_to_the_store() {
+    let v = store_uses(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    assert!(v.is_empty(), "store used above repo:\n{}", v.join("\n"));
+}
+
+#[test]
+fn storage_knows_no_object_names() {
+    let v = object_names_in_storage(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    assert!(v.is_empty(), "object names in storage:\n{}", v.join("\n"));
+}
+
+#[test]
+fn byte_codecs_live_in_format() {
+    let v = codecs_outside_format(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    assert!(v.is_empty(), "codecs outside format:\n{}", v.join("\n"));
+}
+
+#[test]
+fn the_object_checks_notice_offenders() {
+    let dir = tempfile::tempdir().unwrap();
+    for module in ["engine", "storage", "repo"] {
+        fs::create_dir_all(dir.path().join(module)).unwrap();
+    }
+    fs::write(
+        dir.path().join("engine/x.rs"),
+        "fn f(r: &Repository) { r.store().list(\"data/\"); }\nuse crate::storage::{self, Store};\n\
+         /// Store it.\nfn open() -> Arc<dyn storage::Store> { open_store() }\n\
+         #[cfg(test)]\nmod tests { use crate::storage::Store; }\n",
+    )
+    .unwrap();
+    fs::write(dir.path().join("storage/y.rs"), "const P: &str = \"snapshots/\";\n").unwrap();
+    fs::write(dir.path().join("repo/z.rs"), "let v: T = serde_json::from_slice(b)?;\n").unwrap();
+    fs::write(
+        dir.path().join("repo/ok.rs"),
+        "fn f(s: &dyn Store) { s.list(\"data/\"); }\n",
+    )
+    .unwrap();
+    fs::create_dir_all(dir.path().join("daemon")).unwrap();
+    fs::write(
+        dir.path().join("daemon/ok.rs"),
+        "enum E { Store { path: String } }\nfn f() -> Arc<dyn crate::storage::Store> { open() }\n",
+    )
+    .unwrap();
+    fs::write(dir.path().join("daemon/bad.rs"), "use crate::storage::Store as S;\n").unwrap();
+    assert_eq!(
+        store_uses(dir.path()),
+        vec![
+            format!("{} names the Store trait", dir.path().join("daemon/bad.rs").display()),
+            format!("{} calls .store()", dir.path().join("engine/x.rs").display()),
+            format!("{} names the Store trait", dir.path().join("engine/x.rs").display()),
+        ]
+    );
+    assert_eq!(object_names_in_storage(dir.path()).len(), 1);
+    assert_eq!(codecs_outside_format(dir.path()).len(), 1);
 }
