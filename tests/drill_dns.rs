@@ -9,7 +9,8 @@
 //! value; a late copy of an UPDATE cannot undo the change; a CNAME that BIND ignores
 //! fails the step; wrong keys and other algorithms stop the run in its preflight (a
 //! signed query), update policy is named. Rollback puts back exactly the value the
-//! preflight read, even when the playbook's primary target is another.
+//! preflight read, even when the playbook's primary target is another, and leaves a
+//! value someone else wrote during the run.
 //!
 //! The servers come from `tests/run.sh` (`LIFEBOAT_TEST_NAMED`, `LIFEBOAT_TEST_TSIG_KEYGEN`,
 //! `LIFEBOAT_TEST_KNOTD`, `LIFEBOAT_TEST_KEYMGR`) or the PATH. Missing servers skip the
@@ -34,6 +35,8 @@ const OLD: &str = "127.0.0.10";
 const NEW: &str = "127.0.0.20";
 /// A primary target the record does not hold: rollback must not go there.
 const ELSEWHERE: &str = "127.0.0.30";
+/// A value someone else sets during a run.
+const OTHER: &str = "127.0.0.40";
 
 /// A TSIG secret printed by `tsig-keygen -a ALG NAME`.
 fn bind_key(keygen: &Path, dir: &Path, name: &str, alg: &str) -> String {
@@ -454,6 +457,7 @@ fn bind_repoints_are_atomic_read_back_and_name_their_failures() {
     let wanted = [
         ("named", "LIFEBOAT_TEST_NAMED"),
         ("tsig-keygen", "LIFEBOAT_TEST_TSIG_KEYGEN"),
+        ("nsupdate", "LIFEBOAT_TEST_NSUPDATE"),
     ];
     let Some(t) = tools("drill_dns", &wanted, "apt-get install bind9 bind9-dnsutils") else {
         return;
@@ -474,6 +478,19 @@ fn bind_repoints_are_atomic_read_back_and_name_their_failures() {
         write("limited.secret", &keys.limited),
     );
     let wrong = write("wrong.secret", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    // What another operator's tool does mid-run: set the record to OTHER.
+    let other_change = write(
+        "other.nsupdate",
+        &format!(
+            "server 127.0.0.1 {port}\nzone example.test.\nupdate delete infer.example.test. A\nupdate add infer.example.test. 30 A {OTHER}\nsend"
+        ),
+    );
+    let overwrite = format!(
+        "{{ kind = \"command\", command = [\"sh\", \"-c\", \"{} -k {} {} && exit 1\"] }}",
+        t[2].display(),
+        tmp.path().join("bind/ddns-key.key").display(),
+        other_change.display()
+    );
     let infer = "infer.example.test.";
     let both = (OLD, NEW);
     let endpoints = [
@@ -519,11 +536,28 @@ fn bind_repoints_are_atomic_read_back_and_name_their_failures() {
         ),
         playbook("limited", &[&repoint("limited", "standby")]),
         playbook("cname", &[&repoint("web-cname", "standby")]),
+        playbook("overwritten", &[&repoint("dns", "standby"), &overwrite]),
     ]
     .concat();
     let world = World::new(&endpoints, &extra);
 
     atomic_cases(&world, &relay, port);
+
+    // Someone else changes the record while the run is on it (the command step, which
+    // then fails): rollback leaves their value instead of putting the old one back.
+    let (code, report) = world.failover("overwritten");
+    assert_eq!(code, 1, "{report:#}");
+    let rollback: Vec<Entry> = steps(&report).into_iter().filter(|s| s.0 == "rollback").collect();
+    assert_eq!(rollback.len(), 1, "{rollback:?}");
+    assert_eq!(rollback[0].2, "failed", "{rollback:?}");
+    assert!(
+        rollback[0].3.contains(&format!("holds `{OTHER}`")) && rollback[0].3.contains("another failover?"),
+        "{rollback:?}"
+    );
+    assert_eq!(self::infer(port), Ok(vec![OTHER.to_string()]));
+    let (code, report) = world.failover("back");
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(self::infer(port), Ok(vec![OLD.to_string()]));
 
     // A key the server does not take stops the run in its preflight's signed query.
     let expect_stopped = |playbook: &str, wanted: &[&str]| {

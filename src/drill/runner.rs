@@ -343,19 +343,25 @@ impl<'a> Runner<'a> {
             .unwrap_or_else(|_| Err(format!("timed out after {}", secs(limit))))
     }
 
-    /// Undo the re-points of `endpoint`: back to the value the preflight read, else to
-    /// region `back`.
+    /// Undo the re-points of `endpoint`: back to the value the preflight read (if the
+    /// endpoint holds that or a target this run set), else to region `back`.
     async fn put_back(&self, endpoint: &EndpointName, back: &RegionName) -> Result<String, String> {
         let change = self.change(endpoint, back)?;
-        match self.before.get(endpoint) {
-            Some(value) => endpoint::restore(&change, value, &self.http).await,
-            None => endpoint::repoint(&change, &self.http).await,
-        }
+        let Some(value) = self.before.get(endpoint) else {
+            return endpoint::repoint(&change, &self.http).await;
+        };
+        let ours: Vec<&str> = self
+            .repointed
+            .iter()
+            .filter(|(e, _)| e == endpoint)
+            .filter_map(|(_, to)| change.endpoint.targets.get(to).map(String::as_str))
+            .collect();
+        endpoint::restore(&change, value, &ours, &self.http).await
     }
 
     /// Point every re-pointed endpoint back at its primary, newest first.
     async fn undo_repoints(&mut self, phase: Phase) {
-        let done: Vec<(EndpointName, RegionName)> = self.repointed.drain(..).rev().collect();
+        let done: Vec<(EndpointName, RegionName)> = self.repointed.iter().rev().cloned().collect();
         for (endpoint, to) in done {
             let offset = self.start.elapsed();
             let began = Instant::now();
@@ -380,6 +386,7 @@ impl<'a> Runner<'a> {
             let result = result.map(Done::from).map_err(Done::from);
             self.record(phase, "repoint", name, offset, began.elapsed(), result);
         }
+        self.repointed.clear();
     }
 
     async fn notify(&self, message: &str, url: Option<&UrlSource>) -> Result<String, Done> {

@@ -301,12 +301,28 @@ pub async fn update(change: &Change<'_>) -> Result<String, String> {
 
 /// Put the record back to exactly `value`, as [`preflight`] read it before the run
 /// changed it (values joined by ", "; empty: the name had no record of the type, which
-/// is then deleted), atomically and read back like [`update`].
-pub async fn restore(change: &Change<'_>, value: &str) -> Result<String, String> {
+/// is then deleted), atomically and read back like [`update`]. Only a record holding
+/// `value` or one of `ours` (the targets this run set) is touched: any other value was
+/// written by someone else since, and is left for them.
+pub async fn restore(change: &Change<'_>, value: &str, ours: &[&str]) -> Result<String, String> {
     let route = route(change).await?;
     let want = values_of(route.kind, value)?;
     let shown = if value.is_empty() { "no record" } else { value };
-    replace(&route, None, &want, shown).await
+    let current = route.read(&route.server).await?;
+    let set_by_run = ours
+        .iter()
+        .map(|t| rdata(route.kind, t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let known = current == want || set_by_run.iter().any(|r| current.as_slice() == std::slice::from_ref(r));
+    if !known {
+        return Err(format!(
+            "{} {} holds `{}`, neither its value before the run (`{shown}`) nor a target this run set — another failover? It is left as it is",
+            route.record,
+            route.rtype,
+            text(&current)
+        ));
+    }
+    replace(&route, Some(&text(&current)), &want, shown).await
 }
 
 /// The record values a text from [`preflight`] names, sorted as an answer's are.

@@ -163,11 +163,17 @@ pub async fn preflight(change: &Change<'_>, http: &reqwest::Client) -> Result<Fo
 }
 
 /// Put the endpoint back to `value`, what its preflight read before the run changed it
-/// ([`Found::current`]); `change.region` only names where that is. Providers that read
-/// no exact value are re-pointed to `change.region` instead.
-pub async fn restore(change: &Change<'_>, value: &str, http: &reqwest::Client) -> Result<String, String> {
+/// ([`Found::current`]), if it holds that or one of `ours` (the targets the run set);
+/// `change.region` only names where that is. Providers that read no exact value are
+/// re-pointed to `change.region` instead.
+pub async fn restore(
+    change: &Change<'_>,
+    value: &str,
+    ours: &[&str],
+    http: &reqwest::Client,
+) -> Result<String, String> {
     match provider(change.endpoint, change.route) {
-        Provider::Dns { .. } => dns::restore(change, value).await,
+        Provider::Dns { .. } => dns::restore(change, value, ours).await,
         _ => repoint(change, http).await,
     }
 }
