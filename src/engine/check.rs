@@ -14,6 +14,7 @@ use std::sync::Arc;
 use futures::stream::{self, StreamExt};
 use rand::seq::SliceRandom;
 
+use super::tree_bounds::{Expansion, Shape, TreeBudget};
 use super::{Progress, Result, ls};
 use crate::format::blob;
 use crate::format::ids::{BlobId, PackId};
@@ -83,6 +84,7 @@ async fn load_index_checked(repo: &Repository, report: &mut CheckReport) -> Resu
 
 async fn check_snapshots(repo: &Repository, index: &Index, report: &mut CheckReport) -> Result<()> {
     let mut seen: HashSet<BlobId> = HashSet::new();
+    let mut expansion = Expansion::default();
     for id in repo.snapshot_ids().await? {
         let snap = match repo.load_snapshot(&id).await {
             Ok(s) => s,
@@ -92,8 +94,12 @@ async fn check_snapshots(repo: &Repository, index: &Index, report: &mut CheckRep
             }
         };
         report.snapshots += 1;
-        let mut stack = vec![(PathBuf::new(), snap.tree)];
-        while let Some((path, tree_id)) = stack.pop() {
+        let mut stack = vec![(PathBuf::new(), 0, snap.tree)];
+        while let Some((path, depth, tree_id)) = stack.pop() {
+            if let Err(e) = TreeBudget::check_depth(&id, &path, depth) {
+                report.errors.push(e.to_string());
+                continue;
+            }
             if !seen.insert(tree_id) {
                 continue;
             }
@@ -110,8 +116,14 @@ async fn check_snapshots(repo: &Repository, index: &Index, report: &mut CheckRep
                 }
             };
             report.trees += 1;
+            let subtrees = tree.nodes.iter().filter_map(|n| n.subtree).collect();
+            let shape = Shape {
+                entries: tree.nodes.len() as u64,
+                subtrees,
+            };
+            expansion.shapes.insert(tree_id, shape);
             for node in &tree.nodes {
-                stack.extend(node.subtree.map(|sub| (path.join(node.os_name()), sub)));
+                stack.extend(node.subtree.map(|sub| (path.join(node.os_name()), depth + 1, sub)));
                 for blob in &node.content {
                     if !index.contains(blob) {
                         report.errors.push(format!(
@@ -123,6 +135,9 @@ async fn check_snapshots(repo: &Repository, index: &Index, report: &mut CheckRep
                     }
                 }
             }
+        }
+        if let Err(e) = expansion.check(&id, &snap.tree) {
+            report.errors.push(e.to_string());
         }
     }
     Ok(())

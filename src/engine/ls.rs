@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::Result;
+use super::tree_bounds::TreeBudget;
 use crate::format::ids::{BlobId, ContentHash, SnapshotId};
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::repo::{Index, RepoError, Repository};
@@ -21,16 +22,19 @@ pub struct Entry {
 }
 
 /// Every entry of snapshot `snapshot` (root tree `root`), depth first, in name order.
+/// The walk is iterative and bounded (see [`TreeBudget`]).
 pub async fn list(repo: &Repository, index: &Index, snapshot: &SnapshotId, root: &BlobId) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
-    let mut stack: Vec<(PathBuf, BlobId)> = vec![(PathBuf::new(), *root)];
-    while let Some((dir, id)) = stack.pop() {
+    let mut budget = TreeBudget::default();
+    let mut stack: Vec<(PathBuf, usize, BlobId)> = vec![(PathBuf::new(), 0, *root)];
+    while let Some((dir, depth, id)) = stack.pop() {
         let tree = tree_at(repo, index, snapshot, &dir, &id).await?;
+        budget.enter(snapshot, &dir, depth, &id, tree.nodes.len())?;
         let mut subdirs = Vec::new();
         for node in tree.nodes {
             let path = dir.join(node.os_name());
             if let Some(sub) = node.subtree {
-                subdirs.push((path.clone(), sub));
+                subdirs.push((path.clone(), depth + 1, sub));
             }
             out.push(entry(&path, &node));
         }
@@ -70,6 +74,11 @@ pub async fn tree_at(
                 what: format!("snapshot {}: {what} at {}", snapshot.short(), shown_path(path)),
                 detail,
             },
+            RepoError::MissingBlob(blob) => RepoError::MissingBlob(format!(
+                "{blob} (the tree of snapshot {} at {})",
+                snapshot.short(),
+                shown_path(path)
+            )),
             other => other,
         }
         .into()

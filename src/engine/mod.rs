@@ -15,6 +15,7 @@ pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod sync;
+pub mod tree_bounds;
 pub mod verify;
 mod walk;
 

@@ -1,13 +1,15 @@
 //! Planning a restore: walk the snapshot's trees once to list directories, files and
 //! symlinks, and for every pack the blobs needed from it and where each one goes.
 //! Nothing is written while planning, so a damaged or hostile tree (names are checked
-//! when a tree is decoded) stops the restore before the target is touched.
+//! when a tree is decoded, depth and expansion bounded by [`TreeBudget`]) stops the
+//! restore before the target is touched.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+use crate::engine::tree_bounds::TreeBudget;
 use crate::engine::{EngineError, Result, ls};
 use crate::format::ids::{BlobId, PackId, SnapshotId};
 use crate::format::tree::{Node, NodeKind};
@@ -46,6 +48,8 @@ pub(super) struct Plan {
     pub links: Vec<(PathBuf, Node)>,
     /// pack → blob → destinations
     pub packs: HashMap<PackId, HashMap<BlobId, Vec<Dest>>>,
+    /// What the walk has expanded so far.
+    pub budget: TreeBudget,
 }
 
 pub(super) fn include_set(patterns: &[String]) -> Result<Option<GlobSet>> {
@@ -79,6 +83,8 @@ pub(super) fn plan_tree<'a>(
 ) -> futures::future::BoxFuture<'a, Result<bool>> {
     Box::pin(async move {
         let tree = ls::tree_at(src.repo, src.index, src.snapshot, rel, tree_id).await?;
+        let depth = rel.components().count();
+        (plan.budget).enter(src.snapshot, rel, depth, tree_id, tree.nodes.len())?;
         let mut any = false;
         for node in tree.nodes {
             let path = rel.join(node.os_name());
