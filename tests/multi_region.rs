@@ -410,7 +410,9 @@ fn retained_until(env: &WeedEnv, bucket: &str, key: &str) -> chrono::DateTime<ch
 
 /// A new snapshot that reuses old packs keeps them locked for its own full period:
 /// packs are locked `days + slack` at upload, the ledger under `retention/` remembers
-/// that, and a pack whose known lock is too short has its retention raised.
+/// that, and a pack whose known lock is too short has its retention raised. Without
+/// the keys and the config no pack can be decrypted, so whenever a pack is locked
+/// further into the future they are raised to at least the same date.
 #[test]
 fn object_lock_is_extended_for_packs_a_new_snapshot_uses() {
     let Some(env) = WeedEnv::from_env("object_lock_is_extended_for_packs_a_new_snapshot_uses") else {
@@ -427,12 +429,28 @@ fn object_lock_is_extended_for_packs_a_new_snapshot_uses() {
     };
     let out = env.lifeboat(&["init", "--repo", &repo]);
     assert_eq!(code(&out), 0, "{}", both(&out));
+    let objects = env.object_hashes(0, &bucket, "repo/");
+    let key = format!("repo/{}", objects.keys().find(|k| k.starts_with("keys/")).unwrap());
+    let at_init = retained_until(&env, &bucket, &key);
+    let keys_follow = |pack_until| {
+        for object in [key.as_str(), "repo/config"] {
+            let until = retained_until(&env, &bucket, object);
+            assert!(
+                until >= pack_until,
+                "{object} locked until {until}, a pack until {pack_until}"
+            );
+        }
+    };
+    // Retention dates have one-second resolution.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     backup("first backup");
     let objects = env.object_hashes(0, &bucket, "repo/");
     let pack = format!("repo/{}", objects.keys().find(|k| k.starts_with("data/")).unwrap());
     let ledgers: Vec<&String> = objects.keys().filter(|k| k.starts_with("retention/")).collect();
     assert_eq!(ledgers.len(), 1, "one ledger: {objects:?}");
     let first = retained_until(&env, &bucket, &pack);
+    assert!(first > at_init, "the pack, uploaded later, is locked later");
+    keys_follow(first);
     let left = first.signed_duration_since(chrono::Utc::now());
     assert!(
         left > chrono::Duration::hours(47) && left <= chrono::Duration::hours(48),
@@ -455,6 +473,7 @@ fn object_lock_is_extended_for_packs_a_new_snapshot_uses() {
     backup("third backup");
     let raised = retained_until(&env, &bucket, &pack);
     assert!(raised > first, "raised from {first} to {raised}");
+    keys_follow(raised);
     let out = env.lifeboat(&["check", "--read-data", "--repo", &repo]);
     assert_eq!(code(&out), 0, "{}", both(&out));
 }

@@ -6,6 +6,9 @@
 //! into such a store every pack in the index whose lock ends before `now + N` has its
 //! retention raised to `now + N + slack`. The slack (a quarter of `N`, at least one day)
 //! means a pack in long use is raised about once per slack period, not on every backup.
+//! Key objects and `config` cannot be rebuilt and no pack can be decrypted without
+//! them, so whenever a run locks a pack later than before they are raised to the same
+//! date.
 //!
 //! What is known about each lock is kept in a *ledger*: sealed objects under
 //! `retention/` mapping retain-until dates to pack ids. A ledger that is missing or
@@ -75,6 +78,9 @@ pub async fn keep_packs_locked(
     let (stale, report) = plan(&packs, &known, now, days);
     let raised_to = now + lock_days;
     raise(repo, &stale, raised_to).await?;
+    if !stale.is_empty() || !uploaded.is_empty() {
+        repo.extend_key_and_config_locks(raised_to).await?;
+    }
     let mut current: HashMap<PackId, DateTime<Utc>> =
         packs.iter().filter_map(|p| known.get(p).map(|d| (*p, *d))).collect();
     for pack in &stale {
@@ -258,7 +264,20 @@ mod tests {
         let (store, repo, _dir) = locked_repo_with_backup().await;
         let ledgers = store.list(layout::RETENTION).await.unwrap();
         assert_eq!(ledgers.len(), 1, "a backup leaves one ledger");
-        assert!(store.raised.lock().unwrap().is_empty(), "new packs need no raise");
+        assert_eq!(packs_raised(&store), Vec::<String>::new(), "new packs need no raise");
+        // The keys and the config follow the new packs' lock (upload time + 4 + 1 days).
+        let mut raised = store.raised.lock().unwrap().clone();
+        raised.sort();
+        let key = store.list(layout::KEYS).await.unwrap().remove(0).key;
+        let names: Vec<&str> = raised.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(names, ["config", key.as_str()]);
+        let left = raised[0].1 - Utc::now();
+        assert!(
+            left > Duration::days(5) - Duration::minutes(1) && left <= Duration::days(5),
+            "{left}"
+        );
+        assert_eq!(raised[0].1, raised[1].1);
+        store.raised.lock().unwrap().clear();
         let held = repo.load_index().await.unwrap().pack_ids().to_vec();
         let packs = held.len();
 
@@ -285,12 +304,10 @@ mod tests {
             })
         );
         let raised = store.raised.lock().unwrap().clone();
-        assert_eq!(raised.len(), packs);
-        assert!(
-            raised
-                .iter()
-                .all(|(k, until)| k.starts_with("data/") && *until == later + Duration::days(5))
-        );
+        assert_eq!(raised.len(), packs + 2, "the packs, the key and the config: {raised:?}");
+        assert!(raised.iter().all(|(_, until)| *until == later + Duration::days(5)));
+        assert_eq!(packs_raised(&store).len(), packs);
+        store.raised.lock().unwrap().clear();
         // The ledger now knows the new dates: asking again raises nothing.
         let again = keep_packs_locked(&repo, &held, &HashSet::new(), now, later)
             .await
@@ -303,6 +320,10 @@ mod tests {
             })
         );
         assert_eq!(store.list(layout::RETENTION).await.unwrap().len(), 1);
+        assert!(
+            store.raised.lock().unwrap().is_empty(),
+            "nothing moved, so neither do keys"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,8 +341,20 @@ mod tests {
         store.fail.store(false, Ordering::SeqCst);
         backup_once(&repo, &dir).await.unwrap();
         let packs = repo.load_index().await.unwrap().pack_ids().len();
-        assert_eq!(store.raised.lock().unwrap().len(), packs, "unknown locks are raised");
+        assert_eq!(packs_raised(&store).len(), packs, "unknown locks are raised");
         assert_eq!(store.list(layout::RETENTION).await.unwrap().len(), 1);
+    }
+
+    /// The pack keys whose retention was raised, sorted.
+    fn packs_raised(store: &Locking) -> Vec<String> {
+        let raised = store.raised.lock().unwrap();
+        let mut packs: Vec<String> = raised
+            .iter()
+            .map(|r| r.0.clone())
+            .filter(|k| k.starts_with("data/"))
+            .collect();
+        packs.sort();
+        packs
     }
 
     fn quick_kdf() -> KdfParams {
@@ -341,8 +374,7 @@ mod tests {
 
     /// Raised pack keys, sorted, against every pack `repo` indexes.
     async fn raised_and_indexed(store: &Locking, repo: &Repository) -> (Vec<String>, Vec<String>) {
-        let mut raised: Vec<String> = store.raised.lock().unwrap().iter().map(|r| r.0.clone()).collect();
-        raised.sort();
+        let raised = packs_raised(store);
         let index = repo.load_index().await.unwrap();
         let mut packs: Vec<String> = index.pack_ids().iter().map(layout::pack).collect();
         packs.sort();

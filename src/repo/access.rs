@@ -106,4 +106,13 @@ impl Repository {
     pub async fn extend_pack_lock(&self, id: &PackId, until: DateTime<Utc>) -> Result<()> {
         Ok(self.store.extend_lock(&layout::pack(id), until).await?)
     }
+
+    /// Raise the Object Lock retention of every key object and of the config to at
+    /// least `until`: they cannot be rebuilt, and no pack can be decrypted without them.
+    pub async fn extend_key_and_config_locks(&self, until: DateTime<Utc>) -> Result<()> {
+        for key in self.store.list(layout::KEYS).await? {
+            self.store.extend_lock(&key.key, until).await?;
+        }
+        Ok(self.store.extend_lock(layout::CONFIG, until).await?)
+    }
 }
