@@ -34,7 +34,8 @@ impl Fleet {
              [regions.a]\naddress = \"regions/a\"\ncreate = true\n\
              [regions.b]\naddress = \"regions/b\"\ncreate = true\n\
              [datasets.{DATASET}]\npaths = [\"data\"]\nschedule = \"@hourly\"\nregions = [\"a\", \"b\"]\n\
-             rpo = \"2h\"\nretention = {{ keep_last = 5 }}\n"
+             rpo = \"2h\"\nretention = {{ keep_last = 5 }}\n\
+             [playbooks.p]\nrto = \"5m\"\nsteps = [{{ kind = \"probe\", command = [\"true\"] }}]\n"
         );
         std::fs::write(dir.path().join("plan.toml"), plan).expect("plan");
         let data = dir.path().join("data");
@@ -363,5 +364,176 @@ fn hostile_leases_are_ignored_and_removed_by_unlock() {
         fleet.expect(&["unlock", "--repo", "regions/a"], 0);
         assert!(!path.exists(), "{case}: unlock removes it");
         fleet.assert_b_restores_exactly(case);
+    }
+}
+
+/// Seal `plain` with region `a`'s key, as a host holding the password could.
+fn sealed_for_a(fleet: &Fleet, plain: &[u8]) -> Vec<u8> {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let store = lifeboat::storage::open(fleet.region("a").to_str().expect("utf-8")).expect("store");
+    let repo = rt
+        .block_on(lifeboat::repo::Repository::open(store, PASSWORD.as_bytes()))
+        .expect("open a");
+    repo.seal(plain, repo.compression())
+}
+
+/// What `lifeboat reports --json` said: reports listed as (region, object name),
+/// objects skipped as (region, object).
+struct Listed {
+    reports: Vec<(String, String)>,
+    skipped: Vec<(String, String)>,
+    out: Output,
+}
+
+fn stored_reports(fleet: &Fleet, extra: &[&str]) -> Listed {
+    let mut args = vec!["--json", "reports", "--plan", "plan.toml"];
+    args.extend(extra);
+    let out = fleet.run(&args);
+    assert!(
+        !matches!(out.status.code(), Some(101 | 134) | None),
+        "crashed\n{}",
+        text(&out)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("reports JSON");
+    let pairs = |key: &str, name: &str| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = doc[key]
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|r| {
+                (
+                    r["region"].as_str().expect("region").into(),
+                    r[name].as_str().expect("name").into(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    Listed {
+        reports: pairs("reports", "name"),
+        skipped: pairs("skipped", "object"),
+        out,
+    }
+}
+
+/// Drill and failover reports under `reports/`: whoever can write to one region's
+/// storage (or holds the key) replaces one with garbage, a truncation, a 5 GiB sparse
+/// file, sealed JSON with absurd values, a huge string, deep nesting or fields that do
+/// not give its name, or adds an object whose name no report has. `lifeboat reports`
+/// passes over exactly that object with one warning naming it, lists every other
+/// report, and ends with exit 3 naming it; region `b` alone is unaffected.
+#[test]
+fn hostile_report_objects_are_skipped_by_name_and_the_others_listed() {
+    let fleet = Fleet::new();
+    for _ in 0..2 {
+        fleet.expect(&["drill", "--plan", "plan.toml", "p"], 0);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let reports: Vec<PathBuf> = fleet
+        .objects("reports")
+        .into_iter()
+        .filter(|p| name_of(p).ends_with(".json"))
+        .collect();
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    let clean = stored_reports(&fleet, &[]);
+    let all = clean.reports;
+    assert_eq!(clean.out.status.code(), Some(0), "{}", text(&clean.out));
+    assert_eq!((clean.skipped.len(), all.len()), (0, 4), "{}", text(&clean.out));
+    std::fs::remove_dir_all(&fleet.pristine).expect("remove pristine");
+    copy_tree(&fleet.region("a"), &fleet.pristine);
+
+    let victim = &reports[0];
+    let original = std::fs::read(victim).expect("report");
+    let state = fleet.dir.path().join(".lifeboat-state/reports").join(name_of(victim));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state).expect("local report")).expect("report json");
+    let edited = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut r = report.clone();
+        edit(&mut r);
+        sealed_for_a(&fleet, &serde_json::to_vec(&r).expect("json"))
+    };
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let mut cases: Vec<(&str, Option<Vec<u8>>, &str)> = vec![
+        (
+            "garbage",
+            Some((0..original.len()).map(|i| (i * 131 % 251) as u8).collect()),
+            "damaged",
+        ),
+        ("truncated", Some(original[..original.len() / 2].to_vec()), "damaged"),
+        ("oversized", None, "bytes"),
+        (
+            "absurd values",
+            Some(edited(&|r| r["outcome"] = "exploded".into())),
+            "not a report",
+        ),
+        (
+            "absurd numbers",
+            Some(edited(&|r| r["rto"]["measured_ms"] = (-1).into())),
+            "not a report",
+        ),
+        (
+            "huge string",
+            Some(edited(&|r| r["playbook"] = "p".repeat(40 << 20).into())),
+            "bytes long",
+        ),
+        (
+            "deep nesting",
+            Some(sealed_for_a(&fleet, deep.as_bytes())),
+            "not a report",
+        ),
+        (
+            "not its name",
+            Some(edited(&|r| r["playbook"] = "other".into())),
+            "name it",
+        ),
+    ];
+    for (case, bytes, why) in cases.drain(..) {
+        fleet.reset();
+        plant(victim, bytes.as_deref());
+        let listed = stored_reports(&fleet, &[]);
+        let object = format!("reports/{}", name_of(victim));
+        assert_eq!(
+            listed.skipped,
+            [("a".to_string(), object.clone())],
+            "{case}\n{}",
+            text(&listed.out)
+        );
+        let others: Vec<_> = all
+            .iter()
+            .filter(|(r, n)| !(r == "a" && *n == name_of(victim)))
+            .cloned()
+            .collect();
+        assert_eq!(listed.reports, others, "{case}: every other report is listed");
+        assert_clear_error(&listed.out, 3, &object, case);
+        let stderr = String::from_utf8_lossy(&listed.out.stderr);
+        let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        assert_eq!(warnings.len(), 1, "{case}: one warning\n{}", text(&listed.out));
+        assert!(
+            warnings[0].contains(&object) && warnings[0].contains(why),
+            "{case}: {}",
+            warnings[0]
+        );
+        let only_b = stored_reports(&fleet, &["--region", "b"]);
+        assert_eq!(
+            only_b.out.status.code(),
+            Some(0),
+            "{case}: region b alone is unaffected"
+        );
+        assert_eq!(only_b.reports.len(), 2, "{case}");
+    }
+
+    // Objects whose names no report has.
+    for name in ["bad name!", "evil\nname.json", "x".repeat(201).as_str()] {
+        fleet.reset();
+        std::fs::write(fleet.region("a").join("reports").join(name), b"whatever").expect("plant");
+        let listed = stored_reports(&fleet, &[]);
+        let shown = format!("reports/{name:?}");
+        assert_clear_error(&listed.out, 3, &shown, name);
+        assert_eq!(listed.reports, all, "{name:?}: every report is listed");
+        assert_eq!(listed.skipped, [("a".to_string(), shown.clone())], "{name:?}");
+        let stderr = String::from_utf8_lossy(&listed.out.stderr);
+        let warning = format!("warning: skipped region a: {shown}: not a report name");
+        assert!(stderr.contains(&warning), "{}", text(&listed.out));
     }
 }

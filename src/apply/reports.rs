@@ -4,6 +4,10 @@
 //! `reports/<name>` in every region that can be reached; a region that cannot be opened
 //! is named in the result, never fatal. Reports also need one fact from the
 //! repositories: when the restored snapshot was taken, which is what RPO is measured by.
+//!
+//! Reading reports back trusts nothing about the objects found: a name that no report
+//! has is passed over (the caller warns, naming it), and an object is read only within
+//! the bound of one sealed value (docs/format.md §18).
 
 use chrono::{DateTime, Utc};
 
@@ -53,12 +57,27 @@ pub async fn upload(plan: &Plan, password: &[u8], files: &[(String, Vec<u8>)]) -
     Ok(out)
 }
 
-/// The names of the reports stored in `region`, oldest name first.
-pub async fn list(plan: &Plan, password: &[u8], region: &RegionName) -> Result<Vec<String>> {
+/// The objects under `reports/` of one region.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// Report names, oldest first.
+    pub names: Vec<String>,
+    /// Objects whose name no report has, as `reports/"<name>"` (quoted and escaped).
+    pub strangers: Vec<String>,
+}
+
+/// The reports stored in `region`, oldest name first, and the objects there that are
+/// not reports.
+pub async fn list(plan: &Plan, password: &[u8], region: &RegionName) -> Result<Listing> {
     let repo = open_one(plan, password, region).await?;
-    repo.report_names()
+    let found = repo
+        .report_names()
         .await
-        .map_err(|e| region_error(region, e.to_string()))
+        .map_err(|e| region_error(region, e.to_string()))?;
+    let (names, strangers): (Vec<String>, Vec<String>) =
+        found.into_iter().partition(|name| ReportName::parse(name).is_ok());
+    let strangers = strangers.iter().map(|name| format!("reports/{name:?}")).collect();
+    Ok(Listing { names, strangers })
 }
 
 /// One stored report's bytes, as uploaded.

@@ -289,6 +289,15 @@ pub enum Command {
         #[arg(value_name = "PLAYBOOK")]
         playbook: String,
     },
+    /// List the drill and failover reports stored in the plan's regions.
+    Reports {
+        /// The plan whose regions hold the reports.
+        #[arg(long, value_name = "PLAN.toml")]
+        plan: PathBuf,
+        /// Only this region (repeatable); all of the plan's by default.
+        #[arg(long, value_name = "REGION")]
+        region: Vec<String>,
+    },
     /// Fail over to the standby for real: `--dry-run` shows every action, `--confirm`
     /// does them and leaves traffic on the standby when all steps pass.
     #[command(group(ArgGroup::new("mode").required(true).args(["dry_run", "confirm"])))]

@@ -182,6 +182,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             sample,
         } => ctx.verify(&plan, dataset.as_deref(), region.as_deref(), sample).await,
         Command::Drill { plan, state, playbook } => ctx.drill(&plan, &state, &playbook).await,
+        Command::Reports { plan, region } => ctx.reports(&plan, &region).await,
         Command::Failover {
             plan,
             state,

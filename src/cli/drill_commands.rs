@@ -8,7 +8,10 @@ use super::output::{self, note, say};
 use crate::drill::preview;
 use crate::drill::report::StepStatus;
 use crate::drill::run::find_playbook;
+use crate::drill::stored::{Stored, stored_reports};
 use crate::drill::{DrillError, Mode, Outcome, Report, RunOptions, run_playbook};
+use crate::engine::EngineError;
+use crate::format::names::RegionName;
 
 impl From<DrillError> for CliError {
     fn from(e: DrillError) -> Self {
@@ -48,6 +51,53 @@ impl Ctx {
         Ok(EXIT_OK)
     }
 
+    /// List the reports stored in the plan's regions. Objects passed over are warned
+    /// about one by one and end the command with exit 3, naming them, after the others
+    /// are listed; a region that cannot be read makes it degraded (exit 4).
+    pub async fn reports(&self, plan: &Path, regions: &[String]) -> Result<i32> {
+        let plan = self.load_plan(plan)?;
+        let names = regions
+            .iter()
+            .map(|r| match RegionName::new(r) {
+                Ok(name) if plan.regions.contains_key(&name) => Ok(name),
+                _ => Err(CliError::BadInput(format!(
+                    "the plan has no region {r:?} — name one of its [regions]"
+                ))),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let password = self.plan_password(&plan).await?;
+        let stored = stored_reports(&plan, &password, &names).await?;
+        if self.json {
+            output::json(&stored);
+        } else {
+            print_stored(&stored);
+        }
+        for skipped in &stored.skipped {
+            note!("warning: skipped {skipped}");
+        }
+        for region in &stored.unreachable {
+            note!("warning: {region}");
+        }
+        if !stored.skipped.is_empty() {
+            let objects: Vec<String> = stored
+                .skipped
+                .iter()
+                .map(|s| format!("{} in region {}", s.object, s.region))
+                .collect();
+            let message = format!(
+                "passed over {} (not reports Lifeboat wrote; the others are listed) — \
+                 replace them from another region's copy or remove them",
+                objects.join(", ")
+            );
+            return Err(EngineError::Damage { message, files: vec![] }.into());
+        }
+        Ok(if stored.unreachable.is_empty() {
+            0
+        } else {
+            EXIT_DEGRADED
+        })
+    }
+
     /// Run a playbook for real. The password is resolved and checked against the regions
     /// first: it stores the report even when no step restores, and a wrong one must stop
     /// the run before anything changes.
@@ -80,6 +130,24 @@ impl Ctx {
             Outcome::ObjectivesMissed => EXIT_DEGRADED,
             Outcome::Failed => EXIT_FAILED,
         })
+    }
+}
+
+fn print_stored(stored: &Stored) {
+    for r in &stored.reports {
+        let rto = r
+            .rto_ms
+            .map_or("not reached".into(), |ms| format!("{:.1}s", ms as f64 / 1000.0));
+        say!(
+            "{} {} {} of {}: {:?}, RTO {rto} ({}: reports/{})",
+            r.started.format("%Y-%m-%d %H:%M:%S UTC"),
+            r.mode,
+            r.playbook,
+            r.plan,
+            r.outcome,
+            r.region,
+            r.name
+        );
     }
 }
 

@@ -19,6 +19,7 @@ mod process;
 pub mod report;
 pub mod run;
 pub mod runner;
+pub mod stored;
 mod template;
 
 use crate::apply::ApplyError;

@@ -111,11 +111,10 @@ impl Repository {
         self.put(ObjectKind::Report, &key, Bytes::from(sealed)).await
     }
 
-    /// The names of the stored reports, sorted; names no writer could have chosen are
-    /// left out.
+    /// The names of every object under `reports/`, sorted. Names no writer could have
+    /// chosen are included, for the caller to pass over and name (`ReportName::parse`).
     pub async fn report_names(&self) -> Result<Vec<String>> {
         let mut names: Vec<String> = (self.names(layout::REPORTS).await?.into_iter())
-            .filter(|(name, _)| ReportName::parse(name).is_ok())
             .map(|(name, _)| name)
             .collect();
         names.sort();
