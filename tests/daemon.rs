@@ -624,3 +624,95 @@ fn scheduled_verification_and_drills_report_their_results() {
     let upstream = std::fs::read_to_string(site.path("upstream.conf")).unwrap_or_default();
     assert!(upstream.contains("127.0.0.1:1;"), "{upstream}");
 }
+
+/// What `/v1/status` says of region `region` of the one dataset.
+fn region_status(daemon: &Daemon, region: &str) -> serde_json::Value {
+    let st = daemon.json("/v1/status");
+    let regions = st["plans"][0]["datasets"][0]["regions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    regions.into_iter().find(|r| r["region"] == region).unwrap_or_default()
+}
+
+/// Region `a` is degraded in `/v1/status`, naming `why`, and region `b` passed a
+/// scheduled verification and took a new snapshot after `since`, while the daemon
+/// keeps running.
+fn assert_only_a_suffers(site: &Site, daemon: &mut Daemon, since: chrono::DateTime<chrono::Utc>, why: &str) {
+    let before: Vec<String> = site.snapshot_ids("b");
+    let b_goes_on = poll(Duration::from_secs(60), || {
+        let fresh = site.snapshot_ids("b").iter().filter(|id| !before.contains(id)).count();
+        let verified = region_status(daemon, "b")["verification"].clone();
+        let at = verified["at"]
+            .as_str()
+            .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok());
+        fresh >= 2 && verified["passed"] == true && at.is_some_and(|t| t > since)
+    });
+    assert!(b_goes_on, "region b stalled; log:\n{}", daemon.log());
+    let a_degraded = poll(Duration::from_secs(30), || {
+        let a = region_status(daemon, "a");
+        a["degraded"] == true && a["last_error"].as_str().is_some_and(|e| e.contains(why))
+    });
+    assert!(
+        a_degraded,
+        "region a not degraded by {why:?}: {}; log:\n{}",
+        region_status(daemon, "a"),
+        daemon.log()
+    );
+    assert_eq!(region_status(daemon, "b")["degraded"], false);
+    assert!(
+        daemon.child.try_wait().expect("try_wait").is_none(),
+        "the daemon exited"
+    );
+    let log = daemon.log();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// One region's storage turns hostile under a running daemon, then the daemon is
+/// restarted with the hostile objects in place: a key object with a huge Argon2 cost,
+/// a garbage snapshot, garbage and unreadable reports, then a garbage config. The daemon
+/// never exits, panics or aborts; `/v1/status` names region `a` as degraded with the
+/// object's reason; region `b` keeps getting scheduled backups and verifications.
+#[test]
+fn a_hostile_region_degrades_only_itself_and_the_daemon_keeps_serving() {
+    let site = Site::new("*/3 * * * * *", "1h");
+    let mut text = site.plan_text("*/3 * * * * *", "1h", &["docs"]);
+    text.push_str("[verify.often]\nschedule = \"*/3 * * * * *\"\nsample_fraction = 1.0\n");
+    site.write_plan(&text);
+    let mut daemon = site.start(&[]);
+    daemon.wait_successes("docs", 1, Duration::from_secs(60));
+    let a = site.path("regions/a");
+
+    // A key with a huge KDF cost, a garbage snapshot and hostile reports.
+    let key = std::fs::read_dir(a.join("keys"))
+        .expect("keys")
+        .next()
+        .expect("a key")
+        .expect("entry")
+        .path();
+    let mut planted: serde_json::Value = serde_json::from_slice(&std::fs::read(&key).expect("key")).expect("key JSON");
+    planted["kdf"]["memory_kib"] = u32::MAX.into();
+    planted["created"] = "2001-01-01T00:00:00Z".into();
+    let planted = serde_json::to_vec(&planted).expect("json");
+    let name = blake3::hash(&planted).to_hex().to_string();
+    std::fs::write(a.join("keys").join(name), planted).expect("plant key");
+    let garbage: Vec<u8> = (0..4096u32).map(|i| (i * 131 % 251) as u8).collect();
+    let snapshot = "5".repeat(64);
+    std::fs::write(a.join("snapshots").join(&snapshot), &garbage).expect("plant snapshot");
+    std::fs::create_dir_all(a.join("reports")).expect("reports dir");
+    std::fs::write(a.join("reports/bad name!"), &garbage).expect("plant report");
+    std::fs::write(a.join("reports/20260101T000000.000Z-p-drill.json"), &garbage).expect("plant report");
+    let big = std::fs::File::create(a.join("reports/20260101T000001.000Z-p-drill.json")).expect("report");
+    big.set_len(5 << 30).expect("sparse report");
+    assert_only_a_suffers(&site, &mut daemon, chrono::Utc::now(), &snapshot[..8]);
+
+    // The config itself: region a cannot be opened at all.
+    std::fs::write(a.join("config"), &garbage).expect("plant config");
+    assert_only_a_suffers(&site, &mut daemon, chrono::Utc::now(), "config");
+
+    // A restart with all of it in place comes up and carries on the same way.
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(60)).success(), "{}", daemon.log());
+    let mut restarted = site.start(&[]);
+    assert_only_a_suffers(&site, &mut restarted, chrono::Utc::now(), "config");
+}

@@ -55,6 +55,10 @@ pub struct RegionView {
     pub age_seconds: Option<i64>,
     pub within_rpo: bool,
     pub lagging: bool,
+    /// The last backup into this region failed (it could not be opened, or an object
+    /// in it is damaged or hostile); `last_error` says why. Other regions go on.
+    #[serde(default)]
+    pub degraded: bool,
     pub last_error: Option<String>,
     /// The latest scheduled verification from this region.
     #[serde(default)]
@@ -116,6 +120,7 @@ fn region_view(ds: &Dataset, obs: &DatasetObs, region: &str, now: DateTime<Utc>)
         within_rpo: age.is_some_and(|a| a <= ds.rpo.as_secs() as i64),
         lagging: schedule::region_lagging(ds, obs, region),
         verification: None,
+        degraded: o.last_error.is_some(),
         last_error: o.last_error.as_deref().map(redact),
     }
 }
