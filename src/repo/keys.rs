@@ -270,14 +270,7 @@ mod tests {
     }
 
     fn cheap() -> InitOptions {
-        InitOptions {
-            kdf: KdfParams {
-                memory_kib: 64,
-                iterations: 1,
-                parallelism: 1,
-            },
-            ..InitOptions::default()
-        }
+        crate::repo::test_init_options()
     }
 
     async fn key_names(store: &dyn Store) -> Vec<String> {

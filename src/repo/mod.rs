@@ -61,6 +61,19 @@ impl Default for InitOptions {
     }
 }
 
+/// Options for test repositories: the cheapest key derivation, so tests stay fast.
+#[cfg(test)]
+pub(crate) fn test_init_options() -> InitOptions {
+    InitOptions {
+        kdf: KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+        ..InitOptions::default()
+    }
+}
+
 /// A key object older than this in a place without a config is taken for the remains
 /// of an interrupted `init` and deleted by the next one.
 const ABANDONED_KEY_MINUTES: i64 = 15;

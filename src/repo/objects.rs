@@ -71,12 +71,30 @@ pub(crate) async fn put_if_absent(store: &dyn Store, kind: ObjectKind, key: &str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::ids::{PackId, SnapshotId};
+    use crate::repo::lock::LeaseKind;
+    use crate::repo::{Repository, test_init_options};
     use crate::storage::{Capabilities, ObjectMeta, OpendalStore};
     use std::ops::Range;
+    use std::sync::{Arc, Mutex};
 
-    /// A memory store claiming Object Lock for `days`.
+    /// A memory store claiming Object Lock for 30 days: it stores every write plainly
+    /// and records which keys were asked to be locked.
     #[derive(Debug)]
-    struct Claims(OpendalStore);
+    struct Claims(OpendalStore, Mutex<Vec<(String, bool)>>);
+
+    impl Claims {
+        fn new(name: &str) -> Self {
+            Self(OpendalStore::memory(name).unwrap(), Mutex::default())
+        }
+
+        /// Whether the last write of a key starting with `prefix` was locked.
+        fn locked(&self, prefix: &str) -> bool {
+            let writes = self.1.lock().unwrap();
+            let last = writes.iter().rev().find(|(k, _)| k.starts_with(prefix));
+            last.unwrap_or_else(|| panic!("no write under {prefix}")).1
+        }
+    }
 
     #[async_trait::async_trait]
     impl Store for Claims {
@@ -104,15 +122,53 @@ mod tests {
         async fn stat(&self, key: &str) -> crate::storage::Result<Option<ObjectMeta>> {
             self.0.stat(key).await
         }
+        async fn put_with(&self, key: &str, data: Bytes, opts: PutOptions) -> crate::storage::Result<bool> {
+            self.1
+                .lock()
+                .unwrap()
+                .push((key.to_string(), opts.retain_until.is_some()));
+            let plain = PutOptions {
+                retain_until: None,
+                ..opts
+            };
+            self.0.put_with(key, data, plain).await
+        }
         fn capabilities(&self) -> Capabilities {
             Capabilities { lock_days: Some(30) }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_repository_locks_exactly_the_kinds_it_cannot_rebuild() {
+        let store = Arc::new(Claims::new("memory://objects-repo"));
+        let repo = Repository::init(store.clone(), b"pw", &test_init_options())
+            .await
+            .unwrap();
+        repo.save_pack(&PackId([1; 32]), Bytes::from_static(b"pack"))
+            .await
+            .unwrap();
+        repo.save_index(&Default::default()).await.unwrap();
+        repo.put_snapshot(&SnapshotId([2; 32]), Bytes::from_static(b"snap"))
+            .await
+            .unwrap();
+        repo.lease(LeaseKind::Backup, "test")
+            .await
+            .unwrap()
+            .release()
+            .await
+            .unwrap();
+        for locked in ["config", "keys/", "data/", "snapshots/"] {
+            assert!(store.locked(locked), "{locked} is locked");
+        }
+        for plain in ["index/", "locks/"] {
+            assert!(!store.locked(plain), "{plain} is not locked");
         }
     }
 
     #[test]
     fn snapshot_data_keys_and_config_are_locked_the_rest_not() {
         use ObjectKind::*;
-        let store = Claims(OpendalStore::memory("memory://objects-policy").unwrap());
+        let store = Claims::new("memory://objects-policy");
         let before = Utc::now();
         for kind in [Config, Key, Pack, Snapshot] {
             let opts = put_options(&store, kind, false);

@@ -130,3 +130,87 @@ impl Repository {
         Ok(plain)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::format::ids::PackId;
+    use crate::format::index::{IndexFile, IndexedPack};
+    use crate::repo::test_init_options;
+    use crate::storage::{OpendalStore, Store};
+
+    async fn repo() -> (Arc<dyn Store>, Repository) {
+        let store: Arc<dyn Store> =
+            Arc::new(OpendalStore::memory(format!("records-{}", rand::random::<u64>())).unwrap());
+        let repo = Repository::init(store.clone(), b"pw", &test_init_options())
+            .await
+            .unwrap();
+        (store, repo)
+    }
+
+    #[tokio::test]
+    async fn prune_records_and_ledgers_round_trip_under_their_names() {
+        let (store, repo) = repo().await;
+        let record = PruneRecord {
+            activated: None,
+            packs: IndexFile {
+                supersedes: Vec::new(),
+                packs: vec![IndexedPack {
+                    id: PackId([4; 32]),
+                    blobs: Vec::new(),
+                }],
+            },
+        };
+        let name = repo.save_prune_record(&record).await.unwrap();
+        assert!(store.stat(&format!("prune/{name}")).await.unwrap().is_some());
+        assert_eq!(repo.prune_records().await.unwrap(), vec![(name.clone(), record)]);
+        repo.delete_prune_record(&name).await.unwrap();
+        assert!(repo.prune_records().await.unwrap().is_empty());
+
+        let now = chrono::DateTime::from_timestamp(1_764_000_000, 0).unwrap();
+        let ledger = Ledger::from_map(&HashMap::from([(PackId([5; 32]), now)]));
+        let name = repo.save_ledger(&ledger).await.unwrap();
+        store
+            .put("retention/garbled", Bytes::from_static(b"not sealed"))
+            .await
+            .unwrap();
+        let mut found = repo.ledgers().await.unwrap();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        // Sorted by name: a content hash in hex sorts before "garbled".
+        assert_eq!(found, vec![(name, Some(ledger)), ("garbled".to_string(), None)]);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_prune_record_is_damage_naming_it() {
+        let (store, repo) = repo().await;
+        let sealed = repo.seal(b"\x01\x02", Compression::OFF);
+        store.put("prune/short", Bytes::from(sealed)).await.unwrap();
+        let err = repo.prune_records().await.unwrap_err();
+        assert!(err.is_damage() && err.to_string().contains("prune/short"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn reports_round_trip_and_odd_names_are_listed_but_never_read() {
+        let (store, repo) = repo().await;
+        let name = ReportName::parse("20261201T100000.000Z-db-drill.json").unwrap();
+        repo.save_report(&name, b"{\"ok\":true}").await.unwrap();
+        assert_eq!(repo.load_report(&name).await.unwrap(), b"{\"ok\":true}");
+        store.put("reports/a b", Bytes::from_static(b"x")).await.unwrap();
+        assert_eq!(
+            repo.report_names().await.unwrap(),
+            vec!["20261201T100000.000Z-db-drill.json".to_string(), "a b".to_string()]
+        );
+        // A report object longer than one sealed value is refused before it is read.
+        let huge = ReportName::parse("huge.json").unwrap();
+        let too_long = vec![0u8; MAX_SEALED_OBJECT as usize + 1];
+        store.put("reports/huge.json", Bytes::from(too_long)).await.unwrap();
+        let err = repo.load_report(&huge).await.unwrap_err();
+        assert!(
+            err.is_damage() && err.to_string().contains("reports/huge.json"),
+            "{err}"
+        );
+    }
+}
