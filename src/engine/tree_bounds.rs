@@ -23,12 +23,14 @@ use crate::repo::RepoError;
 /// kernel refuses beyond `PATH_MAX` (4096 bytes), so no honest snapshot nests more than
 /// 2048 one-letter directories.
 pub const MAX_DEPTH: usize = 2048;
-/// How many times over the entries of the distinct trees read a walk may expand: an
-/// honest snapshot repeats a non-empty tree only where the same directory was backed
-/// up twice (a bind mount, a path given twice), since entries record inode numbers.
-pub const MAX_REPEAT: u64 = 16;
+/// How many times over the entries of the distinct trees read a walk may expand. Entries
+/// record inode numbers, so an honest snapshot repeats a non-empty tree only where one
+/// directory was backed up twice (a bind mount, a path given twice) or where trees of
+/// hard links repeat the same leaf directories (rsnapshot or `cp -al` generations,
+/// ostree deployments): 64 covers two months of daily hard-linked generations.
+pub const MAX_REPEAT: u64 = 64;
 /// Entries a walk may expand beyond that, for small repeated directories.
-pub const REPEAT_ALLOWANCE: u64 = 1 << 16;
+pub const REPEAT_ALLOWANCE: u64 = 1 << 18;
 
 /// What one walk over one snapshot's trees has expanded so far.
 #[derive(Debug, Default)]
@@ -89,7 +91,7 @@ fn too_repetitive(what: String, distinct: u64) -> RepoError {
         what,
         format!(
             "its subtrees repeat so often that {distinct} entries expand to more than {}; \
-             no backup repeats directories like this",
+             only hard-linked copies of one tree repeat directories, and not this often",
             limit(distinct)
         ),
     )
@@ -117,7 +119,7 @@ impl Expansion {
     pub fn check(&mut self, snapshot: &SnapshotId, root: &BlobId) -> Result<(), RepoError> {
         let expanded = self.expanded(root);
         // Enough distinct entries to allow `expanded`; an honest snapshot, where every
-        // entry is distinct, reaches it after reading a sixteenth of its trees.
+        // entry is distinct, reaches it after reading a [`MAX_REPEAT`]th of its trees.
         let needed = expanded.saturating_sub(REPEAT_ALLOWANCE).div_ceil(MAX_REPEAT);
         let distinct = self.distinct_up_to(root, needed);
         if distinct >= needed {
@@ -257,11 +259,55 @@ mod tests {
     }
 
     #[test]
+    fn sixty_hard_linked_generations_of_a_large_directory_are_walked() {
+        // rsnapshot-style: each generation's directory is its own inode, the leaf
+        // directory of hard links is the same tree in all of them.
+        let (snap, leaf, _) = ids();
+        let mut budget = TreeBudget::default();
+        budget.enter(&snap, Path::new(""), 0, &BlobId([9; 32]), 60).unwrap();
+        for generation in 0..60u8 {
+            let daily = Path::new("daily");
+            budget
+                .enter(&snap, daily, 1, &BlobId([100 + generation; 32]), 1)
+                .unwrap();
+            budget.enter(&snap, &daily.join("leaf"), 2, &leaf, 5000).unwrap();
+        }
+        // Walked the same way by check: the same verdict.
+        let mut exp = Expansion::default();
+        let generations: Vec<BlobId> = (0..60u8).map(|g| BlobId([100 + g; 32])).collect();
+        for id in &generations {
+            exp.shapes.insert(
+                *id,
+                Shape {
+                    entries: 1,
+                    subtrees: vec![leaf],
+                },
+            );
+        }
+        exp.shapes.insert(
+            leaf,
+            Shape {
+                entries: 5000,
+                subtrees: vec![],
+            },
+        );
+        let root = BlobId([9; 32]);
+        exp.shapes.insert(
+            root,
+            Shape {
+                entries: 60,
+                subtrees: generations,
+            },
+        );
+        exp.check(&snap, &root).unwrap();
+    }
+
+    #[test]
     fn repeated_subtrees_expand_only_so_far() {
         let (snap, a, b) = ids();
         let mut budget = TreeBudget::default();
         budget.enter(&snap, Path::new(""), 0, &a, 1000).unwrap();
-        // The same directory seen sixteen times more is what two honest copies never reach.
+        // The same directory seen [`MAX_REPEAT`] times more than it holds is refused.
         for _ in 0..MAX_REPEAT + REPEAT_ALLOWANCE / 1000 - 1 {
             budget.enter(&snap, Path::new("again"), 1, &a, 1000).unwrap();
         }
