@@ -32,32 +32,6 @@ const HTTP: [&str; 8] = [
     "verify_json",
 ];
 const COMMAND: [&str; 3] = ["command", "env", "verify"];
-const ALL: [&str; 24] = [
-    "server",
-    "zone",
-    "record",
-    "type",
-    "ttl",
-    "tsig_key_name",
-    "tsig_secret",
-    "tsig_algorithm",
-    "verify_resolvers",
-    "path",
-    "template",
-    "check",
-    "reload",
-    "url",
-    "method",
-    "token",
-    "body",
-    "expect_status",
-    "verify_url",
-    "verify_contains",
-    "verify_json",
-    "command",
-    "env",
-    "verify",
-];
 const PROVIDERS: &str = "\"dns\", \"file\", \"http\" or \"command\"";
 
 pub fn section(tables: &Named, ctx: &mut Ctx) -> BTreeMap<EndpointName, Endpoint> {
@@ -68,7 +42,7 @@ pub fn section(tables: &Named, ctx: &mut Ctx) -> BTreeMap<EndpointName, Endpoint
             continue;
         };
         let provider = table.get("provider").and_then(|v| v.get_ref().as_str()).unwrap_or("");
-        let known: Vec<&str> = COMMON.iter().chain(provider_keys(provider)).copied().collect();
+        let known: Vec<&str> = COMMON.iter().copied().chain(provider_keys(provider)).collect();
         let context = format!("[endpoints.{}]", name.value);
         let fields = Fields::new(table, span.clone(), context, &known, ctx.diags);
         let targets = targets(&fields, ctx);
@@ -114,15 +88,16 @@ fn targets_fit(fields: &Fields, routes: [Option<&Provider>; 2], ctx: &mut Ctx) -
     kinds.into_iter().all(|kind| dns::check_targets(fields, kind, ctx))
 }
 
-fn provider_keys(provider: &str) -> &'static [&'static str] {
-    match provider {
-        "dns" => &dns::KEYS,
-        "file" => &FILE,
-        "http" => &HTTP,
-        "command" => &COMMAND,
+fn provider_keys(provider: &str) -> Vec<&'static str> {
+    let lists: &[&[&str]] = match provider {
+        "dns" => &[&dns::KEYS],
+        "file" => &[&FILE],
+        "http" => &[&HTTP],
+        "command" => &[&COMMAND],
         // Unknown provider: accept every provider's keys, so only `provider` is reported.
-        _ => &ALL,
-    }
+        _ => &[&dns::KEYS, &FILE, &HTTP, &COMMAND],
+    };
+    lists.iter().flat_map(|keys| keys.iter().copied()).collect()
 }
 
 /// `drill = { ... }`: the provider's keys to override for drills. `Some(None)` when the
@@ -136,7 +111,7 @@ fn drill_route(table: &DeTable, fields: &Fields, ctx: &mut Ctx) -> Option<Option
     let provider = table.get("provider").and_then(|v| v.get_ref().as_str()).unwrap_or("");
     let context = format!("`drill` in {}", fields.context());
     let keys = provider_keys(provider);
-    Fields::new(drill, span.clone(), context.clone(), keys, ctx.diags);
+    Fields::new(drill, span.clone(), context.clone(), &keys, ctx.diags);
     let kept = |key: &str, with_provider: bool| (with_provider && key == "provider") || keys.contains(&key);
     let mut merged = DeTable::new();
     for (key, value) in table.iter().filter(|(k, _)| kept(k.get_ref(), true)) {
