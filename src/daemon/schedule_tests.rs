@@ -1,35 +1,6 @@
-use std::path::Path;
-
-use chrono::TimeZone;
-
 use super::*;
+use crate::plan::due::tests::{at, plan};
 use crate::plan::schedule::MAX_JITTER;
-
-fn plan(schedule: &str, rpo: &str) -> Plan {
-    let text = format!(
-        r#"
-version = 1
-[key]
-env = "LIFEBOAT_PASSWORD"
-[regions.a]
-address = "/tmp/lifeboat-sched-a"
-[regions.b]
-address = "/tmp/lifeboat-sched-b"
-[datasets.data]
-paths = ["/tmp"]
-schedule = "{schedule}"
-regions = ["a", "b"]
-rpo = "{rpo}"
-retention = {{ keep_last = 5 }}
-"#
-    );
-    let (plan, diags) = crate::plan::validate_source(Path::new("/tmp/p.toml"), &text);
-    plan.unwrap_or_else(|| panic!("test plan invalid: {diags:?}"))
-}
-
-fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2030, 1, 1, h, m, s).unwrap()
-}
 
 fn key() -> DatasetKey {
     DatasetKey::new("p", "data")

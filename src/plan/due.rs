@@ -266,4 +266,4 @@ pub fn region_lagging(ds: &Dataset, obs: &DatasetObs, region: &str) -> bool {
 
 #[cfg(test)]
 #[path = "due_tests.rs"]
-mod tests;
+pub(crate) mod tests;

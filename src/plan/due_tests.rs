@@ -5,7 +5,8 @@ use proptest::prelude::*;
 
 use super::*;
 
-fn plan_with(schedule: &str, rpo: &str, extra: &str) -> Plan {
+/// A two-region plan with one dataset `data`; also the daemon's schedule tests' plan.
+pub(crate) fn plan_with(schedule: &str, rpo: &str, extra: &str) -> Plan {
     let text = format!(
         r#"
 version = 1
@@ -28,11 +29,12 @@ retention = {{ keep_last = 5 }}
     plan.unwrap_or_else(|| panic!("test plan invalid: {diags:?}"))
 }
 
-fn plan(schedule: &str, rpo: &str) -> Plan {
+pub(crate) fn plan(schedule: &str, rpo: &str) -> Plan {
     plan_with(schedule, rpo, "")
 }
 
-fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+/// `h:m:s` on 2030-01-01, UTC.
+pub(crate) fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2030, 1, 1, h, m, s).unwrap()
 }
 
