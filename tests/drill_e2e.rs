@@ -7,11 +7,8 @@
 //! `tests/run.sh` installs them and sets `LIFEBOAT_REQUIRE_SERVERS=1`, under which a
 //! missing one fails the test instead.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use assert_cmd::cargo::CommandCargoExt;
 
@@ -24,15 +21,8 @@ use support_drill::{Nginx, Procs, infer, start_knot, start_nginx, tools};
 const PASSWORD: &str = "drill-e2e-password";
 
 fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}");
-    s.write_all(req.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split_whitespace().nth(1)?.parse().ok()?;
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((status, body))
+    support_drill::http_exchange(port, &req)
 }
 
 struct World {
@@ -240,13 +230,7 @@ fn drill_and_failover_move_inference_to_the_standby_with_real_dns_and_nginx() {
     assert_eq!(code, 1, "failing drill: {out}{err}");
     let report = json(&out);
     assert_eq!(report["outcome"], "failed");
-    let rollback: Vec<String> = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["phase"] == "rollback")
-        .map(|s| format!("{} {}", s["name"].as_str().unwrap(), s["status"].as_str().unwrap()))
-        .collect();
+    let rollback = support_drill::rollback_records(&report);
     assert_eq!(
         rollback,
         ["dns back to primary passed", "gateway back to primary passed"]

@@ -7,11 +7,10 @@
 //! Caddy is needed: missing, the tests say so and pass, unless
 //! `LIFEBOAT_REQUIRE_SERVERS=1` (set by `tests/run.sh`, which installs it), where they fail.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use assert_cmd::cargo::CommandCargoExt;
 
@@ -42,15 +41,8 @@ fn backend(name: &'static str) -> u16 {
 }
 
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
-    s.write_all(req.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split_whitespace().nth(1)?.parse().ok()?;
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((status, body))
+    support_drill::http_exchange(port, &req)
 }
 
 /// Caddy, stopped when the test ends.
@@ -181,11 +173,7 @@ fn caddy_upstream_is_repointed_and_read_back_and_a_misrouted_change_is_rolled_ba
         detail.contains("answered 200, but the change did not show") && detail.contains("/0/dial"),
         "{detail}"
     );
-    let rollback: Vec<String> = steps
-        .iter()
-        .filter(|s| s["phase"] == "rollback")
-        .map(|s| format!("{} {}", s["name"].as_str().unwrap(), s["status"].as_str().unwrap()))
-        .collect();
+    let rollback = support_drill::rollback_records(&report);
     assert_eq!(rollback, ["misrouted back to primary passed"], "{report:#}");
     assert_eq!(
         dial(&caddy, 0),

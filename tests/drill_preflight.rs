@@ -175,11 +175,7 @@ fn a_failed_nginx_check_puts_the_old_file_back_and_rolls_back() {
         detail.contains("-t") && detail.contains("the old file is back"),
         "{detail}"
     );
-    let rollback: Vec<String> = steps
-        .iter()
-        .filter(|s| s["phase"] == "rollback")
-        .map(|s| format!("{} {}", s["name"].as_str().unwrap(), s["status"].as_str().unwrap()))
-        .collect();
+    let rollback = support_drill::rollback_records(&report);
     assert_eq!(
         rollback,
         ["gateway back to primary passed"],

@@ -311,3 +311,34 @@ pub fn toml_list(items: &[String]) -> String {
     let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
     format!("[{}]", quoted.join(", "))
 }
+
+/// Send one raw HTTP `request` to loopback `port` and read the answer to the end (the
+/// request asks the server to close): its status and body, or `None` when nothing or
+/// no HTTP answer came back within five seconds.
+pub fn http_exchange(port: u16, request: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(request.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split_whitespace().nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+/// A `--json` report's rollback records as "name status", in order.
+pub fn rollback_records(report: &serde_json::Value) -> Vec<String> {
+    let steps = report["steps"].as_array().expect("report steps");
+    steps
+        .iter()
+        .filter(|s| s["phase"] == "rollback")
+        .map(|s| {
+            format!(
+                "{} {}",
+                s["name"].as_str().unwrap_or("?"),
+                s["status"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
