@@ -114,6 +114,12 @@ fn the_ml_platform_plan_becomes_the_model_execution_uses() {
         .find(|d| d.kind == DatasetKind::Model)
         .expect("a model dataset");
     assert_eq!(checkpoints.retention.keep_last, 5);
+    assert!(checkpoints.sign);
+    let signing = plan
+        .signing
+        .as_ref()
+        .expect("the signed checkpoints have a [signing] section");
+    assert!(signing.key.is_some() && !signing.trusted.is_empty());
     assert_eq!(checkpoints.schedule.max_interval().as_secs(), 2 * 3600);
     let failover = plan.playbooks.values().next().expect("a playbook");
     let kinds: Vec<&str> = failover

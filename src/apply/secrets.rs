@@ -54,11 +54,28 @@ fn first_line(mut bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
-fn from_source(src: &SecretSource) -> Result<Option<Vec<u8>>> {
+/// How much of a file's or command's output is the secret.
+#[derive(Clone, Copy)]
+enum Take {
+    FirstLine,
+    /// A multi-line document such as a PEM private key.
+    Whole,
+}
+
+impl Take {
+    fn apply(self, bytes: Vec<u8>) -> Vec<u8> {
+        match self {
+            Take::FirstLine => first_line(bytes),
+            Take::Whole => bytes,
+        }
+    }
+}
+
+fn from_source(src: &SecretSource, take: Take) -> Result<Option<Vec<u8>>> {
     match src {
         SecretSource::Env(var) => Ok(std::env::var_os(var).map(|v| v.into_encoded_bytes())),
         SecretSource::File(path) => std::fs::read(path)
-            .map(|b| Some(first_line(b)))
+            .map(|b| Some(take.apply(b)))
             .map_err(|e| ApplyError::Secret(format!("cannot read secret file {}: {e}", path.display()))),
         SecretSource::Command(argv) => {
             let Some((prog, args)) = argv.split_first() else {
@@ -74,21 +91,30 @@ fn from_source(src: &SecretSource) -> Result<Option<Vec<u8>>> {
                     out.status
                 )));
             }
-            Ok(Some(first_line(out.stdout)))
+            Ok(Some(take.apply(out.stdout)))
         }
     }
 }
 
 /// The first source that yields a non-empty value.
 pub fn resolve(key: &KeySource) -> Result<Vec<u8>> {
+    resolve_as(key, Take::FirstLine, "repository password")
+}
+
+/// Like [`resolve`], but a file's or command's whole output is the value (a PEM key).
+pub fn resolve_document(key: &KeySource, what: &str) -> Result<Vec<u8>> {
+    resolve_as(key, Take::Whole, what)
+}
+
+fn resolve_as(key: &KeySource, take: Take, what: &str) -> Result<Vec<u8>> {
     for src in &key.sources {
-        if let Some(v) = from_source(src)?.filter(|v| !v.is_empty()) {
+        if let Some(v) = from_source(src, take)?.filter(|v| !v.is_empty()) {
             remember(&v);
             return Ok(v);
         }
     }
     Err(ApplyError::Secret(format!(
-        "no repository password: none of {} gave one — set it there",
+        "no {what}: none of {} gave one — set it there",
         describe(key)
     )))
 }

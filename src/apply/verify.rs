@@ -1,12 +1,19 @@
 //! Verification by plan: a test restore of each dataset's latest snapshot from each
 //! region alone, with the measured recovery time and data age per dataset × region.
+//! A signed dataset's snapshot is checked against the plan's trusted keys first; the
+//! test restore then compares every file with its hash in the snapshot, which the
+//! signed manifest has just been matched against.
 
 use chrono::{DateTime, Utc};
 
 use super::regions::open_regions;
+use super::signing::trusted_keys;
+use crate::engine::EngineError;
+use crate::engine::manifest::{Trust, Verdict, gate};
 use crate::engine::verify::{VerifyOptions, VerifyReport, verify};
 use crate::format::names::{DatasetName, RegionName};
 use crate::plan::{Dataset, Plan, VerifyPolicy};
+use crate::repo::{RepoError, Repository, Snapshot, SnapshotId};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RegionVerify {
@@ -17,11 +24,18 @@ pub struct RegionVerify {
     pub error: Option<String>,
     /// The dataset's RPO objective, to compare the measured data age with.
     pub rpo_objective_seconds: u64,
+    /// The snapshot's signature as checked first (signed datasets, or when the plan
+    /// trusts keys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Verdict>,
+    /// The snapshot was refused because its signature is missing, untrusted or wrong.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
 }
 
 impl RegionVerify {
     pub fn passed(&self) -> bool {
-        self.report.as_ref().is_some_and(|r| r.passed)
+        !self.refused && self.report.as_ref().is_some_and(|r| r.passed)
     }
 }
 
@@ -34,6 +48,8 @@ pub struct VerifyRequest {
     pub now: Option<DateTime<Utc>>,
     /// Run exactly this verify policy: its datasets, regions and sample fraction.
     pub policy: Option<String>,
+    /// Verify a signed dataset's snapshot even when its signature does not hold.
+    pub allow_unsigned: bool,
 }
 
 fn policy_for<'a>(plan: &'a Plan, ds: &Dataset) -> Option<&'a VerifyPolicy> {
@@ -46,6 +62,7 @@ fn policy_for<'a>(plan: &'a Plan, ds: &Dataset) -> Option<&'a VerifyPolicy> {
 pub async fn verify_plan(plan: &Plan, password: &[u8], req: &VerifyRequest) -> Vec<RegionVerify> {
     let now = req.now.unwrap_or_else(Utc::now);
     let regions = open_regions(plan, &[], password, false).await;
+    let keys = trusted_keys(plan);
     let mut out = Vec::new();
     for ds in plan.datasets.values() {
         if req.dataset.as_ref().is_some_and(|d| d != &ds.name) {
@@ -75,13 +92,24 @@ pub async fn verify_plan(plan: &Plan, password: &[u8], req: &VerifyRequest) -> V
                 report: None,
                 error: None,
                 rpo_objective_seconds: ds.rpo.as_secs(),
+                signature: None,
+                refused: false,
+            };
+            let trust = match &keys {
+                Ok(keys) => Trust {
+                    keys: keys.clone(),
+                    required: ds.sign,
+                    allow_unsigned: req.allow_unsigned,
+                },
+                Err(e) => {
+                    row.error = Some(e.to_string());
+                    out.push(row);
+                    continue;
+                }
             };
             match &r.repo {
                 Ok(repo) => match latest(repo, &ds.name).await {
-                    Ok(Some(id)) => match verify(repo, &id, &opts, now).await {
-                        Ok(rep) => row.report = Some(rep),
-                        Err(e) => row.error = Some(e.to_string()),
-                    },
+                    Ok(Some((id, snap))) => verify_one(repo, &id, &snap, &trust, &opts, now, &mut row).await,
                     Ok(None) => row.error = Some(format!("no snapshot of {} in region {}", ds.name, r.name)),
                     Err(e) => row.error = Some(e.to_string()),
                 },
@@ -93,14 +121,31 @@ pub async fn verify_plan(plan: &Plan, password: &[u8], req: &VerifyRequest) -> V
     out
 }
 
-async fn latest(
-    repo: &crate::repo::Repository,
-    ds: &DatasetName,
-) -> Result<Option<crate::repo::SnapshotId>, crate::repo::RepoError> {
+/// Check the snapshot's signature, then test-restore it, filling in `row`.
+async fn verify_one(
+    repo: &Repository,
+    id: &SnapshotId,
+    snap: &Snapshot,
+    trust: &Trust,
+    opts: &VerifyOptions,
+    now: DateTime<Utc>,
+    row: &mut RegionVerify,
+) {
+    match gate(repo, id, snap, trust).await {
+        Ok(checked) => row.signature = checked.map(|c| c.verdict),
+        Err(e) => {
+            row.refused = matches!(e, EngineError::Damage { .. });
+            row.error = Some(e.to_string());
+            return;
+        }
+    }
+    match verify(repo, id, opts, now).await {
+        Ok(rep) => row.report = Some(rep),
+        Err(e) => row.error = Some(e.to_string()),
+    }
+}
+
+async fn latest(repo: &Repository, ds: &DatasetName) -> Result<Option<(SnapshotId, Snapshot)>, RepoError> {
     let snaps = repo.all_snapshots().await?;
-    Ok(snaps
-        .into_iter()
-        .rev()
-        .find(|(_, s)| s.dataset.as_ref() == Some(ds))
-        .map(|(id, _)| id))
+    Ok(snaps.into_iter().rev().find(|(_, s)| s.dataset.as_ref() == Some(ds)))
 }

@@ -63,6 +63,16 @@ pub enum Command {
         #[command(subcommand)]
         action: KeyAction,
     },
+    /// Manage the keys that sign snapshot manifests.
+    SigningKey {
+        #[command(subcommand)]
+        action: SigningKeyAction,
+    },
+    /// Signed snapshot manifests: export a model folder's signature.
+    Manifest {
+        #[command(subcommand)]
+        action: ManifestAction,
+    },
     /// Back up files and directories into a new snapshot.
     Backup {
         #[command(flatten)]
@@ -96,6 +106,10 @@ pub enum Command {
         /// Only snapshots of this dataset.
         #[arg(long)]
         dataset: Option<String>,
+        /// Check each snapshot's signature against this public key (PEM; repeatable);
+        /// without it, only whether a snapshot is signed and by whom it claims is shown.
+        #[arg(long = "trusted", value_name = "KEY.pub")]
+        trusted: Vec<PathBuf>,
     },
     /// List the files in a snapshot.
     Ls {
@@ -144,6 +158,10 @@ pub enum Command {
         /// (a symlink or file in the way is removed, never followed); others are kept.
         #[arg(long)]
         overwrite: bool,
+        /// With --plan: restore a signed dataset's snapshot even when its signature is
+        /// missing, untrusted or does not match (the verdict is still reported).
+        #[arg(long, requires = "plan")]
+        allow_unsigned: bool,
     },
     /// Verify the repository's structure and, optionally, its data.
     Check {
@@ -249,6 +267,10 @@ pub enum Command {
         /// Share of files to restore, in (0, 1]; overrides the plan's policy.
         #[arg(long)]
         sample: Option<f64>,
+        /// Verify a signed dataset's snapshot even when its signature is missing,
+        /// untrusted or does not match (the verdict is still reported).
+        #[arg(long)]
+        allow_unsigned: bool,
     },
     /// Bring lagging regions of a plan up to date, copying packs byte for byte.
     Sync {
@@ -355,6 +377,54 @@ pub enum RepairWhat {
         /// Report what would change; write nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SigningKeyAction {
+    /// Make an ECDSA P-256 key pair: FILE (private, PKCS#8 PEM, mode 0600) and
+    /// FILE.pub (public, PEM); the public key is also printed.
+    Generate {
+        /// Where to write the private key; never overwritten.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ManifestAction {
+    /// Write the OpenSSF model signature of one model folder of a snapshot, for
+    /// `model_signing verify key --signature FILE --public_key KEY.pub DIR` after a restore.
+    Export {
+        /// The repository holding the snapshot.
+        #[arg(
+            long,
+            short = 'r',
+            env = "LIFEBOAT_REPO",
+            value_name = "URL",
+            conflicts_with = "plan"
+        )]
+        repo: Option<String>,
+        /// Snapshot id (or unique prefix), or `latest`.
+        #[arg(value_name = "SNAPSHOT")]
+        snapshot_arg: Option<String>,
+        /// By plan: the plan whose regions hold the dataset; the signature is checked
+        /// against its trusted keys first.
+        #[arg(long, value_name = "PLAN.toml", requires = "dataset")]
+        plan: Option<PathBuf>,
+        /// With --plan: the model dataset.
+        #[arg(long, requires = "plan")]
+        dataset: Option<String>,
+        /// With --plan: this snapshot instead of the newest.
+        #[arg(long, requires = "plan")]
+        snapshot: Option<String>,
+        /// The model folder: the name of one of the dataset's source folders, as it
+        /// appears at the snapshot's root.
+        #[arg(long, value_name = "P")]
+        path: String,
+        /// Where to write the signature bundle (JSON).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
 }
 

@@ -39,6 +39,8 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             pack_size,
         } => ctx.init(&repo, cipher, compression, pack_size).await,
         Command::Key { action } => ctx.key(action).await,
+        Command::SigningKey { action } => ctx.signing_key(action),
+        Command::Manifest { action } => ctx.manifest(action).await,
         Command::Backup {
             repo,
             tags,
@@ -60,10 +62,11 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
                 force_read: force,
                 time: None,
                 lag_wait: None,
+                signing: None,
             };
             ctx.backup(&repo, &opts).await
         }
-        Command::Snapshots { repo, dataset } => ctx.snapshots(&repo, dataset.as_deref()).await,
+        Command::Snapshots { repo, dataset, trusted } => ctx.snapshots(&repo, dataset.as_deref(), &trusted).await,
         Command::Ls { repo, snapshot } => ctx.ls(&repo, &snapshot).await,
         Command::Restore {
             repo,
@@ -75,6 +78,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             target,
             include,
             overwrite,
+            allow_unsigned,
         } => {
             let opts = RestoreOptions {
                 target,
@@ -93,8 +97,15 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
                 }
                 (None, Some(plan), Some(dataset)) => {
                     let spec = snapshot.or(snapshot_arg);
-                    ctx.restore_by_plan(&plan, &dataset, region.as_deref(), spec.as_deref(), opts)
-                        .await
+                    ctx.restore_by_plan(
+                        &plan,
+                        &dataset,
+                        region.as_deref(),
+                        spec.as_deref(),
+                        opts,
+                        allow_unsigned,
+                    )
+                    .await
                 }
                 _ => Err(bad("restore needs --repo URL SNAPSHOT, or --plan PLAN --dataset NAME")),
             }
@@ -180,7 +191,11 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             dataset,
             region,
             sample,
-        } => ctx.verify(&plan, dataset.as_deref(), region.as_deref(), sample).await,
+            allow_unsigned,
+        } => {
+            ctx.verify(&plan, dataset.as_deref(), region.as_deref(), sample, allow_unsigned)
+                .await
+        }
         Command::Drill { plan, state, playbook } => ctx.drill(&plan, &state, &playbook).await,
         Command::Reports { plan, region } => ctx.reports(&plan, &region).await,
         Command::Failover {
@@ -322,7 +337,7 @@ impl Ctx {
         Ok(EXIT_OK)
     }
 
-    async fn snapshots(&self, repo: &RepoArg, dataset: Option<&str>) -> Result<i32> {
+    async fn snapshots(&self, repo: &RepoArg, dataset: Option<&str>, trusted: &[std::path::PathBuf]) -> Result<i32> {
         let r = self.open(repo).await?;
         let all: Vec<_> = r
             .snapshots()
@@ -330,33 +345,38 @@ impl Ctx {
             .into_iter()
             .filter(|(_, s)| dataset.is_none_or(|d| s.dataset.as_ref().is_some_and(|n| n.as_str() == d)))
             .collect();
+        let signatures = self.signatures(&r, &all, trusted).await?;
         if self.json {
-            let docs: Vec<_> = all
-                .iter()
-                .map(|(id, s)| serde_json::json!({"id": id, "snapshot": s}))
+            let docs: Vec<_> = (all.iter().zip(&signatures))
+                .map(|((id, s), sig)| serde_json::json!({"id": id, "snapshot": s, "signature": sig}))
                 .collect();
             output::json(&docs);
             return Ok(EXIT_OK);
         }
         say!(
-            "{:<10} {:<20} {:<12} {:<14} {:>10}  paths",
+            "{:<10} {:<20} {:<12} {:<14} {:>10}  {:<8}  paths",
             "id",
             "time (UTC)",
             "host",
             "dataset",
-            "size"
+            "size",
+            "signed"
         );
-        for (id, s) in &all {
+        for ((id, s), sig) in all.iter().zip(&signatures) {
             let dataset = s.dataset.as_ref().map_or("-".to_string(), |d| d.to_string());
             say!(
-                "{:<10} {:<20} {:<12} {:<14} {:>10}  {}",
+                "{:<10} {:<20} {:<12} {:<14} {:>10}  {:<8}  {}",
                 id.short(),
                 s.time.format("%Y-%m-%d %H:%M:%S"),
                 s.host,
                 dataset,
                 bytes(s.summary.bytes_total),
+                sig.short(),
                 s.paths.join(", ")
             );
+        }
+        for ((id, _), sig) in all.iter().zip(&signatures).filter(|(_, v)| v.signed()) {
+            say!("{}: {}", id.short(), sig.describe());
         }
         say!("{} snapshot(s)", all.len());
         Ok(EXIT_OK)

@@ -17,6 +17,7 @@ mod password;
 mod plan_commands;
 mod reference;
 mod repo_commands;
+mod sign_commands;
 
 use clap::{CommandFactory, Parser};
 

@@ -10,7 +10,7 @@ use super::context::Ctx;
 use super::error::{EXIT_BAD_INPUT, EXIT_DAMAGE, EXIT_DEGRADED, EXIT_FAILED, EXIT_OK, Result, bad};
 use super::output::{self, Bar, bytes, duration_ms, note, say};
 use crate::apply::alerts::verify_and_alert;
-use crate::apply::recover::restore_by_plan;
+use crate::apply::recover::{Wanted, restore_by_plan};
 use crate::apply::replicate::sync_plan;
 use crate::apply::run::{ApplyOptions, apply};
 use crate::apply::status;
@@ -117,14 +117,21 @@ impl Ctx {
         region: Option<&str>,
         spec: Option<&str>,
         opts: RestoreOptions,
+        allow_unsigned: bool,
     ) -> Result<i32> {
         let plan = self.load_plan(path)?;
         let pw = self.plan_password(&plan).await?;
         let dataset = DatasetName::new(dataset).map_err(bad)?;
         let region = region.map(RegionName::new).transpose().map_err(bad)?;
+        let wanted = Wanted {
+            dataset: &dataset,
+            region: region.as_ref(),
+            snapshot: spec,
+            allow_unsigned,
+        };
         let progress = Arc::new(Progress::default());
         let bar = Bar::start("restore", progress.clone(), self.progress);
-        let out = restore_by_plan(&plan, &pw, &dataset, region.as_ref(), spec, &opts, progress).await;
+        let out = restore_by_plan(&plan, &pw, wanted, &opts, progress).await;
         bar.finish();
         let out = out?;
         if self.json {
@@ -142,6 +149,9 @@ impl Ctx {
                 bytes(out.outcome.bytes),
                 duration_ms(out.outcome.duration_ms)
             );
+            if let Some(sig) = &out.signature {
+                say!("signature: {}", sig.describe());
+            }
         }
         Ok(EXIT_OK)
     }
@@ -152,6 +162,7 @@ impl Ctx {
         dataset: Option<&str>,
         region: Option<&str>,
         sample: Option<f64>,
+        allow_unsigned: bool,
     ) -> Result<i32> {
         let plan = self.load_plan(path)?;
         let pw = self.plan_password(&plan).await?;
@@ -161,6 +172,7 @@ impl Ctx {
             sample_fraction: sample,
             now: None,
             policy: None,
+            allow_unsigned,
         };
         let name = path
             .file_stem()
@@ -174,7 +186,10 @@ impl Ctx {
         } else {
             print_verify(&rows);
         }
-        if rows.iter().any(|r| r.report.as_ref().is_some_and(|rep| !rep.passed)) {
+        if rows.iter().any(|r| r.refused) {
+            note!("error: a signed dataset's snapshot was refused: its signature does not hold — see the report above");
+            Ok(EXIT_DAMAGE)
+        } else if rows.iter().any(|r| r.report.as_ref().is_some_and(|rep| !rep.passed)) {
             note!("error: verification found damaged files — see the report above");
             Ok(EXIT_DAMAGE)
         } else if rows.is_empty() || rows.iter().any(|r| r.error.is_some()) {
@@ -251,6 +266,9 @@ fn print_verify(rows: &[crate::apply::verify::RegionVerify]) {
                 );
                 for (file, why) in &rep.damaged {
                     say!("    damaged: {file}: {why}");
+                }
+                if let Some(sig) = &r.signature {
+                    say!("    signature: {}", sig.describe());
                 }
             }
             (None, e) => say!(

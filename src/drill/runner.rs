@@ -14,7 +14,7 @@ use super::endpoint::{self, Change, Route};
 use super::report::{Phase, StepRecord, StepStatus};
 use super::template::{Vars, render};
 use super::{Mode, probe, process};
-use crate::apply::recover::restore_by_plan;
+use crate::apply::recover::{Wanted, restore_by_plan};
 use crate::apply::secrets;
 use crate::apply::{Placement, Progress, RestoreOptions};
 use crate::format::names::{DatasetName, RegionName};
@@ -270,12 +270,24 @@ impl<'a> Runner<'a> {
             placement: Placement::Swap,
         };
         let progress = Arc::new(Progress::default());
-        let done = restore_by_plan(self.plan, password, dataset, region, Some(snapshot), &opts, progress)
+        // Drills and failovers never accept a signed dataset's snapshot whose signature
+        // does not hold: a refused restore fails the step.
+        let wanted = Wanted {
+            dataset,
+            region,
+            snapshot: Some(snapshot),
+            allow_unsigned: false,
+        };
+        let done = restore_by_plan(self.plan, password, wanted, &opts, progress)
             .await
             .map_err(|e| Done::from(format!("restore of {dataset}: {e}")))?;
         let o = &done.outcome;
+        let signature = done
+            .signature
+            .as_ref()
+            .map_or(String::new(), |v| format!("; signature: {}", v.describe()));
         let detail = format!(
-            "restored {} file(s), {} bytes of {dataset} from region {} (snapshot {}) into {}",
+            "restored {} file(s), {} bytes of {dataset} from region {} (snapshot {}) into {}{signature}",
             o.files,
             o.bytes,
             done.region,

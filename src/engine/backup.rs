@@ -23,11 +23,14 @@ use tokio::sync::mpsc;
 
 use super::fanout::{Dropped, Lane, Outgoing, PACKS_IN_MEMORY, Target, no_region_left, upload_packs};
 use super::immutable::{keep_packs_locked, locks_not_extended};
+use super::manifest::{Signing, signed_manifest};
 use super::walk::{Excludes, node_from_meta, unchanged};
 use super::{EngineError, Progress, Result};
 use crate::format::blob::Compression;
 use crate::format::chunker::Chunker;
+use crate::format::digest::Sha256Hasher;
 use crate::format::ids::{BlobId, ContentHasher, SnapshotId};
+use crate::format::manifest::ManifestFile;
 use crate::format::names::{DatasetName, Tag};
 use crate::format::pack::BlobKind;
 use crate::format::snapshot::{Snapshot, Summary};
@@ -57,6 +60,8 @@ pub struct BackupOptions {
     pub time: Option<DateTime<Utc>>,
     /// Override of how long a slow region may hold up its queue (see `fanout`).
     pub lag_wait: Option<std::time::Duration>,
+    /// Sign the snapshot's manifest with this key (datasets with `sign = true`).
+    pub signing: Option<Arc<Signing>>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -297,6 +302,7 @@ async fn run(
         summary: Summary::default(),
         runtime: tokio::runtime::Handle::current(),
         chunker: None,
+        files: opts.signing.as_ref().map(|_| Vec::new()),
     };
     let walked = std::thread::spawn(move || walker.walk_roots(&roots, parent.map(|p| p.1)));
     let lag_wait = opts.lag_wait.unwrap_or(DEFAULT_LAG_WAIT);
@@ -312,7 +318,7 @@ async fn run(
         .join()
         .map_err(|_| EngineError::Internal("packer thread panicked".into()))?;
     let uploaded = uploaded?;
-    let (tree, mut summary) = walked?;
+    let (tree, mut summary, files) = walked?;
     packed?;
     summary.blobs_added = uploaded.blobs;
     summary.bytes_added = uploaded.bytes;
@@ -328,7 +334,20 @@ async fn run(
         summary,
     };
     let (id, sealed) = repo.seal_snapshot(&snapshot);
+    let manifest = match (&opts.signing, files) {
+        (Some(signing), Some(files)) => Some(signed_manifest(&repo, &id, &snapshot, files, signing)?),
+        _ => None,
+    };
     for lane in lanes.iter_mut().filter(|l| l.active()) {
+        // The manifest goes first: a signed dataset's snapshot never appears unsigned.
+        let signed = match &manifest {
+            Some(m) => lane.repo.put_manifest(&id, m.clone()).await,
+            None => Ok(()),
+        };
+        if let Err(e) = signed {
+            lane.drop_with(Dropped::Failed(e.into()));
+            continue;
+        }
         if let Err(e) = lane.repo.put_snapshot(&id, sealed.clone()).await {
             lane.drop_with(Dropped::Failed(e.into()));
             continue;
@@ -439,10 +458,16 @@ struct Walker {
     runtime: tokio::runtime::Handle,
     /// Reused from file to file (its window is twice the largest chunk).
     chunker: Option<Chunker>,
+    /// Every regular file with its digests, when the manifest is signed.
+    files: Option<Vec<ManifestFile>>,
 }
 
 impl Walker {
-    fn walk_roots(mut self, roots: &[PathBuf], parent: Option<Tree>) -> Result<(BlobId, Summary)> {
+    fn walk_roots(
+        mut self,
+        roots: &[PathBuf],
+        parent: Option<Tree>,
+    ) -> Result<(BlobId, Summary, Option<Vec<ManifestFile>>)> {
         let mut root = Tree::default();
         for path in roots {
             let base = path.parent().unwrap_or(path);
@@ -456,7 +481,11 @@ impl Walker {
             }
         }
         let id = self.store_tree(&mut root)?;
-        Ok((id, self.summary))
+        let files = self.files.map(|mut f| {
+            f.sort_by(|a, b| a.path.cmp(&b.path));
+            f
+        });
+        Ok((id, self.summary, files))
     }
 
     /// Queue a blob for sealing unless the repository or this run already has it.
@@ -490,7 +519,9 @@ impl Walker {
         } else if !self.excludes.included(path, base) {
             Ok(None)
         } else if ft.is_file() {
-            Ok(Some(self.file(path, name, &meta, old)?))
+            let node = self.file(path, name, &meta, old)?;
+            self.list_file(path, base, &node);
+            Ok(Some(node))
         } else if ft.is_symlink() {
             let mut node = node_from_meta(name, NodeKind::Symlink, &meta);
             node.set_target(
@@ -502,6 +533,20 @@ impl Walker {
         } else {
             Ok(None) // sockets, fifos and devices are not backed up
         }
+    }
+
+    /// Record a regular file for the signed manifest, by its path inside the snapshot.
+    fn list_file(&mut self, path: &Path, base: &Path, node: &Node) {
+        let (Some(files), Some(blake3), Some(sha256)) = (self.files.as_mut(), node.hash, node.sha256) else {
+            return;
+        };
+        let rel = path.strip_prefix(base).unwrap_or(path);
+        files.push(ManifestFile {
+            path: rel.to_string_lossy().into_owned(),
+            size: node.size,
+            sha256,
+            blake3,
+        });
     }
 
     fn dir(&mut self, path: &Path, base: &Path, old: Option<&Node>) -> Result<BlobId> {
@@ -538,9 +583,11 @@ impl Walker {
         // those blobs; otherwise (a pack lost and repaired out of the index) it is read
         // again, which stores the missing data anew.
         let stored = |o: &Node| o.content.iter().all(|b| self.indexes.iter().all(|i| i.contains(b)));
-        if let Some(old) = old.filter(|o| unchanged(o, &node) && stored(o)) {
+        let digested = |o: &Node| self.files.is_none() || o.sha256.is_some();
+        if let Some(old) = old.filter(|o| unchanged(o, &node) && stored(o) && digested(o)) {
             node.content = old.content.clone();
             node.hash = old.hash;
+            node.sha256 = old.sha256;
             self.summary.files_unchanged += 1;
             self.summary.bytes_total += node.size;
             self.progress.add_done(1, node.size);
@@ -548,10 +595,12 @@ impl Walker {
         }
         let file = fs::File::open(path).map_err(|e| EngineError::source_io(path, e))?;
         let mut whole = ContentHasher::default();
+        let mut sha256 = self.files.as_ref().map(|_| Sha256Hasher::default());
         let mut size = 0u64;
         let reader = HashingReader {
             inner: file,
             hasher: &mut whole,
+            sha256: sha256.as_mut(),
         };
         let mut content = Vec::new();
         let mut chunker = self
@@ -577,6 +626,7 @@ impl Walker {
         node.size = size;
         node.content = content;
         node.hash = Some(whole.finalize());
+        node.sha256 = sha256.map(Sha256Hasher::finalize);
         if old.is_some() {
             self.summary.files_changed += 1
         } else {
@@ -590,15 +640,20 @@ impl Walker {
 }
 
 /// Hashes everything read through it, so the file is read once for chunking and hashing.
+/// Signed datasets also get SHA-256 for their manifest.
 struct HashingReader<'a, R> {
     inner: R,
     hasher: &'a mut ContentHasher,
+    sha256: Option<&'a mut Sha256Hasher>,
 }
 
 impl<R: Read> Read for HashingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
+        if let Some(sha) = self.sha256.as_mut() {
+            sha.update(&buf[..n]);
+        }
         Ok(n)
     }
 }

@@ -15,6 +15,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use serde::{Deserialize, Serialize};
 
+use super::digest::Sha256;
 use super::ids::{BlobId, ContentHash};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +48,9 @@ pub struct Node {
     /// Unkeyed BLAKE3 of the whole file (files only), checked by verification.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash: Option<ContentHash>,
+    /// SHA-256 of the whole file (files of signed datasets only), for signed manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<Sha256>,
     /// The directory's tree blob (directories only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtree: Option<BlobId>,
@@ -74,6 +78,7 @@ impl Node {
             size: 0,
             content: Vec::new(),
             hash: None,
+            sha256: None,
             subtree: None,
             target_hex: None,
         }

@@ -65,6 +65,17 @@ pub struct Plan {
     pub endpoints: BTreeMap<EndpointName, Endpoint>,
     pub playbooks: BTreeMap<PlaybookName, Playbook>,
     pub alerts: Alerts,
+    /// `[signing]`, when the plan has one.
+    pub signing: Option<Signing>,
+}
+
+/// How snapshot manifests are signed and whose signatures are trusted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signing {
+    /// The private key (PEM, PKCS#8) that signs datasets with `sign = true`.
+    pub key: Option<KeySource>,
+    /// Public key files (PEM) whose signatures restore, verify and drills accept.
+    pub trusted: Vec<PathBuf>,
 }
 
 /// Where failures (a verification that finds damage, say) are reported.

@@ -41,8 +41,10 @@ impl Repository {
         Ok(self.store.delete(&layout::index(id)).await?)
     }
 
+    /// Delete snapshot `id`, then its signed manifest if it has one.
     pub async fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
-        Ok(self.store.delete(&layout::snapshot(id)).await?)
+        self.store.delete(&layout::snapshot(id)).await?;
+        self.delete_manifest(id).await
     }
 
     /// Copy pack `id` byte for byte into the replica `dst`; returns its length.
@@ -52,8 +54,10 @@ impl Repository {
             .await
     }
 
-    /// Copy snapshot `id` byte for byte into the replica `dst`; returns its length.
+    /// Copy snapshot `id` byte for byte into the replica `dst`, after its signed
+    /// manifest if it has one; returns the snapshot's length.
     pub async fn copy_snapshot_to(&self, dst: &Repository, id: &SnapshotId) -> Result<u64> {
+        self.copy_manifest_to(dst, id).await?;
         let key = layout::snapshot(id);
         self.copy_object(dst, ObjectKind::Snapshot, &key, id.0, MAX_SEALED_OBJECT)
             .await

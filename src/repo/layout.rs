@@ -14,6 +14,8 @@ pub const PRUNE: &str = "prune/";
 pub const RETENTION: &str = "retention/";
 /// Drill and failover reports.
 pub const REPORTS: &str = "reports/";
+/// Signed manifests of snapshots, named by their snapshot's id.
+pub const MANIFESTS: &str = "manifests/";
 
 pub fn key(id: &KeyId) -> String {
     format!("{KEYS}{id}")
@@ -31,6 +33,10 @@ pub fn index(id: &IndexId) -> String {
 
 pub fn snapshot(id: &SnapshotId) -> String {
     format!("{SNAPSHOTS}{id}")
+}
+
+pub fn manifest(id: &SnapshotId) -> String {
+    format!("{MANIFESTS}{id}")
 }
 
 pub fn prune_record(id: &str) -> String {

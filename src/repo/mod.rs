@@ -15,6 +15,7 @@ pub mod index;
 pub mod keys;
 pub mod layout;
 pub mod lock;
+mod manifests;
 pub mod objects;
 pub mod packer;
 mod records;

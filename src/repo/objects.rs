@@ -2,7 +2,7 @@
 //!
 //! The repository, not the store, decides which objects are locked: on a store that
 //! can lock (S3 Object Lock, `object_lock_days=N`), the objects that make up a snapshot
-//! (packs and snapshots) and those without which nothing can be decrypted and which
+//! (packs, snapshots and their signed manifests) and those without which nothing can be decrypted and which
 //! cannot be rebuilt (key objects and `config`) are written with a COMPLIANCE retention
 //! of `N + slack` days. Everything else (index objects, leases, prune records,
 //! retention ledgers, reports) is replaced or removed in normal operation, or can be
@@ -28,13 +28,14 @@ pub enum ObjectKind {
     PruneRecord,
     RetentionLedger,
     Report,
+    Manifest,
 }
 
 impl ObjectKind {
     /// Whether objects of this kind are written under Object Lock where the store can.
     pub fn locked(self) -> bool {
         use ObjectKind::*;
-        matches!(self, Config | Key | Pack | Snapshot)
+        matches!(self, Config | Key | Pack | Snapshot | Manifest)
     }
 }
 

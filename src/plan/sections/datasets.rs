@@ -57,6 +57,10 @@ fn dataset(name: DatasetName, fields: &Fields, ctx: &mut Ctx) -> Option<Dataset>
     }
     let tags = super::checks::tags(fields, "tags", ctx);
     let sign = fields.bool("sign", ctx.diags).unwrap_or(false);
+    if sign {
+        let span = fields.get("sign").map(|v| v.span()).unwrap_or_default();
+        ctx.signed.push((name.to_string(), span));
+    }
     let (schedule, rpo) = (schedule?, rpo?);
     check_rpo(&schedule, &rpo, fields.context(), ctx);
     Some(Dataset {

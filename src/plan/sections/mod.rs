@@ -13,6 +13,7 @@ mod key;
 mod playbooks;
 mod regions;
 mod retention;
+mod signing;
 mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,10 +25,11 @@ use super::diagnostic::Diagnostics;
 use super::model::Plan;
 use super::reader::{At, Fields, did_you_mean, named_tables};
 
-const TOP_KEYS: [&str; 8] = [
+const TOP_KEYS: [&str; 9] = [
     "version",
     "alerts",
     "key",
+    "signing",
     "regions",
     "datasets",
     "verify",
@@ -43,6 +45,8 @@ pub struct Ctx<'d, 'src> {
     pub datasets: BTreeSet<String>,
     /// Endpoint name → the regions it has targets for.
     pub endpoints: BTreeMap<String, BTreeSet<String>>,
+    /// Datasets with `sign = true`, with the span of that line.
+    pub signed: Vec<(String, std::ops::Range<usize>)>,
 }
 
 impl Ctx<'_, '_> {
@@ -109,6 +113,7 @@ pub fn build(file: &Path, root: &DeTable, diags: &mut Diagnostics) -> Option<Pla
         regions: BTreeSet::new(),
         datasets: BTreeSet::new(),
         endpoints: BTreeMap::new(),
+        signed: Vec::new(),
     };
     let top = Fields::new(root, 0..0, "the plan", &TOP_KEYS, ctx.diags);
     let version = version(&top, ctx.diags);
@@ -119,6 +124,8 @@ pub fn build(file: &Path, root: &DeTable, diags: &mut Diagnostics) -> Option<Pla
     let verify = verify::section(&named(&top, "verify", &mut ctx), &mut ctx);
     let playbooks = playbooks::section(&named(&top, "playbooks", &mut ctx), &mut ctx);
     let alerts = alerts::section(&top, &mut ctx);
+    let signing = signing::section(&top, &mut ctx);
+    signed_datasets_have_a_key(signing.as_ref(), &mut ctx);
     if ctx.diags.has_errors() {
         return None;
     }
@@ -132,7 +139,36 @@ pub fn build(file: &Path, root: &DeTable, diags: &mut Diagnostics) -> Option<Pla
         endpoints,
         playbooks,
         alerts,
+        signing,
     })
+}
+
+/// `sign = true` needs a `[signing]` key to sign with and a trusted key to check with.
+fn signed_datasets_have_a_key(signing: Option<&crate::plan::Signing>, ctx: &mut Ctx) {
+    for (name, span) in std::mem::take(&mut ctx.signed) {
+        signed_dataset_has_a_key(&name, &span, signing, ctx);
+    }
+}
+
+fn signed_dataset_has_a_key(
+    name: &str,
+    span: &std::ops::Range<usize>,
+    signing: Option<&crate::plan::Signing>,
+    ctx: &mut Ctx,
+) {
+    if signing.is_none_or(|s| s.key.is_none()) {
+        ctx.diags.error(
+            span,
+            format!("[datasets.{name}] has `sign = true`, but the plan has no [signing] key to sign with"),
+            "add `[signing]` with `key = { file = \"keys/signing.pem\" }` (make one with `lifeboat signing-key generate --out keys/signing.pem`)",
+        );
+    } else if signing.is_some_and(|s| s.trusted.is_empty()) {
+        ctx.diags.error(
+            span,
+            format!("[datasets.{name}] has `sign = true`, but [signing] trusts no public key to check it with"),
+            "add `trusted = [\"keys/signing.pem.pub\"]` to [signing]",
+        );
+    }
 }
 
 type Named<'t, 'i> = Vec<(At<String>, &'t DeTable<'i>, std::ops::Range<usize>)>;
