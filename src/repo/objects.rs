@@ -152,13 +152,16 @@ mod tests {
         repo.put_snapshot(&SnapshotId([2; 32]), Bytes::from_static(b"snap"))
             .await
             .unwrap();
+        repo.put_manifest(&SnapshotId([2; 32]), Bytes::from_static(b"manifest"))
+            .await
+            .unwrap();
         repo.lease(LeaseKind::Backup, "test")
             .await
             .unwrap()
             .release()
             .await
             .unwrap();
-        for locked in ["config", "keys/", "data/", "snapshots/"] {
+        for locked in ["config", "keys/", "data/", "snapshots/", "manifests/"] {
             assert!(store.locked(locked), "{locked} is locked");
         }
         for plain in ["index/", "locks/"] {
@@ -171,7 +174,7 @@ mod tests {
         use ObjectKind::*;
         let store = Claims::new("memory://objects-policy");
         let before = Utc::now();
-        for kind in [Config, Key, Pack, Snapshot] {
+        for kind in [Config, Key, Pack, Snapshot, Manifest] {
             let opts = put_options(&store, kind, false);
             let until = opts.retain_until.expect("locked kind");
             // 30 days plus a slack of 7.
