@@ -254,9 +254,18 @@ fn a_manifest_moved_onto_another_snapshot_is_refused() {
 }
 
 #[test]
-fn a_drill_refuses_an_unsigned_snapshot_of_a_signed_dataset() {
+fn a_drill_records_the_signature_verdict_and_refuses_an_unsigned_snapshot() {
     let s = Signed::new();
     s.backup();
+    let (stdout, _) = s.expect(
+        &["--json", "drill", "--plan", "plan.toml", "--state", "state", "rehearse"],
+        0,
+    );
+    assert!(
+        stdout.contains("signature: signed by key"),
+        "the report records the verdict: {stdout}"
+    );
+    fs::remove_dir_all(s.path("drill-restore")).unwrap();
     for m in s.manifests("a") {
         fs::remove_file(m).unwrap();
     }
