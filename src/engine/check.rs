@@ -35,7 +35,8 @@ pub struct CheckReport {
     pub blobs: usize,
     pub packs_read: usize,
     pub bytes_read: u64,
-    /// Packs no index names (left by an interrupted backup; prune removes them).
+    /// Packs no index reads from: named by none (left by an interrupted backup), or
+    /// holding only blobs another pack holds. Prune removes them.
     pub unindexed_packs: usize,
     pub errors: Vec<String>,
 }

@@ -169,7 +169,7 @@ async fn condemn(repo: &Repository, opts: &PruneOptions, report: &mut PruneRepor
     let mut repack: Vec<(PackId, Vec<PackEntry>)> = Vec::new();
     let mut kept: Vec<IndexedPack> = Vec::new();
     for (id, entries) in by_pack {
-        let total: u64 = entries.iter().map(|e| e.length as u64).sum();
+        let total: u64 = entries.iter().map(|e| e.length as u64).sum::<u64>() + index.shadowed_bytes(&id);
         let live: u64 = entries
             .iter()
             .filter(|e| used.contains(&e.id))
@@ -185,8 +185,11 @@ async fn condemn(repo: &Repository, opts: &PruneOptions, report: &mut PruneRepor
             kept.push(IndexedPack { id, blobs: entries });
         }
     }
+    // Packs no index names (left by interrupted runs), and packs it names but reads
+    // nothing from (each blob is located in another pack).
+    let shadowed: HashSet<PackId> = index.shadowed_packs().into_iter().collect();
     for id in stored.keys() {
-        if !index.has_pack(id) && !already.contains(id) {
+        if (!index.has_pack(id) || shadowed.contains(id)) && !already.contains(id) {
             condemned.push(IndexedPack {
                 id: *id,
                 blobs: Vec::new(),
@@ -340,3 +343,7 @@ async fn delete_condemned(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "prune_tests.rs"]
+mod tests;

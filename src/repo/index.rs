@@ -27,6 +27,9 @@ pub struct Index {
     blobs: HashMap<BlobId, Location>,
     files: Vec<IndexId>,
     superseded: HashSet<IndexId>,
+    /// Bytes per pack (by number) of entries whose blob another pack already holds:
+    /// copies nobody reads, which prune counts as unused.
+    shadowed: HashMap<u32, u64>,
 }
 
 impl Index {
@@ -57,14 +60,40 @@ impl Index {
             self.packs.push(id);
         }
         for e in entries {
-            self.blobs.entry(e.id).or_insert(Location {
-                pack: number,
-                offset: e.offset,
-                length: e.length,
-                raw_length: e.raw_length,
-                kind: e.kind,
-            });
+            match self.blobs.get(&e.id) {
+                Some(loc) if loc.pack != number => *self.shadowed.entry(number).or_default() += u64::from(e.length),
+                Some(_) => {}
+                None => {
+                    let loc = Location {
+                        pack: number,
+                        offset: e.offset,
+                        length: e.length,
+                        raw_length: e.raw_length,
+                        kind: e.kind,
+                    };
+                    self.blobs.insert(e.id, loc);
+                }
+            }
         }
+    }
+
+    /// Bytes of `pack` holding blobs that are read from another pack instead.
+    pub fn shadowed_bytes(&self, pack: &PackId) -> u64 {
+        self.pack_numbers
+            .get(pack)
+            .and_then(|n| self.shadowed.get(n))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Packs the index names but reads no blob from: every blob they hold is located
+    /// in another pack, so they only take space.
+    pub fn shadowed_packs(&self) -> Vec<PackId> {
+        let located: HashSet<u32> = self.blobs.values().map(|l| l.pack).collect();
+        (0..self.packs.len() as u32)
+            .filter(|n| !located.contains(n))
+            .map(|n| self.pack_id(n))
+            .collect()
     }
 
     pub fn get(&self, id: &BlobId) -> Option<Location> {
@@ -148,5 +177,26 @@ mod tests {
         assert_eq!(idx.pack_id(loc.pack), PackId([2; 32]));
         assert_eq!(idx.files(), &[IndexId([3; 32])]);
         assert_eq!(idx.by_pack()[&PackId([2; 32])], vec![entry]);
+    }
+
+    #[test]
+    fn a_pack_whose_blobs_another_pack_holds_is_counted_as_shadowed() {
+        let entry = |n: u8, length: u32| PackEntry {
+            kind: BlobKind::Data,
+            id: BlobId([n; 32]),
+            offset: 0,
+            length,
+            raw_length: length,
+        };
+        let mut idx = Index::default();
+        idx.add_pack(PackId([1; 32]), &[entry(1, 100), entry(2, 50)]);
+        idx.add_pack(PackId([2; 32]), &[entry(2, 50)]);
+        idx.add_pack(PackId([3; 32]), &[entry(1, 100), entry(3, 7)]);
+        assert_eq!(idx.shadowed_packs(), vec![PackId([2; 32])]);
+        assert_eq!(idx.shadowed_bytes(&PackId([2; 32])), 50);
+        assert_eq!(idx.shadowed_bytes(&PackId([3; 32])), 100);
+        assert_eq!(idx.shadowed_bytes(&PackId([1; 32])), 0);
+        assert!(idx.has_pack(&PackId([2; 32])));
+        assert!(!idx.by_pack().contains_key(&PackId([2; 32])));
     }
 }
