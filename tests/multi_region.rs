@@ -153,17 +153,10 @@ fn apply_to_three_regions_restores_from_each_alone() {
     assert_eq!(code(&again), 0, "second apply: {}", both(&again));
 }
 
-#[test]
-fn region_crash_mid_backup_then_sync() {
-    let Some(env) = WeedEnv::from_env("region_crash_mid_backup_then_sync") else {
-        return;
-    };
-    let _weed2 = weed2_lock();
-    let setup = Setup::new(&env);
-    let first = env.lifeboat(&["apply", setup.plan()]);
-    assert_eq!(code(&first), 0, "first apply: {}", both(&first));
+/// Apply ~120 MiB more with weed2 killed mid-run: the run ends degraded naming weed2,
+/// the other regions hold the new snapshot; weed2 is restarted whatever happens.
+fn apply_while_weed2_crashes(env: &WeedEnv, setup: &Setup) {
     let packs_before = setup.local_packs();
-
     // ~120 MiB of incompressible data: several packs, so the crash lands mid-run.
     write_random_files(&setup.source.join("checkpoint"), 30, 4 * 1024 * 1024);
     let child = env
@@ -179,7 +172,6 @@ fn region_crash_mid_backup_then_sync() {
     }
     env.kill(1);
     let out = child.wait_with_output().unwrap();
-    let weed2_url = env.address(1, &setup.buckets[1], "repo");
     let result = std::panic::catch_unwind(|| {
         assert_eq!(
             code(&out),
@@ -196,7 +188,7 @@ fn region_crash_mid_backup_then_sync() {
             setup.local.display().to_string(),
             env.address(0, &setup.buckets[0], "repo"),
         ] {
-            let report = setup.check_clean(&env, &repo);
+            let report = setup.check_clean(env, &repo);
             assert_eq!(report["snapshots"], 2, "{repo}: {report}");
         }
     });
@@ -204,6 +196,19 @@ fn region_crash_mid_backup_then_sync() {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
+}
+
+#[test]
+fn region_crash_mid_backup_then_sync() {
+    let Some(env) = WeedEnv::from_env("region_crash_mid_backup_then_sync") else {
+        return;
+    };
+    let _weed2 = weed2_lock();
+    let setup = Setup::new(&env);
+    let first = env.lifeboat(&["apply", setup.plan()]);
+    assert_eq!(code(&first), 0, "first apply: {}", both(&first));
+    apply_while_weed2_crashes(&env, &setup);
+    let weed2_url = env.address(1, &setup.buckets[1], "repo");
 
     // weed2 kept what it had: a consistent repository, one snapshot behind.
     let report = setup.check_clean(&env, &weed2_url);
@@ -515,4 +520,56 @@ fn plan_immutable_days_locks_packs() {
         until >= started + days - margin && until <= ended + days + margin,
         "pack {pack} locked until {until}, not 10 days after {started}"
     );
+}
+
+#[test]
+fn after_an_outage_the_next_apply_catches_up_and_regions_hold_the_same_bytes() {
+    let Some(env) = WeedEnv::from_env("after_an_outage_the_next_apply_catches_up_and_regions_hold_the_same_bytes")
+    else {
+        return;
+    };
+    let _weed2 = weed2_lock();
+    let setup = Setup::new(&env);
+    let first = env.lifeboat(&["apply", setup.plan()]);
+    assert_eq!(code(&first), 0, "first apply: {}", both(&first));
+    apply_while_weed2_crashes(&env, &setup);
+    let weed1_before = under(&env.object_hashes(0, &setup.buckets[0], "repo/"), "data/");
+
+    // The next run copies into weed2 what it missed, then backs up the change once.
+    write_random_files(&setup.source.join("more"), 2, 1024 * 1024);
+    let out = env.lifeboat(&["--json", "apply", "--force", setup.plan()]);
+    assert_eq!(code(&out), 0, "catch-up apply: {}", both(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = report["datasets"][0]["regions"].as_array().unwrap();
+    let weed2 = rows.iter().find(|r| r["region"] == "weed2").unwrap();
+    assert_eq!(weed2["synced"], 1, "weed2 was caught up by copying: {report}");
+    let weed1_after = under(&env.object_hashes(0, &setup.buckets[0], "repo/"), "data/");
+    let new_in_weed1 = weed1_after.len() - weed1_before.len();
+    assert!(
+        new_in_weed1 <= 1,
+        "weed1 received {new_in_weed1} packs for 2 MiB of change: the catch-up re-uploaded"
+    );
+
+    let local = under(&local_hashes(&setup.local), "data/");
+    for weed in [0, 1] {
+        let objects = env.object_hashes(weed, &setup.buckets[weed], "repo/");
+        let differ = differing_objects(&under(&objects, "data/"), &local);
+        assert!(
+            differ <= 1,
+            "weed{} differs from the local region in {differ} packs",
+            weed + 1
+        );
+        assert_eq!(
+            under(&objects, "snapshots/"),
+            under(&local_hashes(&setup.local), "snapshots/")
+        );
+        let url = env.address(weed, &setup.buckets[weed], "repo");
+        let check = setup.check_clean(&env, &url);
+        assert_eq!(check["unindexed_packs"], 0, "weed{}: {check}", weed + 1);
+        let prune = env.lifeboat(&["--json", "prune", "--dry-run", "--repo", &url]);
+        let prune: serde_json::Value = serde_json::from_slice(&prune.stdout).unwrap();
+        assert_eq!(prune["condemned"], 0, "weed{}: {prune}", weed + 1);
+    }
+    let restored = setup.restore_from(&env, "weed2", "after-catch-up");
+    assert_same_tree(&setup.source, &restored);
 }

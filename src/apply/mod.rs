@@ -2,6 +2,7 @@
 //! retention, prune, and restore by plan. Shared by `lifeboat apply` and the daemon.
 
 pub mod access;
+pub mod agree;
 pub mod alerts;
 pub mod child;
 pub mod observe;

@@ -3,3 +3,6 @@
 
 /// Live counters of a running backup, polled by the daemon's job list.
 pub use crate::engine::Progress;
+
+/// A reading of those counters with totals, rate and ETA, and how often to log one.
+pub use crate::engine::progress::{ProgressReport, line_interval};

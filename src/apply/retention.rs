@@ -1,10 +1,11 @@
-//! Apply a retention policy to a repository's snapshots.
+//! Apply a retention policy to a repository's snapshots, or to the union of several
+//! regions' snapshots (so every region keeps the same ones).
 //!
 //! Snapshots are grouped by dataset, host and paths (the same source backed up
 //! over time) and the policy decides within each group, so one dataset's history
 //! never pushes out another's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -51,41 +52,99 @@ pub async fn apply_retention(
     now: DateTime<Utc>,
     dry_run: bool,
 ) -> Result<Vec<Verdict>> {
+    let verdicts = decide(repo.snapshots().await?, filter, policy, now);
+    if !dry_run {
+        let gone: Vec<SnapshotId> = verdicts.iter().filter(|v| !v.keep).map(|v| v.id).collect();
+        forget(repo, &gone).await?;
+    }
+    Ok(verdicts)
+}
+
+/// Retention decided once over the union of several regions' snapshots and carried
+/// out in each: every region forgets the same snapshots, so regions never keep
+/// different histories, and a region that missed a run (or was down while the others
+/// forgot) gets the same decisions when it is reached again. Returns, per region in
+/// `repos` order, how many snapshots it forgot, or why it could not.
+pub async fn apply_retention_everywhere(
+    repos: &[&Repository],
+    filter: &Filter,
+    policy: &Retention,
+    now: DateTime<Utc>,
+) -> Vec<Result<usize>> {
+    let mut held = Vec::new();
+    let mut union: BTreeMap<SnapshotId, Snapshot> = BTreeMap::new();
+    for repo in repos {
+        let listed = repo.snapshots().await;
+        if let Ok(snaps) = &listed {
+            union.extend(snaps.iter().cloned());
+        }
+        held.push(listed.map(|s| s.into_iter().map(|(id, _)| id).collect::<HashSet<_>>()));
+    }
+    let gone: HashSet<SnapshotId> = decide(union.into_iter().collect(), filter, policy, now)
+        .into_iter()
+        .filter(|v| !v.keep)
+        .map(|v| v.id)
+        .collect();
+    let mut out = Vec::new();
+    for (repo, held) in repos.iter().zip(held) {
+        out.push(match held {
+            Ok(held) => forget_held(repo, &held, &gone).await,
+            Err(e) => Err(e.into()),
+        });
+    }
+    out
+}
+
+async fn forget_held(repo: &Repository, held: &HashSet<SnapshotId>, gone: &HashSet<SnapshotId>) -> Result<usize> {
+    let mine: Vec<SnapshotId> = gone.intersection(held).copied().collect();
+    Ok(forget(repo, &mine).await?)
+}
+
+/// The policy's verdict on every selected snapshot, within its group.
+fn decide(snaps: Vec<(SnapshotId, Snapshot)>, filter: &Filter, policy: &Retention, now: DateTime<Utc>) -> Vec<Verdict> {
     let mut groups: BTreeMap<String, Vec<(SnapshotId, Snapshot)>> = BTreeMap::new();
-    for (id, s) in repo.snapshots().await? {
+    for (id, s) in snaps {
         if selected(filter, &s) {
             groups.entry(group_of(&s)).or_default().push((id, s));
         }
     }
     let mut verdicts = Vec::new();
     for (group, snaps) in groups {
-        let infos: Vec<SnapInfo> = snaps
-            .iter()
-            .map(|(id, s)| SnapInfo {
-                id: id.to_hex(),
-                time: s.time,
-                tags: s.tags.iter().map(|t| t.to_string()).collect(),
-            })
-            .collect();
-        let decisions: BTreeMap<String, Decision> = policy
-            .decide(&infos, now)
-            .into_iter()
-            .map(|d| (d.id.clone(), d))
-            .collect();
-        for (id, s) in snaps {
+        verdicts.extend(decide_group(&group, snaps, policy, now));
+    }
+    verdicts
+}
+
+fn decide_group(
+    group: &str,
+    snaps: Vec<(SnapshotId, Snapshot)>,
+    policy: &Retention,
+    now: DateTime<Utc>,
+) -> Vec<Verdict> {
+    let infos: Vec<SnapInfo> = snaps
+        .iter()
+        .map(|(id, s)| SnapInfo {
+            id: id.to_hex(),
+            time: s.time,
+            tags: s.tags.iter().map(|t| t.to_string()).collect(),
+        })
+        .collect();
+    let decisions: BTreeMap<String, Decision> = policy
+        .decide(&infos, now)
+        .into_iter()
+        .map(|d| (d.id.clone(), d))
+        .collect();
+    snaps
+        .into_iter()
+        .map(|(id, s)| {
             let d = decisions.get(&id.to_hex());
-            verdicts.push(Verdict {
+            Verdict {
                 id,
                 time: s.time,
-                group: group.clone(),
+                group: group.to_string(),
                 keep: d.is_none_or(|d| d.keep),
                 reasons: d.map(|d| d.reasons.clone()).unwrap_or_default(),
-            });
-        }
-    }
-    if !dry_run {
-        let gone: Vec<SnapshotId> = verdicts.iter().filter(|v| !v.keep).map(|v| v.id).collect();
-        forget(repo, &gone).await?;
-    }
-    Ok(verdicts)
+            }
+        })
+        .collect()
 }

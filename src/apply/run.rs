@@ -1,16 +1,19 @@
-//! `lifeboat apply`: do the due work of a plan now — back up each due dataset to its
-//! regions, apply its retention, and prune what retention released.
+//! `lifeboat apply`: do the due work of a plan now — bring a dataset's regions level
+//! (`agree`), back it up to them if due, apply its retention once for all of them, and
+//! prune what retention released.
 //!
 //! A region that fails does not stop the others: the run finishes on the reachable
 //! regions and reports itself degraded; it fails only when a due dataset reached
 //! no region at all.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::agree::catch_up;
 use super::regions::{RegionRepo, open_regions};
-use super::retention::{Filter, apply_retention};
+use super::retention::{Filter, apply_retention_everywhere};
 use super::status::regions_due;
 use super::{ApplyError, Result};
 use crate::engine::Progress;
@@ -21,9 +24,9 @@ use crate::engine::prune::{PruneOptions, PruneReport, prune};
 use crate::format::names::DatasetName;
 use crate::plan::due::DatasetObs;
 use crate::plan::{Dataset, DatasetKind, Observed, Plan, due};
+use crate::repo::Repository;
 use crate::repo::SnapshotId;
 use crate::repo::Summary;
-use crate::repo::{RepoError, Repository};
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -38,10 +41,19 @@ pub struct RegionRun {
     pub region: String,
     /// Not due, nothing done.
     pub skipped: bool,
+    /// The snapshot this run stored, or (`unchanged`) the one it found identical.
     pub snapshot: Option<SnapshotId>,
+    /// Nothing changed since `snapshot` (a dataset with `skip_unchanged`), so no new
+    /// snapshot was written; the run still counts as a successful backup.
+    pub unchanged: bool,
     pub summary: Option<Summary>,
     pub forgotten: usize,
     pub pruned: Option<PruneReport>,
+    /// Snapshots copied in from the other regions before the backup, to catch up.
+    pub synced: usize,
+    /// Bytes of packs uploaded to this region by the backup (only packs holding
+    /// blobs it lacked).
+    pub bytes_added: u64,
     /// Dropped from the backup for falling too far behind; `sync` catches it up.
     pub lagging: bool,
     pub error: Option<String>,
@@ -99,52 +111,109 @@ async fn run_dataset(
     opts: &ApplyOptions,
     progress: &Arc<Progress>,
 ) -> Vec<RegionRun> {
-    let mut runs = Vec::new();
-    let mut targets = Vec::new();
-    let mut newest = Vec::new();
+    let (mut runs, mut targets, held) = reach(ds, regions).await;
+    let newest = if targets.len() > 1 && held.windows(2).any(|w| w[0].0 != w[1].0) {
+        level(ds, &mut targets, opts, &mut runs).await;
+        newest_after_catching_up(ds, &mut targets, &mut runs).await
+    } else {
+        targets.iter().zip(&held).map(|(t, h)| (t.name.clone(), h.1)).collect()
+    };
+    if opts.force || reachable_region_due(plan, ds, &newest, opts.now) {
+        if !targets.is_empty() {
+            match super::signing::signing_for(plan, ds) {
+                Ok(signing) => backup_everywhere(ds, signing, &targets, opts, progress, &mut runs).await,
+                Err(e) => fail_all(&mut runs, &e.to_string()),
+            }
+        }
+    } else {
+        runs.iter_mut()
+            .filter(|r| r.error.is_none() && r.forgotten == 0 && r.synced == 0)
+            .for_each(|r| r.skipped = true);
+    }
+    prune_where_forgotten(&targets, &mut runs).await;
+    runs
+}
+
+/// Open each region of `ds`: a run row per region, the reachable ones as targets,
+/// and each target's snapshot ids of `ds` with the newest time.
+async fn reach(ds: &Dataset, regions: &[RegionRepo]) -> (Vec<RegionRun>, Vec<Target>, Vec<Held>) {
+    let (mut runs, mut targets, mut held) = (Vec::new(), Vec::new(), Vec::new());
     for r in regions.iter().filter(|r| ds.regions.contains(&r.name)) {
         let mut run = RegionRun {
             region: r.name.to_string(),
             ..Default::default()
         };
-        match &r.repo {
-            Ok(repo) => match newest_snapshot(ds, repo).await {
-                Ok(t) => {
-                    newest.push((r.name.to_string(), t));
-                    targets.push(Target {
-                        name: r.name.to_string(),
-                        repo: repo.clone(),
-                    });
-                }
-                Err(e) => run.error = Some(format!("region {}: {e}", r.name)),
-            },
+        let listed = match &r.repo {
+            Ok(repo) => dataset_snapshots(ds, repo).await.map(|h| (repo, h)),
+            Err(e) => Err(e.to_string()),
+        };
+        match listed {
+            Ok((repo, h)) => {
+                held.push(h);
+                targets.push(Target {
+                    name: r.name.to_string(),
+                    repo: repo.clone(),
+                });
+            }
             Err(e) => run.error = Some(format!("region {}: {e}", r.name)),
         }
         runs.push(run);
     }
-    if !opts.force && !reachable_region_due(plan, ds, &newest, opts.now) {
-        runs.iter_mut()
-            .filter(|r| r.error.is_none())
-            .for_each(|r| r.skipped = true);
-        return runs;
-    }
-    if targets.is_empty() {
-        return runs;
-    }
-    match super::signing::signing_for(plan, ds) {
-        Ok(signing) => backup_everywhere(ds, signing, &targets, opts, progress, &mut runs).await,
-        Err(e) => fail_all(&mut runs, &e.to_string()),
-    }
-    runs
+    (runs, targets, held)
 }
 
-/// The time of the newest snapshot of `ds` in `repo`.
-async fn newest_snapshot(ds: &Dataset, repo: &Repository) -> std::result::Result<Option<DateTime<Utc>>, RepoError> {
-    let snapshots = repo.all_snapshots().await?;
-    let mine = snapshots
+/// The snapshot ids of a dataset in one region, and the newest one's time.
+type Held = (BTreeSet<SnapshotId>, Option<DateTime<Utc>>);
+
+/// The snapshots of `ds` in `repo`: their ids and the newest time.
+async fn dataset_snapshots(ds: &Dataset, repo: &Repository) -> std::result::Result<Held, String> {
+    let snapshots = repo.all_snapshots().await.map_err(|e| e.to_string())?;
+    let mine: Vec<_> = snapshots
         .into_iter()
-        .filter(|(_, s)| s.dataset.as_ref() == Some(&ds.name));
-    Ok(mine.map(|(_, s)| s.time).max())
+        .filter(|(_, s)| s.dataset.as_ref() == Some(&ds.name))
+        .collect();
+    let newest = mine.iter().map(|(_, s)| s.time).max();
+    Ok((mine.into_iter().map(|(id, _)| id).collect(), newest))
+}
+
+/// Bring regions that hold different snapshots of `ds` level (`agree`); a region
+/// that cannot be caught up sits out this run rather than be backed up from behind.
+async fn level(ds: &Dataset, targets: &mut Vec<Target>, opts: &ApplyOptions, runs: &mut [RegionRun]) {
+    let caught = catch_up(ds, targets, opts.now).await;
+    let mut keep = Vec::new();
+    for (t, c) in targets.drain(..).zip(caught) {
+        let run = run_of(runs, &t.name);
+        run.forgotten += c.forgotten;
+        run.synced += c.synced;
+        match c.error {
+            Some(e) => run.error = Some(e),
+            None => keep.push(t),
+        }
+    }
+    *targets = keep;
+}
+
+/// Each target's newest snapshot of `ds` once caught up; a region that cannot be
+/// listed now sits out the run.
+async fn newest_after_catching_up(
+    ds: &Dataset,
+    targets: &mut Vec<Target>,
+    runs: &mut [RegionRun],
+) -> Vec<(String, Option<DateTime<Utc>>)> {
+    let mut newest = Vec::new();
+    for t in targets.iter() {
+        match dataset_snapshots(ds, &t.repo).await {
+            Ok(s) => newest.push((t.name.clone(), s.1)),
+            Err(e) => run_of(runs, &t.name).error = Some(format!("region {}: {e}", t.name)),
+        }
+    }
+    targets.retain(|t| newest.iter().any(|(n, _)| n == &t.name));
+    newest
+}
+
+fn run_of<'a>(runs: &'a mut [RegionRun], region: &str) -> &'a mut RegionRun {
+    let i = runs.iter().position(|r| r.region == region).unwrap_or(0);
+    &mut runs[i]
 }
 
 /// Whether `plan::due` wants a backup of `ds` in one of the regions reached (`newest`:
@@ -164,8 +233,8 @@ fn reachable_region_due(
     wanted.iter().any(|r| newest.iter().any(|(n, _)| n == r.as_str()))
 }
 
-/// One backup, sealed once and stored in every reachable region, then retention and
-/// prune in each region that stored it.
+/// One backup, sealed once and stored in every reachable region, then retention
+/// decided once over the regions that stored it and carried out in each.
 async fn backup_everywhere(
     ds: &Dataset,
     signing: Option<Arc<Signing>>,
@@ -182,27 +251,28 @@ async fn backup_everywhere(
         dataset: Some(ds.name.clone()),
         no_compression: ds.kind == DatasetKind::Model,
         signing,
+        skip_unchanged: ds.skip_unchanged,
         ..Default::default()
     };
     let out = match backup_to(targets, &backup_opts, progress.clone()).await {
         Ok(out) => out,
         Err(e) => return fail_all(runs, &e.to_string()),
     };
+    let mut stored = Vec::new();
     for (region, target) in out.regions.iter().zip(targets) {
-        let Some(run) = runs.iter_mut().find(|r| r.region == region.region) else {
-            continue;
-        };
+        let run = run_of(runs, &region.region);
+        run.bytes_added = region.bytes_added;
         if !region.stored {
             run.error = region.error.clone();
             run.lagging = region.lagging;
             continue;
         }
         run.snapshot = Some(out.id);
+        run.unchanged = out.unchanged;
         run.summary = Some(out.snapshot.summary.clone());
-        if let Err(e) = retain(ds, &target.repo, opts, run).await {
-            run.error = Some(e.to_string());
-        }
+        stored.push(target);
     }
+    retain_everywhere(ds, &stored, opts, runs).await;
 }
 
 /// Every region not already failed fails with `error`.
@@ -212,15 +282,32 @@ fn fail_all(runs: &mut [RegionRun], error: &str) {
     }
 }
 
-async fn retain(ds: &Dataset, repo: &Repository, opts: &ApplyOptions, run: &mut RegionRun) -> Result<()> {
+async fn retain_everywhere(ds: &Dataset, targets: &[&Target], opts: &ApplyOptions, runs: &mut [RegionRun]) {
     let filter = Filter {
         dataset: Some(ds.name.clone()),
         tag: None,
     };
-    let verdicts = apply_retention(repo, &filter, &ds.retention, opts.now, false).await?;
-    run.forgotten = verdicts.iter().filter(|v| !v.keep).count();
-    if run.forgotten > 0 {
-        run.pruned = Some(prune(repo, &PruneOptions::default()).await?);
+    let repos: Vec<&Repository> = targets.iter().map(|t| &t.repo).collect();
+    let forgotten = apply_retention_everywhere(&repos, &filter, &ds.retention, opts.now).await;
+    for (t, forgot) in targets.iter().zip(forgotten) {
+        let run = run_of(runs, &t.name);
+        match forgot {
+            Ok(n) => run.forgotten += n,
+            Err(e) => run.error = Some(e.to_string()),
+        }
     }
-    Ok(())
+}
+
+/// Prune each region where this run forgot snapshots.
+async fn prune_where_forgotten(targets: &[Target], runs: &mut [RegionRun]) {
+    for t in targets {
+        let run = run_of(runs, &t.name);
+        if run.forgotten == 0 || run.error.is_some() {
+            continue;
+        }
+        match prune(&t.repo, &PruneOptions::default()).await {
+            Ok(p) => run.pruned = Some(p),
+            Err(e) => run.error = Some(e.to_string()),
+        }
+    }
 }

@@ -162,6 +162,14 @@ pub enum Command {
         /// missing, untrusted or does not match (the verdict is still reported).
         #[arg(long, requires = "plan")]
         allow_unsigned: bool,
+        /// Make the target exactly the snapshot: restore into it (as --overwrite), then
+        /// remove every entry the snapshot does not hold. Symlinks in the target are
+        /// removed, never followed; nothing outside the target is touched.
+        #[arg(long, conflicts_with = "include")]
+        delete: bool,
+        /// With --delete: restore nothing, only list what would be removed.
+        #[arg(long, requires = "delete")]
+        dry_run: bool,
     },
     /// Verify the repository's structure and, optionally, its data.
     Check {

@@ -21,7 +21,7 @@ use crate::repo::{InitOptions, Repository};
 pub async fn run(cli: Cli) -> Result<i32> {
     let ctx = Ctx {
         json: cli.json,
-        progress: !cli.quiet && !cli.json,
+        progress: !cli.quiet,
         password: cli.password,
         opened: std::sync::Mutex::default(),
     };
@@ -63,6 +63,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
                 time: None,
                 lag_wait: None,
                 signing: None,
+                skip_unchanged: false,
             };
             ctx.backup(&repo, &opts).await
         }
@@ -79,16 +80,20 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             include,
             overwrite,
             allow_unsigned,
+            delete,
+            dry_run,
         } => {
             let opts = RestoreOptions {
                 target,
                 include,
                 only: None,
-                placement: if overwrite {
+                placement: if overwrite || delete {
                     Placement::Overwrite
                 } else {
                     Placement::Empty
                 },
+                delete,
+                dry_run,
             };
             match (repo, plan, dataset) {
                 (Some(repo), None, _) => {
@@ -313,7 +318,7 @@ impl Ctx {
     async fn backup(&self, repo: &RepoArg, opts: &BackupOptions) -> Result<i32> {
         let r = self.open(repo).await?;
         let progress = Arc::new(Progress::default());
-        let bar = Bar::start("backup", progress.clone(), self.progress);
+        let bar = Bar::start("backup", progress.clone(), self.progress, self.json);
         let out = backup(&r, opts, progress).await;
         bar.finish();
         let out = out?;
@@ -401,13 +406,13 @@ impl Ctx {
         let r = self.open(repo).await?;
         let (id, _) = r.find_snapshot(spec).await?;
         let progress = Arc::new(Progress::default());
-        let bar = Bar::start("restore", progress.clone(), self.progress);
+        let bar = Bar::start("restore", progress.clone(), self.progress, self.json);
         let out = restore(&r, &id, &opts, progress).await;
         bar.finish();
         let out = out?;
         if self.json {
             output::json(&out);
-        } else {
+        } else if !output::restore_deletions(&out, &opts.target) {
             say!(
                 "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {} in {}",
                 id.short(),
@@ -425,7 +430,7 @@ impl Ctx {
     async fn check(&self, repo: &RepoArg, pct: f64) -> Result<i32> {
         let r = self.open(repo).await?;
         let progress = Arc::new(Progress::default());
-        let bar = Bar::start("check", progress.clone(), self.progress && pct > 0.0);
+        let bar = Bar::start("check", progress.clone(), self.progress && pct > 0.0, self.json);
         let report = check(&r, &CheckOptions { read_data_percent: pct }, progress).await;
         bar.finish();
         let report = report?;

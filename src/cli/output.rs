@@ -89,6 +89,24 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// The text lines for what a `restore --delete` removed or, in a dry run, would
+/// remove; true when the restore itself was only previewed.
+pub fn restore_deletions(out: &crate::engine::restore::RestoreOutcome, target: &std::path::Path) -> bool {
+    let verb = if out.dry_run { "would remove" } else { "removed" };
+    for rel in &out.deleted {
+        say!("{verb} {}", target.join(rel).display());
+    }
+    if out.dry_run {
+        say!(
+            "dry run: {} entr(y/ies) in {} are not in snapshot {} and would be removed; nothing was written",
+            out.deleted.len(),
+            target.display(),
+            out.snapshot.get(..8).unwrap_or(&out.snapshot)
+        );
+    }
+    out.dry_run
+}
+
 pub fn duration_ms(ms: u64) -> String {
     if ms < 1000 {
         format!("{ms} ms")
@@ -97,18 +115,46 @@ pub fn duration_ms(ms: u64) -> String {
     }
 }
 
-/// A terminal progress bar fed from [`Progress`] counters; nothing when not a terminal.
+/// Progress of a long command on stderr, fed from [`Progress`] counters: a bar on a
+/// terminal; otherwise (or with `--json`) one line every `line_interval()`, plain text
+/// or a JSON object, so logs and `--json` consumers see the work move too. stdout
+/// keeps only the command's result.
 pub struct Bar {
     bar: Option<ProgressBar>,
     ticker: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// Write one progress line every `line_interval()` until aborted.
+fn spawn_lines(label: &str, progress: Arc<Progress>, json: bool) -> tokio::task::JoinHandle<()> {
+    let label = label.to_string();
+    let started = std::time::Instant::now();
+    tokio::spawn(async move {
+        let every = crate::engine::progress::line_interval();
+        loop {
+            tokio::time::sleep(every).await;
+            let report = progress.report(started.elapsed());
+            if json {
+                let line = serde_json::json!({ "progress": { "operation": label, "report": report } });
+                err_line(format_args!("{line}"));
+            } else {
+                err_line(format_args!("progress: {label}: {report}"));
+            }
+        }
+    })
+}
+
 impl Bar {
-    pub fn start(label: &str, progress: Arc<Progress>, enabled: bool) -> Bar {
-        if !enabled || !std::io::stderr().is_terminal() {
+    pub fn start(label: &str, progress: Arc<Progress>, enabled: bool, json: bool) -> Bar {
+        if !enabled {
             return Bar {
                 bar: None,
                 ticker: None,
+            };
+        }
+        if json || !std::io::stderr().is_terminal() {
+            return Bar {
+                bar: None,
+                ticker: Some(spawn_lines(label, progress, json)),
             };
         }
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());

@@ -69,7 +69,7 @@ impl Ctx {
             now: Utc::now(),
         };
         let progress = Arc::new(Progress::default());
-        let bar = Bar::start("apply", progress.clone(), self.progress);
+        let bar = Bar::start("apply", progress.clone(), self.progress, self.json);
         let report = apply(&plan, &pw, &opts, progress).await;
         bar.finish();
         let report = report?;
@@ -81,17 +81,20 @@ impl Ctx {
                     let what = match (&r.error, r.skipped, &r.snapshot, &r.summary) {
                         (Some(e), _, _, _) => format!("FAILED: {e}"),
                         (None, true, _, _) => "not due".to_string(),
+                        (None, false, Some(id), _) if r.unchanged => {
+                            format!("unchanged since snapshot {}, forgot {}", id.short(), r.forgotten)
+                        }
                         (None, false, Some(id), Some(s)) => format!(
                             "snapshot {} ({} new, {} changed, {} unchanged files; added {}; {}), forgot {}",
                             id.short(),
                             s.files_new,
                             s.files_changed,
                             s.files_unchanged,
-                            bytes(s.bytes_added),
+                            bytes(r.bytes_added),
                             duration_ms(s.duration_ms),
                             r.forgotten
                         ),
-                        _ => "done".to_string(),
+                        _ => format!("caught up {} snapshot(s), forgot {}", r.synced, r.forgotten),
                     };
                     say!("{:<20} {:<12} {what}", ds.dataset, r.region);
                 }
@@ -130,7 +133,7 @@ impl Ctx {
             allow_unsigned,
         };
         let progress = Arc::new(Progress::default());
-        let bar = Bar::start("restore", progress.clone(), self.progress);
+        let bar = Bar::start("restore", progress.clone(), self.progress, self.json);
         let out = restore_by_plan(&plan, &pw, wanted, &opts, progress).await;
         bar.finish();
         let out = out?;
@@ -139,6 +142,9 @@ impl Ctx {
         } else {
             for (r, why) in &out.skipped {
                 note!("note: region {r} not used: {why}");
+            }
+            if output::restore_deletions(&out.outcome, &opts.target) {
+                return Ok(EXIT_OK);
             }
             say!(
                 "restored {dataset} snapshot {} from region {} to {}: {} files, {} in {}",

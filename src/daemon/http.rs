@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use chrono::Utc;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
@@ -92,9 +93,12 @@ async fn jobs(State(shared): AppState, headers: HeaderMap) -> Response {
     let active: Vec<_> = lock(&shared.active)
         .iter()
         .map(|(key, a)| {
-            let (files, bytes, _, _) = a.progress.snapshot();
+            let elapsed = a.started.map(|s| (Utc::now() - s).to_std().unwrap_or_default());
+            let p = a.progress.report(elapsed.unwrap_or_default());
             json!({"plan": key.plan, "dataset": key.dataset, "id": a.id, "reason": a.reason,
-                   "queued": a.queued, "started": a.started, "files_done": files, "bytes_done": bytes})
+                   "queued": a.queued, "started": a.started, "files_done": p.files_done,
+                   "files_total": p.files_total, "bytes_done": p.bytes_done, "bytes_total": p.bytes_total,
+                   "bytes_per_second": p.bytes_per_second, "eta_seconds": p.eta_seconds})
         })
         .collect();
     match shared.store.jobs(JOBS_LISTED) {

@@ -30,7 +30,7 @@ pub async fn observe_plan(shared: &Shared, name: &str, plan: &Plan) {
             for r in &ds.regions {
                 let region = obs.regions.entry(r.region.clone()).or_default();
                 if r.reachable {
-                    region.last_success = r.latest_time;
+                    region.last_success = region.last_success.max(r.latest_time);
                 } else {
                     region.last_error = r.error.clone();
                 }

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use super::schedule::{self, DatasetKey, Job};
 use super::shared::{ActiveJob, Shared, lock, read};
 use super::state::{JobRecord, JobRegion, Outcome};
-use crate::apply::observe::Progress;
+use crate::apply::observe::{Progress, line_interval};
 use crate::apply::run::{ApplyOptions, ApplyReport, apply};
 use crate::apply::secrets;
 use crate::format::names::DatasetName;
@@ -120,9 +120,24 @@ async fn run_job(shared: Arc<Shared>, job: Job, plan: Arc<Plan>) {
         .map(|a| a.progress.clone())
         .unwrap_or_default();
     tracing::info!(job = record.id, plan = %job.key.plan, dataset = %job.key.dataset, reason = %job.reason, "job started");
+    let lines = log_progress(record.id, &job.key, progress.clone());
     let result = execute(&plan, &job, record.started, progress).await;
+    lines.abort();
     finish(&shared, &job, record, result);
     release(&shared, &job.key);
+}
+
+/// Log the job's progress (bytes, files, rate, ETA) once per `line_interval()`.
+fn log_progress(id: u64, key: &DatasetKey, progress: Arc<Progress>) -> tokio::task::JoinHandle<()> {
+    let (plan, dataset) = (key.plan.clone(), key.dataset.clone());
+    let started = std::time::Instant::now();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(line_interval()).await;
+            let report = progress.report(started.elapsed());
+            tracing::info!(job = id, plan = %plan, dataset = %dataset, progress = %report, "job progress");
+        }
+    })
 }
 
 fn journal_start(shared: &Shared, job: &Job) -> JobRecord {
@@ -197,7 +212,7 @@ fn job_regions(report: &ApplyReport) -> Vec<JobRegion> {
         .map(|r| JobRegion {
             region: r.region.clone(),
             snapshot: r.snapshot.map(|s| s.to_hex()),
-            bytes_added: r.summary.as_ref().map_or(0, |s| s.bytes_added),
+            bytes_added: r.bytes_added,
             error: r.error.clone(),
         })
         .collect()

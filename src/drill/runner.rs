@@ -268,6 +268,7 @@ impl<'a> Runner<'a> {
             include: Vec::new(),
             only: None,
             placement: Placement::Swap,
+            ..Default::default()
         };
         let progress = Arc::new(Progress::default());
         // Drills and failovers never accept a signed dataset's snapshot whose signature

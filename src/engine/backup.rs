@@ -62,12 +62,17 @@ pub struct BackupOptions {
     pub lag_wait: Option<std::time::Duration>,
     /// Sign the snapshot's manifest with this key (datasets with `sign = true`).
     pub signing: Option<Arc<Signing>>,
+    /// Write no snapshot when the tree is identical to the parent's (same files,
+    /// metadata and tags): the parent then stands for this run.
+    pub skip_unchanged: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BackupOutcome {
     pub id: SnapshotId,
     pub snapshot: Snapshot,
+    /// Nothing changed since snapshot `id`, so no new one was written.
+    pub unchanged: bool,
 }
 
 /// A blob on its way to be sealed.
@@ -91,6 +96,9 @@ pub struct RegionOutcome {
     /// The snapshot is complete in this region.
     pub stored: bool,
     pub lagging: bool,
+    /// Bytes of packs uploaded to this region in this run (a region that already
+    /// held a pack's blobs is not sent that pack).
+    pub bytes_added: u64,
     pub error: Option<String>,
 }
 
@@ -98,6 +106,8 @@ pub struct RegionOutcome {
 pub struct FanoutOutcome {
     pub id: SnapshotId,
     pub snapshot: Snapshot,
+    /// Nothing changed since snapshot `id`, so no new one was written.
+    pub unchanged: bool,
     pub regions: Vec<RegionOutcome>,
 }
 
@@ -119,8 +129,9 @@ pub async fn backup(repo: &Repository, opts: &BackupOptions, progress: Arc<Progr
         return Err(no_region_left(&mut lanes));
     }
     Ok(BackupOutcome {
-        id: out.0,
-        snapshot: out.1,
+        id: out.id,
+        snapshot: out.snapshot,
+        unchanged: out.unchanged,
     })
 }
 
@@ -128,13 +139,14 @@ pub async fn backup(repo: &Repository, opts: &BackupOptions, progress: Arc<Progr
 /// upload each pack to every region. Fails only when no region stored the snapshot.
 pub async fn backup_to(targets: &[Target], opts: &BackupOptions, progress: Arc<Progress>) -> Result<FanoutOutcome> {
     let mut lanes: Vec<Lane> = targets.iter().map(Lane::new).collect();
-    let (id, snapshot) = backup_lanes(&mut lanes, opts, progress).await?;
+    let done = backup_lanes(&mut lanes, opts, progress).await?;
     let regions = lanes
         .iter()
         .map(|l| RegionOutcome {
             region: l.name.clone(),
             stored: l.active(),
             lagging: matches!(l.dropped, Some(Dropped::Lagging)),
+            bytes_added: l.bytes_added,
             error: match &l.dropped {
                 Some(Dropped::Failed(e)) => Some(e.to_string()),
                 Some(Dropped::Lagging) => Some("fell too far behind and was dropped from this run".into()),
@@ -142,14 +154,15 @@ pub async fn backup_to(targets: &[Target], opts: &BackupOptions, progress: Arc<P
             },
         })
         .collect();
-    Ok(FanoutOutcome { id, snapshot, regions })
+    Ok(FanoutOutcome {
+        id: done.id,
+        snapshot: done.snapshot,
+        unchanged: done.unchanged,
+        regions,
+    })
 }
 
-async fn backup_lanes(
-    lanes: &mut [Lane],
-    opts: &BackupOptions,
-    progress: Arc<Progress>,
-) -> Result<(SnapshotId, Snapshot)> {
+async fn backup_lanes(lanes: &mut [Lane], opts: &BackupOptions, progress: Arc<Progress>) -> Result<Done> {
     let roots = check_sources(&opts.paths)?;
     let excludes = Excludes::new(&opts.excludes)?.with_includes(&opts.includes)?;
     check_replicas(lanes)?;
@@ -223,7 +236,9 @@ async fn load_indexes(lanes: &mut [Lane]) -> Vec<Arc<Index>> {
         match lane.repo.load_index().await {
             Ok(i) => {
                 lane.held = i.pack_ids().to_vec();
-                out.push(Arc::new(i));
+                let i = Arc::new(i);
+                lane.index = Some(i.clone());
+                out.push(i);
             }
             Err(e) => lane.drop_with(Dropped::Failed(e.into())),
         }
@@ -231,9 +246,23 @@ async fn load_indexes(lanes: &mut [Lane]) -> Vec<Arc<Index>> {
     out
 }
 
+/// A snapshot a backup builds on: unchanged files are taken over from its tree.
+struct Parent {
+    id: SnapshotId,
+    snapshot: Snapshot,
+    tree: Tree,
+}
+
+/// What one backup run produced.
+struct Done {
+    id: SnapshotId,
+    snapshot: Snapshot,
+    unchanged: bool,
+}
+
 /// The latest snapshot of the same dataset and paths that every active region holds,
 /// so files taken over from it are present everywhere.
-async fn find_parent(lanes: &[Lane], opts: &BackupOptions, paths: &[String]) -> Result<Option<(SnapshotId, Tree)>> {
+async fn find_parent(lanes: &[Lane], opts: &BackupOptions, paths: &[String]) -> Result<Option<Parent>> {
     if opts.force_read {
         return Ok(None);
     }
@@ -254,9 +283,10 @@ async fn find_parent(lanes: &[Lane], opts: &BackupOptions, paths: &[String]) -> 
         .rev()
         .find(|(id, s)| common.contains(id) && s.dataset == opts.dataset && s.paths == paths);
     match parent {
-        Some((id, s)) => {
+        Some((id, snapshot)) => {
             let index = primary.repo.load_index().await?;
-            Ok(Some((id, primary.repo.load_tree(&index, &s.tree).await?)))
+            let tree = primary.repo.load_tree(&index, &snapshot.tree).await?;
+            Ok(Some(Parent { id, snapshot, tree }))
         }
         None => Ok(None),
     }
@@ -268,7 +298,7 @@ async fn run(
     roots: Vec<PathBuf>,
     excludes: Excludes,
     progress: Arc<Progress>,
-) -> Result<(SnapshotId, Snapshot)> {
+) -> Result<Done> {
     let started = Instant::now();
     let started_at = Utc::now();
     let time = opts.time.unwrap_or(started_at);
@@ -277,8 +307,8 @@ async fn run(
         return Err(no_region_left(lanes));
     };
     let paths: Vec<String> = roots.iter().map(|p| p.display().to_string()).collect();
-    let parent = find_parent(lanes, opts, &paths).await?;
-    let parent_id = parent.as_ref().map(|p| p.0);
+    let mut parent = find_parent(lanes, opts, &paths).await?;
+    let parent_tree = parent.as_mut().map(|p| std::mem::take(&mut p.tree));
 
     spawn_prescan(roots.clone(), excludes.clone(), progress.clone());
     let (chunk_tx, chunk_rx) = bounded::<Job>(CHUNK_QUEUE);
@@ -304,7 +334,7 @@ async fn run(
         chunker: None,
         files: opts.signing.as_ref().map(|_| Vec::new()),
     };
-    let walked = std::thread::spawn(move || walker.walk_roots(&roots, parent.map(|p| p.1)));
+    let walked = std::thread::spawn(move || walker.walk_roots(&roots, parent_tree));
     let lag_wait = opts.lag_wait.unwrap_or(DEFAULT_LAG_WAIT);
     let uploaded = upload_packs(lanes, pack_rx, lag_wait).await;
 
@@ -323,6 +353,14 @@ async fn run(
     summary.blobs_added = uploaded.blobs;
     summary.bytes_added = uploaded.bytes;
     summary.duration_ms = started.elapsed().as_millis() as u64;
+    let same = |p: &&Parent| p.snapshot.tree == tree && p.snapshot.tags == opts.tags;
+    if let Some(p) = parent.as_ref().filter(same).filter(|_| opts.skip_unchanged) {
+        return Ok(Done {
+            id: p.id,
+            snapshot: p.snapshot.clone(),
+            unchanged: true,
+        });
+    }
     let snapshot = Snapshot {
         time,
         host: opts.host.clone().unwrap_or_else(crate::repo::hostname),
@@ -330,7 +368,7 @@ async fn run(
         tags: opts.tags.clone(),
         dataset: opts.dataset.clone(),
         tree,
-        parent: parent_id,
+        parent: parent.map(|p| p.id),
         summary,
     };
     let (id, sealed) = repo.seal_snapshot(&snapshot);
@@ -360,7 +398,11 @@ async fn run(
     if !lanes.iter().any(Lane::active) {
         return Err(no_region_left(lanes));
     }
-    Ok((id, snapshot))
+    Ok(Done {
+        id,
+        snapshot,
+        unchanged: false,
+    })
 }
 
 fn spawn_prescan(roots: Vec<PathBuf>, excludes: Excludes, progress: Arc<Progress>) {
@@ -448,7 +490,8 @@ fn spawn_packer(
 /// Walks the sources on its own thread, feeding new blobs to the sealers.
 struct Walker {
     repo: Repository,
-    /// The index of every region taking part: a blob is sent unless all have it.
+    /// The index of every region taking part: a blob is sealed unless all have it
+    /// (and each region is sent only the packs holding blobs it lacks).
     indexes: Vec<Arc<Index>>,
     pending: Mutex<HashSet<BlobId>>,
     tx: Sender<Job>,

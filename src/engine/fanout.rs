@@ -17,8 +17,8 @@ use tokio::task::JoinSet;
 
 use super::{EngineError, Result};
 use crate::format::index::{IndexFile, IndexedPack};
-use crate::repo::Repository;
 use crate::repo::packer::FinishedPack;
+use crate::repo::{Index, Repository};
 
 /// Packs a region may have queued or in flight before it counts as lagging.
 const LANE_DEPTH: usize = 2;
@@ -54,13 +54,18 @@ pub enum Dropped {
 pub(crate) struct Lane {
     pub name: String,
     pub repo: Repository,
-    inflight: JoinSet<Result<IndexedPack>>,
+    inflight: JoinSet<Result<(IndexedPack, u64)>>,
     permits: Arc<Semaphore>,
     stored: Vec<IndexedPack>,
     /// The packs the region's index listed when the run began.
     pub held: Vec<crate::format::ids::PackId>,
     /// Every pack this lane stored in the run.
     pub uploaded: std::collections::HashSet<crate::format::ids::PackId>,
+    /// Bytes of the packs this lane stored in the run.
+    pub bytes_added: u64,
+    /// The region's index when the run began: a pack whose every blob it already
+    /// holds is not sent to it.
+    pub index: Option<Arc<Index>>,
     pub dropped: Option<Dropped>,
 }
 
@@ -74,6 +79,8 @@ impl Lane {
             stored: Vec::new(),
             held: Vec::new(),
             uploaded: Default::default(),
+            bytes_added: 0,
+            index: None,
             dropped: None,
         }
     }
@@ -87,10 +94,19 @@ impl Lane {
         self.dropped.get_or_insert(why);
     }
 
+    /// Whether the region already holds every blob of `pack` (a region that was
+    /// caught up from another holds blobs this run's other regions lack).
+    fn holds_all(&self, pack: &FinishedPack) -> bool {
+        self.index
+            .as_ref()
+            .is_some_and(|i| pack.entries.iter().all(|e| i.contains(&e.id)))
+    }
+
     fn spawn(&mut self, out: &Outgoing) {
         let (repo, permits, slot) = (self.repo.clone(), self.permits.clone(), out.slot.clone());
         let pack = &out.pack;
         let (id, bytes, blobs) = (pack.id, pack.bytes.clone(), pack.entries.clone());
+        let size = bytes.len() as u64;
         self.inflight.spawn(async move {
             let _slot = slot;
             let _permit = permits
@@ -98,13 +114,14 @@ impl Lane {
                 .await
                 .map_err(|e| EngineError::Internal(e.to_string()))?;
             repo.save_pack(&id, bytes).await?;
-            Ok(IndexedPack { id, blobs })
+            Ok((IndexedPack { id, blobs }, size))
         });
     }
 
-    fn settle(&mut self, done: std::result::Result<Result<IndexedPack>, tokio::task::JoinError>) {
+    fn settle(&mut self, done: std::result::Result<Result<(IndexedPack, u64)>, tokio::task::JoinError>) {
         match done {
-            Ok(Ok(p)) => {
+            Ok(Ok((p, size))) => {
+                self.bytes_added += size;
                 self.uploaded.insert(p.id);
                 self.stored.push(p);
             }
@@ -174,7 +191,7 @@ pub(crate) async fn upload_packs(
             lane.reap();
             lane.write_index(INDEX_EVERY).await;
             lane.make_room(lag_wait).await;
-            if lane.active() {
+            if lane.active() && !lane.holds_all(&out.pack) {
                 lane.spawn(&out);
             }
         }

@@ -12,6 +12,7 @@ pub mod forget;
 pub mod immutable;
 pub mod ls;
 pub mod manifest;
+pub mod progress;
 pub mod prune;
 pub mod repair;
 pub mod restore;

@@ -139,6 +139,7 @@ async fn restore_and_compare(
         include: Vec::new(),
         only: Some(files.iter().map(|f| f.path.clone()).collect::<HashSet<_>>()),
         placement: Placement::Empty,
+        ..Default::default()
     };
     let started = Instant::now();
     let mut damaged = Vec::new();

@@ -191,6 +191,9 @@ pub struct Dataset {
     pub tags: Vec<Tag>,
     /// Whether each snapshot's manifest is signed.
     pub sign: bool,
+    /// Write no snapshot when nothing changed since the last one; the run still
+    /// counts as a successful backup.
+    pub skip_unchanged: bool,
 }
 
 /// A scheduled test restore.

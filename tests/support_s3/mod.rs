@@ -215,6 +215,13 @@ pub fn under(map: &BTreeMap<String, String>, prefix: &str) -> BTreeMap<String, S
         .collect()
 }
 
+/// How many object names two listings (name → hash) disagree on: held by one only,
+/// or with different bytes.
+pub fn differing_objects(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> usize {
+    let names: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    names.into_iter().filter(|k| a.get(*k) != b.get(*k)).count()
+}
+
 /// Write `count` files of `size` random bytes under `dir`.
 pub fn write_random_files(dir: &Path, count: usize, size: usize) {
     std::fs::create_dir_all(dir).unwrap();

@@ -19,12 +19,13 @@ mod place;
 mod plan;
 mod target;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{EngineError, Progress, Result};
 use crate::format::ids::SnapshotId;
-use crate::repo::Repository;
+use crate::repo::{Index, Repository};
 use fetch::{Damaged, Written, fetch_all};
 use plan::{Plan, Selector, Source, include_set, plan_tree};
 use target::Target;
@@ -55,6 +56,12 @@ pub struct RestoreOptions {
     /// When set, restore exactly these files (paths relative to the snapshot root).
     pub only: Option<std::collections::HashSet<PathBuf>>,
     pub placement: Placement,
+    /// Afterwards remove every entry in the target the snapshot does not hold, so the
+    /// target ends up exactly the snapshot (never following a symlink, never outside
+    /// the target). Not with `include` or `only`.
+    pub delete: bool,
+    /// With `delete`: restore nothing, only list what would be removed.
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -65,6 +72,10 @@ pub struct RestoreOutcome {
     pub symlinks: u64,
     pub bytes: u64,
     pub duration_ms: u64,
+    /// Entries removed from the target because the snapshot does not hold them
+    /// (`delete`), or that would be (`dry_run`); relative to the target.
+    pub deleted: Vec<String>,
+    pub dry_run: bool,
 }
 
 /// Restore snapshot `id` (already resolved) into `opts.target`, placed as `opts.placement` says.
@@ -74,6 +85,16 @@ pub async fn restore(
     opts: &RestoreOptions,
     progress: Arc<Progress>,
 ) -> Result<RestoreOutcome> {
+    if opts.delete && (!opts.include.is_empty() || opts.only.is_some()) {
+        return Err(EngineError::BadInput(
+            "restore --delete makes the target exactly the whole snapshot, so it cannot be combined with --include — \
+             drop one of them"
+                .into(),
+        ));
+    }
+    if opts.dry_run {
+        return preview_delete(repo, id, opts).await;
+    }
     if opts.placement != Placement::Swap {
         let overwrite = opts.placement == Placement::Overwrite;
         return restore_into(repo, id, opts, &opts.target, overwrite, progress).await;
@@ -100,6 +121,38 @@ async fn restore_into(
     progress: Arc<Progress>,
 ) -> Result<RestoreOutcome> {
     let started = std::time::Instant::now();
+    let (mut plan, index) = plan_snapshot(repo, id, opts).await?;
+    let bytes: u64 = plan.files.iter().map(|f| f.1.size).sum();
+    progress.add_total(plan.files.len() as u64, bytes);
+    progress.totals_known.store(true, std::sync::atomic::Ordering::Relaxed);
+
+    let written = Arc::new(create_all(Target::open(into, overwrite)?, &plan)?);
+    let damaged = fetch_all(repo, &index, &written, std::mem::take(&mut plan.packs), &progress).await?;
+    finish_files(&plan, &written, &damaged)?;
+    // Extras go before directories get their times, which removing would change.
+    let deleted = if opts.delete && damaged.is_empty() {
+        delete_extras(&written.target, &plan)?
+    } else {
+        Vec::new()
+    };
+    finish_dirs(&plan, &written.target)?;
+    if !damaged.is_empty() {
+        return Err(damage_error(&plan, &damaged));
+    }
+    Ok(RestoreOutcome {
+        snapshot: id.to_hex(),
+        files: plan.files.len() as u64,
+        dirs: plan.dirs.len() as u64,
+        symlinks: plan.links.len() as u64,
+        bytes,
+        duration_ms: started.elapsed().as_millis() as u64,
+        deleted,
+        dry_run: false,
+    })
+}
+
+/// Walk the snapshot's trees into a restore plan (nothing is written).
+async fn plan_snapshot(repo: &Repository, id: &SnapshotId, opts: &RestoreOptions) -> Result<(Plan, Arc<Index>)> {
     let snap = repo.load_snapshot(id).await?;
     let index = Arc::new(repo.load_index().await?);
     let include = match (&opts.only, include_set(&opts.include)?) {
@@ -113,23 +166,41 @@ async fn restore_into(
         snapshot: id,
     };
     plan_tree(&src, &snap.tree, Path::new(""), include.as_ref(), &mut plan).await?;
-    let bytes: u64 = plan.files.iter().map(|f| f.1.size).sum();
-    progress.add_total(plan.files.len() as u64, bytes);
-    progress.totals_known.store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok((plan, index))
+}
 
-    let written = Arc::new(create_all(Target::open(into, overwrite)?, &plan)?);
-    let damaged = fetch_all(repo, &index, &written, std::mem::take(&mut plan.packs), &progress).await?;
-    finish(&plan, &written, &damaged)?;
-    if !damaged.is_empty() {
-        return Err(damage_error(&plan, &damaged));
+/// Every path the snapshot puts in the target.
+fn planned_paths(plan: &Plan) -> HashSet<PathBuf> {
+    let all = plan.dirs.iter().chain(&plan.files).chain(&plan.links);
+    all.map(|(rel, _)| rel.clone()).collect()
+}
+
+/// Remove what the target holds beyond the snapshot; the removed paths, relative.
+fn delete_extras(target: &Target, plan: &Plan) -> Result<Vec<String>> {
+    let extras = target.extras(&planned_paths(plan))?;
+    for rel in &extras {
+        target.remove(rel)?;
     }
+    Ok(extras.iter().map(|p| p.display().to_string()).collect())
+}
+
+/// `--delete --dry-run`: what a restore would remove from the target; nothing is
+/// written, and a target that does not exist yet has nothing to remove.
+async fn preview_delete(repo: &Repository, id: &SnapshotId, opts: &RestoreOptions) -> Result<RestoreOutcome> {
+    let (plan, _) = plan_snapshot(repo, id, opts).await?;
+    let deleted = match std::fs::symlink_metadata(&opts.target) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        _ => Target::open(&opts.target, true)?.extras(&planned_paths(&plan))?,
+    };
     Ok(RestoreOutcome {
         snapshot: id.to_hex(),
         files: plan.files.len() as u64,
         dirs: plan.dirs.len() as u64,
         symlinks: plan.links.len() as u64,
-        bytes,
-        duration_ms: started.elapsed().as_millis() as u64,
+        bytes: plan.files.iter().map(|f| f.1.size).sum(),
+        deleted: deleted.iter().map(|p| p.display().to_string()).collect(),
+        dry_run: true,
+        ..Default::default()
     })
 }
 
@@ -160,9 +231,8 @@ fn create_all(target: Target, plan: &Plan) -> Result<Written> {
     Ok(Written { target, files })
 }
 
-/// Remove damaged files, give complete ones their metadata, create symlinks, then
-/// give directories theirs, deepest first.
-fn finish(plan: &Plan, written: &Written, damaged: &Damaged) -> Result<()> {
+/// Remove damaged files, give complete ones their metadata, create symlinks.
+fn finish_files(plan: &Plan, written: &Written, damaged: &Damaged) -> Result<()> {
     let target = &written.target;
     for (i, (rel, key)) in written.files.iter().enumerate() {
         if damaged.contains_key(&i) {
@@ -174,6 +244,11 @@ fn finish(plan: &Plan, written: &Written, damaged: &Damaged) -> Result<()> {
     for (rel, node) in &plan.links {
         target.symlink(rel, &node.target().unwrap_or_default(), node)?;
     }
+    Ok(())
+}
+
+/// Give directories their metadata, deepest first.
+fn finish_dirs(plan: &Plan, target: &Target) -> Result<()> {
     for (rel, node) in plan.dirs.iter().rev() {
         target.finish_dir(rel, node)?;
     }

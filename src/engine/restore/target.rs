@@ -9,6 +9,7 @@
 //! fresh (`O_EXCL`) and owner-only; they are reopened for each write, checked to be the
 //! very inode created, so a restore of millions of files holds only a few descriptors.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
@@ -162,6 +163,15 @@ impl Target {
         Ok((fd, name))
     }
 
+    /// Directory `rel` (the target itself when empty), reached one component at a time.
+    fn open_below(&self, rel: &Path) -> io::Result<OwnedFd> {
+        let mut fd = self.root.try_clone()?;
+        for c in rel.components() {
+            fd = open_dir(&fd, c.as_os_str())?;
+        }
+        Ok(fd)
+    }
+
     /// Make directory `rel` (owner-only until its mode is applied), replacing a
     /// symlink or file in its place; a directory already there is kept.
     pub fn make_dir(&self, rel: &Path) -> Result<()> {
@@ -227,6 +237,29 @@ impl Target {
         let (parent, name) = self.parent(rel).map_err(&io)?;
         let dir = open_dir(&parent, name).map_err(&io)?;
         apply_meta(&dir, node).map_err(&io)
+    }
+
+    /// Entries below the target that `keep` (paths relative to it) does not name,
+    /// each listed once at its highest point: an unnamed directory goes whole. Only
+    /// directories named in `keep` are entered, each opened without following a
+    /// symlink, so nothing outside the target is ever listed.
+    pub fn extras(&self, keep: &HashSet<PathBuf>) -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        // Paths, not descriptors, wait on the stack: a wide tree holds few files open.
+        let mut stack = vec![PathBuf::new()];
+        while let Some(rel) = stack.pop() {
+            let dir = self.open_below(&rel).map_err(self.io(&rel))?;
+            for name in list(&dir).map_err(self.io(&rel))? {
+                let child = rel.join(&name);
+                if !keep.contains(&child) {
+                    out.push(child);
+                } else if kind_at(&dir, &name).map_err(self.io(&child))? == Some(FileType::Directory) {
+                    stack.push(child);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// Remove a file (e.g. one that could not be restored intact).

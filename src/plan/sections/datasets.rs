@@ -13,7 +13,7 @@ use crate::plan::units::format_duration;
 
 /// The longest recovery point objective a dataset may state (ten years).
 const MAX_RPO: Duration = Duration::from_secs(3650 * 86_400);
-const DATASET_KEYS: [&str; 10] = [
+const DATASET_KEYS: [&str; 11] = [
     "paths",
     "include",
     "exclude",
@@ -24,6 +24,7 @@ const DATASET_KEYS: [&str; 10] = [
     "rpo",
     "tags",
     "sign",
+    "skip_unchanged",
 ];
 
 pub fn section(tables: &Named, ctx: &mut Ctx) -> BTreeMap<DatasetName, Dataset> {
@@ -61,6 +62,7 @@ fn dataset(name: DatasetName, fields: &Fields, ctx: &mut Ctx) -> Option<Dataset>
         let span = fields.get("sign").map(|v| v.span()).unwrap_or_default();
         ctx.signed.push((name.to_string(), span));
     }
+    let skip_unchanged = fields.bool("skip_unchanged", ctx.diags).unwrap_or(false);
     let (schedule, rpo) = (schedule?, rpo?);
     check_rpo(&schedule, &rpo, fields.context(), ctx);
     Some(Dataset {
@@ -75,6 +77,7 @@ fn dataset(name: DatasetName, fields: &Fields, ctx: &mut Ctx) -> Option<Dataset>
         rpo: rpo.value,
         tags,
         sign,
+        skip_unchanged,
     })
 }
 
