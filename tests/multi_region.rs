@@ -65,18 +65,7 @@ impl Setup {
 
     fn restore_from(&self, env: &WeedEnv, region: &str, name: &str) -> PathBuf {
         let target = self.root.join(name);
-        let out = env.lifeboat(&[
-            "restore",
-            "--plan",
-            self.plan(),
-            "--dataset",
-            DATASET,
-            "--region",
-            region,
-            "--target",
-            target.to_str().unwrap(),
-        ]);
-        assert_eq!(code(&out), 0, "restore from {region}: {}", both(&out));
+        env.restore_region(&self.plan, DATASET, region, &target);
         target.join("source")
     }
 
@@ -198,16 +187,22 @@ fn apply_while_weed2_crashes(env: &WeedEnv, setup: &Setup) {
     }
 }
 
+/// A setup backed up once to every region, then again while weed2 crashed.
+fn setup_after_weed2_crashed(env: &WeedEnv) -> Setup {
+    let setup = Setup::new(env);
+    let first = env.lifeboat(&["apply", setup.plan()]);
+    assert_eq!(code(&first), 0, "first apply: {}", both(&first));
+    apply_while_weed2_crashes(env, &setup);
+    setup
+}
+
 #[test]
 fn region_crash_mid_backup_then_sync() {
     let Some(env) = WeedEnv::from_env("region_crash_mid_backup_then_sync") else {
         return;
     };
     let _weed2 = weed2_lock();
-    let setup = Setup::new(&env);
-    let first = env.lifeboat(&["apply", setup.plan()]);
-    assert_eq!(code(&first), 0, "first apply: {}", both(&first));
-    apply_while_weed2_crashes(&env, &setup);
+    let setup = setup_after_weed2_crashed(&env);
     let weed2_url = env.address(1, &setup.buckets[1], "repo");
 
     // weed2 kept what it had: a consistent repository, one snapshot behind.
@@ -529,10 +524,7 @@ fn after_an_outage_the_next_apply_catches_up_and_regions_hold_the_same_bytes() {
         return;
     };
     let _weed2 = weed2_lock();
-    let setup = Setup::new(&env);
-    let first = env.lifeboat(&["apply", setup.plan()]);
-    assert_eq!(code(&first), 0, "first apply: {}", both(&first));
-    apply_while_weed2_crashes(&env, &setup);
+    let setup = setup_after_weed2_crashed(&env);
     let weed1_before = under(&env.object_hashes(0, &setup.buckets[0], "repo/"), "data/");
 
     // The next run copies into weed2 what it missed, then backs up the change once.

@@ -96,6 +96,23 @@ impl Site {
     }
 }
 
+/// A site backed up once to both regions, then with west gone (renamed away, and
+/// no longer created by the plan); `west_back` returns it.
+fn site_with_west_away(dataset_extra: &str) -> Site {
+    let site = Site::new();
+    site.write_plan(true, dataset_extra);
+    site.apply(&["--force"], 0);
+    site.write_plan(false, dataset_extra);
+    std::fs::rename(site.path("west"), site.path("west-away")).unwrap();
+    site
+}
+
+impl Site {
+    fn west_back(&self) {
+        std::fs::rename(self.path("west-away"), self.path("west")).unwrap();
+    }
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -110,12 +127,7 @@ fn str_of(p: &Path) -> &str {
 
 #[test]
 fn a_region_back_from_an_outage_is_caught_up_without_a_second_copy_anywhere() {
-    let site = Site::new();
-    site.write_plan(true, "");
-    site.apply(&["--force"], 0);
-    site.write_plan(false, "");
-    let (west, away) = (site.path("west"), site.path("west-away"));
-    std::fs::rename(&west, &away).unwrap();
+    let site = site_with_west_away("");
     for n in 1..=2 {
         site.change_source(n);
         let rows = site.apply(&["--force"], 4);
@@ -124,7 +136,7 @@ fn a_region_back_from_an_outage_is_caught_up_without_a_second_copy_anywhere() {
     }
     // east forgot its first snapshot (keep_last = 2); west still holds only that one.
     assert_eq!(site.objects("east", "snapshots").len(), 2);
-    std::fs::rename(&away, &west).unwrap();
+    site.west_back();
     let east_packs = site.objects("east", "data");
 
     let rows = site.apply(&[], 0);
@@ -164,15 +176,10 @@ fn a_region_back_from_an_outage_is_caught_up_without_a_second_copy_anywhere() {
 
 #[test]
 fn a_new_backup_after_catching_up_sends_each_region_only_what_is_new() {
-    let site = Site::new();
-    site.write_plan(true, "");
-    site.apply(&["--force"], 0);
-    site.write_plan(false, "");
-    let (west, away) = (site.path("west"), site.path("west-away"));
-    std::fs::rename(&west, &away).unwrap();
+    let site = site_with_west_away("");
     site.change_source(1);
     site.apply(&["--force"], 4);
-    std::fs::rename(&away, &west).unwrap();
+    site.west_back();
     site.change_source(2);
     let rows = site.apply(&["--force"], 0);
     assert_eq!(rows["west"]["synced"], 1, "{rows}");

@@ -4,5 +4,7 @@
 /// Live counters of a running backup, polled by the daemon's job list.
 pub use crate::engine::Progress;
 
-/// A reading of those counters with totals, rate and ETA, and how often to log one.
-pub use crate::engine::progress::{ProgressReport, line_interval};
+/// How often a running job's progress is logged (see `engine::progress`).
+pub fn progress_interval() -> std::time::Duration {
+    crate::engine::progress::line_interval()
+}

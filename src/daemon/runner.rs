@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use super::schedule::{self, DatasetKey, Job};
 use super::shared::{ActiveJob, Shared, lock, read};
 use super::state::{JobRecord, JobRegion, Outcome};
-use crate::apply::observe::{Progress, line_interval};
+use crate::apply::observe::{Progress, progress_interval};
 use crate::apply::run::{ApplyOptions, ApplyReport, apply};
 use crate::apply::secrets;
 use crate::format::names::DatasetName;
@@ -127,13 +127,13 @@ async fn run_job(shared: Arc<Shared>, job: Job, plan: Arc<Plan>) {
     release(&shared, &job.key);
 }
 
-/// Log the job's progress (bytes, files, rate, ETA) once per `line_interval()`.
+/// Log the job's progress (bytes, files, rate, ETA) once per `progress_interval()`.
 fn log_progress(id: u64, key: &DatasetKey, progress: Arc<Progress>) -> tokio::task::JoinHandle<()> {
     let (plan, dataset) = (key.plan.clone(), key.dataset.clone());
     let started = std::time::Instant::now();
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(line_interval()).await;
+            tokio::time::sleep(progress_interval()).await;
             let report = progress.report(started.elapsed());
             tracing::info!(job = id, plan = %plan, dataset = %dataset, progress = %report, "job progress");
         }

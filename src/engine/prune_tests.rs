@@ -6,23 +6,14 @@ use std::sync::Arc;
 use crate::engine::backup::{BackupOptions, backup};
 use crate::engine::check::{CheckOptions, CheckReport, check};
 use crate::engine::prune::{PruneOptions, prune};
-use crate::format::crypto::KdfParams;
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::repo::packer::PackBuilder;
-use crate::repo::{InitOptions, Repository};
+use crate::repo::{Repository, test_init_options};
 use crate::storage::OpendalStore;
 
 async fn repo_with_backup(dir: &tempfile::TempDir) -> Repository {
     let store = Arc::new(OpendalStore::memory(format!("prune-{}", rand::random::<u64>())).unwrap());
-    let opts = InitOptions {
-        kdf: KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        },
-        ..InitOptions::default()
-    };
-    let repo = Repository::init(store, b"pw", &opts).await.unwrap();
+    let repo = Repository::init(store, b"pw", &test_init_options()).await.unwrap();
     std::fs::write(dir.path().join("weights.bin"), vec![7u8; 300_000]).unwrap();
     let backup_opts = BackupOptions {
         paths: vec![dir.path().to_path_buf()],

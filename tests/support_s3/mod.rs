@@ -108,6 +108,22 @@ impl WeedEnv {
         assert!(out.status.success(), "restart weed: {}", stderr(&out));
     }
 
+    /// `restore --plan PLAN --dataset D --region R --target T`, which must succeed.
+    pub fn restore_region(&self, plan: &Path, dataset: &str, region: &str, target: &Path) {
+        let out = self.lifeboat(&[
+            "restore",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--dataset",
+            dataset,
+            "--region",
+            region,
+            "--target",
+            target.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&out), 0, "restore from {region}: {}", both(&out));
+    }
+
     /// Run `lifeboat` with the SeaweedFS credentials and the test password.
     pub fn lifeboat(&self, args: &[&str]) -> Output {
         self.lifeboat_with(args, &self.secret)
