@@ -86,6 +86,14 @@ impl WeedEnv {
         serde_json::from_slice(&out.stdout).expect("hash listing is JSON")
     }
 
+    /// The names of the objects under `prefix` in `bucket` (below `prefix`), without
+    /// reading them: safe while a writer deletes some.
+    pub fn object_names(&self, weed: usize, bucket: &str, prefix: &str) -> std::collections::BTreeSet<String> {
+        let out = self.python(weed, &["names", bucket, prefix]);
+        assert!(out.status.success(), "listing {bucket}/{prefix}: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).expect("name listing is JSON")
+    }
+
     /// Kill server `weed` at once (SIGKILL), as a crash would.
     pub fn kill(&self, weed: usize) {
         let pid = std::fs::read_to_string(&self.regions[weed].pidfile).expect("weed pid file");
@@ -173,6 +181,12 @@ elif cmd == "hashes":
         for obj in page.get("Contents", []):
             body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
             out[obj["Key"][len(prefix):]] = hashlib.sha256(body).hexdigest()
+    print(json.dumps(out))
+elif cmd == "names":
+    bucket, prefix = args
+    out = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        out.extend(obj["Key"][len(prefix):] for obj in page.get("Contents", []))
     print(json.dumps(out))
 elif cmd == "retention":
     bucket, k = args
