@@ -198,7 +198,11 @@ async fn fs_store_behaves() {
 async fn fs_store_objects_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let address = format!("file://{}", dir.path().display());
-    let first = open_with(&address, OpenOptions { create: true }).unwrap();
+    let create = OpenOptions {
+        create: true,
+        ..OpenOptions::default()
+    };
+    let first = open_with(&address, create).unwrap();
     first.put("config", bytes(b"repo config")).await.unwrap();
     drop(first);
     let reopened = open(&address).unwrap();

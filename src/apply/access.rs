@@ -6,18 +6,16 @@
 
 use futures::future::join_all;
 
-use super::regions::region_url;
+use super::regions::open_store;
 use super::{ApplyError, Result};
 use crate::plan::Plan;
 use crate::repo::{RepoError, Repository};
-use crate::storage::address::{OpenOptions, open_with};
 
 /// Open every region of `plan` with `password` (concurrently, read-only) and fail on
 /// the first that refuses it.
 pub async fn check_password(plan: &Plan, password: &[u8]) -> Result<()> {
     let opens = plan.regions.iter().map(|(name, region)| async move {
-        let address = region_url(region);
-        let opened = match open_with(&address, OpenOptions { create: false }) {
+        let opened = match open_store(region, false).await {
             Ok(store) => Repository::open(store, password).await.map(drop),
             Err(e) => Err(e.into()),
         };

@@ -3,12 +3,19 @@
 //! All regions of a plan form a replica set: they share one master key and chunker,
 //! so a pack is byte-identical everywhere. A missing region repository is created
 //! as a replica of a region that exists; only when none exists is a new key made.
+//!
+//! Each S3 region signs with its own credentials when the plan names them (a profile,
+//! or a key pair read from secret references), else with the AWS CLI's chain.
 
+use std::sync::Arc;
+
+use super::secrets;
 use crate::format::names::RegionName;
-use crate::plan::{Plan, Region, RepoAddress};
+use crate::plan::{KeySource, Plan, Region, RegionCredentials, RepoAddress};
 use crate::repo::KdfParams;
 use crate::repo::{InitOptions, RepoError, Repository};
 use crate::storage::address::{OpenOptions, open_with};
+use crate::storage::{CredentialSource, ErrorKind, StorageError};
 
 /// One region and its repository, or why it could not be opened.
 #[derive(Debug)]
@@ -46,8 +53,48 @@ pub fn region_url(region: &Region) -> String {
     url
 }
 
-async fn open_one(address: &str, create_dir: bool, password: &[u8]) -> std::result::Result<Repository, RepoError> {
-    let store = open_with(address, OpenOptions { create: create_dir })?;
+/// The credentials `region` signs with. Secret references are resolved on a blocking
+/// thread (a `command` runs a program); a failure names the region, never a value.
+async fn region_credentials(region: &Region) -> std::result::Result<CredentialSource, StorageError> {
+    let (id, secret) = match &region.credentials {
+        RegionCredentials::Chain => return Ok(CredentialSource::Chain),
+        RegionCredentials::Profile(name) => return Ok(CredentialSource::Profile(name.clone())),
+        RegionCredentials::Keys {
+            access_key_id,
+            secret_access_key,
+        } => (access_key_id.clone(), secret_access_key.clone()),
+    };
+    let failed = |why: String| {
+        let message = format!("{why} — fix the region's `credentials` references");
+        StorageError::new(ErrorKind::PermissionDenied, format!("region {}", region.name), message)
+    };
+    let lookup = tokio::task::spawn_blocking(move || {
+        let text = |key: &KeySource, what: &str| -> std::result::Result<String, String> {
+            let value = secrets::resolve_named(key, what).map_err(|e| e.to_string())?;
+            String::from_utf8(value).map_err(|_| format!("the {what} is not UTF-8"))
+        };
+        Ok::<_, String>(CredentialSource::Keys {
+            access_key_id: text(&id, "access_key_id")?,
+            secret_access_key: text(&secret, "secret_access_key")?,
+        })
+    });
+    match lookup.await {
+        Ok(resolved) => resolved.map_err(failed),
+        Err(e) => Err(failed(format!("the credentials lookup did not finish: {e}"))),
+    }
+}
+
+/// Open the store of `region` with its credentials; `create` makes a missing local folder.
+pub async fn open_store(
+    region: &Region,
+    create: bool,
+) -> std::result::Result<Arc<dyn crate::storage::Store>, StorageError> {
+    let credentials = region_credentials(region).await?;
+    open_with(&region_url(region), OpenOptions { create, credentials })
+}
+
+async fn open_one(region: &Region, create_dir: bool, password: &[u8]) -> std::result::Result<Repository, RepoError> {
+    let store = open_store(region, create_dir).await?;
     Repository::open(store, password).await
 }
 
@@ -60,7 +107,7 @@ pub async fn open_regions(plan: &Plan, names: &[RegionName], password: &[u8], cr
             continue;
         }
         let address = region_url(region);
-        let repo = open_one(&address, create && region.create, password).await;
+        let repo = open_one(region, create && region.create, password).await;
         out.push(RegionRepo {
             name: name.clone(),
             address,
@@ -76,11 +123,13 @@ pub async fn open_regions(plan: &Plan, names: &[RegionName], password: &[u8], cr
 async fn create_missing(plan: &Plan, regions: &mut [RegionRepo], password: &[u8]) {
     let mut peer: Option<Repository> = regions.iter().find_map(|r| r.repo.as_ref().ok().cloned());
     for r in regions.iter_mut() {
-        let allowed = plan.regions.get(&r.name).is_some_and(|reg| reg.create);
-        if !allowed || !matches!(r.repo, Err(RepoError::NotFound(_))) {
+        let Some(region) = plan.regions.get(&r.name).filter(|reg| reg.create) else {
+            continue;
+        };
+        if !matches!(r.repo, Err(RepoError::NotFound(_))) {
             continue;
         }
-        let store = match open_with(&r.address, OpenOptions { create: true }) {
+        let store = match open_store(region, true).await {
             Ok(s) => s,
             Err(e) => {
                 r.repo = Err(e.into());

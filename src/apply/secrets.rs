@@ -101,6 +101,11 @@ pub fn resolve(key: &KeySource) -> Result<Vec<u8>> {
     resolve_as(key, Take::FirstLine, "repository password")
 }
 
+/// Like [`resolve`], for the secret called `what` (named in the error when none is set).
+pub fn resolve_named(key: &KeySource, what: &str) -> Result<Vec<u8>> {
+    resolve_as(key, Take::FirstLine, what)
+}
+
 /// Like [`resolve`], but a file's or command's whole output is the value (a PEM key).
 pub fn resolve_document(key: &KeySource, what: &str) -> Result<Vec<u8>> {
     resolve_as(key, Take::Whole, what)

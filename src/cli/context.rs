@@ -25,7 +25,11 @@ pub(super) struct Ctx {
 
 impl Ctx {
     pub(super) fn store(&self, repo: &RepoArg, create: bool) -> Result<Arc<dyn storage::Store>> {
-        match storage::address::open_with(&repo.repo, storage::address::OpenOptions { create }) {
+        let options = storage::address::OpenOptions {
+            create,
+            ..Default::default()
+        };
+        match storage::address::open_with(&repo.repo, options) {
             Ok(s) => Ok(s),
             Err(e) if e.is_not_found() => Err(RepoError::NotFound(repo.repo.clone()).into()),
             Err(e) => Err(e.into()),

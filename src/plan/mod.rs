@@ -26,8 +26,8 @@ pub use diagnostic::{Diagnostic, LineIndex, Severity};
 pub use due::{Due, Observed, due};
 pub use model::{
     Alerts, Dataset, DatasetKind, DnsRecordType, Endpoint, EndpointName, HttpProbe, HttpVerify, KeySource, Plan,
-    Playbook, PlaybookName, Probe, Provider, Region, RepoAddress, SecretSource, Signing, Step, StepAction,
-    TsigAlgorithm, UrlSource, VerifyName, VerifyPolicy,
+    Playbook, PlaybookName, Probe, Provider, Region, RegionCredentials, RepoAddress, SecretSource, Signing, Step,
+    StepAction, TsigAlgorithm, UrlSource, VerifyName, VerifyPolicy,
 };
 pub use retention::{Decision, Retention, SnapInfo};
 pub use schedule::{Schedule, ScheduleError};

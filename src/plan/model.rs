@@ -124,6 +124,23 @@ pub struct Region {
     pub immutable_days: Option<u32>,
     /// Whether `apply` may initialise the repository if it does not exist.
     pub create: bool,
+    /// Where the region's S3 credentials come from.
+    pub credentials: RegionCredentials,
+}
+
+/// Where one region's S3 credentials come from; references only, never a value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RegionCredentials {
+    /// The AWS CLI's chain: environment, `AWS_PROFILE`, SSO, web identity, metadata.
+    #[default]
+    Chain,
+    /// One profile of the shared AWS config and credentials files.
+    Profile(String),
+    /// An access key pair, each half read from a secret reference.
+    Keys {
+        access_key_id: KeySource,
+        secret_access_key: KeySource,
+    },
 }
 
 /// A repository address, parsed.

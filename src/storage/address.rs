@@ -1,10 +1,9 @@
 //! Repository addresses: the one string a user writes to say where a repository lives.
 //!
 //! Parsing is separate from opening so that a typo is reported before anything touches
-//! the disk or the network, with a message listing the forms that are accepted. Opening
-//! reads S3 credentials from the standard `AWS_*` variables only, and turns off the AWS
-//! config files and EC2 metadata lookup, so what a repository uses is exactly what the
-//! environment says and a missing credential fails fast instead of hanging on a probe.
+//! the disk or the network, with a message listing the forms that are accepted. An
+//! address never carries credentials: an S3 store signs with what `OpenOptions` names,
+//! by default the AWS CLI's credential chain (`aws::credentials`).
 //!
 //! `memory://name` stores are process-global by name so that two opens in one test (or
 //! a writer and a reader) see the same objects.
@@ -16,7 +15,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use bytes::Bytes;
 use url::Url;
 
-use super::object_lock::{ObjectLockTarget, ObjectLockWriter};
+use super::aws::{self, CredentialSource, Credentials, LockTarget};
 use super::opendal_store::OpendalStore;
 use super::{ErrorKind, Result, StorageError, Store};
 
@@ -24,7 +23,7 @@ const ACCEPTED_FORMS: &str = "expected a path, file:///path, memory://name or \
      s3://bucket/prefix?endpoint=URL&region=NAME (optional: &storage_class=CLASS&object_lock_days=N)";
 const DEFAULT_REGION: &str = "us-east-1";
 const CREDENTIALS_IN_ADDRESS: &str = "an address carries no credentials: remove the `user:password@` part \
-     and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment instead";
+     and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment instead";
 
 /// Where a repository lives, parsed but not yet opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,10 +51,12 @@ pub struct S3Address {
 }
 
 /// How to open a repository address.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OpenOptions {
     /// Create a missing local directory (for `init`); otherwise a missing one is an error.
     pub create: bool,
+    /// Where an S3 store's credentials come from; other stores need none.
+    pub credentials: CredentialSource,
 }
 
 impl RepositoryAddress {
@@ -90,9 +91,9 @@ pub fn open_with(address: &str, options: OpenOptions) -> Result<Arc<dyn Store>> 
     let parsed = RepositoryAddress::parse(address)?;
     let display = parsed.display();
     match parsed {
-        RepositoryAddress::Fs(path) => open_fs(&path, display, options),
+        RepositoryAddress::Fs(path) => open_fs(&path, display, &options),
         RepositoryAddress::Memory(name) => shared_memory_store(&name, display),
-        RepositoryAddress::S3(s3) => open_s3(&s3, display),
+        RepositoryAddress::S3(s3) => open_s3(&s3, display, options.credentials),
     }
 }
 
@@ -255,7 +256,7 @@ pub fn redact(address: &str) -> String {
     url.to_string()
 }
 
-fn open_fs(path: &Path, display: String, options: OpenOptions) -> Result<Arc<dyn Store>> {
+fn open_fs(path: &Path, display: String, options: &OpenOptions) -> Result<Arc<dyn Store>> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => {
@@ -304,68 +305,36 @@ fn shared_memory_store(name: &str, display: String) -> Result<Arc<dyn Store>> {
     Ok(store)
 }
 
-fn open_s3(s3: &S3Address, display: String) -> Result<Arc<dyn Store>> {
-    let credentials = S3Credentials::from_env(&display)?;
+fn open_s3(s3: &S3Address, display: String, source: CredentialSource) -> Result<Arc<dyn Store>> {
+    let credentials = Credentials::new(source, &s3.region);
+    // opendal's own configuration loading stays off: the credentials above are the
+    // only ones this store signs with.
     let mut builder = opendal::services::S3::default()
         .bucket(&s3.bucket)
         .root(&format!("/{}", s3.prefix))
         .region(&s3.region)
-        .access_key_id(&credentials.access_key_id)
-        .secret_access_key(&credentials.secret_access_key)
+        .credential_provider_chain(credentials.for_opendal())
         .disable_config_load()
         .disable_ec2_metadata();
     if let Some(endpoint) = &s3.endpoint {
         builder = builder.endpoint(endpoint);
     }
-    if let Some(token) = &credentials.session_token {
-        builder = builder.session_token(token);
-    }
     if let Some(class) = &s3.storage_class {
         builder = builder.default_storage_class(class);
     }
-    let mut store = OpendalStore::s3(builder, display.clone())?;
+    let mut store = OpendalStore::s3(builder, display.clone())?.with_credentials(credentials.clone());
     if let Some(days) = s3.object_lock_days {
-        let target = ObjectLockTarget {
-            endpoint: s3.endpoint.as_deref(),
-            region: &s3.region,
-            bucket: &s3.bucket,
-            prefix: &s3.prefix,
-            access_key_id: &credentials.access_key_id,
-            secret_access_key: &credentials.secret_access_key,
-            session_token: credentials.session_token.as_deref(),
+        let target = LockTarget {
+            endpoint: s3.endpoint.clone(),
+            region: s3.region.clone(),
+            bucket: s3.bucket.clone(),
+            prefix: s3.prefix.clone(),
             days,
-            storage_class: s3.storage_class.as_deref(),
+            storage_class: s3.storage_class.clone(),
         };
-        store = store.with_object_lock(ObjectLockWriter::new(&target, &display)?);
+        store = store.with_object_lock(aws::object_lock(target, credentials, &display)?);
     }
     Ok(Arc::new(store))
-}
-
-struct S3Credentials {
-    access_key_id: String,
-    secret_access_key: String,
-    session_token: Option<String>,
-}
-
-impl S3Credentials {
-    fn from_env(display: &str) -> Result<Self> {
-        Ok(Self {
-            access_key_id: required_env("AWS_ACCESS_KEY_ID", display)?,
-            secret_access_key: required_env("AWS_SECRET_ACCESS_KEY", display)?,
-            session_token: std::env::var("AWS_SESSION_TOKEN").ok().filter(|v| !v.is_empty()),
-        })
-    }
-}
-
-fn required_env(name: &str, display: &str) -> Result<String> {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => Ok(value),
-        _ => Err(StorageError::new(
-            ErrorKind::PermissionDenied,
-            display,
-            format!("{name} is not set; S3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
-        )),
-    }
 }
 
 #[cfg(test)]
@@ -467,7 +436,11 @@ mod tests {
         let address = path.to_string_lossy().into_owned();
         let err = open(&address).expect_err("opened a missing directory");
         assert!(err.is_not_found());
-        open_with(&address, OpenOptions { create: true }).unwrap();
+        let create = OpenOptions {
+            create: true,
+            ..OpenOptions::default()
+        };
+        open_with(&address, create).unwrap();
         assert!(path.is_dir());
     }
 

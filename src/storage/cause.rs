@@ -44,7 +44,10 @@ impl Cause {
             Cause::Timeout => "check the network path to the server, or try again when it is less busy",
             Cause::HostNotFound => "check the host name in the address's endpoint=",
             Cause::Tls => "check the endpoint's scheme (http or https) and that its certificate is trusted",
-            Cause::Credentials => "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for this server, and the clock",
+            Cause::Credentials => {
+                "check the credentials signing for this server (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+                 AWS_PROFILE, or the region's `credentials`), and the clock"
+            }
             Cause::AccessDenied => "give these credentials read, write, list and delete on the bucket",
             Cause::BucketMissing => "create the bucket, or fix its name in the address",
             Cause::LockConfiguration => {

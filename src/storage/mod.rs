@@ -9,17 +9,19 @@
 //! what later decides "region degraded" versus "operation failed".
 
 pub mod address;
+pub mod aws;
 pub mod cause;
 pub mod fault;
-pub mod object_lock;
 pub mod opendal_store;
 
 pub use address::{OpenOptions, RepositoryAddress, S3Address, open, open_with, probe_conditional_writes};
+pub use aws::CredentialSource;
 pub use cause::Cause;
 pub use fault::FaultStore;
 pub use opendal_store::{FS_TEMP_DIR, OpendalStore, map_opendal_error};
 
 use std::ops::Range;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -95,6 +97,33 @@ impl StorageError {
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// How a store retries and times out, whichever library sends its requests: opendal's
+/// retry and timeout layers on the data path and the SDK's retry and timeout settings on
+/// the S3 lock path both take it from here, so one store has one policy.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first one included.
+    pub attempts: u32,
+    /// Backoff before the first retry, doubling (with jitter) up to `max_delay`.
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    pub connect_timeout: Duration,
+    /// The longest one attempt may take.
+    pub attempt_timeout: Duration,
+    /// The longest a transfer may go without moving a byte.
+    pub io_timeout: Duration,
+}
+
+/// The one retry policy every store uses.
+pub const RETRY: RetryPolicy = RetryPolicy {
+    attempts: 6,
+    min_delay: Duration::from_millis(100),
+    max_delay: Duration::from_secs(5),
+    connect_timeout: Duration::from_secs(10),
+    attempt_timeout: Duration::from_secs(60),
+    io_timeout: Duration::from_secs(30),
+};
 
 /// How one object is written. Which objects are locked, and for how long, is the
 /// caller's decision: the store only carries it out.

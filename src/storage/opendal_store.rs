@@ -25,22 +25,20 @@ use std::io::Write as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{EntryMode, Operator};
 
+use super::aws::{Credentials, ObjectLock, not_locking};
 use super::cause::{Cause, classify, server_in};
-use super::object_lock::ObjectLockWriter;
-use super::{Capabilities, ErrorKind, ObjectMeta, PutOptions, Result, StorageError, Store};
+use super::{Capabilities, ErrorKind, ObjectMeta, PutOptions, RETRY, Result, StorageError, Store};
 
 /// Objects at least this large go to S3 as multipart uploads.
 const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
 const MULTIPART_CHUNK: usize = 8 * 1024 * 1024;
 const MULTIPART_CONCURRENCY: usize = 4;
-const RETRY_ATTEMPTS: usize = 5;
 
 /// Directory under an fs root holding partly written objects. Keys never start with
 /// `.`, so it cannot collide with an object, and `list` hides it.
@@ -63,7 +61,9 @@ pub struct OpendalStore {
     exclusive: ExclusiveWrite,
     multipart: bool,
     /// S3 only: uploads the writes that ask for a lock with Object Lock retention.
-    object_lock: Option<Arc<ObjectLockWriter>>,
+    object_lock: Option<Arc<dyn ObjectLock>>,
+    /// S3 only: what requests sign with, asked why when signing failed.
+    credentials: Option<Credentials>,
 }
 
 impl OpendalStore {
@@ -106,12 +106,19 @@ impl OpendalStore {
             exclusive,
             multipart,
             object_lock: None,
+            credentials: None,
         }
     }
 
-    /// Upload the writes that ask for a lock through `writer`, with Object Lock retention.
-    pub fn with_object_lock(mut self, writer: ObjectLockWriter) -> Self {
-        self.object_lock = Some(Arc::new(writer));
+    /// Say why signing failed, in `credentials`' words, when a request could not be signed.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// Upload the writes that ask for a lock through `lock`, with Object Lock retention.
+    pub fn with_object_lock(mut self, lock: Arc<dyn ObjectLock>) -> Self {
+        self.object_lock = Some(lock);
         self
     }
 
@@ -121,7 +128,18 @@ impl OpendalStore {
 
     fn map_err(&self, key: &str) -> impl FnOnce(opendal::Error) -> StorageError + '_ {
         let location = self.location(key);
-        move |err| map_opendal_error(&err, location)
+        move |err| match self.signing_failure(&err) {
+            Some(why) => StorageError::new(ErrorKind::PermissionDenied, location, why),
+            None => map_opendal_error(&err, location),
+        }
+    }
+
+    /// Why credentials could not be loaded, when `err` is a request that could not be signed.
+    fn signing_failure(&self, err: &opendal::Error) -> Option<String> {
+        let credentials = self.credentials.as_ref()?;
+        err.to_string()
+            .contains("reqsign::")
+            .then(|| credentials.last_failure())?
     }
 
     /// The file behind `key` on the local-file backend. Reads go straight to it: opendal's
@@ -297,7 +315,7 @@ impl Store for OpendalStore {
                 size: meta.content_length(),
             })),
             Err(err) if err.kind() == opendal::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(map_opendal_error(&err, self.location(key))),
+            Err(err) => Err(self.map_err(key)(err)),
         }
     }
 
@@ -342,21 +360,17 @@ impl Store for OpendalStore {
 
 impl OpendalStore {
     /// The Object Lock writer, or the error for a lock asked of a store without one.
-    fn lock_writer(&self, key: &str) -> Result<&ObjectLockWriter> {
-        self.object_lock.as_deref().ok_or_else(|| {
-            StorageError::new(
-                ErrorKind::Permanent,
-                self.location(key),
-                "this store does not lock objects",
-            )
-        })
+    fn lock_writer(&self, key: &str) -> Result<&dyn ObjectLock> {
+        self.object_lock
+            .as_deref()
+            .ok_or_else(|| not_locking(&self.location(key)))
     }
 
     /// Backends disagree on a range past the end (an error, a short read retried as
     /// if transient), so check the size and report that case the same way everywhere:
     /// as permanent, because a shorter object than expected will not grow back.
     async fn explain_range_failure(&self, key: &str, range: Range<u64>, err: opendal::Error) -> StorageError {
-        let original = map_opendal_error(&err, self.location(key));
+        let original = self.map_err(key)(err);
         if original.is_not_found() {
             return original;
         }
@@ -381,14 +395,15 @@ impl OpendalStore {
 /// Build an operator with the retry and timeout layers every backend gets.
 fn build_operator(builder: impl opendal::Builder, address: &str) -> Result<Operator> {
     let operator = Operator::new(builder).map_err(|err| map_opendal_error(&err, address))?;
+    // opendal counts retries, not attempts.
     let retry = RetryLayer::new()
         .with_jitter()
-        .with_max_times(RETRY_ATTEMPTS)
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(5));
+        .with_max_times(RETRY.attempts.saturating_sub(1) as usize)
+        .with_min_delay(RETRY.min_delay)
+        .with_max_delay(RETRY.max_delay);
     let timeout = TimeoutLayer::new()
-        .with_timeout(Duration::from_secs(60))
-        .with_io_timeout(Duration::from_secs(30));
+        .with_timeout(RETRY.attempt_timeout)
+        .with_io_timeout(RETRY.io_timeout);
     // Timeout inside retry: each attempt is timed out, and a timeout is retried.
     Ok(operator.layer(timeout).layer(retry))
 }
