@@ -198,6 +198,25 @@ fn a_signed_backup_is_stored_in_every_region_and_restores_with_its_signature_che
     assert_eq!(unchecked[0]["signature"]["claimed"][0], s.key_id.as_str());
     let (stdout, _) = s.expect(&["verify", "--plan", "plan.toml"], 0);
     assert!(stdout.contains("signature: signed by key"), "{stdout}");
+    let repo_restore = |target: &str, key: &str, code: i32| {
+        let args = [
+            "restore",
+            "--repo",
+            "regions/b",
+            "latest",
+            "--target",
+            target,
+            "--trusted",
+            key,
+        ];
+        s.expect(&args, code)
+    };
+    let (stdout, _) = repo_restore("by-repo", "keys/signing.pem.pub", 0);
+    assert!(stdout.contains("signature: signed by key"), "{stdout}");
+    same_files(&s.path("data/model"), &s.path("by-repo/model"));
+    s.expect(&["signing-key", "generate", "--out", "keys/other.pem"], 0);
+    let (_, stderr) = repo_restore("by-repo-other", "keys/other.pem.pub", 3);
+    assert!(stderr.contains("does not verify under any trusted key"), "{stderr}");
 }
 
 #[test]

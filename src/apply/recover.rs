@@ -9,8 +9,8 @@ use super::regions::open_regions;
 use super::signing::trusted_keys;
 use super::{ApplyError, Result};
 use crate::engine::Progress;
-use crate::engine::manifest::{Trust, Verdict, confirm_restored, export_model_signature, gate};
-use crate::engine::restore::{RestoreOptions, RestoreOutcome, restore};
+use crate::engine::manifest::{Trust, Verdict, export_model_signature, gate, restore_checked};
+use crate::engine::restore::{RestoreOptions, RestoreOutcome};
 use crate::format::names::{DatasetName, RegionName};
 use crate::plan::{Dataset, Plan};
 use crate::repo::Repository;
@@ -138,15 +138,13 @@ pub async fn restore_by_plan(
         required: ds.sign,
         allow_unsigned: wanted.allow_unsigned,
     };
-    let checked = gate(&picked.repo, &picked.id, &picked.snapshot, &trust).await?;
-    let outcome = restore(&picked.repo, &picked.id, opts, progress).await?;
-    let complete = opts.include.is_empty() && opts.only.is_none();
-    confirm_restored(&opts.target, checked.as_ref(), complete)?;
+    let (outcome, signature) =
+        restore_checked(&picked.repo, &picked.id, &picked.snapshot, opts, &trust, progress).await?;
     Ok(PlanRestore {
         region: picked.region,
         skipped: picked.skipped,
         outcome,
-        signature: checked.map(|c| c.verdict),
+        signature,
     })
 }
 

@@ -170,6 +170,11 @@ pub enum Command {
         /// With --delete: restore nothing, only list what would be removed.
         #[arg(long, requires = "delete")]
         dry_run: bool,
+        /// With --repo: require a manifest signed by one of these public keys (PEM;
+        /// repeatable), checked before anything is written; restored files are then
+        /// compared with its digests.
+        #[arg(long = "trusted", value_name = "KEY.pub", conflicts_with = "plan")]
+        trusted: Vec<PathBuf>,
     },
     /// Verify the repository's structure and, optionally, its data.
     Check {

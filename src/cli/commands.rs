@@ -1,5 +1,6 @@
 //! One function per command: open what it needs, call the library, render.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::args::{CipherArg, Cli, Command, KeyAction, PasswordArgs, RepairWhat, RepoArg};
@@ -9,9 +10,10 @@ use super::output::{self, Bar, bytes, duration_ms, note, say};
 use crate::apply::retention::Filter;
 use crate::engine::backup::{BackupOptions, backup};
 use crate::engine::check::{CheckOptions, check};
+use crate::engine::manifest::{Trust, TrustedKeys, restore_checked};
 use crate::engine::prune::PruneOptions;
 use crate::engine::repair::{RepairOptions, repair_index};
-use crate::engine::restore::{Placement, RestoreOptions, restore};
+use crate::engine::restore::{Placement, RestoreOptions};
 use crate::engine::{Progress, ls};
 use crate::format::crypto::{Cipher, KdfParams};
 use crate::format::names::{DatasetName, Tag};
@@ -82,6 +84,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             allow_unsigned,
             delete,
             dry_run,
+            trusted,
         } => {
             let opts = RestoreOptions {
                 target,
@@ -98,7 +101,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             match (repo, plan, dataset) {
                 (Some(repo), None, _) => {
                     let spec = snapshot_arg.ok_or_else(|| bad("name the snapshot to restore, or `latest`"))?;
-                    ctx.restore(&RepoArg { repo }, &spec, opts).await
+                    ctx.restore(&RepoArg { repo }, &spec, opts, &trusted).await
                 }
                 (None, Some(plan), Some(dataset)) => {
                     let spec = snapshot.or(snapshot_arg);
@@ -402,16 +405,27 @@ impl Ctx {
         Ok(EXIT_OK)
     }
 
-    async fn restore(&self, repo: &RepoArg, spec: &str, opts: RestoreOptions) -> Result<i32> {
+    async fn restore(&self, repo: &RepoArg, spec: &str, opts: RestoreOptions, trusted: &[PathBuf]) -> Result<i32> {
         let r = self.open(repo).await?;
-        let (id, _) = r.find_snapshot(spec).await?;
+        let (id, snap) = r.find_snapshot(spec).await?;
+        // With --trusted, the snapshot must carry a manifest signed by one of the keys.
+        let trust = Trust {
+            keys: TrustedKeys::load(trusted)?,
+            required: !trusted.is_empty(),
+            allow_unsigned: false,
+        };
         let progress = Arc::new(Progress::default());
         let bar = Bar::start("restore", progress.clone(), self.progress, self.json);
-        let out = restore(&r, &id, &opts, progress).await;
+        let out = restore_checked(&r, &id, &snap, &opts, &trust, progress).await;
         bar.finish();
-        let out = out?;
+        let (out, signature) = out?;
         if self.json {
-            output::json(&out);
+            // The restore's own document, with `signature` added when one was checked.
+            let mut doc = serde_json::to_value(&out).unwrap_or_default();
+            if let (Some(map), Some(sig)) = (doc.as_object_mut(), &signature) {
+                map.insert("signature".into(), serde_json::to_value(sig).unwrap_or_default());
+            }
+            output::json(&doc);
         } else if !output::restore_deletions(&out, &opts.target) {
             say!(
                 "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {} in {}",
@@ -423,6 +437,9 @@ impl Ctx {
                 bytes(out.bytes),
                 duration_ms(out.duration_ms)
             );
+            if let Some(sig) = &signature {
+                say!("signature: {}", sig.describe());
+            }
         }
         Ok(EXIT_OK)
     }

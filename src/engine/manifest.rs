@@ -17,8 +17,10 @@ use std::path::Path;
 
 use bytes::Bytes;
 
-use super::ls;
-use super::{EngineError, Result};
+use std::sync::Arc;
+
+use super::restore::{RestoreOptions, RestoreOutcome, restore};
+use super::{EngineError, Progress, Result, ls};
 use crate::format::digest::{Sha256, Sha256Hasher};
 use crate::format::dsse::Envelope;
 use crate::format::ids::SnapshotId;
@@ -417,4 +419,71 @@ pub fn confirm_restored(target: &Path, checked: Option<&Checked>, complete: bool
         ),
         files: bad.into_iter().map(|(p, _)| p).collect(),
     })
+}
+
+/// Restore snapshot `id` as `restore` does, trusting it only as `trust` allows: the
+/// signature is checked before anything is written and the restored files are compared
+/// with the signed digests after. Returns the verdict when there was one to check.
+pub async fn restore_checked(
+    repo: &Repository,
+    id: &SnapshotId,
+    snapshot: &Snapshot,
+    opts: &RestoreOptions,
+    trust: &Trust,
+    progress: Arc<Progress>,
+) -> Result<(RestoreOutcome, Option<Verdict>)> {
+    let checked = gate(repo, id, snapshot, trust).await?;
+    let outcome = restore(repo, id, opts, progress).await?;
+    // A dry run wrote nothing to compare.
+    if !opts.dry_run {
+        let complete = opts.include.is_empty() && opts.only.is_none();
+        confirm_restored(&opts.target, checked.as_ref(), complete)?;
+    }
+    Ok((outcome, checked.map(|c| c.verdict)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::digest::sha256;
+    use crate::format::ids::ContentHash;
+    use crate::format::names::DatasetName;
+
+    fn manifest(files: &[(&str, &[u8])]) -> SnapshotManifest {
+        let files = files.iter().map(|(path, data)| ManifestFile {
+            path: path.to_string(),
+            size: data.len() as u64,
+            sha256: sha256(data),
+            blake3: ContentHash::of_bytes(data),
+        });
+        SnapshotManifest {
+            snapshot: SnapshotId([1; 32]),
+            dataset: DatasetName::new("d").unwrap(),
+            host: "h".into(),
+            time: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+            files: files.collect(),
+        }
+    }
+
+    #[test]
+    fn restored_files_that_differ_from_their_signed_digest_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("m")).unwrap();
+        std::fs::write(dir.path().join("m/a"), b"hello").unwrap();
+        std::fs::write(dir.path().join("m/b"), b"hellO").unwrap();
+        let m = manifest(&[("m/a", b"hello"), ("m/b", b"hello"), ("m/c", b"gone")]);
+        let bad = check_restored(dir.path(), &m, |_| true);
+        let names: Vec<&str> = bad.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(names, ["m/b", "m/c"]);
+        let checked = Checked {
+            verdict: Verdict::Signed { signer: "k".into() },
+            manifest: Some(m),
+        };
+        let err = confirm_restored(dir.path(), Some(&checked), false).unwrap_err();
+        assert!(
+            matches!(&err, EngineError::Damage { files, .. } if files == &["m/b"]),
+            "{err}"
+        );
+        assert!(confirm_restored(dir.path(), None, true).is_ok());
+    }
 }
