@@ -81,3 +81,16 @@ pub fn object_lock(target: LockTarget, credentials: Credentials, display: &str) 
 pub fn not_locking(location: &str) -> StorageError {
     StorageError::new(ErrorKind::Permanent, location, "this store does not lock objects")
 }
+
+#[cfg(all(test, not(feature = "object-lock")))]
+mod tests {
+    #[test]
+    fn without_the_feature_a_locked_address_is_refused_when_opened() {
+        let address = "s3://bkt/p?endpoint=http://127.0.0.1:9&object_lock_days=3";
+        let err = crate::storage::open(address).expect_err("opened a lock it cannot keep");
+        assert!(err.message.contains("no S3 Object Lock support"), "{err}");
+        assert!(err.message.contains("object_lock_days=3"), "{err}");
+        let plain = "s3://bkt/p?endpoint=http://127.0.0.1:9";
+        assert_eq!(crate::storage::open(plain).unwrap().capabilities().lock_days, None);
+    }
+}
