@@ -4,6 +4,7 @@
 pub mod access;
 pub mod agree;
 pub mod alerts;
+pub mod audit;
 pub mod child;
 pub mod observe;
 pub mod recover;

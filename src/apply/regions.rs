@@ -142,6 +142,8 @@ async fn create_missing(plan: &Plan, regions: &mut [RegionRepo], password: &[u8]
         };
         if let Ok(repo) = &created {
             peer.get_or_insert_with(|| repo.clone());
+            // Best effort: a region whose trail cannot be written fails its backup's event.
+            let _ = crate::engine::audit::record_init(repo).await;
         }
         r.repo = created;
     }

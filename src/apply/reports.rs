@@ -11,6 +11,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::audit::{RunEvent, record_run};
 use super::regions::open_regions;
 use super::{ApplyError, Result};
 use crate::format::names::RegionName;
@@ -29,8 +30,9 @@ fn check_name(name: &str) -> Result<ReportName> {
     ReportName::parse(name).map_err(|e| ApplyError::BadInput(e.to_string()))
 }
 
-/// Store `files` (name → bytes) under `reports/` in every region of the plan.
-pub async fn upload(plan: &Plan, password: &[u8], files: &[(String, Vec<u8>)]) -> Result<Vec<Upload>> {
+/// Store `files` (name → bytes) under `reports/` in every region of the plan, and
+/// record `run` in each region's audit trail.
+pub async fn upload(plan: &Plan, password: &[u8], files: &[(String, Vec<u8>)], run: &RunEvent) -> Result<Vec<Upload>> {
     let files: Vec<(ReportName, &[u8])> = files
         .iter()
         .map(|(name, data)| Ok((check_name(name)?, data.as_slice())))
@@ -45,6 +47,10 @@ pub async fn upload(plan: &Plan, password: &[u8], files: &[(String, Vec<u8>)]) -
                     if let Err(e) = repo.save_report(name, data).await {
                         first_error.get_or_insert(e.to_string());
                     }
+                }
+                let report = files.first().map(|f| f.0.to_string()).unwrap_or_default();
+                if let Some(e) = record_run(&repo, run, &report).await {
+                    first_error.get_or_insert(e);
                 }
                 first_error
             }

@@ -363,6 +363,11 @@ pub enum Command {
         #[command(subcommand)]
         what: RepairWhat,
     },
+    /// The audit trail: who did what to the repository, and whether it still agrees.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Print a shell completion script: `source <(lifeboat completions bash)`.
     Completions {
         /// The shell to complete for.
@@ -438,6 +443,29 @@ pub enum ManifestAction {
         /// Where to write the signature bundle (JSON).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// List the trail's events, oldest first (with --json: the trail and its problems).
+    Log {
+        #[command(flatten)]
+        repo: RepoArg,
+    },
+    /// Check the trail is whole (nothing missing, altered, reordered or rolled back)
+    /// and agrees with the snapshots; exit 3 naming the first problem.
+    Verify {
+        #[command(flatten)]
+        repo: RepoArg,
+    },
+    /// Write every event as one JSON object per line, for a SIEM.
+    Export {
+        #[command(flatten)]
+        repo: RepoArg,
+        /// Write to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 

@@ -4,10 +4,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::args::{CipherArg, Cli, Command, KeyAction, PasswordArgs, RepairWhat, RepoArg};
+use super::audit_commands::{audit_code, with_audit};
 use super::context::Ctx;
 use super::error::{EXIT_DAMAGE, EXIT_OK, Result, bad};
 use super::output::{self, Bar, bytes, duration_ms, note, say};
 use crate::apply::retention::Filter;
+use crate::engine::audit::{self, event};
 use crate::engine::backup::{BackupOptions, backup};
 use crate::engine::check::{CheckOptions, check};
 use crate::engine::manifest::{Trust, TrustedKeys, restore_checked};
@@ -15,6 +17,7 @@ use crate::engine::prune::PruneOptions;
 use crate::engine::repair::{RepairOptions, repair_index};
 use crate::engine::restore::{Placement, RestoreOptions};
 use crate::engine::{Progress, ls};
+use crate::format::audit::{Action, Record};
 use crate::format::crypto::{Cipher, KdfParams};
 use crate::format::names::{DatasetName, Tag};
 use crate::plan::Retention;
@@ -220,6 +223,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             to_password_file,
             snapshots,
         } => ctx.copy(&repo, &to, to_password_file, &snapshots).await,
+        Command::Audit { action } => ctx.audit(action).await,
         Command::Completions { shell } => super::reference::completions(shell),
         Command::Man { command } => super::reference::man(&command),
     }
@@ -244,6 +248,7 @@ impl Ctx {
         let pw = self.password.resolve("LIFEBOAT_PASSWORD")?;
         let store = self.store(repo, true)?;
         let r = Repository::init(store, &pw, &opts).await?;
+        audit::append(&r, event(Action::Init)).await?;
         if self.json {
             output::json(&serde_json::json!({"repository": r.address(), "id": r.config().id, "cipher": cipher.name()}));
         } else {
@@ -271,6 +276,14 @@ impl Ctx {
                 };
                 let pw = src.resolve_as("LIFEBOAT_NEW_PASSWORD", "--new-password-file")?;
                 let id = r.add_key(&pw, KdfParams::default(), &label).await?;
+                audit::append(
+                    &r,
+                    Record {
+                        objects: vec![format!("key {id}")],
+                        ..event(Action::KeyAdd)
+                    },
+                )
+                .await?;
                 if self.json {
                     output::json(&serde_json::json!({"added": id}))
                 } else {
@@ -297,6 +310,15 @@ impl Ctx {
             KeyAction::Remove { repo, id } => {
                 let r = self.open(&repo).await?;
                 let removed = r.remove_key(&id).await?;
+                let objects = vec![format!("key {removed}")];
+                audit::append(
+                    &r,
+                    Record {
+                        objects,
+                        ..event(Action::KeyRemove)
+                    },
+                )
+                .await?;
                 let locked = r.lock_days().map(|days| {
                     format!(
                         "this region keeps objects under S3 Object Lock ({days} days and more): the key object \
@@ -354,12 +376,13 @@ impl Ctx {
             .filter(|(_, s)| dataset.is_none_or(|d| s.dataset.as_ref().is_some_and(|n| n.as_str() == d)))
             .collect();
         let signatures = self.signatures(&r, &all, trusted).await?;
+        let trail = self.audit_findings(&r).await?;
         if self.json {
             let docs: Vec<_> = (all.iter().zip(&signatures))
                 .map(|((id, s), sig)| serde_json::json!({"id": id, "snapshot": s, "signature": sig}))
                 .collect();
             output::json(&docs);
-            return Ok(EXIT_OK);
+            return Ok(audit_code(&trail, &r));
         }
         say!(
             "{:<10} {:<20} {:<12} {:<14} {:>10}  {:<8}  paths",
@@ -387,7 +410,7 @@ impl Ctx {
             say!("{}: {}", id.short(), sig.describe());
         }
         say!("{} snapshot(s)", all.len());
-        Ok(EXIT_OK)
+        Ok(audit_code(&trail, &r))
     }
 
     async fn ls(&self, repo: &RepoArg, spec: &str) -> Result<i32> {
@@ -451,8 +474,10 @@ impl Ctx {
         let report = check(&r, &CheckOptions { read_data_percent: pct }, progress).await;
         bar.finish();
         let report = report?;
+        let trail = self.audit_findings(&r).await?;
+        let clean = report.is_clean() && trail.is_empty();
         if self.json {
-            output::json(&report);
+            output::json(&with_audit(&report, &trail));
         } else {
             for e in &report.errors {
                 say!("damage: {e}");
@@ -475,19 +500,19 @@ impl Ctx {
             }
             say!(
                 "{}",
-                if report.is_clean() {
+                if clean {
                     "no errors found"
                 } else {
                     "repository is damaged"
                 }
             );
         }
-        if report.is_clean() {
+        if clean {
             Ok(EXIT_OK)
         } else {
             note!(
                 "error: check found {} problem(s) in {} — see the report above",
-                report.errors.len(),
+                report.errors.len() + trail.len(),
                 r.address()
             );
             Ok(EXIT_DAMAGE)

@@ -7,6 +7,7 @@
 //! of each storage error, which the one-line message leaves out.
 
 mod args;
+mod audit_commands;
 mod commands;
 mod context;
 mod daemon_commands;

@@ -6,11 +6,14 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
+use super::audit_commands::{memory_dir, with_audit};
 use super::context::Ctx;
 use super::error::{EXIT_BAD_INPUT, EXIT_DAMAGE, EXIT_DEGRADED, EXIT_FAILED, EXIT_OK, Result, bad};
 use super::output::{self, Bar, bytes, duration_ms, note, say};
 use crate::apply::alerts::verify_and_alert;
 use crate::apply::recover::{Wanted, restore_by_plan};
+use crate::apply::audit::review_regions;
+use crate::apply::recover::restore_by_plan;
 use crate::apply::replicate::sync_plan;
 use crate::apply::run::{ApplyOptions, apply};
 use crate::apply::status;
@@ -47,10 +50,19 @@ impl Ctx {
         let plan = self.load_plan(path)?;
         let pw = self.plan_password(&plan).await?;
         let st = status::status(&plan, &pw, Utc::now(), status::Depth::Bytes).await;
+        let trails = review_regions(&plan, &pw, memory_dir().as_deref()).await;
         if self.json {
-            output::json(&st);
+            output::json(&with_audit(&st, &trails));
         } else {
             print_status(&st);
+        }
+        let mut problems = trails.iter().flat_map(|t| &t.problems);
+        if let Some(first) = problems.next() {
+            for p in std::iter::once(first).chain(problems).filter(|_| !self.json) {
+                note!("damage: {p}");
+            }
+            note!("error: {first} — run `lifeboat audit verify --repo URL` on that region for its whole trail");
+            return Ok(EXIT_DAMAGE);
         }
         let unreachable = st.datasets.iter().flat_map(|d| &d.regions).any(|r| !r.reachable);
         Ok(if st.violated || unreachable {

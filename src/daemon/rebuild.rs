@@ -5,6 +5,8 @@
 //! itself; the daemon's own journal only adds what repositories cannot say (job
 //! history, when it last tried).
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -12,7 +14,7 @@ use chrono::Utc;
 use super::schedule::DatasetKey;
 use super::shared::{Shared, lock};
 use super::state::Outcome;
-use crate::apply::{secrets, status};
+use crate::apply::{audit, secrets, status};
 use crate::plan::Plan;
 
 /// Observe every dataset × region of one plan and merge it into the state.
@@ -22,6 +24,7 @@ pub async fn observe_plan(shared: &Shared, name: &str, plan: &Plan) {
         Err(e) => return tracing::warn!(plan = name, error = %e, "cannot read the plan's repositories"),
     };
     let st = status::status(plan, &password, Utc::now(), status::Depth::Snapshots).await;
+    let tampered = audit_problems(name, plan, &password, &shared.config.state_dir).await;
     for ds in &st.datasets {
         let key = DatasetKey::new(name, &ds.dataset);
         let snapshot = {
@@ -34,6 +37,9 @@ pub async fn observe_plan(shared: &Shared, name: &str, plan: &Plan) {
                 } else {
                     region.last_error = r.error.clone();
                 }
+                if let Some(problem) = tampered.get(&r.region) {
+                    region.last_error = Some(problem.clone());
+                }
             }
             obs.clone()
         };
@@ -45,6 +51,22 @@ pub async fn observe_plan(shared: &Shared, name: &str, plan: &Plan) {
         datasets = st.datasets.len(),
         "observed the plan's repositories"
     );
+}
+
+/// The first audit-trail problem of each region of `plan` (deleted or replayed
+/// snapshots, a trail that is not whole or is behind the checkpoint this daemon
+/// remembers in its state directory), logged as errors.
+async fn audit_problems(name: &str, plan: &Plan, password: &[u8], state: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for trail in audit::review_regions(plan, password, Some(state)).await {
+        for p in &trail.problems {
+            tracing::error!(plan = name, region = %trail.region, problem = %p, "audit trail problem");
+        }
+        if let Some(first) = trail.problems.first() {
+            out.insert(trail.region.clone(), format!("audit trail: {first}"));
+        }
+    }
+    out
 }
 
 /// Observe every loaded plan.

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::schedule::{self, DatasetKey, Job};
+use super::schedule::{self, DatasetKey, Job, Reason};
 use super::shared::{ActiveJob, Shared, lock, read};
 use super::state::{JobRecord, JobRegion, Outcome};
+use crate::apply::audit::{api_actor, as_actor};
 use crate::apply::observe::{Progress, progress_interval};
 use crate::apply::run::{ApplyOptions, ApplyReport, apply};
 use crate::apply::secrets;
@@ -187,7 +188,13 @@ async fn execute(plan: &Plan, job: &Job, now: DateTime<Utc>, progress: Arc<Progr
         force: job.force,
         now,
     };
-    apply(plan, &password, &opts, progress).await.map_err(|e| e.to_string())
+    let work = apply(plan, &password, &opts, progress);
+    // Work the API asked for is recorded in the audit trail as the API's.
+    let report = match job.reason {
+        Reason::Manual => as_actor(api_actor("operator"), work).await,
+        _ => work.await,
+    };
+    report.map_err(|e| e.to_string())
 }
 
 fn outcome_of(report: &ApplyReport) -> Outcome {

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{DrillError, Mode, Result};
+use crate::apply::audit::RunEvent;
 use crate::apply::reports::Upload;
 
 /// How a run ended.
@@ -114,6 +115,16 @@ impl Report {
 
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    /// What the regions' audit trails record of this run.
+    pub fn run_event(&self) -> RunEvent {
+        RunEvent {
+            failover: self.mode == Mode::Failover,
+            playbook: self.playbook.clone(),
+            passed: self.outcome == Outcome::Passed,
+            objectives_missed: self.outcome == Outcome::ObjectivesMissed,
+        }
     }
 
     /// The two files of a report, as (name, bytes).

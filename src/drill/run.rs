@@ -81,7 +81,7 @@ async fn keep(
     let path = report.save(&opts.state_dir)?;
     if opts.upload {
         report.uploads = match password {
-            Some(pw) => reports::upload(plan, pw, &report.files()).await?,
+            Some(pw) => reports::upload(plan, pw, &report.files(), &report.run_event()).await?,
             None => vec![reports::Upload {
                 region: "all".into(),
                 error: Some("no repository password: report kept locally only".into()),

@@ -25,7 +25,8 @@ use super::fanout::{Dropped, Lane, Outgoing, PACKS_IN_MEMORY, Target, no_region_
 use super::immutable::{keep_packs_locked, locks_not_extended};
 use super::manifest::{Signing, signed_manifest};
 use super::walk::{Excludes, node_from_meta, unchanged};
-use super::{EngineError, Progress, Result};
+use super::{EngineError, Progress, Result, audit};
+use crate::format::audit::{Action, Record};
 use crate::format::blob::Compression;
 use crate::format::chunker::Chunker;
 use crate::format::digest::Sha256Hasher;
@@ -181,6 +182,11 @@ async fn backup_lanes(lanes: &mut [Lane], opts: &BackupOptions, progress: Arc<Pr
     for lease in leases {
         // A lease that cannot be removed expires by itself.
         let _ = lease.release().await;
+    }
+    if result.is_err() {
+        for lane in lanes.iter() {
+            audit::note(&lane.repo, audit::finished(audit::event(Action::Backup), &result)).await;
+        }
     }
     result
 }
@@ -376,6 +382,7 @@ async fn run(
         (Some(signing), Some(files)) => Some(signed_manifest(&repo, &id, &snapshot, files, signing)?),
         _ => None,
     };
+    let record = audit::event(Action::Backup);
     for lane in lanes.iter_mut().filter(|l| l.active()) {
         // The manifest goes first: a signed dataset's snapshot never appears unsigned.
         let signed = match &manifest {
@@ -388,6 +395,18 @@ async fn run(
         }
         if let Err(e) = lane.repo.put_snapshot(&id, sealed.clone()).await {
             lane.drop_with(Dropped::Failed(e.into()));
+            continue;
+        }
+        if let Err(e) = audit::append(
+            &lane.repo,
+            Record {
+                written: vec![id],
+                ..record.clone()
+            },
+        )
+        .await
+        {
+            lane.drop_with(Dropped::Failed(e));
             continue;
         }
         let now = Utc::now().max(time);

@@ -11,8 +11,9 @@ use chrono::Utc;
 use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt};
 
-use super::Result;
 use super::immutable::{keep_packs_locked, locks_not_extended};
+use super::{Result, audit};
+use crate::format::audit::{Action, Record};
 use crate::format::ids::{BlobId, PackId, SnapshotId};
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::pack::BlobKind;
@@ -58,7 +59,19 @@ pub async fn copy(src: &Repository, dst: &Repository, ids: &[SnapshotId]) -> Res
     let lease = dst.lease(LeaseKind::Backup, "copy").await?;
     let result = run(src, dst, ids).await;
     let _ = lease.release().await;
-    result
+    let written: Vec<SnapshotId> = result
+        .as_ref()
+        .map(|r| r.snapshots.iter().map(|s| s.1).collect())
+        .unwrap_or_default();
+    let record = Record {
+        written,
+        objects: vec![format!("from {}", src.address())],
+        ..audit::event(Action::Copy)
+    };
+    audit::after(dst, record, result, |r| {
+        format!("{} snapshot(s) copied", r.snapshots.len())
+    })
+    .await
 }
 
 async fn run(src: &Repository, dst: &Repository, ids: &[SnapshotId]) -> Result<CopyReport> {

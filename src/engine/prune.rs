@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{EngineError, Result};
+use super::{EngineError, Result, audit};
+use crate::format::audit::Action;
 use crate::format::blob;
 use crate::format::ids::{BlobId, IndexId, PackId, SnapshotId};
 use crate::format::index::{IndexFile, IndexedPack};
@@ -78,7 +79,13 @@ pub async fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport
     let lease = repo.lease(LeaseKind::Prune, "prune").await?;
     let result = run(repo, opts).await;
     lease.release().await?;
-    result
+    if opts.dry_run {
+        return result;
+    }
+    audit::after(repo, audit::event(Action::Prune), result, |r| {
+        format!("{} pack(s) deleted", r.deleted)
+    })
+    .await
 }
 
 async fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {

@@ -16,8 +16,9 @@ use std::collections::{HashMap, HashSet};
 
 use futures::stream::{self, StreamExt};
 
-use super::Result;
 use super::prune::condemned_packs;
+use super::{Result, audit};
+use crate::format::audit::Action;
 use crate::format::ids::{IndexId, PackId};
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::pack::{self, PackEntry};
@@ -67,7 +68,13 @@ pub async fn repair_index(repo: &Repository, opts: &RepairOptions) -> Result<Rep
     let lease = repo.lease(LeaseKind::Exclusive, "repair index").await?;
     let result = run(repo, opts).await;
     lease.release().await?;
-    result
+    if opts.dry_run {
+        return result;
+    }
+    audit::after(repo, audit::event(Action::Repair), result, |r| {
+        format!("index: {} pack(s) added", r.packs_added)
+    })
+    .await
 }
 
 async fn run(repo: &Repository, opts: &RepairOptions) -> Result<RepairReport> {

@@ -12,7 +12,8 @@ use chrono::Utc;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::immutable::{keep_packs_locked, locks_not_extended};
-use super::{EngineError, Result};
+use super::{EngineError, Result, audit};
+use crate::format::audit::{Action, Record};
 use crate::format::ids::{BlobId, PackId, SnapshotId};
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::names::DatasetName;
@@ -93,6 +94,16 @@ async fn copy_missing(src: &Repository, dst: &Repository, dataset: Option<&Datas
         report.bytes += src.copy_snapshot_to(dst, id).await?;
         report.snapshots += 1;
     }
+    let from = vec![format!("from {}", src.address())];
+    audit::append(
+        dst,
+        Record {
+            written: missing,
+            objects: from,
+            ..audit::event(Action::Sync)
+        },
+    )
+    .await?;
     let uploaded: HashSet<PackId> = copied.iter().map(|c| c.0).collect();
     // The snapshots copied may use packs this region already had; their locks must
     // cover the region's retention from now, as after a backup.

@@ -17,7 +17,8 @@ use chrono::{DateTime, Utc};
 use rand::seq::SliceRandom;
 
 use super::restore::{Placement, RestoreOptions, restore};
-use super::{EngineError, Progress, Result, ls};
+use super::{EngineError, Progress, Result, audit, ls};
+use crate::format::audit::{Action, Outcome, Record};
 use crate::format::ids::{ContentHash, ContentHasher, SnapshotId};
 use crate::format::tree::NodeKind;
 use crate::repo::Repository;
@@ -69,6 +70,22 @@ pub async fn verify(
     opts: &VerifyOptions,
     now: DateTime<Utc>,
 ) -> Result<VerifyReport> {
+    let result = sampled(repo, id, opts, now).await;
+    let mut record = audit::finished(
+        Record {
+            objects: vec![format!("snapshot {id}")],
+            ..audit::event(Action::Verify)
+        },
+        &result,
+    );
+    if result.as_ref().is_ok_and(|r| !r.passed) {
+        record.outcome = Outcome::Damage;
+    }
+    audit::note(repo, record).await;
+    result
+}
+
+async fn sampled(repo: &Repository, id: &SnapshotId, opts: &VerifyOptions, now: DateTime<Utc>) -> Result<VerifyReport> {
     if !(opts.sample_fraction > 0.0 && opts.sample_fraction <= 1.0) {
         return Err(EngineError::BadInput(format!(
             "sample fraction {} must be in (0, 1]",

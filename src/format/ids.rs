@@ -77,6 +77,7 @@ id_type!(SnapshotId);
 id_type!(KeyId);
 id_type!(RepoId);
 id_type!(ContentHash);
+id_type!(ChainHash);
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@
 //! arguments so every function can be property-tested. The byte-level specification
 //! is `docs/format.md`.
 
+pub mod audit;
 pub mod blob;
 pub mod chunker;
 pub mod config;

@@ -16,6 +16,8 @@ pub const RETENTION: &str = "retention/";
 pub const REPORTS: &str = "reports/";
 /// Signed manifests of snapshots, named by their snapshot's id.
 pub const MANIFESTS: &str = "manifests/";
+/// Audit segments, named by the position of their first event (20 decimal digits).
+pub const AUDIT: &str = "audit/";
 
 pub fn key(id: &KeyId) -> String {
     format!("{KEYS}{id}")
@@ -49,6 +51,17 @@ pub fn retention_ledger(name: &str) -> String {
 
 pub fn report(name: &str) -> String {
     format!("{REPORTS}{name}")
+}
+
+pub fn audit_segment(seq: u64) -> String {
+    format!("{AUDIT}{seq:020}")
+}
+
+/// The position an audit segment's name gives, if it is one a writer chose.
+pub fn audit_seq(name: &str) -> Option<u64> {
+    (name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| name.parse().ok())
+        .flatten()
 }
 
 pub fn lock(name: &str) -> String {

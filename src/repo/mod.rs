@@ -9,6 +9,7 @@
 //! byte-identically to several regions.
 
 mod access;
+pub mod audit;
 pub mod bounded;
 pub mod error;
 pub mod index;

@@ -2,7 +2,7 @@
 //!
 //! The repository, not the store, decides which objects are locked: on a store that
 //! can lock (S3 Object Lock, `object_lock_days=N`), the objects that make up a snapshot
-//! (packs, snapshots and their signed manifests) and those without which nothing can be decrypted and which
+//! (packs, snapshots and their signed manifests), the audit trail's segments, and those without which nothing can be decrypted and which
 //! cannot be rebuilt (key objects and `config`) are written with a COMPLIANCE retention
 //! of `N + slack` days. Everything else (index objects, leases, prune records,
 //! retention ledgers, reports) is replaced or removed in normal operation, or can be
@@ -29,13 +29,14 @@ pub enum ObjectKind {
     RetentionLedger,
     Report,
     Manifest,
+    AuditSegment,
 }
 
 impl ObjectKind {
     /// Whether objects of this kind are written under Object Lock where the store can.
     pub fn locked(self) -> bool {
         use ObjectKind::*;
-        matches!(self, Config | Key | Pack | Snapshot | Manifest)
+        matches!(self, Config | Key | Pack | Snapshot | Manifest | AuditSegment)
     }
 }
 
@@ -174,7 +175,7 @@ mod tests {
         use ObjectKind::*;
         let store = Claims::new("memory://objects-policy");
         let before = Utc::now();
-        for kind in [Config, Key, Pack, Snapshot, Manifest] {
+        for kind in [Config, Key, Pack, Snapshot, Manifest, AuditSegment] {
             let opts = put_options(&store, kind, false);
             let until = opts.retain_until.expect("locked kind");
             // 30 days plus a slack of 7.

@@ -207,6 +207,21 @@ elif cmd == "delete-versions":
 elif cmd == "delete":
     bucket, k = args
     s3.delete_object(Bucket=bucket, Key=k)
+elif cmd == "copy":
+    bucket, src, dst = args
+    s3.copy_object(Bucket=bucket, Key=dst, CopySource={"Bucket": bucket, "Key": src})
+elif cmd == "put-hex":
+    bucket, k, data = args
+    s3.put_object(Bucket=bucket, Key=k, Body=bytes.fromhex(data))
+elif cmd == "get-hex":
+    bucket, k = args
+    sys.stdout.write(s3.get_object(Bucket=bucket, Key=k)["Body"].read().hex())
+elif cmd == "keys":
+    bucket, prefix = args
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [obj["Key"][len(prefix):] for obj in page.get("Contents", [])]
+    print(json.dumps(sorted(keys)))
 elif cmd == "get":
     bucket, k = args
     sys.stdout.write(hashlib.sha256(s3.get_object(Bucket=bucket, Key=k)["Body"].read()).hexdigest())

@@ -23,7 +23,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{EngineError, Progress, Result};
+use super::{EngineError, Progress, Result, audit};
+use crate::format::audit::{Action, Record};
 use crate::format::ids::SnapshotId;
 use crate::repo::{Index, Repository};
 use fetch::{Damaged, Written, fetch_all};
@@ -95,6 +96,30 @@ pub async fn restore(
     if opts.dry_run {
         return preview_delete(repo, id, opts).await;
     }
+    let result = placed(repo, id, opts, progress).await;
+    let objects = vec![format!("snapshot {id}"), format!("target {}", opts.target.display())];
+    // Restoring changes nothing in the repository, and read-only credentials must
+    // still restore: the event is written when the store allows it.
+    audit::note(
+        repo,
+        audit::finished(
+            Record {
+                objects,
+                ..audit::event(Action::Restore)
+            },
+            &result,
+        ),
+    )
+    .await;
+    result
+}
+
+async fn placed(
+    repo: &Repository,
+    id: &SnapshotId,
+    opts: &RestoreOptions,
+    progress: Arc<Progress>,
+) -> Result<RestoreOutcome> {
     if opts.placement != Placement::Swap {
         let overwrite = opts.placement == Placement::Overwrite;
         return restore_into(repo, id, opts, &opts.target, overwrite, progress).await;

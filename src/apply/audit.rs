@@ -1,0 +1,92 @@
+//! The audit trail at plan level: judge every region's trail (`lifeboat plan`), record
+//! drills and failovers in the regions they report to, and run work in the name of
+//! whoever asked for it (the daemon's API subject).
+
+use std::future::Future;
+use std::path::Path;
+
+use super::regions::open_regions;
+use crate::engine::audit::review::Problem;
+use crate::engine::audit::{self, RunEnd};
+use crate::plan::Plan;
+use crate::repo::Repository;
+
+/// One region's trail as judged.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RegionTrail {
+    pub region: String,
+    /// Events in the trail (its checkpoint's size).
+    pub events: u64,
+    pub problems: Vec<Problem>,
+    /// Why the trail could not be read (the region is unreachable, or has no repository).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Why the checkpoint could not be remembered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// Read and judge the trail of every region of `plan`, remembering checkpoints in
+/// `memory` (see `engine::audit::inspect`).
+pub async fn review_regions(plan: &Plan, password: &[u8], memory: Option<&Path>) -> Vec<RegionTrail> {
+    let mut out = Vec::new();
+    for region in open_regions(plan, &[], password, false).await {
+        let inspected = match &region.repo {
+            Ok(repo) => audit::inspect(repo, memory).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        out.push(match inspected {
+            Ok((trail, warning)) => RegionTrail {
+                region: region.name.to_string(),
+                events: trail.checkpoint.size,
+                problems: trail.problems,
+                error: None,
+                warning,
+            },
+            Err(error) => RegionTrail {
+                region: region.name.to_string(),
+                events: 0,
+                problems: Vec::new(),
+                error: Some(error),
+                warning: None,
+            },
+        });
+    }
+    out
+}
+
+/// Run `work` with every audit event it writes naming `actor`.
+pub async fn as_actor<F: Future>(actor: String, work: F) -> F::Output {
+    audit::as_actor(actor, work).await
+}
+
+/// The actor of work the daemon's API asked for: `api:<role> via <daemon user@host>`
+/// (API tokens carry a role, not a name).
+pub fn api_actor(role: &str) -> String {
+    format!("api:{role} via {}", audit::actor())
+}
+
+/// A drill or failover, as its report says it went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunEvent {
+    pub failover: bool,
+    pub playbook: String,
+    /// Every step passed and every objective was met.
+    pub passed: bool,
+    /// The steps passed but an objective was missed.
+    pub objectives_missed: bool,
+}
+
+/// Record `run` in `repo`, naming its stored report `report`; returns why it could not.
+pub(super) async fn record_run(repo: &Repository, run: &RunEvent, report: &str) -> Option<String> {
+    let end = match (run.passed, run.objectives_missed) {
+        (true, _) => RunEnd::Passed,
+        (false, true) => RunEnd::ObjectivesMissed,
+        (false, false) => RunEnd::Failed,
+    };
+    let objects = vec![format!("playbook {}", run.playbook), format!("report {report}")];
+    audit::record_run(repo, run.failover, objects, end)
+        .await
+        .err()
+        .map(|e| e.to_string())
+}
