@@ -188,8 +188,14 @@ fn trail_records_who_did_what(site: &Site) {
     assert_eq!(lines.len(), 4);
     let log = site.run(&["--json", "audit", "log", "--repo", &site.repo()]);
     let named: Value = serde_json::from_slice(&log.stdout).unwrap();
-    assert!(named["repository"].as_str().is_some_and(|r| r.contains("repo")), "{named}");
-    assert!(lines.iter().all(|l| l["repository"] == named["repository"]), "{lines:?}");
+    assert!(
+        named["repository"].as_str().is_some_and(|r| r.contains("repo")),
+        "{named}"
+    );
+    assert!(
+        lines.iter().all(|l| l["repository"] == named["repository"]),
+        "{lines:?}"
+    );
     assert_eq!(lines[3]["action"], "forget");
     site.ok(&["check", "--repo", &site.repo()]);
 }

@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::Value;
 
+use lifeboat::engine::audit;
 use lifeboat::engine::prune::{PruneOptions, prune};
+use lifeboat::format::audit::{Action, Record};
+use lifeboat::format::ids::SnapshotId;
 use lifeboat::repo::Repository;
 use lifeboat::repo::lock::{LeaseInfo, LeaseKind};
 use lifeboat::storage::{ObjectMeta, Store};
@@ -568,6 +571,14 @@ async fn backup_finishing_during_prune_keeps_the_data_it_deduplicated() {
         store.finish.lock().expect("lock").is_none(),
         "the backup never finished"
     );
+    // A backup records the snapshot it wrote in the audit trail; so does this one, or
+    // its twin of the forgotten snapshot would read as put back behind Lifeboat's back.
+    let id = SnapshotId::from_hex(&dedup_id).expect("snapshot id");
+    let record = Record {
+        written: vec![id],
+        ..audit::event(Action::Backup)
+    };
+    audit::append(&opened, record).await.expect("audit event");
 
     tokio::task::spawn_blocking(move || {
         repo.check_read_data();

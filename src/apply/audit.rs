@@ -2,10 +2,12 @@
 //! drills and failovers in the regions they report to, and run work in the name of
 //! whoever asked for it (the daemon's API subject).
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::path::Path;
 
 use super::regions::open_regions;
+use super::status::PlanStatus;
 use crate::engine::audit::review::Problem;
 use crate::engine::audit::{self, RunEnd};
 use crate::plan::Plan;
@@ -26,11 +28,25 @@ pub struct RegionTrail {
     pub warning: Option<String>,
 }
 
-/// Read and judge the trail of every region of `plan`, remembering checkpoints in
-/// `memory` (see `engine::audit::inspect`).
-pub async fn review_regions(plan: &Plan, password: &[u8], memory: Option<&Path>) -> Vec<RegionTrail> {
+/// Read and judge the trail of every region of `plan` that `status` could read,
+/// remembering checkpoints in `memory` (see `engine::audit::inspect`). A region whose
+/// snapshots cannot be read is reported degraded by `status` already; its trail is
+/// judged once it can be read.
+pub async fn review_regions(
+    plan: &Plan,
+    password: &[u8],
+    memory: Option<&Path>,
+    status: &PlanStatus,
+) -> Vec<RegionTrail> {
+    let unreadable: HashSet<&str> = (status.datasets.iter().flat_map(|d| &d.regions))
+        .filter(|r| !r.reachable)
+        .map(|r| r.region.as_str())
+        .collect();
     let mut out = Vec::new();
     for region in open_regions(plan, &[], password, false).await {
+        if unreadable.contains(region.name.as_str()) {
+            continue;
+        }
         let inspected = match &region.repo {
             Ok(repo) => audit::inspect(repo, memory).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),

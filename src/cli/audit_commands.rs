@@ -15,7 +15,7 @@ use super::output::{self, note, say};
 use crate::engine::audit;
 use crate::engine::audit::review::{Problem, Trail};
 use crate::format::audit::Event;
-use crate::repo::Repository;
+use crate::repo::{Repository, SkippedKind};
 
 /// Where this user's client remembers audit checkpoints.
 pub(super) fn memory_dir() -> Option<PathBuf> {
@@ -148,10 +148,14 @@ pub(super) fn with_audit(report: &impl serde::Serialize, audit: &impl serde::Ser
     doc
 }
 
-/// Exit 3 with the first audit problem named, when there is one.
+/// Exit 3 with the first audit problem named, when there is one. When the command
+/// also passed over damaged snapshots, the error line that ends it names those
+/// instead (`Ctx::report_skipped_snapshots`), so there is one error line.
 pub(super) fn audit_code(trail: &[Problem], repo: &Repository) -> i32 {
+    let skipped = repo.skipped().iter().any(|s| s.kind == SkippedKind::Snapshot);
     match trail.first() {
         None => EXIT_OK,
+        Some(_) if skipped => EXIT_DAMAGE,
         Some(first) => {
             note!(
                 "error: {first} — run `lifeboat audit verify --repo {}` for the whole trail",

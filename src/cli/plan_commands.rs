@@ -50,7 +50,7 @@ impl Ctx {
         let plan = self.load_plan(path)?;
         let pw = self.plan_password(&plan).await?;
         let st = status::status(&plan, &pw, Utc::now(), status::Depth::Bytes).await;
-        let trails = review_regions(&plan, &pw, memory_dir().as_deref()).await;
+        let trails = review_regions(&plan, &pw, memory_dir().as_deref(), &st).await;
         if self.json {
             output::json(&with_audit(&st, &trails));
         } else {

@@ -24,7 +24,7 @@ pub async fn observe_plan(shared: &Shared, name: &str, plan: &Plan) {
         Err(e) => return tracing::warn!(plan = name, error = %e, "cannot read the plan's repositories"),
     };
     let st = status::status(plan, &password, Utc::now(), status::Depth::Snapshots).await;
-    let tampered = audit_problems(name, plan, &password, &shared.config.state_dir).await;
+    let tampered = audit_problems(name, plan, &password, &shared.config.state_dir, &st).await;
     for ds in &st.datasets {
         let key = DatasetKey::new(name, &ds.dataset);
         let snapshot = {
@@ -56,9 +56,15 @@ pub async fn observe_plan(shared: &Shared, name: &str, plan: &Plan) {
 /// The first audit-trail problem of each region of `plan` (deleted or replayed
 /// snapshots, a trail that is not whole or is behind the checkpoint this daemon
 /// remembers in its state directory), logged as errors.
-async fn audit_problems(name: &str, plan: &Plan, password: &[u8], state: &Path) -> BTreeMap<String, String> {
+async fn audit_problems(
+    name: &str,
+    plan: &Plan,
+    password: &[u8],
+    state: &Path,
+    status: &status::PlanStatus,
+) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for trail in audit::review_regions(plan, password, Some(state)).await {
+    for trail in audit::review_regions(plan, password, Some(state), status).await {
         for p in &trail.problems {
             tracing::error!(plan = name, region = %trail.region, problem = %p, "audit trail problem");
         }

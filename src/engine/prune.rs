@@ -68,6 +68,13 @@ pub struct PruneReport {
     pub dry_run: bool,
 }
 
+impl PruneReport {
+    /// Whether the prune left the repository as it found it.
+    fn changed_nothing(&self) -> bool {
+        self.condemned + self.repacked + self.deleted + self.resurrected == 0
+    }
+}
+
 /// A stored record of condemned packs (`format::prune`) and its name.
 struct Record {
     name: String,
@@ -79,7 +86,7 @@ pub async fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport
     let lease = repo.lease(LeaseKind::Prune, "prune").await?;
     let result = run(repo, opts).await;
     lease.release().await?;
-    if opts.dry_run {
+    if opts.dry_run || result.as_ref().is_ok_and(PruneReport::changed_nothing) {
         return result;
     }
     audit::after(repo, audit::event(Action::Prune), result, |r| {

@@ -151,24 +151,23 @@ fn take_segment(address: &str, trail: &mut Trail, seq: u64, loaded: RepoResult<S
     Ok(())
 }
 
-/// What the trail says about one snapshot: the event that wrote it and the one that
-/// forgot it.
-#[derive(Default)]
+/// The last event that wrote or removed one snapshot, and which of the two it did.
 struct Fate<'a> {
-    written: Option<&'a Event>,
-    removed: Option<&'a Event>,
+    event: &'a Event,
+    removed: bool,
 }
 
-/// Compare the snapshots present in `repo` with what `trail` records.
+/// Compare the snapshots present in `repo` with what `trail` records: the last event
+/// naming a snapshot decides whether it should be there.
 pub async fn snapshot_problems(repo: &Repository, trail: &Trail) -> Result<Vec<Problem>> {
     let present: HashSet<SnapshotId> = repo.snapshot_ids().await?.into_iter().collect();
     let mut fates: BTreeMap<SnapshotId, Fate> = BTreeMap::new();
     for event in &trail.events {
         for id in &event.record.written {
-            fates.entry(*id).or_default().written = Some(event);
+            fates.insert(*id, Fate { event, removed: false });
         }
         for id in &event.record.removed {
-            fates.entry(*id).or_default().removed = Some(event);
+            fates.insert(*id, Fate { event, removed: true });
         }
     }
     let mut out = Vec::new();
@@ -180,32 +179,28 @@ pub async fn snapshot_problems(repo: &Repository, trail: &Trail) -> Result<Vec<P
 }
 
 fn judge(address: &str, id: &SnapshotId, fate: &Fate, present: bool) -> Option<Problem> {
-    let (kind, event, message) = match (fate.written, fate.removed, present) {
-        (Some(w), None, false) => (
+    let e = fate.event;
+    let when = e.record.time.format("%Y-%m-%d %H:%M:%S");
+    let (kind, message) = match (fate.removed, present) {
+        (false, false) => (
             ProblemKind::DeletedOutside,
-            w,
             format!(
-                "snapshot {id} in {address} was deleted outside Lifeboat: written by {} at {} (audit event {}) and never forgotten",
-                w.record.actor,
-                w.record.time.format("%Y-%m-%d %H:%M:%S"),
-                w.seq
+                "snapshot {id} in {address} was deleted outside Lifeboat: written by {} at {when} (audit event {}) and never forgotten",
+                e.record.actor, e.seq
             ),
         ),
-        (_, Some(r), true) => (
+        (true, true) => (
             ProblemKind::Replayed,
-            r,
             format!(
-                "snapshot {id} in {address} was replayed: forgotten by {} at {} (audit event {}) but present again",
-                r.record.actor,
-                r.record.time.format("%Y-%m-%d %H:%M:%S"),
-                r.seq
+                "snapshot {id} in {address} was replayed: forgotten by {} at {when} (audit event {}) but present again",
+                e.record.actor, e.seq
             ),
         ),
         _ => return None,
     };
     Some(Problem {
         kind,
-        event: Some(event.seq),
+        event: Some(e.seq),
         snapshot: Some(*id),
         message,
     })
