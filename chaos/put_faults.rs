@@ -30,7 +30,7 @@ async fn backup_failing_at_every_put_leaves_a_consistent_repository_that_recover
     // Two sealing threads feed the packer, so pack boundaries (and the number of packs)
     // vary between runs and the nth put is not always the same kind of object. Any kind
     // the sweep happened to miss is failed on purpose.
-    let all: BTreeSet<&str> = ["locks/", "data/", "index/", "snapshots/"].into();
+    let all: BTreeSet<&str> = ["locks/", "data/", "index/", "snapshots/", "audit/"].into();
     for kind in all.difference(&interrupted.clone()) {
         let bench = Bench::new().await;
         bench.fault.fail_puts_with_prefix(kind, ErrorKind::Transient);

@@ -140,7 +140,7 @@ fn source_tree(src: &Path) {
 /// Which kind of object an error's storage location names (`data/`, `index/`, ...).
 pub fn object_kind(err: &EngineError) -> &'static str {
     let text = err.to_string();
-    ["locks/", "data/", "index/", "snapshots/", "keys/"]
+    ["locks/", "data/", "index/", "snapshots/", "keys/", "audit/"]
         .into_iter()
         .find(|k| text.contains(&format!("/{k}")))
         .unwrap_or("unknown")

@@ -191,6 +191,19 @@ async fn backup_lanes(lanes: &mut [Lane], opts: &BackupOptions, progress: Arc<Pr
     result
 }
 
+/// A snapshot whose audit event could not be written is taken back, so a failed backup
+/// leaves no snapshot the trail does not know; where the store refuses the delete (Object
+/// Lock) the error says the snapshot stays.
+async fn withdraw(repo: &Repository, id: &SnapshotId, cause: EngineError) -> EngineError {
+    match repo.delete_snapshot(id).await {
+        Ok(()) => cause,
+        Err(e) => EngineError::Internal(format!(
+            "{cause}; snapshot {id} stays in {} without its audit event ({e})",
+            repo.address()
+        )),
+    }
+}
+
 fn check_replicas(lanes: &[Lane]) -> Result<()> {
     let first = &lanes[0];
     for other in &lanes[1..] {
@@ -406,7 +419,7 @@ async fn run(
         )
         .await
         {
-            lane.drop_with(Dropped::Failed(e));
+            lane.drop_with(Dropped::Failed(withdraw(&lane.repo, &id, e).await));
             continue;
         }
         let now = Utc::now().max(time);
