@@ -106,6 +106,8 @@ impl Site {
             .args(extra)
             .env("LIFEBOAT_PASSWORD", PASSWORD)
             .env("RUST_LOG", "info")
+            // Set, it must still add no backtrace to any line.
+            .env("RUST_BACKTRACE", "1")
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -245,6 +247,122 @@ fn http(port: u16, method: &str, path: &str, token: Option<&str>) -> (u16, Strin
 }
 
 /// Every sample line is `name{labels} value`; every comment is HELP or TYPE.
+/// The value of the one sample of `series` (name and labels) in `metrics`.
+fn metric(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn flag(v: &serde_json::Value) -> f64 {
+    if v.as_bool().unwrap_or(false) { 1.0 } else { 0.0 }
+}
+
+/// The samples `/metrics` must hold for what `status` says, as (series, value); and the
+/// error-class series prefixes that must be absent.
+fn expected_metrics(status: &serde_json::Value) -> (Vec<(String, f64)>, Vec<String>) {
+    let list = |v: &serde_json::Value| v.as_array().cloned().unwrap_or_default();
+    let errors = list(&status["plan_errors"]).len() as f64;
+    let mut want = vec![("lifeboat_plan_load_errors{}".to_string(), errors)];
+    let mut absent = Vec::new();
+    for p in list(&status["plans"]) {
+        let plan = p["name"].as_str().unwrap_or_default();
+        want.push((format!("lifeboat_plan_stale{{plan=\"{plan}\"}}"), flag(&p["stale"])));
+        for d in list(&p["datasets"]) {
+            let l = format!(
+                "plan=\"{plan}\",dataset=\"{}\"",
+                d["dataset"].as_str().unwrap_or_default()
+            );
+            want.push((format!("lifeboat_objective_violated{{{l}}}"), flag(&d["violated"])));
+            for r in list(&d["regions"]) {
+                let l = format!("{l},region=\"{}\"", r["region"].as_str().unwrap_or_default());
+                want.push((format!("lifeboat_region_lagging{{{l}}}"), flag(&r["lagging"])));
+                want.push((format!("lifeboat_region_reachable{{{l}}}"), flag(&r["reachable"])));
+                let failures = r["consecutive_failures"].as_f64().unwrap_or(-1.0);
+                want.push((format!("lifeboat_region_consecutive_failures{{{l}}}"), failures));
+                let stale = r["stale_locks"].as_f64().unwrap_or(-1.0);
+                want.push((format!("lifeboat_region_stale_locks{{{l}}}"), stale));
+                if let Some(t) = r["last_success"]
+                    .as_str()
+                    .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+                {
+                    want.push((
+                        format!("lifeboat_last_success_timestamp_seconds{{{l}}}"),
+                        t.timestamp() as f64,
+                    ));
+                }
+                match r["last_error_class"].as_str() {
+                    Some(class) => want.push((
+                        format!("lifeboat_region_last_error_class{{{l},class=\"{class}\"}}"),
+                        1.0,
+                    )),
+                    None => absent.push(format!("lifeboat_region_last_error_class{{{l},")),
+                }
+            }
+        }
+    }
+    for dr in list(&status["drills"]) {
+        let (plan, playbook) = (
+            dr["plan"].as_str().unwrap_or_default(),
+            dr["playbook"].as_str().unwrap_or_default(),
+        );
+        let passed = if dr["outcome"] == "passed" { 1.0 } else { 0.0 };
+        want.push((
+            format!("lifeboat_drill_passed{{plan=\"{plan}\",playbook=\"{playbook}\"}}"),
+            passed,
+        ));
+    }
+    (want, absent)
+}
+
+/// Why `metrics` disagrees with `status`, if it does: every flag, count and time above,
+/// and `violated` exactly for the datasets `violations` lists.
+fn disagreement(status: &serde_json::Value, metrics: &str) -> Option<String> {
+    let (want, absent) = expected_metrics(status);
+    for (series, value) in want {
+        let found = metric(metrics, &series);
+        if found != Some(value) {
+            return Some(format!("{series}: metrics say {found:?}, status {value}"));
+        }
+    }
+    if let Some(series) = absent.iter().find(|prefix| metrics.contains(prefix.as_str())) {
+        return Some(format!("{series}…: in metrics, not in status"));
+    }
+    let listed = status["violations"].as_array().cloned().unwrap_or_default();
+    for p in status["plans"].as_array().cloned().unwrap_or_default() {
+        for d in p["datasets"].as_array().cloned().unwrap_or_default() {
+            let prefix = format!(
+                "{}/{}:",
+                p["name"].as_str().unwrap_or_default(),
+                d["dataset"].as_str().unwrap_or_default()
+            );
+            let named = listed
+                .iter()
+                .any(|v| v.as_str().is_some_and(|v| v.starts_with(&prefix)));
+            if named != (d["violated"] == true) {
+                return Some(format!("{prefix} violated={} but violations {listed:?}", d["violated"]));
+            }
+        }
+    }
+    None
+}
+
+/// `/metrics` and `/v1/status` agree. They are read back to back; a job that ends in
+/// between may change both, so a disagreement is read again (5 times at most).
+fn assert_metrics_match_status(d: &Daemon) {
+    let mut why = String::new();
+    for _ in 0..5 {
+        let status = d.json("/v1/status");
+        let (_, metrics) = d.get("/metrics", None);
+        match disagreement(&status, &metrics) {
+            None => return,
+            Some(w) => why = w,
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    panic!("/metrics disagrees with /v1/status: {why}; log:\n{}", d.log());
+}
+
 fn assert_prometheus_text(text: &str) {
     assert!(text.contains("lifeboat_jobs_total{"), "{text}");
     let mut family = String::new();
@@ -279,6 +397,7 @@ fn scheduled_backups_run_reload_and_stop_cleanly() {
     let mut d = site.start(&[]);
     d.wait_successes("docs", 2, Duration::from_secs(30));
     assert!(site.snapshot_ids("a").len() >= 2 && site.snapshot_ids("b").len() >= 2);
+    assert_metrics_match_status(&d);
 
     // A valid change, announced with SIGHUP, takes effect. The file watcher cannot see
     // it (same modification time): several of its 2-second polls pass without a
@@ -313,7 +432,9 @@ fn scheduled_backups_run_reload_and_stop_cleanly() {
         "{status}"
     );
     assert_eq!(status["plan_errors"][0]["previous_kept"], true);
+    assert_eq!(status["plans"][0]["stale"], true, "{status}");
     assert!(d.log().contains("plan refused"), "{}", d.log());
+    assert_metrics_match_status(&d);
     let before = d.successes("docs").len();
     d.wait_successes("docs", before + 1, Duration::from_secs(20));
 
@@ -331,6 +452,7 @@ fn scheduled_backups_run_reload_and_stop_cleanly() {
         .expect("run status");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("plan site") && text.contains("refused plan"), "{text}");
+    assert!(text.contains("STALE") && !text.contains("all objectives met"), "{text}");
 
     d.signal("TERM");
     let status = d.wait_exit(Duration::from_secs(25));
@@ -377,7 +499,8 @@ fn api_requires_tokens_and_roles_and_operators_trigger_backups() {
     for name in [
         "lifeboat_job_duration_seconds_sum",
         "lifeboat_last_success_timestamp_seconds",
-        "lifeboat_rpo_age_seconds",
+        "lifeboat_snapshot_age_seconds",
+        "lifeboat_build_info{version=",
         "lifeboat_region_lagging",
     ] {
         assert!(metrics.contains(name), "{name} missing:\n{metrics}");
@@ -433,6 +556,141 @@ fn a_killed_daemon_resumes_a_second_is_refused_and_lost_state_is_rebuilt() {
         let entry: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
         assert!(entry["level"].is_string() && entry["message"].is_string(), "{line}");
     }
+}
+
+fn started_after(job: &serde_json::Value, since: chrono::DateTime<chrono::Utc>) -> bool {
+    let started = job["started"]
+        .as_str()
+        .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok());
+    started.is_some_and(|t| t > since)
+}
+
+/// Ids of the jobs the daemon lists: those started before `since`, and after.
+fn job_ids(d: &Daemon, since: chrono::DateTime<chrono::Utc>) -> (Vec<u64>, Vec<u64>) {
+    let jobs = d.json("/v1/jobs");
+    let list = jobs["jobs"].as_array().cloned().unwrap_or_default();
+    let (after, before): (Vec<_>, Vec<_>) = list.iter().partition(|j| started_after(j, since));
+    let ids = |l: Vec<&serde_json::Value>| l.iter().filter_map(|j| j["id"].as_u64()).collect();
+    (ids(before), ids(after))
+}
+
+#[test]
+fn a_daemon_restarted_with_an_invalid_plan_keeps_running_its_last_valid_version() {
+    let site = Site::new("*/3 * * * * *", "1h");
+    let mut first = site.start(&[]);
+    first.wait_successes("docs", 1, Duration::from_secs(30));
+    first.signal("TERM");
+    assert_eq!(first.wait_exit(Duration::from_secs(25)).code(), Some(0));
+
+    // Restarted with a broken file: the last valid version runs, flagged stale.
+    site.write_plan(&site.plan_text("every three seconds", "1h", &["docs"]));
+    let restart = chrono::Utc::now();
+    let d = site.start(&[]);
+    let ran = poll(Duration::from_secs(30), || {
+        d.successes("docs").iter().any(|j| started_after(j, restart))
+    });
+    assert!(ran, "the stale plan did not run; log:\n{}", d.log());
+    let status = d.json("/v1/status");
+    assert_eq!(status["plans"][0]["stale"], true, "{status}");
+    assert_eq!(status["plan_errors"][0]["previous_kept"], true, "{status}");
+    let (_, metrics) = d.get("/metrics", None);
+    assert_prometheus_text(&metrics);
+    assert!(metrics.contains("lifeboat_plan_stale{plan=\"site\"} 1"), "{metrics}");
+    let series = "lifeboat_last_success_timestamp_seconds{plan=\"site\",dataset=\"docs\",region=\"a\"}";
+    assert!(metrics.contains(series), "per-dataset series kept:\n{metrics}");
+    assert_metrics_match_status(&d);
+    assert!(d.log().contains("plan refused"), "{}", d.log());
+
+    // Job ids go on from the first daemon's, without a jump.
+    let (before, after) = job_ids(&d, restart);
+    let last = before.iter().copied().max().unwrap_or(0);
+    assert!(last > 0 && !after.is_empty(), "{before:?} {after:?}");
+    assert!(
+        after.iter().all(|id| *id > last && *id <= last + 50),
+        "ids after {last}: {after:?}"
+    );
+
+    // Fixed, the file runs again; removed on purpose, the plan stops.
+    site.write_plan(&site.plan_text("*/3 * * * * *", "1h", &["docs"]));
+    let fixed = poll(Duration::from_secs(15), || {
+        d.json("/v1/status")["plans"][0]["stale"] == false
+    });
+    assert!(fixed, "still stale; log:\n{}", d.log());
+    std::fs::remove_file(site.path("plans/site.toml")).expect("remove plan");
+    let stopped = poll(Duration::from_secs(15), || {
+        d.json("/v1/status")["plans"].as_array().is_some_and(|p| p.is_empty())
+    });
+    assert!(stopped, "a removed plan keeps running; log:\n{}", d.log());
+}
+
+/// A lease object as a backup writes it, held by `pid` on `host`, expiring at `expires`.
+fn plant_lease(region: &Path, name: &str, host: &str, pid: u32, expires: chrono::DateTime<chrono::Utc>) {
+    let lease = serde_json::json!({
+        "host": host, "pid": pid, "kind": "backup", "purpose": "backup",
+        "created": (expires - chrono::Duration::minutes(10)).to_rfc3339(),
+        "expires": expires.to_rfc3339(),
+    });
+    std::fs::create_dir_all(region.join("locks")).expect("locks dir");
+    std::fs::write(region.join("locks").join(name), lease.to_string()).expect("plant lease");
+}
+
+/// A lease whose process on this host is gone is removed by the daemon; an expired one
+/// from another host is only reported, by `/v1/status`, `/metrics` and `lifeboat plan`.
+#[test]
+fn stale_locks_are_reported_and_only_those_of_dead_local_processes_removed() {
+    let site = Site::new("*/3 * * * * *", "1h");
+    let d = site.start(&[]);
+    d.wait_successes("docs", 1, Duration::from_secs(30));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let mut gone = Command::new("true").spawn().expect("run true");
+    let dead_pid = gone.id();
+    gone.wait().expect("wait true");
+    let now = chrono::Utc::now();
+    let b = site.path("regions/b");
+    plant_lease(
+        &b,
+        "dead-local",
+        host.trim(),
+        dead_pid,
+        now + chrono::Duration::minutes(4),
+    );
+    plant_lease(
+        &b,
+        "expired-remote",
+        "elsewhere",
+        1,
+        now - chrono::Duration::minutes(30),
+    );
+
+    let tidied = poll(Duration::from_secs(30), || {
+        !b.join("locks/dead-local").exists() && region_status(&d, "b")["stale_locks"] == 1
+    });
+    assert!(tidied, "{}; log:\n{}", region_status(&d, "b"), d.log());
+    assert!(
+        b.join("locks/expired-remote").exists(),
+        "a lease from another host is never removed"
+    );
+    assert!(
+        d.log().contains("removed locks whose process on this host is gone"),
+        "{}",
+        d.log()
+    );
+    let (_, metrics) = d.get("/metrics", None);
+    let series = "lifeboat_region_stale_locks{plan=\"site\",dataset=\"docs\",region=\"b\"} 1";
+    assert!(metrics.contains(series), "{metrics}");
+    assert_metrics_match_status(&d);
+
+    let out = Command::new(BIN)
+        .arg("plan")
+        .arg(site.path("plans/site.toml"))
+        .env("LIFEBOAT_PASSWORD", PASSWORD)
+        .output()
+        .expect("run plan");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("region b: 1 stale lock(s)") && text.contains("expired-remote (backup on elsewhere, pid 1"),
+        "{text}"
+    );
 }
 
 fn poll_exit(child: &mut Child, within: Duration) -> ExitStatus {
@@ -587,7 +845,9 @@ fn scheduled_verification_and_drills_report_their_results() {
          drill_schedule = \"*/4 * * * * *\"\n\
          steps = [\n  {{ kind = \"restore\", dataset = \"docs\", region = \"b\", target = \"{root}/drill-restore\" }},\n\
            {{ kind = \"probe\", command = [\"test\", \"-s\", \"{root}/drill-restore/data/f0.txt\"] }},\n\
-           {{ kind = \"repoint\", endpoint = \"app\", to = \"b\" }},\n]\n"
+           {{ kind = \"repoint\", endpoint = \"app\", to = \"b\" }},\n]\n\
+         [playbooks.broken]\nrto = \"5m\"\ndrill_schedule = \"*/5 * * * * *\"\n\
+         steps = [{{ kind = \"probe\", command = [\"false\"], timeout = \"1s\" }}]\n"
     ));
     site.write_plan(&text);
     let daemon = site.start(&[]);
@@ -613,11 +873,23 @@ fn scheduled_verification_and_drills_report_their_results() {
             .is_some_and(|d| d.iter().any(|d| d["outcome"] == "passed"))
     });
     assert!(drilled, "no passing scheduled drill; log:\n{}", daemon.log());
+    let failed = poll(Duration::from_secs(60), || {
+        let st = daemon.json("/v1/status");
+        st["drills"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["playbook"] == "broken" && d["outcome"] == "failed"))
+    });
+    assert!(failed, "the broken drill did not fail; log:\n{}", daemon.log());
+    assert_metrics_match_status(&daemon);
     let (_, metrics) = daemon.get("/metrics", None);
     assert_prometheus_text(&metrics);
     assert!(metrics.contains("lifeboat_verification_passed{"), "{metrics}");
     assert!(
         metrics.contains("lifeboat_drill_passed{plan=\"site\",playbook=\"rehearse\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lifeboat_drill_passed{plan=\"site\",playbook=\"broken\"} 0"),
         "{metrics}"
     );
     // Traffic is back on the primary after the drill.
@@ -660,12 +932,25 @@ fn assert_only_a_suffers(site: &Site, daemon: &mut Daemon, since: chrono::DateTi
         daemon.log()
     );
     assert_eq!(region_status(daemon, "b")["degraded"], false);
+    let a = region_status(daemon, "a");
+    assert!(a["consecutive_failures"].as_u64().is_some_and(|n| n >= 1), "{a}");
+    assert!(a["last_error_class"].is_string(), "{a}");
+    assert_metrics_match_status(daemon);
     assert!(
         daemon.child.try_wait().expect("try_wait").is_none(),
         "the daemon exited"
     );
     let log = daemon.log();
     assert!(!log.contains("panicked"), "{log}");
+    assert!(!log.to_lowercase().contains("backtrace"), "{log}");
+    let failures: Vec<&str> = log.lines().filter(|l| l.contains("region failed")).collect();
+    assert!(!failures.is_empty(), "{log}");
+    assert!(
+        failures
+            .iter()
+            .all(|l| l.contains("region=a") && l.contains("class=") && l.contains("failures=")),
+        "{failures:#?}"
+    );
 }
 
 /// One region's storage turns hostile under a running daemon, then the daemon is

@@ -274,7 +274,7 @@ async fn a_passing_drill_puts_traffic_back_and_a_failover_keeps_it() {
     std::fs::write(&upstream, "upstream gw { server 10.0.0.1:80; }  # a\n").unwrap();
     let report = run(&p, dir.path(), "p", Mode::Drill).await;
     assert_eq!(report.outcome, Outcome::Passed, "{report:#?}");
-    assert_eq!(after_preflight(&report).last().unwrap().phase, Phase::Restore);
+    assert_eq!(after_preflight(&report).last().unwrap().phase, Phase::PointBack);
     assert_eq!(
         std::fs::read_to_string(&upstream).unwrap(),
         "upstream gw { server 10.0.0.1:80; }  # a\n"

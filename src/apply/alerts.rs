@@ -6,16 +6,18 @@
 
 use std::time::Duration;
 
+use super::session::Session;
 use super::verify::{RegionVerify, VerifyRequest, verify_plan};
 use super::{child, secrets};
-use crate::plan::{Alerts, Plan};
+use crate::plan::Alerts;
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
 /// One thing that went wrong, for the people on call.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Alert {
-    /// What failed: `verification`, `backup`, `drill`.
+    /// What failed: `verification`, `backup`, `drill`, or `plan` (its file is invalid and
+    /// its last valid version runs meanwhile).
     pub kind: String,
     pub plan: String,
     pub dataset: String,
@@ -91,12 +93,12 @@ async fn run(argv: &[String], passed: &[String], alert: &Alert) -> Result<(), St
 /// one line per alert that could not be delivered. The CLI and the daemon both verify
 /// this way.
 pub async fn verify_and_alert(
-    plan: &Plan,
+    session: &Session<'_>,
     plan_name: &str,
-    password: &[u8],
     req: &VerifyRequest,
 ) -> (Vec<RegionVerify>, Vec<String>) {
-    let rows = verify_plan(plan, password, req).await;
+    let plan = session.plan();
+    let rows = verify_plan(session, req).await;
     let mut undelivered = Vec::new();
     for alert in verification_alerts(plan_name, &rows) {
         undelivered.extend(fire(&plan.alerts, &alert).await);

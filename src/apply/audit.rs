@@ -6,11 +6,10 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::path::Path;
 
-use super::regions::open_regions;
+use super::session::Session;
 use super::status::PlanStatus;
 use crate::engine::audit::review::Problem;
 use crate::engine::audit::{self, RunEnd};
-use crate::plan::Plan;
 use crate::repo::Repository;
 
 /// One region's trail as judged.
@@ -28,22 +27,17 @@ pub struct RegionTrail {
     pub warning: Option<String>,
 }
 
-/// Read and judge the trail of every region of `plan` that `status` could read,
+/// Read and judge the trail of every region of the session's plan that `status` could read,
 /// remembering checkpoints in `memory` (see `engine::audit::inspect`). A region whose
 /// snapshots cannot be read is reported degraded by `status` already; its trail is
 /// judged once it can be read.
-pub async fn review_regions(
-    plan: &Plan,
-    password: &[u8],
-    memory: Option<&Path>,
-    status: &PlanStatus,
-) -> Vec<RegionTrail> {
+pub async fn review_regions(session: &Session<'_>, memory: Option<&Path>, status: &PlanStatus) -> Vec<RegionTrail> {
     let unreadable: HashSet<&str> = (status.datasets.iter().flat_map(|d| &d.regions))
         .filter(|r| !r.reachable)
         .map(|r| r.region.as_str())
         .collect();
     let mut out = Vec::new();
-    for region in open_regions(plan, &[], password, false).await {
+    for region in session.regions() {
         if unreadable.contains(region.name.as_str()) {
             continue;
         }

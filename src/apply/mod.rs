@@ -1,11 +1,11 @@
 //! Carry out a validated plan: open its regions, back up what is due, apply
 //! retention, prune, and restore by plan. Shared by `lifeboat apply` and the daemon.
 
-pub mod access;
 pub mod agree;
 pub mod alerts;
 pub mod audit;
 pub mod child;
+pub mod locks;
 pub mod observe;
 pub mod recover;
 pub mod regions;
@@ -14,6 +14,7 @@ pub mod reports;
 pub mod retention;
 pub mod run;
 pub mod secrets;
+pub mod session;
 pub mod signing;
 pub mod status;
 pub mod verify;

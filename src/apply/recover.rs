@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::regions::open_regions;
+use super::session::Session;
 use super::signing::trusted_keys;
 use super::{ApplyError, Result};
 use crate::engine::Progress;
@@ -43,9 +43,9 @@ async fn candidate(
 }
 
 /// The snapshot chosen for a restore by plan, and the region it comes from.
-struct Picked {
+struct Picked<'s> {
     region: String,
-    repo: Repository,
+    repo: &'s Repository,
     id: SnapshotId,
     snapshot: Snapshot,
     /// Regions that could not be used, and why.
@@ -53,13 +53,12 @@ struct Picked {
 }
 
 /// The newest matching snapshot of `ds` among the reachable regions wanted.
-async fn pick(
-    plan: &Plan,
-    password: &[u8],
+async fn pick<'s>(
+    session: &'s Session<'_>,
     ds: &Dataset,
     region: Option<&RegionName>,
     spec: Option<&str>,
-) -> Result<Picked> {
+) -> Result<Picked<'s>> {
     let dataset = &ds.name;
     if let Some(r) = region
         && !ds.regions.contains(r)
@@ -70,16 +69,16 @@ async fn pick(
     }
     let wanted: Vec<RegionName> = region.map_or_else(|| ds.regions.clone(), |r| vec![r.clone()]);
     let mut skipped = Vec::new();
-    let mut best: Option<(String, Repository, SnapshotId, Snapshot)> = None;
-    for r in open_regions(plan, &wanted, password, false).await {
-        let repo = match r.repo {
+    let mut best: Option<(String, &Repository, SnapshotId, Snapshot)> = None;
+    for r in session.selected(&wanted) {
+        let repo = match &r.repo {
             Ok(repo) => repo,
             Err(e) => {
                 skipped.push((r.name.to_string(), e.to_string()));
                 continue;
             }
         };
-        match candidate(&repo, dataset, spec).await {
+        match candidate(repo, dataset, spec).await {
             Ok(Some((id, snap))) if best.as_ref().is_none_or(|b| snap.time > b.3.time) => {
                 best = Some((r.name.to_string(), repo, id, snap))
             }
@@ -125,21 +124,21 @@ pub struct Wanted<'a> {
 /// Restore the wanted snapshot from its region (or the best reachable region) into
 /// `opts.target`.
 pub async fn restore_by_plan(
-    plan: &Plan,
-    password: &[u8],
+    session: &Session<'_>,
     wanted: Wanted<'_>,
     opts: &RestoreOptions,
     progress: Arc<Progress>,
 ) -> Result<PlanRestore> {
+    let plan = session.plan();
     let ds = self::dataset(plan, wanted.dataset)?;
-    let picked = pick(plan, password, ds, wanted.region, wanted.snapshot).await?;
+    let picked = pick(session, ds, wanted.region, wanted.snapshot).await?;
     let trust = Trust {
         keys: trusted_keys(plan)?,
         required: ds.sign,
         allow_unsigned: wanted.allow_unsigned,
     };
     let (outcome, signature) =
-        restore_checked(&picked.repo, &picked.id, &picked.snapshot, opts, &trust, progress).await?;
+        restore_checked(picked.repo, &picked.id, &picked.snapshot, opts, &trust, progress).await?;
     Ok(PlanRestore {
         region: picked.region,
         skipped: picked.skipped,
@@ -152,20 +151,20 @@ pub async fn restore_by_plan(
 /// once the snapshot's signature is checked against the plan's trusted keys; with the
 /// region it came from.
 pub async fn export_by_plan(
-    plan: &Plan,
-    password: &[u8],
+    session: &Session<'_>,
     dataset: &DatasetName,
     spec: Option<&str>,
     folder: &str,
 ) -> Result<(String, Vec<u8>)> {
+    let plan = session.plan();
     let ds = self::dataset(plan, dataset)?;
-    let picked = pick(plan, password, ds, None, spec).await?;
+    let picked = pick(session, ds, None, spec).await?;
     let trust = Trust {
         keys: trusted_keys(plan)?,
         required: true,
         allow_unsigned: false,
     };
-    gate(&picked.repo, &picked.id, &picked.snapshot, &trust).await?;
-    let bundle = export_model_signature(&picked.repo, &picked.id, folder, Some(&trust.keys)).await?;
+    gate(picked.repo, &picked.id, &picked.snapshot, &trust).await?;
+    let bundle = export_model_signature(picked.repo, &picked.id, folder, Some(&trust.keys)).await?;
     Ok((picked.region, bundle))
 }

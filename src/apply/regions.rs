@@ -93,34 +93,18 @@ pub async fn open_store(
     open_with(&region_url(region), OpenOptions { create, credentials })
 }
 
-async fn open_one(region: &Region, create_dir: bool, password: &[u8]) -> std::result::Result<Repository, RepoError> {
+pub(super) async fn open_one(
+    region: &Region,
+    create_dir: bool,
+    password: &[u8],
+) -> std::result::Result<Repository, RepoError> {
     let store = open_store(region, create_dir).await?;
     Repository::open(store, password).await
 }
 
-/// Open `names` (all regions of the plan when empty). With `create`, initialise the
-/// missing repositories whose region says `create = true`.
-pub async fn open_regions(plan: &Plan, names: &[RegionName], password: &[u8], create: bool) -> Vec<RegionRepo> {
-    let mut out = Vec::new();
-    for (name, region) in &plan.regions {
-        if !names.is_empty() && !names.contains(name) {
-            continue;
-        }
-        let address = region_url(region);
-        let repo = open_one(region, create && region.create, password).await;
-        out.push(RegionRepo {
-            name: name.clone(),
-            address,
-            repo,
-        });
-    }
-    if create {
-        create_missing(plan, &mut out, password).await;
-    }
-    out
-}
-
-async fn create_missing(plan: &Plan, regions: &mut [RegionRepo], password: &[u8]) {
+/// Create the missing repositories of `regions` whose region says `create = true`, each
+/// as a replica of one that opened (a new key only when none did).
+pub(super) async fn create_missing(plan: &Plan, regions: &mut [RegionRepo], password: &[u8]) {
     let mut peer: Option<Repository> = regions.iter().find_map(|r| r.repo.as_ref().ok().cloned());
     for r in regions.iter_mut() {
         let Some(region) = plan.regions.get(&r.name).filter(|reg| reg.create) else {

@@ -1,10 +1,9 @@
 //! `lifeboat sync --plan`: bring every reachable region of a plan up to date with
 //! every other, copying what each lacks byte for byte.
 
-use super::regions::open_regions;
+use super::session::Session;
 use crate::engine::sync::{SyncReport, sync};
 use crate::format::names::DatasetName;
-use crate::plan::Plan;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RegionSync {
@@ -22,15 +21,17 @@ pub struct PlanSync {
     pub degraded: bool,
 }
 
-/// Sync every pair of reachable regions (of `dataset`'s regions, when given).
-pub async fn sync_plan(plan: &Plan, password: &[u8], dataset: Option<&DatasetName>) -> PlanSync {
+/// Sync every pair of reachable regions (of `dataset`'s regions, when given); the
+/// session is opened with `Regions::Create`, so a missing region starts as a replica.
+pub async fn sync_plan(session: &Session<'_>, dataset: Option<&DatasetName>) -> PlanSync {
+    let plan = session.plan();
     let names = dataset
         .and_then(|d| plan.datasets.get(d))
         .map(|d| d.regions.clone())
         .unwrap_or_default();
-    let regions = open_regions(plan, &names, password, true).await;
+    let regions: Vec<_> = session.selected(&names);
     let mut out = Vec::new();
-    for dst in &regions {
+    for dst in regions.iter().copied() {
         let mut row = RegionSync {
             region: dst.name.to_string(),
             reachable: dst.repo.is_ok(),

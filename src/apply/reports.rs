@@ -12,11 +12,10 @@
 use chrono::{DateTime, Utc};
 
 use super::audit::{RunEvent, record_run};
-use super::regions::open_regions;
+use super::session::Session;
 use super::{ApplyError, Result};
 use crate::format::names::RegionName;
-use crate::plan::Plan;
-use crate::repo::{ReportName, Repository, SnapshotId};
+use crate::repo::{ReportName, SnapshotId};
 
 /// What became of one region's copy of a report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -32,14 +31,14 @@ fn check_name(name: &str) -> Result<ReportName> {
 
 /// Store `files` (name → bytes) under `reports/` in every region of the plan, and
 /// record `run` in each region's audit trail.
-pub async fn upload(plan: &Plan, password: &[u8], files: &[(String, Vec<u8>)], run: &RunEvent) -> Result<Vec<Upload>> {
+pub async fn upload(session: &Session<'_>, files: &[(String, Vec<u8>)], run: &RunEvent) -> Result<Vec<Upload>> {
     let files: Vec<(ReportName, &[u8])> = files
         .iter()
         .map(|(name, data)| Ok((check_name(name)?, data.as_slice())))
         .collect::<Result<_>>()?;
     let mut out = Vec::new();
-    for region in open_regions(plan, &[], password, false).await {
-        let error = match region.repo {
+    for region in session.regions() {
+        let error = match &region.repo {
             Err(e) => Some(e.to_string()),
             Ok(repo) => {
                 let mut first_error = None;
@@ -49,7 +48,7 @@ pub async fn upload(plan: &Plan, password: &[u8], files: &[(String, Vec<u8>)], r
                     }
                 }
                 let report = files.first().map(|f| f.0.to_string()).unwrap_or_default();
-                if let Some(e) = record_run(&repo, run, &report).await {
+                if let Some(e) = record_run(repo, run, &report).await {
                     first_error.get_or_insert(e);
                 }
                 first_error
@@ -74,8 +73,8 @@ pub struct Listing {
 
 /// The reports stored in `region`, oldest name first, and the objects there that are
 /// not reports.
-pub async fn list(plan: &Plan, password: &[u8], region: &RegionName) -> Result<Listing> {
-    let repo = open_one(plan, password, region).await?;
+pub async fn list(session: &Session<'_>, region: &RegionName) -> Result<Listing> {
+    let repo = session.repo(region)?;
     let found = repo
         .report_names()
         .await
@@ -87,9 +86,9 @@ pub async fn list(plan: &Plan, password: &[u8], region: &RegionName) -> Result<L
 }
 
 /// One stored report's bytes, as uploaded.
-pub async fn load(plan: &Plan, password: &[u8], region: &RegionName, name: &str) -> Result<Vec<u8>> {
+pub async fn load(session: &Session<'_>, region: &RegionName, name: &str) -> Result<Vec<u8>> {
     let name = check_name(name)?;
-    let repo = open_one(plan, password, region).await?;
+    let repo = session.repo(region)?;
     repo.load_report(&name).await.map_err(|e| match e {
         crate::repo::RepoError::Storage(e) => region_error(region, e.to_string()),
         other => other.into(),
@@ -97,8 +96,8 @@ pub async fn load(plan: &Plan, password: &[u8], region: &RegionName, name: &str)
 }
 
 /// When snapshot `id` (full hex id) in `region` was taken.
-pub async fn snapshot_time(plan: &Plan, password: &[u8], region: &RegionName, id: &str) -> Result<DateTime<Utc>> {
-    let repo = open_one(plan, password, region).await?;
+pub async fn snapshot_time(session: &Session<'_>, region: &RegionName, id: &str) -> Result<DateTime<Utc>> {
+    let repo = session.repo(region)?;
     let id =
         SnapshotId::from_hex(id).map_err(|e| ApplyError::BadInput(format!("snapshot id {id:?} is not valid: {e}")))?;
     Ok(repo.load_snapshot(&id).await?.time)
@@ -106,15 +105,4 @@ pub async fn snapshot_time(plan: &Plan, password: &[u8], region: &RegionName, id
 
 fn region_error(region: &RegionName, message: String) -> ApplyError {
     ApplyError::BadInput(format!("region {region}: {message}"))
-}
-
-async fn open_one(plan: &Plan, password: &[u8], region: &RegionName) -> Result<Repository> {
-    let found = open_regions(plan, std::slice::from_ref(region), password, false).await;
-    let Some(r) = found.into_iter().next() else {
-        return Err(ApplyError::BadInput(format!("the plan has no region {region}")));
-    };
-    r.repo.map_err(|source| ApplyError::Region {
-        region: region.to_string(),
-        source,
-    })
 }

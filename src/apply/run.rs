@@ -12,8 +12,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::agree::catch_up;
-use super::regions::{RegionRepo, open_regions};
+use super::regions::RegionRepo;
 use super::retention::{Filter, apply_retention_everywhere};
+use super::session::Session;
 use super::status::regions_due;
 use super::{ApplyError, Result};
 use crate::engine::Progress;
@@ -74,8 +75,10 @@ pub struct ApplyReport {
     pub failed: bool,
 }
 
-/// Carry out the due work of `plan`.
-pub async fn apply(plan: &Plan, password: &[u8], opts: &ApplyOptions, progress: Arc<Progress>) -> Result<ApplyReport> {
+/// Carry out the due work of the session's plan (opened with `Regions::Create`, so
+/// missing regions were created).
+pub async fn apply(session: &Session<'_>, opts: &ApplyOptions, progress: Arc<Progress>) -> Result<ApplyReport> {
+    let plan = session.plan();
     if let Some(d) = &opts.dataset
         && !plan.datasets.contains_key(d)
     {
@@ -85,13 +88,12 @@ pub async fn apply(plan: &Plan, password: &[u8], opts: &ApplyOptions, progress: 
             plan.file.display()
         )));
     }
-    let regions = open_regions(plan, &[], password, true).await;
     let mut report = ApplyReport::default();
     for ds in plan.datasets.values() {
         if opts.dataset.as_ref().is_some_and(|d| d != &ds.name) {
             continue;
         }
-        let runs = run_dataset(plan, ds, &regions, opts, &progress).await;
+        let runs = run_dataset(plan, ds, session.regions(), opts, &progress).await;
         let due: Vec<&RegionRun> = runs.iter().filter(|r| !r.skipped).collect();
         let failed = due.iter().filter(|r| r.error.is_some()).count();
         report.degraded |= failed > 0;

@@ -126,7 +126,7 @@ fn resolve_as(key: &KeySource, take: Take, what: &str) -> Result<Vec<u8>> {
 
 /// The plan's repository password, resolved on a blocking thread: a `command` source
 /// runs a child process (and a `file` may sit on a slow mount), which must not stall
-/// an async worker. The CLI's plan commands, the daemon and drills all ask here.
+/// an async worker. Opening a `Session` asks here, as does a drill's preflight.
 pub async fn plan_password(plan: &Plan) -> Result<Vec<u8>> {
     let key = plan.key.clone();
     tokio::task::spawn_blocking(move || resolve(&key))

@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use super::regions::{RegionRepo, open_regions};
+use super::locks::{self, StaleLocks};
+use super::regions::RegionRepo;
+use super::session::Session;
 use crate::engine::sync::bytes_needed;
 use crate::format::names::{DatasetName, RegionName};
 use crate::plan::due::DatasetObs;
@@ -52,6 +54,8 @@ pub struct PlanStatus {
     pub plan: String,
     pub datasets: Vec<DatasetStatus>,
     pub violated: bool,
+    /// The stale leases of each reachable region (see `locks`).
+    pub stale_locks: Vec<StaleLocks>,
 }
 
 /// How much a `status` call measures.
@@ -65,15 +69,15 @@ pub enum Depth {
 }
 
 /// Observe every dataset × region of `plan` at `now`.
-pub async fn status(plan: &Plan, password: &[u8], now: DateTime<Utc>, depth: Depth) -> PlanStatus {
-    let regions = open_regions(plan, &[], password, false).await;
+pub async fn status(session: &Session<'_>, now: DateTime<Utc>, depth: Depth) -> PlanStatus {
+    let plan = session.plan();
     let mut indexes: HashMap<String, Option<Index>> = HashMap::new();
     let mut datasets = Vec::new();
     let mut seen = Observed::default();
     for ds in plan.datasets.values() {
         let mut rows = Vec::new();
         let mut held: Vec<Option<HashSet<SnapshotId>>> = Vec::new();
-        let members: Vec<&RegionRepo> = regions.iter().filter(|r| ds.regions.contains(&r.name)).collect();
+        let members: Vec<&RegionRepo> = session.selected(&ds.regions);
         for r in &members {
             let snaps = match &r.repo {
                 Ok(repo) => repo.all_snapshots().await.map_err(|e| e.to_string()),
@@ -116,6 +120,7 @@ pub async fn status(plan: &Plan, password: &[u8], now: DateTime<Utc>, depth: Dep
         plan: plan.file.display().to_string(),
         violated: datasets.iter().any(|d| d.violated),
         datasets,
+        stale_locks: locks::stale(session).await,
     }
 }
 

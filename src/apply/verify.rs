@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::regions::open_regions;
+use super::session::Session;
 use super::signing::trusted_keys;
 use crate::engine::EngineError;
 use crate::engine::manifest::{Trust, Verdict, gate};
@@ -59,9 +59,9 @@ fn policy_for<'a>(plan: &'a Plan, ds: &Dataset) -> Option<&'a VerifyPolicy> {
 }
 
 /// Verify every selected dataset in every selected region.
-pub async fn verify_plan(plan: &Plan, password: &[u8], req: &VerifyRequest) -> Vec<RegionVerify> {
+pub async fn verify_plan(session: &Session<'_>, req: &VerifyRequest) -> Vec<RegionVerify> {
+    let plan = session.plan();
     let now = req.now.unwrap_or_else(Utc::now);
-    let regions = open_regions(plan, &[], password, false).await;
     let keys = trusted_keys(plan);
     let mut out = Vec::new();
     for ds in plan.datasets.values() {
@@ -81,7 +81,7 @@ pub async fn verify_plan(plan: &Plan, password: &[u8], req: &VerifyRequest) -> V
                 .unwrap_or_else(std::env::temp_dir),
             sample_fraction: req.sample_fraction.or(policy.map(|p| p.sample_fraction)).unwrap_or(1.0),
         };
-        for r in regions.iter().filter(|r| ds.regions.contains(&r.name)) {
+        for r in session.selected(&ds.regions) {
             let wanted_by_policy = policy.is_none_or(|p| p.regions.is_empty() || p.regions.contains(&r.name));
             if req.region.as_ref().is_some_and(|x| x != &r.name) || (req.region.is_none() && !wanted_by_policy) {
                 continue;

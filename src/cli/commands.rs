@@ -476,6 +476,13 @@ impl Ctx {
         let report = report?;
         let trail = self.audit_findings(&r).await?;
         let clean = report.is_clean() && trail.is_empty();
+        // Not damage, so not in the report or the exit code, but said on stderr.
+        for stale in r.stale_leases().await.unwrap_or_default() {
+            note!(
+                "warning: stale lock {stale} — harmless; `lifeboat unlock --repo {}` removes it",
+                repo.repo
+            );
+        }
         if self.json {
             output::json(&with_audit(&report, &trail));
         } else {

@@ -9,8 +9,7 @@ use super::args::{PasswordArgs, RepoArg};
 use super::error::{CliError, Result};
 use super::output::note;
 use crate::apply::ApplyError;
-use crate::apply::access::check_password;
-use crate::apply::secrets;
+use crate::apply::session::{Regions, Session};
 use crate::plan::{self, Plan};
 use crate::repo::{RepoError, Repository, SkippedKind};
 use crate::storage;
@@ -114,14 +113,16 @@ impl Ctx {
         Ok(plan)
     }
 
-    /// The plan's password, after checking that every reachable region accepts it.
-    pub(super) async fn plan_password(&self, plan: &Plan) -> Result<Vec<u8>> {
-        let pw = secrets::plan_password(plan).await.map_err(|e| {
+    /// The plan opened for this command: its password resolved and every region opened
+    /// once (missing ones created with `Regions::Create`), after checking that every
+    /// reachable region accepts the password.
+    pub(super) async fn session<'p>(&self, plan: &'p Plan, mode: Regions) -> Result<Session<'p>> {
+        let session = Session::open(plan, mode).await.map_err(|e| {
             CliError::BadInput(format!(
                 "{e}, or give --password-file, --password-command or LIFEBOAT_PASSWORD"
             ))
         })?;
-        check_password(plan, &pw).await.map_err(refused)?;
-        Ok(pw)
+        session.check_password().map_err(refused)?;
+        Ok(session)
     }
 }

@@ -87,7 +87,12 @@ fn print_status(st: &StatusView) {
         if st.stopping { ", stopping" } else { "" }
     );
     for p in &st.plans {
-        say!("plan {} ({})", p.name, p.file);
+        let stale = if p.stale {
+            " — STALE: the file is invalid, its last valid version is running"
+        } else {
+            ""
+        };
+        say!("plan {} ({}){stale}", p.name, p.file);
         p.datasets.iter().for_each(print_dataset);
     }
     for e in &st.plan_errors {
@@ -99,8 +104,10 @@ fn print_status(st: &StatusView) {
         say!("refused plan {}{kept}:", e.file);
         e.errors.iter().for_each(|line| say!("  {line}"));
     }
-    if st.violations.is_empty() {
-        say!("all objectives met");
+    match (st.violations.is_empty(), st.plan_errors.len()) {
+        (true, 0) => say!("all objectives met"),
+        (true, n) => say!("objectives met, but {n} plan file(s) refused — fix them (listed above)"),
+        _ => {}
     }
     st.violations.iter().for_each(|v| say!("violation: {v}"));
 }

@@ -5,11 +5,12 @@ use std::path::Path;
 use super::context::Ctx;
 use super::error::{CliError, EXIT_DEGRADED, EXIT_FAILED, EXIT_OK, Result};
 use super::output::{self, note, say};
+use crate::apply::session::Regions;
 use crate::drill::preview;
-use crate::drill::report::StepStatus;
+use crate::drill::report::{StepStatus, outcome_word};
 use crate::drill::run::find_playbook;
 use crate::drill::stored::{Stored, stored_reports};
-use crate::drill::{DrillError, Mode, Outcome, Report, RunOptions, run_playbook};
+use crate::drill::{DrillError, Mode, Outcome, Report, RunOptions, run_playbook_in};
 use crate::engine::EngineError;
 use crate::format::names::RegionName;
 
@@ -38,8 +39,9 @@ impl Ctx {
             return self.run_playbook(plan, state, playbook, Mode::Failover).await;
         }
         let plan = self.load_plan(plan)?;
-        self.plan_password(&plan).await?;
-        let lines = preview::dry_run(&plan, find_playbook(&plan, playbook)?, Mode::Failover).await?;
+        let session = self.session(&plan, Regions::Existing).await?;
+        let found = find_playbook(&plan, playbook)?;
+        let lines = preview::dry_run(session, found, Mode::Failover).await?;
         if self.json {
             output::json(&serde_json::json!({"playbook": playbook, "dry_run": true, "actions": lines}));
         } else {
@@ -65,8 +67,8 @@ impl Ctx {
                 ))),
             })
             .collect::<Result<Vec<_>>>()?;
-        let password = self.plan_password(&plan).await?;
-        let stored = stored_reports(&plan, &password, &names).await?;
+        let session = self.session(&plan, Regions::Existing).await?;
+        let stored = stored_reports(&session, &names).await?;
         if self.json {
             output::json(&stored);
         } else {
@@ -104,13 +106,13 @@ impl Ctx {
     async fn run_playbook(&self, plan: &Path, state: &Path, playbook: &str, mode: Mode) -> Result<i32> {
         let plan = self.load_plan(plan)?;
         find_playbook(&plan, playbook)?;
-        self.plan_password(&plan).await?;
+        let session = self.session(&plan, Regions::Existing).await?;
         let opts = RunOptions {
             mode,
             state_dir: state.to_path_buf(),
             upload: true,
         };
-        let (report, path) = run_playbook(&plan, playbook, &opts).await?;
+        let (report, path) = run_playbook_in(session, playbook, &opts).await?;
         if self.json {
             output::json(&report);
         } else {
@@ -139,12 +141,12 @@ fn print_stored(stored: &Stored) {
             .rto_ms
             .map_or("not reached".into(), |ms| format!("{:.1}s", ms as f64 / 1000.0));
         say!(
-            "{} {} {} of {}: {:?}, RTO {rto} ({}: reports/{})",
+            "{} {} {} of {}: {}, RTO {rto} ({}: reports/{})",
             r.started.format("%Y-%m-%d %H:%M:%S UTC"),
             r.mode,
             r.playbook,
             r.plan,
-            r.outcome,
+            outcome_word(r.outcome),
             r.region,
             r.name
         );
@@ -159,9 +161,9 @@ fn print_report(report: &Report, path: &Path) {
             StepStatus::Skipped => "skip",
         };
         say!(
-            "{mark} {:>8.1}s  {:?} {} {}: {}",
+            "{mark} {:>8.1}s  {} {} {}: {}",
             s.duration_ms as f64 / 1000.0,
-            s.phase,
+            s.phase.as_str(),
             s.kind,
             s.name,
             s.detail
@@ -181,5 +183,10 @@ fn print_report(report: &Report, path: &Path) {
             note!("warning: report not stored in region {}: {e}", u.region);
         }
     }
-    say!("{} {:?}; report: {}", report.mode, report.outcome, path.display());
+    say!(
+        "{} {}; report: {}",
+        report.mode,
+        outcome_word(report.outcome),
+        path.display()
+    );
 }

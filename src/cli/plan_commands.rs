@@ -15,6 +15,7 @@ use crate::apply::audit::review_regions;
 use crate::apply::recover::{Wanted, restore_by_plan};
 use crate::apply::replicate::sync_plan;
 use crate::apply::run::{ApplyOptions, apply};
+use crate::apply::session::Regions;
 use crate::apply::status;
 use crate::apply::verify::VerifyRequest;
 use crate::engine::Progress;
@@ -47,9 +48,9 @@ impl Ctx {
 
     pub async fn plan(&self, path: &Path) -> Result<i32> {
         let plan = self.load_plan(path)?;
-        let pw = self.plan_password(&plan).await?;
-        let st = status::status(&plan, &pw, Utc::now(), status::Depth::Bytes).await;
-        let trails = review_regions(&plan, &pw, memory_dir().as_deref(), &st).await;
+        let session = self.session(&plan, Regions::Existing).await?;
+        let st = status::status(&session, Utc::now(), status::Depth::Bytes).await;
+        let trails = review_regions(&session, memory_dir().as_deref(), &st).await;
         if self.json {
             output::json(&with_audit(&st, &trails));
         } else {
@@ -73,7 +74,7 @@ impl Ctx {
 
     pub async fn apply(&self, path: &Path, dataset: Option<&str>, force: bool) -> Result<i32> {
         let plan = self.load_plan(path)?;
-        let pw = self.plan_password(&plan).await?;
+        let session = self.session(&plan, Regions::Create).await?;
         let opts = ApplyOptions {
             dataset: dataset.map(DatasetName::new).transpose().map_err(bad)?,
             force,
@@ -81,7 +82,7 @@ impl Ctx {
         };
         let progress = Arc::new(Progress::default());
         let bar = Bar::start("apply", progress.clone(), self.progress, self.json);
-        let report = apply(&plan, &pw, &opts, progress).await;
+        let report = apply(&session, &opts, progress).await;
         bar.finish();
         let report = report?;
         if self.json {
@@ -134,7 +135,7 @@ impl Ctx {
         allow_unsigned: bool,
     ) -> Result<i32> {
         let plan = self.load_plan(path)?;
-        let pw = self.plan_password(&plan).await?;
+        let session = self.session(&plan, Regions::Existing).await?;
         let dataset = DatasetName::new(dataset).map_err(bad)?;
         let region = region.map(RegionName::new).transpose().map_err(bad)?;
         let wanted = Wanted {
@@ -145,7 +146,7 @@ impl Ctx {
         };
         let progress = Arc::new(Progress::default());
         let bar = Bar::start("restore", progress.clone(), self.progress, self.json);
-        let out = restore_by_plan(&plan, &pw, wanted, &opts, progress).await;
+        let out = restore_by_plan(&session, wanted, &opts, progress).await;
         bar.finish();
         let out = out?;
         if self.json {
@@ -182,7 +183,7 @@ impl Ctx {
         allow_unsigned: bool,
     ) -> Result<i32> {
         let plan = self.load_plan(path)?;
-        let pw = self.plan_password(&plan).await?;
+        let session = self.session(&plan, Regions::Existing).await?;
         let req = VerifyRequest {
             dataset: dataset.map(DatasetName::new).transpose().map_err(bad)?,
             region: region.map(RegionName::new).transpose().map_err(bad)?,
@@ -194,7 +195,7 @@ impl Ctx {
         let name = path
             .file_stem()
             .map_or(String::new(), |s| s.to_string_lossy().into_owned());
-        let (rows, undelivered) = verify_and_alert(&plan, &name, &pw, &req).await;
+        let (rows, undelivered) = verify_and_alert(&session, &name, &req).await;
         for problem in undelivered {
             note!("warning: {problem}");
         }
@@ -219,9 +220,9 @@ impl Ctx {
 
     pub async fn sync(&self, path: &Path, dataset: Option<&str>) -> Result<i32> {
         let plan = self.load_plan(path)?;
-        let pw = self.plan_password(&plan).await?;
+        let session = self.session(&plan, Regions::Create).await?;
         let dataset = dataset.map(DatasetName::new).transpose().map_err(bad)?;
-        let report = sync_plan(&plan, &pw, dataset.as_ref()).await;
+        let report = sync_plan(&session, dataset.as_ref()).await;
         if self.json {
             output::json(&report);
         } else {
@@ -358,4 +359,18 @@ fn print_status(st: &status::PlanStatus) {
         (false, false, false) => "all datasets within their objectives",
     };
     say!("{verdict}");
+    print_stale_locks(&st.stale_locks);
+}
+
+/// One line per stale lease, under a line per region that has any.
+fn print_stale_locks(regions: &[crate::apply::locks::StaleLocks]) {
+    for r in regions.iter().filter(|r| !r.stale.is_empty()) {
+        say!(
+            "region {}: {} stale lock(s), left by processes that stopped without releasing them \
+             (harmless; `lifeboat unlock --repo <its address>` removes them):",
+            r.region,
+            r.stale.len()
+        );
+        r.stale.iter().for_each(|line| say!("    {line}"));
+    }
 }

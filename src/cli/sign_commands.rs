@@ -8,6 +8,7 @@ use super::context::Ctx;
 use super::error::{EXIT_OK, Result, bad};
 use super::output::{self, say};
 use crate::apply::recover::export_by_plan;
+use crate::apply::session::Regions;
 use crate::engine::manifest::{TrustedKeys, export_model_signature, signature_of};
 use crate::engine::signing_key::generate_key_files;
 use crate::format::names::DatasetName;
@@ -48,10 +49,10 @@ impl Ctx {
             }
             (None, Some(plan_path), Some(dataset)) => {
                 let plan = self.load_plan(&plan_path)?;
-                let pw = self.plan_password(&plan).await?;
+                let session = self.session(&plan, Regions::Existing).await?;
                 let dataset = DatasetName::new(&dataset).map_err(bad)?;
                 let spec = snapshot.or(snapshot_arg);
-                let (region, bundle) = export_by_plan(&plan, &pw, &dataset, spec.as_deref(), &path).await?;
+                let (region, bundle) = export_by_plan(&session, &dataset, spec.as_deref(), &path).await?;
                 (format!("region {region}"), bundle)
             }
             _ => {

@@ -9,50 +9,28 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::plans::Proof;
 use super::shared::{DrillView, Shared, lock, read};
 use crate::apply::alerts::{Alert, fire};
 use crate::drill::{Mode, Outcome, RunOptions, run_playbook};
-use crate::plan::{Due, Observed, Plan, PlaybookName, due};
+use crate::plan::{Due, Plan};
 
 pub async fn driller(shared: Arc<Shared>) {
-    let mut last: BTreeMap<String, BTreeMap<PlaybookName, DateTime<Utc>>> = BTreeMap::new();
+    let mut ran = BTreeMap::new();
     while !shared.stopping() {
         let now = Utc::now();
-        for (plan_name, plan, playbook) in due_drills(&shared, &mut last, now) {
-            let view = rehearse(&shared, &plan_name, &plan, &playbook, now).await;
-            lock(&shared.drills).insert((plan_name, playbook), view);
+        let due = read(&shared.plans).due_proofs(&mut ran, Proof::Drill, now);
+        for (plan_name, plan, item) in due {
+            if let Due::Drill { playbook } = item {
+                let view = rehearse(&shared, &plan_name, &plan, playbook.as_str(), now).await;
+                lock(&shared.drills).insert((plan_name, playbook.to_string()), view);
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = shared.wake.notified() => {}
         }
     }
-}
-
-/// Playbooks `plan::due` finds due for a drill: their next `drill_schedule` tick
-/// after their last drill (or the daemon's start) has come.
-fn due_drills(
-    shared: &Shared,
-    last: &mut BTreeMap<String, BTreeMap<PlaybookName, DateTime<Utc>>>,
-    now: DateTime<Utc>,
-) -> Vec<(String, Arc<Plan>, String)> {
-    let plans = read(&shared.plans);
-    let mut out = Vec::new();
-    for p in plans.plans.values() {
-        let drilled = last.entry(p.name.clone()).or_default();
-        let observed = Observed {
-            drilled: drilled.clone(),
-            since: Some(shared.started),
-            ..Observed::default()
-        };
-        for item in due(&p.plan, &observed, now) {
-            if let Due::Drill { playbook } = item {
-                out.push((p.name.clone(), p.plan.clone(), playbook.to_string()));
-                drilled.insert(playbook, now);
-            }
-        }
-    }
-    out
 }
 
 async fn rehearse(shared: &Shared, plan_name: &str, plan: &Plan, playbook: &str, now: DateTime<Utc>) -> DrillView {

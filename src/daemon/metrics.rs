@@ -1,10 +1,12 @@
-//! `/metrics` in the Prometheus text format, written by hand: a dozen families
-//! do not justify a metrics crate, and the format is a few lines of rules.
+//! `/metrics` in the Prometheus text format, written by hand: a couple of dozen
+//! families do not justify a metrics crate, and the format is a few lines of rules.
+//! Every gauge is read from the same `StatusView` that `/v1/status` serves, so the two
+//! cannot disagree.
 
 use std::fmt::Write;
 
 use super::shared::{Shared, lock};
-use super::view::StatusView;
+use super::view::{RegionView, StatusView};
 
 fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
@@ -87,9 +89,17 @@ fn job_counters(f: &mut Exposition, shared: &Shared) {
     }
 }
 
-fn objectives(f: &mut Exposition, status: &StatusView) {
-    f.head("lifeboat_jobs_running", "gauge", "Jobs queued or running.");
+fn daemon_gauges(f: &mut Exposition, status: &StatusView) {
+    f.head(
+        "lifeboat_build_info",
+        "gauge",
+        "Always 1; the version label is this daemon's build.",
+    );
+    f.sample("lifeboat_build_info", &[("version", status.version.as_str())], 1.0);
+    f.head("lifeboat_jobs_running", "gauge", "Jobs running now (holding a slot).");
     f.sample("lifeboat_jobs_running", &[], status.running_jobs as f64);
+    f.head("lifeboat_jobs_queued", "gauge", "Jobs waiting for a slot or a region.");
+    f.sample("lifeboat_jobs_queued", &[], status.queued_jobs as f64);
     f.head(
         "lifeboat_plan_load_errors",
         "gauge",
@@ -97,45 +107,16 @@ fn objectives(f: &mut Exposition, status: &StatusView) {
     );
     f.sample("lifeboat_plan_load_errors", &[], status.plan_errors.len() as f64);
     f.head(
-        "lifeboat_rpo_seconds",
+        "lifeboat_plan_stale",
         "gauge",
-        "The dataset's recovery point objective.",
+        "1 when the plan's file is invalid and its last valid version is running instead.",
     );
-    f.head(
-        "lifeboat_objective_violated",
-        "gauge",
-        "1 when no region holds a snapshot within the RPO.",
-    );
-    f.head(
-        "lifeboat_last_success_timestamp_seconds",
-        "gauge",
-        "Time of the region's newest snapshot.",
-    );
-    f.head(
-        "lifeboat_rpo_age_seconds",
-        "gauge",
-        "Age of the region's newest snapshot.",
-    );
-    f.head(
-        "lifeboat_region_lagging",
-        "gauge",
-        "1 when the region missed a run another region got.",
-    );
-    f.head(
-        "lifeboat_verification_passed",
-        "gauge",
-        "1 when the latest test restore from the region came back bit-exact.",
-    );
-    f.head(
-        "lifeboat_verification_timestamp_seconds",
-        "gauge",
-        "When the latest test restore ran.",
-    );
-    f.head(
-        "lifeboat_verification_rto_seconds",
-        "gauge",
-        "Full-restore time estimated from the latest test restore's throughput.",
-    );
+    for p in &status.plans {
+        f.sample("lifeboat_plan_stale", &[("plan", p.name.as_str())], bool_value(p.stale));
+    }
+}
+
+fn proofs(f: &mut Exposition, status: &StatusView) {
     f.head(
         "lifeboat_drill_passed",
         "gauge",
@@ -153,32 +134,100 @@ fn objectives(f: &mut Exposition, status: &StatusView) {
             f.sample("lifeboat_drill_rto_seconds", &l, ms as f64 / 1000.0);
         }
     }
+}
+
+/// Per dataset and per region, each value exactly the `/v1/status` field it mirrors.
+const REGION_FAMILIES: [(&str, &str); 10] = [
+    (
+        "lifeboat_last_success_timestamp_seconds",
+        "Time of the region's newest snapshot.",
+    ),
+    ("lifeboat_snapshot_age_seconds", "Age of the region's newest snapshot."),
+    (
+        "lifeboat_region_lagging",
+        "1 when the region missed a run another region got.",
+    ),
+    (
+        "lifeboat_region_reachable",
+        "0 when the last backup could not reach the region's storage.",
+    ),
+    (
+        "lifeboat_region_consecutive_failures",
+        "Backups into the region that failed in a row.",
+    ),
+    (
+        "lifeboat_region_stale_locks",
+        "Leases in the region that no holder keeps.",
+    ),
+    (
+        "lifeboat_region_last_error_class",
+        "1 for the class of the region's last error; absent after a success.",
+    ),
+    (
+        "lifeboat_verification_passed",
+        "1 when the latest test restore from the region came back bit-exact.",
+    ),
+    (
+        "lifeboat_verification_timestamp_seconds",
+        "When the latest test restore ran.",
+    ),
+    (
+        "lifeboat_verification_rto_seconds",
+        "Full-restore time estimated from the latest test restore's throughput.",
+    ),
+];
+
+fn objectives(f: &mut Exposition, status: &StatusView) {
+    f.head(
+        "lifeboat_rpo_seconds",
+        "gauge",
+        "The dataset's recovery point objective.",
+    );
+    f.head(
+        "lifeboat_objective_violated",
+        "gauge",
+        "1 when /v1/status lists a violation for the dataset: no region within the RPO, or a region over it or lagging.",
+    );
+    for (name, help) in REGION_FAMILIES {
+        f.head(name, "gauge", help);
+    }
     for p in &status.plans {
         for d in &p.datasets {
             let l = [("plan", p.name.as_str()), ("dataset", d.dataset.as_str())];
             f.sample("lifeboat_rpo_seconds", &l, d.rpo_seconds as f64);
             f.sample("lifeboat_objective_violated", &l, bool_value(d.violated));
             for r in &d.regions {
-                let l = [
-                    ("plan", p.name.as_str()),
-                    ("dataset", d.dataset.as_str()),
-                    ("region", r.region.as_str()),
-                ];
-                if let Some(t) = r.last_success {
-                    f.sample("lifeboat_last_success_timestamp_seconds", &l, t.timestamp() as f64);
-                }
-                if let Some(age) = r.age_seconds {
-                    f.sample("lifeboat_rpo_age_seconds", &l, age as f64);
-                }
-                f.sample("lifeboat_region_lagging", &l, bool_value(r.lagging));
-                if let Some(v) = &r.verification {
-                    f.sample("lifeboat_verification_passed", &l, bool_value(v.passed));
-                    f.sample("lifeboat_verification_timestamp_seconds", &l, v.at.timestamp() as f64);
-                    if let Some(rto) = v.estimated_rto_seconds {
-                        f.sample("lifeboat_verification_rto_seconds", &l, rto);
-                    }
-                }
+                region(f, &p.name, &d.dataset, r);
             }
+        }
+    }
+}
+
+fn region(f: &mut Exposition, plan: &str, dataset: &str, r: &RegionView) {
+    let l = [("plan", plan), ("dataset", dataset), ("region", r.region.as_str())];
+    if let Some(t) = r.last_success {
+        f.sample("lifeboat_last_success_timestamp_seconds", &l, t.timestamp() as f64);
+    }
+    if let Some(age) = r.age_seconds {
+        f.sample("lifeboat_snapshot_age_seconds", &l, age as f64);
+    }
+    f.sample("lifeboat_region_lagging", &l, bool_value(r.lagging));
+    f.sample("lifeboat_region_reachable", &l, bool_value(r.reachable));
+    f.sample(
+        "lifeboat_region_consecutive_failures",
+        &l,
+        r.consecutive_failures as f64,
+    );
+    f.sample("lifeboat_region_stale_locks", &l, r.stale_locks as f64);
+    if let Some(class) = &r.last_error_class {
+        let with_class = [l[0], l[1], l[2], ("class", class.as_str())];
+        f.sample("lifeboat_region_last_error_class", &with_class, 1.0);
+    }
+    if let Some(v) = &r.verification {
+        f.sample("lifeboat_verification_passed", &l, bool_value(v.passed));
+        f.sample("lifeboat_verification_timestamp_seconds", &l, v.at.timestamp() as f64);
+        if let Some(rto) = v.estimated_rto_seconds {
+            f.sample("lifeboat_verification_rto_seconds", &l, rto);
         }
     }
 }
@@ -187,8 +236,10 @@ fn objectives(f: &mut Exposition, status: &StatusView) {
 pub fn render(shared: &Shared) -> String {
     let status = super::view::status(shared);
     let mut f = Exposition::default();
+    daemon_gauges(&mut f, &status);
     job_counters(&mut f, shared);
     objectives(&mut f, &status);
+    proofs(&mut f, &status);
     f.finish()
 }
 

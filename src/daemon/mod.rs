@@ -180,11 +180,19 @@ async fn start(
     tracing::info!(plans = %shared.config.plans_dir.display(), state = %shared.config.state_dir.display(), "daemon started");
 }
 
-/// Reload the plans; a refused plan is logged with every error and kept out.
+/// Reload the plans. A refused plan is logged with every error; its plan in effect,
+/// or else its last valid version from the state, keeps running flagged stale, and the
+/// plan's alert hooks say so.
 fn reload(shared: &Arc<Shared>, why: &str) {
-    let outcome = write(&shared.plans).reload(&shared.config.plans_dir);
+    let last_valid = shared.store.plans().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the last valid plans from the state");
+        Default::default()
+    });
+    let outcome = write(&shared.plans).reload(&shared.config.plans_dir, &last_valid);
+    keep_last_valid(shared, &outcome);
     for name in &outcome.loaded {
-        tracing::info!(plan = %name, trigger = why, "plan loaded");
+        let stale = shared::read(&shared.plans).plans.get(name).is_some_and(|p| p.stale);
+        tracing::info!(plan = %name, trigger = why, stale, "plan loaded");
         let plan = shared::read(&shared.plans).plans.get(name).map(|p| p.plan.clone());
         if let (Some(plan), true) = (plan, why != "start") {
             let (shared, name) = (shared.clone(), name.clone());
@@ -193,11 +201,56 @@ fn reload(shared: &Arc<Shared>, why: &str) {
     }
     for err in &outcome.refused {
         tracing::error!(file = %err.file.display(), previous_kept = err.previous_kept, errors = %err.errors.join("\n"), "plan refused");
+        if err.previous_kept {
+            alert_stale(shared, err);
+        }
     }
     for name in &outcome.removed {
         tracing::info!(plan = %name, "plan removed");
     }
     shared.wake.notify_one();
+}
+
+/// Keep each newly valid plan as its last valid version; forget removed plans'.
+fn keep_last_valid(shared: &Shared, outcome: &plans::ReloadOutcome) {
+    for (name, stored) in &outcome.valid {
+        if let Err(e) = shared.store.put_plan(name, stored) {
+            tracing::warn!(plan = %name, error = %e, "cannot keep the plan's last valid version");
+        }
+    }
+    for name in &outcome.removed {
+        if let Err(e) = shared.store.remove_plan(name) {
+            tracing::warn!(plan = %name, error = %e, "cannot forget the removed plan");
+        }
+    }
+    shared.flush();
+}
+
+/// Tell the plan's alert hooks that its file is invalid and an older version runs.
+fn alert_stale(shared: &Arc<Shared>, err: &plans::PlanLoadError) {
+    let name = err
+        .file
+        .file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let Some(plan) = shared::read(&shared.plans).plans.get(&name).map(|p| p.plan.clone()) else {
+        return;
+    };
+    let alert = crate::apply::alerts::Alert {
+        kind: "plan".into(),
+        plan: name.clone(),
+        dataset: String::new(),
+        region: String::new(),
+        message: format!(
+            "plan file {} is invalid ({} error(s)); its last valid version keeps running until it is fixed",
+            err.file.display(),
+            err.errors.len()
+        ),
+    };
+    tokio::spawn(async move {
+        for problem in crate::apply::alerts::fire(&plan.alerts, &alert).await {
+            tracing::warn!(plan = %name, problem = %problem, "alert not delivered");
+        }
+    });
 }
 
 /// Reload on SIGHUP and whenever a plan file changes.

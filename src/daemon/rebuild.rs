@@ -12,19 +12,21 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::schedule::DatasetKey;
-use super::shared::{Shared, lock};
+use super::shared::{Shared, lock, note_locks};
 use super::state::Outcome;
-use crate::apply::{audit, secrets, status};
+use crate::apply::observe::error_class;
+use crate::apply::session::{Regions, Session};
+use crate::apply::{audit, status};
 use crate::plan::Plan;
 
 /// Observe every dataset × region of one plan and merge it into the state.
 pub async fn observe_plan(shared: &Shared, name: &str, plan: &Plan) {
-    let password = match secrets::plan_password(plan).await {
-        Ok(p) => p,
+    let session = match Session::open(plan, Regions::Existing).await {
+        Ok(s) => s,
         Err(e) => return tracing::warn!(plan = name, error = %e, "cannot read the plan's repositories"),
     };
-    let st = status::status(plan, &password, Utc::now(), status::Depth::Snapshots).await;
-    let tampered = audit_problems(name, plan, &password, &shared.config.state_dir, &st).await;
+    let st = status::status(&session, Utc::now(), status::Depth::Snapshots).await;
+    let tampered = audit_problems(name, &session, &shared.config.state_dir, &st).await;
     for ds in &st.datasets {
         let key = DatasetKey::new(name, &ds.dataset);
         let snapshot = {
@@ -35,6 +37,7 @@ pub async fn observe_plan(shared: &Shared, name: &str, plan: &Plan) {
                 if r.reachable {
                     region.last_success = region.last_success.max(r.latest_time);
                 } else {
+                    region.last_error_class = r.error.as_deref().map(|e| error_class(e).to_string());
                     region.last_error = r.error.clone();
                 }
                 if let Some(problem) = tampered.get(&r.region) {
@@ -45,6 +48,7 @@ pub async fn observe_plan(shared: &Shared, name: &str, plan: &Plan) {
         };
         shared.save_obs(&key, &snapshot);
     }
+    note_locks(shared, name, plan, &st.stale_locks);
     shared.flush();
     tracing::info!(
         plan = name,
@@ -53,18 +57,17 @@ pub async fn observe_plan(shared: &Shared, name: &str, plan: &Plan) {
     );
 }
 
-/// The first audit-trail problem of each region of `plan` (deleted or replayed
+/// The first audit-trail problem of each region of the session's plan (deleted or replayed
 /// snapshots, a trail that is not whole or is behind the checkpoint this daemon
 /// remembers in its state directory), logged as errors.
 async fn audit_problems(
     name: &str,
-    plan: &Plan,
-    password: &[u8],
+    session: &Session<'_>,
     state: &Path,
     status: &status::PlanStatus,
 ) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for trail in audit::review_regions(plan, password, Some(state), status).await {
+    for trail in audit::review_regions(session, Some(state), status).await {
         for p in &trail.problems {
             tracing::error!(plan = name, region = %trail.region, problem = %p, "audit trail problem");
         }

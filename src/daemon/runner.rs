@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::schedule::{self, DatasetKey, Job, Reason};
-use super::shared::{ActiveJob, Shared, lock, read};
+use super::schedule::{self, DatasetKey, Job, Reason, RegionObs};
+use super::shared::{ActiveJob, Shared, lock, note_locks, read};
 use super::state::{JobRecord, JobRegion, Outcome};
 use crate::apply::audit::{api_actor, as_actor};
-use crate::apply::observe::{Progress, progress_interval};
+use crate::apply::locks;
+use crate::apply::observe::{Progress, error_class, progress_interval};
 use crate::apply::run::{ApplyOptions, ApplyReport, apply};
-use crate::apply::secrets;
+use crate::apply::session::{Regions, Session};
 use crate::format::names::DatasetName;
 use crate::plan::Plan;
 
@@ -122,7 +123,7 @@ async fn run_job(shared: Arc<Shared>, job: Job, plan: Arc<Plan>) {
         .unwrap_or_default();
     tracing::info!(job = record.id, plan = %job.key.plan, dataset = %job.key.dataset, reason = %job.reason, "job started");
     let lines = log_progress(record.id, &job.key, progress.clone());
-    let result = execute(&plan, &job, record.started, progress).await;
+    let result = execute(&shared, &plan, &job, record.started, progress).await;
     lines.abort();
     finish(&shared, &job, record, result);
     release(&shared, &job.key);
@@ -179,22 +180,41 @@ fn release(shared: &Shared, key: &DatasetKey) {
     shared.wake.notify_one();
 }
 
-/// Resolve the password and back the dataset up through `apply`.
-async fn execute(plan: &Plan, job: &Job, now: DateTime<Utc>, progress: Arc<Progress>) -> Result<ApplyReport, String> {
-    let password = secrets::plan_password(plan).await.map_err(|e| e.to_string())?;
+/// Run the job's backup; work the API asked for (a region it creates included) is
+/// recorded in the audit trail as the API's.
+async fn execute(
+    shared: &Shared,
+    plan: &Plan,
+    job: &Job,
+    now: DateTime<Utc>,
+    progress: Arc<Progress>,
+) -> Result<ApplyReport, String> {
+    let work = back_up(shared, plan, job, now, progress);
+    match job.reason {
+        Reason::Manual => as_actor(api_actor("operator"), work).await,
+        _ => work.await,
+    }
+}
+
+/// Open the job's session (password resolved off the async threads, regions opened
+/// once, missing ones created), remove leases whose holder is provably gone, and back
+/// the dataset up through `apply`.
+async fn back_up(
+    shared: &Shared,
+    plan: &Plan,
+    job: &Job,
+    now: DateTime<Utc>,
+    progress: Arc<Progress>,
+) -> Result<ApplyReport, String> {
+    let session = Session::open(plan, Regions::Create).await.map_err(|e| e.to_string())?;
+    note_locks(shared, &job.key.plan, plan, &locks::tidy(&session).await);
     let dataset = DatasetName::new(&job.key.dataset).map_err(|e| e.to_string())?;
     let opts = ApplyOptions {
         dataset: Some(dataset),
         force: job.force,
         now,
     };
-    let work = apply(plan, &password, &opts, progress);
-    // Work the API asked for is recorded in the audit trail as the API's.
-    let report = match job.reason {
-        Reason::Manual => as_actor(api_actor("operator"), work).await,
-        _ => work.await,
-    };
-    report.map_err(|e| e.to_string())
+    apply(&session, &opts, progress).await.map_err(|e| e.to_string())
 }
 
 fn outcome_of(report: &ApplyReport) -> Outcome {
@@ -262,9 +282,16 @@ fn observe_outcome(shared: &Shared, key: &DatasetKey, record: &JobRecord) {
     obs.failures = if failed { obs.failures.saturating_add(1) } else { 0 };
     for r in &record.regions {
         let region = obs.regions.entry(r.region.clone()).or_default();
+        log_region(key, r, region);
         if r.snapshot.is_some() {
             region.last_success = Some(record.started);
         }
+        region.failures = if r.error.is_some() {
+            region.failures.saturating_add(1)
+        } else {
+            0
+        };
+        region.last_error_class = r.error.as_deref().map(|e| error_class(e).to_string());
         region.last_error = r.error.clone();
     }
     let snapshot = obs.clone();
@@ -285,14 +312,45 @@ fn count(shared: &Shared, key: &DatasetKey, record: &JobRecord, ended: DateTime<
     }
 }
 
+/// One line per region that failed (region, operation, class, failures in a row) and
+/// one when a failing region recovers; `before` is the region's state before this run.
+fn log_region(key: &DatasetKey, r: &JobRegion, before: &RegionObs) {
+    match &r.error {
+        Some(e) => tracing::warn!(
+            plan = %key.plan,
+            dataset = %key.dataset,
+            region = %r.region,
+            operation = "backup",
+            class = error_class(e),
+            failures = before.failures.saturating_add(1),
+            error = %e,
+            "region failed"
+        ),
+        None if before.failures > 0 => tracing::info!(
+            plan = %key.plan,
+            dataset = %key.dataset,
+            region = %r.region,
+            failed_runs = before.failures,
+            "region recovered"
+        ),
+        None => {}
+    }
+}
+
+/// The job's line; its regions' failures have their own lines (`log_region`), so the
+/// error is repeated here only when no region carries it.
 fn log_outcome(r: &JobRecord) {
     let secs = r.ended.map_or(0, |e| (e - r.started).num_milliseconds()) as f64 / 1000.0;
+    let outcome = r.outcome.as_str();
     match r.outcome {
         Outcome::Success | Outcome::Skipped => {
-            tracing::info!(job = r.id, plan = %r.plan, dataset = %r.dataset, outcome = r.outcome.as_str(), seconds = secs, bytes = r.bytes, "job finished")
+            tracing::info!(job = r.id, plan = %r.plan, dataset = %r.dataset, outcome, seconds = secs, bytes = r.bytes, "job finished")
+        }
+        _ if r.regions.iter().any(|x| x.error.is_some()) => {
+            tracing::warn!(job = r.id, plan = %r.plan, dataset = %r.dataset, outcome, seconds = secs, "job finished")
         }
         _ => {
-            tracing::warn!(job = r.id, plan = %r.plan, dataset = %r.dataset, outcome = r.outcome.as_str(), seconds = secs, error = r.error.as_deref().unwrap_or(""), "job finished")
+            tracing::warn!(job = r.id, plan = %r.plan, dataset = %r.dataset, outcome, seconds = secs, error = r.error.as_deref().unwrap_or(""), "job finished")
         }
     }
 }
@@ -347,7 +405,7 @@ mod tests {
             trigger_burst: 1,
         };
         let s = Shared::new(config, Box::new(store), Tokens::default(), None);
-        write(&s.plans).reload(&plans);
+        write(&s.plans).reload(&plans, &Default::default());
         s
     }
 

@@ -16,7 +16,7 @@ fn obs(last_run: Option<DateTime<Utc>>, a: Option<DateTime<Utc>>, b: Option<Date
             name.into(),
             RegionObs {
                 last_success: t,
-                last_error: None,
+                ..RegionObs::default()
             },
         );
     }

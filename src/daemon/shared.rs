@@ -16,8 +16,10 @@ use super::auth::{RateLimit, Tokens};
 use super::plans::PlanSet;
 use super::schedule::{DatasetKey, DatasetObs, Job, Reason};
 use super::state::{Outcome, StateStore};
+use crate::apply::locks::StaleLocks;
 use crate::apply::observe::Progress;
 use crate::apply::verify::RegionVerify;
+use crate::plan::Plan;
 
 /// Lock a mutex, recovering the data if a panicking thread poisoned it: every
 /// value behind these locks is valid after any single update.
@@ -170,6 +172,30 @@ impl Shared {
     pub fn flush(&self) {
         if let Err(e) = self.store.flush() {
             tracing::warn!(error = %e, "cannot flush the state store");
+        }
+    }
+}
+
+/// Record how many stale leases each region of plan `name` holds, for every dataset
+/// kept there, and log the ones just removed.
+pub fn note_locks(shared: &Shared, name: &str, plan: &Plan, regions: &[StaleLocks]) {
+    for r in regions {
+        if r.removed > 0 {
+            tracing::info!(plan = name, region = %r.region, removed = r.removed, "removed locks whose process on this host is gone");
+        }
+        for ds in plan
+            .datasets
+            .values()
+            .filter(|d| d.regions.iter().any(|x| x.as_str() == r.region))
+        {
+            let key = DatasetKey::new(name, ds.name.as_str());
+            let snapshot = {
+                let mut observed = lock(&shared.observed);
+                let obs = observed.entry(key.clone()).or_default();
+                obs.regions.entry(r.region.clone()).or_default().stale_locks = r.stale.len();
+                obs.clone()
+            };
+            shared.save_obs(&key, &snapshot);
         }
     }
 }

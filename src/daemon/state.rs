@@ -76,16 +76,37 @@ pub struct JobRecord {
     pub regions: Vec<JobRegion>,
 }
 
+/// The last version of a plan file that validated, kept so that a file found invalid
+/// (at a reload or at start) never stops the plan: the daemon runs this one meanwhile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredPlan {
+    pub file: PathBuf,
+    pub source: String,
+    pub loaded_at: DateTime<Utc>,
+}
+
 /// What the daemon keeps locally. Implementations flush before returning from
 /// `flush`, so a killed daemon loses at most what was not yet flushed.
 pub trait StateStore: Send + Sync {
+    /// One more than the last job id given, also across restarts (ids never jump).
     fn next_job_id(&self) -> Result<u64>;
     fn put_job(&self, job: &JobRecord) -> Result<()>;
     /// Newest first.
     fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>>;
     fn put_dataset(&self, key: &DatasetKey, obs: &DatasetObs) -> Result<()>;
     fn datasets(&self) -> Result<BTreeMap<DatasetKey, DatasetObs>>;
+    fn put_plan(&self, name: &str, plan: &StoredPlan) -> Result<()>;
+    fn remove_plan(&self, name: &str) -> Result<()>;
+    /// The last valid version of each plan, by name.
+    fn plans(&self) -> Result<BTreeMap<String, StoredPlan>>;
     fn flush(&self) -> Result<()>;
+}
+
+/// The key holding the last job id given.
+const LAST_JOB_ID: &[u8] = b"last_job_id";
+
+fn decode_id(raw: &[u8]) -> Option<u64> {
+    raw.try_into().ok().map(u64::from_be_bytes)
 }
 
 /// How the store came to be open.
@@ -103,6 +124,7 @@ pub struct SledStore {
     db: sled::Db,
     jobs: sled::Tree,
     datasets: sled::Tree,
+    plans: sled::Tree,
 }
 
 /// Creates the state folder owner-only (0700), or makes an existing one so: it holds
@@ -146,11 +168,13 @@ impl SledStore {
         })?;
         let jobs = db.open_tree("jobs").map_err(|e| store_err(dir, e))?;
         let datasets = db.open_tree("datasets").map_err(|e| store_err(dir, e))?;
+        let plans = db.open_tree("plans").map_err(|e| store_err(dir, e))?;
         Ok(Self {
             path: dir.to_path_buf(),
             db,
             jobs,
             datasets,
+            plans,
         })
     }
 
@@ -187,7 +211,19 @@ fn parse_dataset_key(raw: &[u8]) -> Option<DatasetKey> {
 
 impl StateStore for SledStore {
     fn next_job_id(&self) -> Result<u64> {
-        self.db.generate_id().map(|id| id + 1).map_err(|e| self.err(e))
+        // The journal's newest id counts too, for a store written before the counter.
+        let newest = self.jobs.last().map_err(|e| self.err(e))?;
+        let newest = newest.and_then(|(k, _)| decode_id(&k)).unwrap_or(0);
+        let next = self
+            .db
+            .update_and_fetch(LAST_JOB_ID, |old| {
+                let last = old.and_then(decode_id).unwrap_or(0).max(newest);
+                Some(last.saturating_add(1).to_be_bytes().to_vec())
+            })
+            .map_err(|e| self.err(e))?;
+        next.as_deref()
+            .and_then(decode_id)
+            .ok_or_else(|| self.err("the job counter is not a number"))
     }
 
     fn put_job(&self, job: &JobRecord) -> Result<()> {
@@ -230,6 +266,26 @@ impl StateStore for SledStore {
         Ok(out)
     }
 
+    fn put_plan(&self, name: &str, plan: &StoredPlan) -> Result<()> {
+        let value = serde_json::to_vec(plan).map_err(|e| self.err(e))?;
+        self.plans.insert(name, value).map(|_| ()).map_err(|e| self.err(e))
+    }
+
+    fn remove_plan(&self, name: &str) -> Result<()> {
+        self.plans.remove(name).map(|_| ()).map_err(|e| self.err(e))
+    }
+
+    fn plans(&self) -> Result<BTreeMap<String, StoredPlan>> {
+        let mut out = BTreeMap::new();
+        for item in self.plans.iter() {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            if let (Ok(name), Ok(plan)) = (std::str::from_utf8(&k), serde_json::from_slice(&v)) {
+                out.insert(name.to_string(), plan);
+            }
+        }
+        Ok(out)
+    }
+
     fn flush(&self) -> Result<()> {
         self.db.flush().map(|_| ()).map_err(|e| self.err(e))
     }
@@ -262,7 +318,7 @@ mod tests {
             let (store, opened) = SledStore::open(&path).unwrap();
             assert_eq!(opened, Opened::Fresh);
             let (a, b) = (store.next_job_id().unwrap(), store.next_job_id().unwrap());
-            assert!(b > a);
+            assert_eq!((a, b), (1, 2));
             store.put_job(&job(a)).unwrap();
             store.put_job(&job(b)).unwrap();
             let obs = DatasetObs {
@@ -274,6 +330,7 @@ mod tests {
         }
         let (store, opened) = SledStore::open(&path).unwrap();
         assert_eq!(opened, Opened::Existing);
+        assert_eq!(store.next_job_id().unwrap(), 3, "ids go on from the last, no jump");
         let ids: Vec<u64> = store.jobs(10).unwrap().iter().map(|j| j.id).collect();
         assert_eq!(ids.len(), 2);
         assert!(ids[0] > ids[1], "newest first");
@@ -289,5 +346,25 @@ mod tests {
         std::fs::write(path.join("db"), vec![0xAB; 4096]).unwrap();
         let (_, opened) = SledStore::open(&path).unwrap();
         assert!(matches!(opened, Opened::Replaced(_)), "{opened:?}");
+    }
+
+    #[test]
+    fn the_last_valid_plan_survives_reopening_until_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let plan = StoredPlan {
+            file: "/etc/lifeboat/plans/site.toml".into(),
+            source: "version = 1\n".into(),
+            loaded_at: Utc::now(),
+        };
+        {
+            let (store, _) = SledStore::open(&path).unwrap();
+            store.put_plan("site", &plan).unwrap();
+            store.flush().unwrap();
+        }
+        let (store, _) = SledStore::open(&path).unwrap();
+        assert_eq!(store.plans().unwrap()["site"], plan);
+        store.remove_plan("site").unwrap();
+        assert!(store.plans().unwrap().is_empty());
     }
 }

@@ -2,28 +2,32 @@
 //! schedules, a test restore per dataset × region, and the latest result of each is
 //! kept for `/v1/status` and `/metrics`. A failure is logged as an error.
 //!
-//! A policy first runs one schedule tick after the daemon starts (not at once), and a
-//! missed tick runs once, like backups.
+//! A policy first runs at its first schedule tick after its plan was loaded (at start
+//! or by a reload), not at once, and a missed tick runs once, like backups.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::plans::Proof;
 use super::schedule::DatasetKey;
 use super::shared::{Shared, lock, read};
 use crate::apply::alerts::verify_and_alert;
-use crate::apply::secrets;
+use crate::apply::session::{Regions, Session};
 use crate::apply::verify::VerifyRequest;
-use crate::plan::{Due, Observed, Plan, VerifyName, due};
+use crate::plan::{Due, Plan};
 
 pub async fn verifier(shared: Arc<Shared>) {
-    let mut last: HashMap<String, BTreeMap<VerifyName, DateTime<Utc>>> = HashMap::new();
+    let mut ran = BTreeMap::new();
     while !shared.stopping() {
         let now = Utc::now();
-        for (plan_name, plan, policy) in due_policies(&shared, &mut last, now) {
-            run_policy(&shared, &plan_name, &plan, &policy, now).await;
+        let due = read(&shared.plans).due_proofs(&mut ran, Proof::Verify, now);
+        for (plan_name, plan, item) in due {
+            if let Due::Verify { policy } = item {
+                run_policy(&shared, &plan_name, &plan, policy.as_str(), now).await;
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -32,35 +36,9 @@ pub async fn verifier(shared: Arc<Shared>) {
     }
 }
 
-/// Policies `plan::due` finds due: their next tick after their last run (or the
-/// daemon's start) has come.
-fn due_policies(
-    shared: &Shared,
-    last: &mut HashMap<String, BTreeMap<VerifyName, DateTime<Utc>>>,
-    now: DateTime<Utc>,
-) -> Vec<(String, Arc<Plan>, String)> {
-    let plans = read(&shared.plans);
-    let mut out = Vec::new();
-    for p in plans.plans.values() {
-        let ran = last.entry(p.name.clone()).or_default();
-        let observed = Observed {
-            verified: ran.clone(),
-            since: Some(shared.started),
-            ..Observed::default()
-        };
-        for item in due(&p.plan, &observed, now) {
-            if let Due::Verify { policy } = item {
-                out.push((p.name.clone(), p.plan.clone(), policy.to_string()));
-                ran.insert(policy, now);
-            }
-        }
-    }
-    out
-}
-
 async fn run_policy(shared: &Shared, plan_name: &str, plan: &Plan, policy: &str, now: DateTime<Utc>) {
-    let password = match secrets::plan_password(plan).await {
-        Ok(p) => p,
+    let session = match Session::open(plan, Regions::Existing).await {
+        Ok(s) => s,
         Err(e) => {
             tracing::error!(plan = plan_name, policy, error = %e, "verification cannot start");
             return;
@@ -70,7 +48,7 @@ async fn run_policy(shared: &Shared, plan_name: &str, plan: &Plan, policy: &str,
         policy: Some(policy.to_string()),
         ..Default::default()
     };
-    let (rows, undelivered) = verify_and_alert(plan, plan_name, &password, &req).await;
+    let (rows, undelivered) = verify_and_alert(&session, plan_name, &req).await;
     for problem in undelivered {
         tracing::warn!(plan = plan_name, problem = %problem, "alert not delivered");
     }

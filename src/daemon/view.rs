@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::plans::PlanLoadError;
 use super::schedule::{self, DatasetKey, DatasetObs};
 use super::shared::{Shared, lock, read};
+use crate::apply::observe::unreachable;
 use crate::apply::secrets::redact;
 use crate::plan::Dataset;
 
@@ -16,7 +17,10 @@ pub struct StatusView {
     pub version: String,
     pub started: DateTime<Utc>,
     pub stopping: bool,
+    /// Jobs running now (they hold a slot); `queued_jobs` wait for one.
     pub running_jobs: usize,
+    #[serde(default)]
+    pub queued_jobs: usize,
     pub plans: Vec<PlanView>,
     pub plan_errors: Vec<PlanErrorView>,
     /// One line per objective not met: `plan/dataset: why`.
@@ -31,6 +35,10 @@ pub struct PlanView {
     pub name: String,
     pub file: String,
     pub loaded_at: DateTime<Utc>,
+    /// The plan file is invalid now (see `plan_errors`): this is its last valid
+    /// version, which keeps running until the file is fixed or removed.
+    #[serde(default)]
+    pub stale: bool,
     pub datasets: Vec<DatasetView>,
 }
 
@@ -44,6 +52,8 @@ pub struct DatasetView {
     pub running: bool,
     pub failures: u32,
     pub last_verification: Option<DateTime<Utc>>,
+    /// Some objective is not met: no region within the RPO, or a region over its RPO
+    /// or lagging; each is a line of `violations` (see `problems`).
     pub violated: bool,
     pub regions: Vec<RegionView>,
 }
@@ -60,6 +70,19 @@ pub struct RegionView {
     #[serde(default)]
     pub degraded: bool,
     pub last_error: Option<String>,
+    /// A short stable word for `last_error`: `unreachable`, `wrong_password`, ...
+    #[serde(default)]
+    pub last_error_class: Option<String>,
+    /// Backups into this region that failed in a row.
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    /// False when the last backup could not reach the region's storage.
+    #[serde(default)]
+    pub reachable: bool,
+    /// Leases under the region's `locks/` that no holder keeps (the daemon removes those
+    /// whose process on this host is gone; others stay until `lifeboat unlock`).
+    #[serde(default)]
+    pub stale_locks: usize,
     /// The latest scheduled verification from this region.
     #[serde(default)]
     pub verification: Option<VerificationView>,
@@ -122,6 +145,10 @@ fn region_view(ds: &Dataset, obs: &DatasetObs, region: &str, now: DateTime<Utc>)
         verification: None,
         degraded: o.last_error.is_some(),
         last_error: o.last_error.as_deref().map(redact),
+        reachable: !o.last_error_class.as_deref().is_some_and(unreachable),
+        last_error_class: o.last_error_class,
+        consecutive_failures: o.failures,
+        stale_locks: o.stale_locks,
     }
 }
 
@@ -131,7 +158,7 @@ fn dataset_view(key: &DatasetKey, ds: &Dataset, obs: &DatasetObs, running: bool,
         .iter()
         .map(|r| region_view(ds, obs, r.as_str(), now))
         .collect();
-    DatasetView {
+    let mut view = DatasetView {
         dataset: key.dataset.clone(),
         schedule: ds.schedule.as_str().to_string(),
         rpo_seconds: ds.rpo.as_secs(),
@@ -140,33 +167,36 @@ fn dataset_view(key: &DatasetKey, ds: &Dataset, obs: &DatasetObs, running: bool,
         running,
         failures: obs.failures,
         last_verification: obs.last_verification,
-        violated: !regions.iter().any(|r| r.within_rpo),
+        violated: false,
         regions,
+    };
+    view.violated = !problems(&view).is_empty();
+    view
+}
+
+/// What is wrong with a dataset's objectives, one phrase each; empty when all are met.
+/// The one source of `violated` (so of the metric) and of the status's `violations`.
+fn problems(d: &DatasetView) -> Vec<String> {
+    let mut out = Vec::new();
+    if !d.regions.iter().any(|r| r.within_rpo) {
+        out.push("no region holds a snapshot within the RPO".to_string());
     }
+    for r in d.regions.iter().filter(|r| r.lagging || !r.within_rpo) {
+        let how = if r.lagging { "lagging" } else { "over its RPO" };
+        out.push(format!("region {} is {how}", r.region));
+    }
+    out
 }
 
 fn violations(plans: &[PlanView]) -> Vec<String> {
-    let mut out = Vec::new();
-    for p in plans {
-        for d in &p.datasets {
-            if d.violated {
-                out.push(format!(
-                    "{}/{}: no region holds a snapshot within the RPO",
-                    p.name, d.dataset
-                ));
-            }
-            for r in d.regions.iter().filter(|r| r.lagging || !r.within_rpo) {
-                out.push(format!(
-                    "{}/{}: region {} is {}",
-                    p.name,
-                    d.dataset,
-                    r.region,
-                    if r.lagging { "lagging" } else { "over its RPO" }
-                ));
-            }
-        }
-    }
-    out
+    let datasets = plans.iter().flat_map(|p| p.datasets.iter().map(move |d| (p, d)));
+    datasets
+        .flat_map(|(p, d)| {
+            problems(d)
+                .into_iter()
+                .map(move |why| format!("{}/{}: {why}", p.name, d.dataset))
+        })
+        .collect()
 }
 
 /// The status now.
@@ -175,7 +205,11 @@ pub fn status(shared: &Shared) -> StatusView {
     let plans = read(&shared.plans);
     let observed = lock(&shared.observed).clone();
     let verified = lock(&shared.verifications).clone();
-    let active = lock(&shared.active).keys().cloned().collect::<Vec<_>>();
+    let (active, running) = {
+        let jobs = lock(&shared.active);
+        let running = jobs.values().filter(|j| j.started.is_some()).count();
+        (jobs.keys().cloned().collect::<Vec<_>>(), running)
+    };
     let empty = DatasetObs::default();
     let views: Vec<PlanView> = plans
         .plans
@@ -184,6 +218,7 @@ pub fn status(shared: &Shared) -> StatusView {
             name: p.name.clone(),
             file: p.plan.file.display().to_string(),
             loaded_at: p.loaded_at,
+            stale: p.stale,
             datasets: p
                 .plan
                 .datasets
@@ -206,7 +241,8 @@ pub fn status(shared: &Shared) -> StatusView {
         version: env!("CARGO_PKG_VERSION").to_string(),
         started: shared.started,
         stopping: shared.stopping(),
-        running_jobs: active.len(),
+        running_jobs: running,
+        queued_jobs: active.len() - running,
         violations: violations(&views),
         plan_errors: plans.errors.values().map(PlanErrorView::from).collect(),
         plans: views,

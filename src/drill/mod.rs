@@ -25,7 +25,7 @@ mod template;
 use crate::apply::ApplyError;
 
 pub use report::{Outcome, Report, StepRecord};
-pub use run::{RunOptions, run_playbook};
+pub use run::{RunOptions, run_playbook, run_playbook_in};
 
 /// Drill or failover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

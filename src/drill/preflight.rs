@@ -3,8 +3,10 @@
 //! In an incident the restore step may run for an hour; a missing TSIG secret or an
 //! expired API token found only after it is an hour lost, and a re-point that fails
 //! half-way leaves traffic split. So before anything changes the run resolves every
-//! secret the playbook needs (repository password, TSIG secrets, HTTP tokens), opens
-//! every region it restores from (config and key: a wrong password shows here), and
+//! secret the playbook needs (repository password, TSIG secrets, HTTP tokens) on a
+//! blocking thread (a secret `command` runs a program), opens the plan's regions once
+//! for the whole run (config and key: a wrong password shows here; the run restores,
+//! reads snapshot times and stores its report through that one session), and
 //! asks every endpoint it will touch, including the ones rollback would put back, for
 //! a read-only check of its provider (see [`endpoint::preflight`]). Any failure stops
 //! the run with nothing changed; every check is kept in the report's `preflight` phase.
@@ -19,8 +21,8 @@ use super::endpoint::{self, Change};
 use super::report::{Phase, StepRecord, StepStatus};
 use super::runner::{self, mode_str, route};
 use super::{DrillError, Mode};
-use crate::apply::regions::open_regions;
 use crate::apply::secrets;
+use crate::apply::session::{Regions, Session};
 use crate::format::names::{DatasetName, RegionName};
 use crate::plan::{EndpointName, KeySource, Plan, Playbook, Provider, Step, StepAction, UrlSource};
 
@@ -36,6 +38,9 @@ pub enum Cause {
     Unavailable,
 }
 
+/// What one check found (`Ok`), or why it failed.
+type CheckResult = Result<String, (Cause, String)>;
+
 /// One check and how it went; `Ok` says what was found.
 #[derive(Debug, Clone)]
 pub struct Check {
@@ -45,17 +50,18 @@ pub struct Check {
     pub result: Result<String, (Cause, String)>,
 }
 
-/// All checks of one run, the repository password when it resolved, and the value each
-/// endpoint holds now where its provider reads one (DNS): the run's first change of the
-/// endpoint requires that value, and rollback puts it back.
+/// All checks of one run, the plan's regions opened with the repository password when
+/// it resolved, and the value each endpoint holds now where its provider reads one
+/// (DNS): the run's first change of the endpoint requires that value, and rollback puts
+/// it back.
 #[derive(Debug, Default)]
-pub struct Preflight {
+pub struct Preflight<'p> {
     pub checks: Vec<Check>,
-    pub password: Option<Vec<u8>>,
+    pub session: Option<Session<'p>>,
     pub current: BTreeMap<EndpointName, String>,
 }
 
-impl Preflight {
+impl Preflight<'_> {
     /// The cause of the first failure (bad input wins over unavailable); `None` when
     /// every check passed.
     pub fn failed(&self) -> Option<Cause> {
@@ -143,32 +149,51 @@ fn all_steps(playbook: &Playbook) -> impl Iterator<Item = &Step> {
     playbook.steps.iter().chain(&playbook.rollback)
 }
 
-/// Run every check for `playbook` in `mode`. Region checks need the password, so they
-/// are made only when it resolved.
-pub async fn run(plan: &Plan, playbook: &Playbook, mode: Mode, http: &reqwest::Client) -> Preflight {
+/// Run every check for `playbook` in `mode`, with the plan's regions already opened
+/// (`opened`, by a caller that checked the password) or opened here. Region checks need
+/// the password, so they are made only when it resolved.
+pub async fn run<'p>(
+    plan: &'p Plan,
+    playbook: &Playbook,
+    mode: Mode,
+    http: &reqwest::Client,
+    opened: Option<Session<'p>>,
+) -> Preflight<'p> {
     let start = Instant::now();
     let mut out = Preflight::default();
-    password(plan, playbook, start, &mut out);
+    let password = match opened {
+        Some(session) => {
+            out.push(start, Instant::now(), PASSWORD_CHECK.into(), Ok("resolved".into()));
+            out.session = Some(session);
+            None
+        }
+        None => self::password(plan, playbook, start, &mut out).await,
+    };
     // An endpoint whose secret is missing is not asked: the secret's check names it.
     let mut unsigned = BTreeSet::new();
     for (endpoint, what, key) in endpoint_secrets(plan, playbook, mode) {
         let began = Instant::now();
-        let result = resolve(&key).map(|_| "resolved".to_string());
+        let result = resolve(&key).await.map(|_| "resolved".to_string());
         if let (Err(_), Some(name)) = (&result, endpoint) {
             unsigned.insert(name);
         }
         out.push(start, began, format!("secret: {what}"), result);
     }
-    if let Some(pw) = out.password.clone() {
-        regions(plan, playbook, &pw, start, &mut out).await;
+    if let Some(pw) = password {
+        open_session(plan, &pw, start, &mut out).await;
     }
+    regions(plan, playbook, start, &mut out);
     endpoints(plan, playbook, mode, http, start, &unsigned, &mut out).await;
     out
 }
 
-/// A secret's value, or a message naming where it was looked for.
-fn resolve(key: &KeySource) -> Result<Vec<u8>, (Cause, String)> {
-    secrets::resolve(key).map_err(|e| {
+/// A secret's value, or a message naming where it was looked for. Resolved on a
+/// blocking thread: a `command` source runs a program, which must not stall the runtime.
+async fn resolve(key: &KeySource) -> Result<Vec<u8>, (Cause, String)> {
+    let key = key.clone();
+    let joined = tokio::task::spawn_blocking(move || secrets::resolve(&key)).await;
+    let resolved = joined.map_err(|e| (Cause::Unavailable, format!("the lookup did not finish: {e}")))?;
+    resolved.map_err(|e| {
         let text = e.to_string();
         // The resolver words its "nothing found" for the repository password; the
         // sources it lists are what matters for any secret.
@@ -181,21 +206,25 @@ fn restores(playbook: &Playbook) -> bool {
     all_steps(playbook).any(|s| matches!(s.action, StepAction::Restore { .. }))
 }
 
+const PASSWORD_CHECK: &str = "secret: repository password";
+
 /// The repository password: required when the playbook restores, else resolved if it
 /// can be (it stores the report in the regions).
-fn password(plan: &Plan, playbook: &Playbook, start: Instant, out: &mut Preflight) {
+async fn password(plan: &Plan, playbook: &Playbook, start: Instant, out: &mut Preflight<'_>) -> Option<Vec<u8>> {
     let began = Instant::now();
-    let result = resolve(&plan.key);
+    let result = resolve(&plan.key).await;
     let needed = restores(playbook);
+    let mut password = None;
     let result = match result {
         Ok(pw) => {
-            out.password = Some(pw);
+            password = Some(pw);
             Ok("resolved".to_string())
         }
         Err(e) if needed => Err(e),
         Err((_, e)) => Ok(format!("{e} (no restore needs it; the report is kept locally only)")),
     };
-    out.push(start, began, "secret: repository password".into(), result);
+    out.push(start, began, PASSWORD_CHECK.into(), result);
+    password
 }
 
 /// The endpoints the run may re-point, with the regions: each step's target and the
@@ -272,41 +301,48 @@ fn restore_regions(plan: &Plan, playbook: &Playbook) -> Vec<(DatasetName, Vec<Re
         .collect()
 }
 
-/// Open every region a restore reads from: its config and a key the password opens.
-async fn regions(plan: &Plan, playbook: &Playbook, password: &[u8], start: Instant, out: &mut Preflight) {
-    let wanted = restore_regions(plan, playbook);
-    let names: BTreeSet<RegionName> = wanted.iter().flat_map(|(_, r, _)| r.iter().cloned()).collect();
-    if names.is_empty() {
-        return;
+/// Open the plan's regions with `password` for the whole run, within the check timeout;
+/// when they do not all answer in time, the run has no session and says so.
+async fn open_session<'p>(plan: &'p Plan, password: &[u8], start: Instant, out: &mut Preflight<'p>) {
+    let began = Instant::now();
+    let opening = Session::with_password(plan, password, Regions::Existing);
+    match tokio::time::timeout(CHECK_TIMEOUT, opening).await {
+        Ok(session) => out.session = Some(session),
+        Err(_) => {
+            let all: Vec<RegionName> = plan.regions.keys().cloned().collect();
+            let why = format!(
+                "opening {} did not finish in {}s",
+                names_of(&all),
+                CHECK_TIMEOUT.as_secs()
+            );
+            out.push(start, began, "regions".into(), Err((Cause::Unavailable, why)));
+        }
+    }
+}
+
+/// Check every region a restore reads from: its config and a key the password opens.
+fn regions(plan: &Plan, playbook: &Playbook, start: Instant, out: &mut Preflight<'_>) {
+    let Some(session) = &out.session else { return };
+    let mut state: BTreeMap<RegionName, Result<(), (Cause, String)>> = BTreeMap::new();
+    for r in session.regions() {
+        let cause = if r.wrong_password() {
+            Cause::BadInput
+        } else {
+            Cause::Unavailable
+        };
+        let result = r.repo.as_ref().map(drop).map_err(|e| (cause, e.to_string()));
+        state.insert(r.name.clone(), result);
     }
     let began = Instant::now();
-    let list: Vec<RegionName> = names.into_iter().collect();
-    let opened = tokio::time::timeout(CHECK_TIMEOUT, open_regions(plan, &list, password, false)).await;
-    let Ok(opened) = opened else {
-        let why = format!(
-            "opening {} did not finish in {}s",
-            names_of(&list),
-            CHECK_TIMEOUT.as_secs()
-        );
-        out.push(start, began, "regions".into(), Err((Cause::Unavailable, why)));
-        return;
-    };
-    let mut state: BTreeMap<RegionName, Result<(), (Cause, String)>> = BTreeMap::new();
-    for r in opened {
-        let wrong_password = r.wrong_password();
-        let result = r.repo.map(drop).map_err(|e| {
-            let cause = if wrong_password {
-                Cause::BadInput
-            } else {
-                Cause::Unavailable
-            };
-            (cause, e.to_string())
-        });
-        state.insert(r.name, result);
-    }
-    for (dataset, regions, named) in wanted {
-        let result = restore_check(plan, &dataset, &regions, named, &state);
-        out.push(start, began, format!("restore of {dataset}"), result);
+    let checks: Vec<(String, CheckResult)> = restore_regions(plan, playbook)
+        .into_iter()
+        .map(|(dataset, regions, named)| {
+            let result = restore_check(plan, &dataset, &regions, named, &state);
+            (format!("restore of {dataset}"), result)
+        })
+        .collect();
+    for (name, result) in checks {
+        out.push(start, began, name, result);
     }
 }
 
@@ -359,7 +395,7 @@ async fn endpoints(
     http: &reqwest::Client,
     start: Instant,
     unsigned: &BTreeSet<EndpointName>,
-    out: &mut Preflight,
+    out: &mut Preflight<'_>,
 ) {
     for (name, regions) in repoints(plan, playbook) {
         if unsigned.contains(&name) {

@@ -5,6 +5,7 @@
 use super::endpoint::{self, Change};
 use super::runner::{default_timeout, kind, name, route};
 use super::{Mode, Result, preflight};
+use crate::apply::session::Session;
 use crate::plan::{Plan, Playbook, Probe, Step, StepAction};
 
 /// One line per action a run of `playbook` would take, in order, then what a failure
@@ -50,9 +51,11 @@ pub fn preview(plan: &Plan, playbook: &Playbook, mode: Mode) -> Result<Vec<Strin
     Ok(lines)
 }
 
-/// The preflight's checks, then [`preview`]'s lines; a failed check is the error.
-pub async fn dry_run(plan: &Plan, playbook: &Playbook, mode: Mode) -> Result<Vec<String>> {
-    let checks = preflight::run(plan, playbook, mode, &reqwest::Client::new()).await;
+/// The preflight's checks (over `session`, the plan's regions as the caller opened
+/// them), then [`preview`]'s lines; a failed check is the error.
+pub async fn dry_run(session: Session<'_>, playbook: &Playbook, mode: Mode) -> Result<Vec<String>> {
+    let plan = session.plan();
+    let checks = preflight::run(plan, playbook, mode, &reqwest::Client::new(), Some(session)).await;
     if checks.failed().is_some() {
         return Err(checks.error(playbook.name.as_str(), mode, None));
     }

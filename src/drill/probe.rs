@@ -21,9 +21,6 @@ pub struct ProbeResult {
     pub detail: String,
 }
 
-/// Pause between attempts of a command probe.
-const COMMAND_INTERVAL: Duration = Duration::from_millis(500);
-
 /// Try `probe` until it passes (`Ok`) or the next attempt would start past `deadline`.
 pub async fn run(
     probe: &Probe,
@@ -34,7 +31,7 @@ pub async fn run(
 ) -> Result<ProbeResult, ProbeResult> {
     let interval = match probe {
         Probe::Http(h) => h.interval,
-        Probe::Command(_) => COMMAND_INTERVAL,
+        Probe::Command { interval, .. } => *interval,
     };
     let mut attempts = 0;
     loop {
@@ -45,10 +42,12 @@ pub async fn run(
             .max(Duration::from_millis(100));
         let outcome = match probe {
             Probe::Http(h) => attempt_http(h, url_override.unwrap_or(&h.url), client, remaining).await,
-            Probe::Command(argv) => match tokio::time::timeout(remaining, process::run(argv, vars, passed)).await {
-                Ok(r) => r.map(|out| format!("`{}` exited 0 {out}", argv.join(" ")).trim().to_string()),
-                Err(_) => Err(format!("`{}` did not finish in time", argv.join(" "))),
-            },
+            Probe::Command { argv, .. } => {
+                match tokio::time::timeout(remaining, process::run(argv, vars, passed)).await {
+                    Ok(r) => r.map(|out| format!("`{}` exited 0 {out}", argv.join(" ")).trim().to_string()),
+                    Err(_) => Err(format!("`{}` did not finish in time", argv.join(" "))),
+                }
+            }
         };
         let result = |detail| ProbeResult {
             attempts,
@@ -168,5 +167,19 @@ mod tests {
         let p = probe(&[], Some("ok"));
         assert!(check_body(&p, "all ok").is_ok());
         assert!(check_body(&p, "down").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_command_probe_waits_its_own_interval_between_attempts() {
+        let probe = Probe::Command {
+            argv: vec!["false".into()],
+            interval: Duration::from_millis(1000),
+        };
+        let deadline = Instant::now() + Duration::from_millis(2500);
+        let client = reqwest::Client::new();
+        let failed = run(&probe, None, &client, (&[], &[]), deadline).await.unwrap_err();
+        // At 0 s, 1 s and 2 s; a fourth would start past the deadline.
+        assert_eq!(failed.attempts, 3, "{failed:?}");
+        assert!(failed.detail.contains("after 3 attempt(s)"), "{failed:?}");
     }
 }

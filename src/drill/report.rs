@@ -33,8 +33,32 @@ pub enum Phase {
     Steps,
     /// Undoing re-points and the playbook's rollback steps, after a failure.
     Rollback,
-    /// After a passing drill: traffic back to the primary.
-    Restore,
+    /// After a passing drill: re-pointing traffic back to the primary. (Reports written
+    /// before this name said `restore`, which is still read.)
+    #[serde(alias = "restore")]
+    PointBack,
+}
+
+impl Phase {
+    /// The phase as reports and the CLI show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Preflight => "preflight",
+            Phase::Steps => "steps",
+            Phase::Rollback => "rollback",
+            Phase::PointBack => "point back",
+        }
+    }
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Passed => "passed",
+            StepStatus::Failed => "FAILED",
+            StepStatus::Skipped => "skipped",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,13 +211,13 @@ impl Report {
             "\n## Timeline\n\n| at | phase | step | took | result | detail |\n| --- | --- | --- | --- | --- | --- |\n";
         for s in &self.steps {
             md += &format!(
-                "| +{} | {:?} | {} `{}` | {} | {:?} | {} |\n",
+                "| +{} | {} | {} `{}` | {} | {} | {} |\n",
                 seconds(s.offset_ms),
-                s.phase,
+                s.phase.as_str(),
                 s.kind,
                 s.name.replace('|', "\\|"),
                 seconds(s.duration_ms),
-                s.status,
+                s.status.as_str(),
                 cell(s),
             );
         }
@@ -222,7 +246,7 @@ fn title(mode: Mode) -> &'static str {
     }
 }
 
-fn outcome_word(o: Outcome) -> &'static str {
+pub fn outcome_word(o: Outcome) -> &'static str {
     match o {
         Outcome::Passed => "passed",
         Outcome::ObjectivesMissed => "objectives missed",

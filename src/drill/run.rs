@@ -11,6 +11,7 @@ use super::report::{Outcome, Report, RpoResult, RtoResult};
 use super::runner::{Restored, RunResult, Runner};
 use super::{DrillError, Mode, Result};
 use crate::apply::reports;
+use crate::apply::session::Session;
 use crate::format::names::RegionName;
 use crate::plan::{Plan, Playbook, PlaybookName};
 
@@ -42,14 +43,31 @@ pub fn find_playbook<'p>(plan: &'p Plan, name: &str) -> Result<&'p Playbook> {
 }
 
 /// Run playbook `name` of `plan`; the report says how it went and where it is kept.
+/// The preflight resolves the password and opens the plan's regions for the run.
+pub async fn run_playbook(plan: &Plan, name: &str, opts: &RunOptions) -> Result<(Report, PathBuf)> {
+    run(plan, None, name, opts).await
+}
+
+/// Run playbook `name` of the session's plan over the regions the session opened (a
+/// caller that checked the password there first).
+pub async fn run_playbook_in(session: Session<'_>, name: &str, opts: &RunOptions) -> Result<(Report, PathBuf)> {
+    run(session.plan(), Some(session), name, opts).await
+}
+
 /// A failed preflight stops the run before its first step: the report (preflight
 /// checks only) is kept, and the error names what failed.
-pub async fn run_playbook(plan: &Plan, name: &str, opts: &RunOptions) -> Result<(Report, PathBuf)> {
+async fn run<'p>(
+    plan: &'p Plan,
+    opened: Option<Session<'p>>,
+    name: &str,
+    opts: &RunOptions,
+) -> Result<(Report, PathBuf)> {
     let playbook = find_playbook(plan, name)?;
     let started = Utc::now();
     let clock = Instant::now();
-    let checks = preflight::run(plan, playbook, opts.mode, &reqwest::Client::new()).await;
-    let password = checks.password.clone();
+    let mut checks = preflight::run(plan, playbook, opts.mode, &reqwest::Client::new(), opened).await;
+    let session = checks.session.take();
+    let session = session.as_ref();
     if checks.failed().is_some() {
         let result = RunResult {
             records: checks.records(),
@@ -57,34 +75,29 @@ pub async fn run_playbook(plan: &Plan, name: &str, opts: &RunOptions) -> Result<
             restored: Vec::new(),
         };
         let report = build(plan, playbook, opts.mode, started, result, Vec::new());
-        let (_, path) = keep(plan, report, password.as_deref(), opts).await?;
+        let (_, path) = keep(report, session, opts).await?;
         return Err(checks.error(name, opts.mode, Some(&path)));
     }
-    let mut result = Runner::new(plan, playbook, opts.mode, password.clone())
+    let mut result = Runner::new(plan, playbook, opts.mode, session)
         .since(clock)
         .with_current(checks.current.clone())
         .run()
         .await;
     result.records.splice(0..0, checks.records());
-    let rpo = measure_rpo(plan, password.as_deref(), &result.restored, started).await;
+    let rpo = measure_rpo(plan, session, &result.restored, started).await;
     let report = build(plan, playbook, opts.mode, started, result, rpo);
-    keep(plan, report, password.as_deref(), opts).await
+    keep(report, session, opts).await
 }
 
 /// Save the report in the state folder and, when asked, in the regions.
-async fn keep(
-    plan: &Plan,
-    mut report: Report,
-    password: Option<&[u8]>,
-    opts: &RunOptions,
-) -> Result<(Report, PathBuf)> {
+async fn keep(mut report: Report, session: Option<&Session<'_>>, opts: &RunOptions) -> Result<(Report, PathBuf)> {
     let path = report.save(&opts.state_dir)?;
     if opts.upload {
-        report.uploads = match password {
-            Some(pw) => reports::upload(plan, pw, &report.files(), &report.run_event()).await?,
+        report.uploads = match session {
+            Some(session) => reports::upload(session, &report.files(), &report.run_event()).await?,
             None => vec![reports::Upload {
                 region: "all".into(),
-                error: Some("no repository password: report kept locally only".into()),
+                error: Some("no repository password or the regions did not open: report kept locally only".into()),
             }],
         };
         report.save(&opts.state_dir)?;
@@ -129,15 +142,15 @@ fn build(
 
 async fn measure_rpo(
     plan: &Plan,
-    password: Option<&[u8]>,
+    session: Option<&Session<'_>>,
     restored: &[Restored],
     started: chrono::DateTime<Utc>,
 ) -> Vec<RpoResult> {
     let mut out = Vec::new();
     for r in restored {
         let objective = plan.datasets.get(&r.dataset).map_or(0, |d| d.rpo.as_secs());
-        let time = match (password, RegionName::new(&r.region)) {
-            (Some(pw), Ok(region)) => reports::snapshot_time(plan, pw, &region, &r.snapshot).await.ok(),
+        let time = match (session, RegionName::new(&r.region)) {
+            (Some(session), Ok(region)) => reports::snapshot_time(session, &region, &r.snapshot).await.ok(),
             _ => None,
         };
         let age = time.map(|t| u64::try_from((started - t).num_seconds().max(0)).unwrap_or(0));

@@ -16,6 +16,7 @@ use super::template::{Vars, render};
 use super::{Mode, probe, process};
 use crate::apply::recover::{Wanted, restore_by_plan};
 use crate::apply::secrets;
+use crate::apply::session::Session;
 use crate::apply::{Placement, Progress, RestoreOptions};
 use crate::format::names::{DatasetName, RegionName};
 use crate::plan::{EndpointName, Plan, Playbook, Probe, Step, StepAction, UrlSource};
@@ -70,7 +71,7 @@ pub struct Runner<'a> {
     plan: &'a Plan,
     playbook: &'a Playbook,
     mode: Mode,
-    password: Option<Vec<u8>>,
+    session: Option<&'a Session<'a>>,
     http: reqwest::Client,
     start: Instant,
     records: Vec<StepRecord>,
@@ -83,13 +84,13 @@ pub struct Runner<'a> {
 }
 
 impl<'a> Runner<'a> {
-    /// `password` opens the repositories; only restore steps need it.
-    pub fn new(plan: &'a Plan, playbook: &'a Playbook, mode: Mode, password: Option<Vec<u8>>) -> Self {
+    /// `session` holds the plan's opened repositories; only restore steps need it.
+    pub fn new(plan: &'a Plan, playbook: &'a Playbook, mode: Mode, session: Option<&'a Session<'a>>) -> Self {
         Runner {
             plan,
             playbook,
             mode,
-            password,
+            session,
             http: reqwest::Client::new(),
             start: Instant::now(),
             records: Vec::new(),
@@ -130,7 +131,7 @@ impl<'a> Runner<'a> {
                 self.step(step, Phase::Rollback).await;
             }
         } else if self.mode == Mode::Drill {
-            self.undo_repoints(Phase::Restore).await;
+            self.undo_repoints(Phase::PointBack).await;
         }
         RunResult {
             records: self.records,
@@ -139,11 +140,26 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// The playbook's values for templates (`{playbook}`, `{mode}`).
+    fn vars(&self) -> Vars<'_> {
+        Vars {
+            playbook: self.playbook.name.as_str(),
+            mode: mode_str(self.mode),
+            ..Vars::default()
+        }
+    }
+
+    /// A step's name as the report shows it, its templates rendered: a notify step is
+    /// named by its message, which may say `{playbook}` or `{mode}`.
+    fn label(&self, step: &Step) -> String {
+        render(&name(step), &self.vars())
+    }
+
     fn skip(&mut self, step: &Step) {
         self.records.push(StepRecord {
             phase: Phase::Steps,
             kind: kind(&step.action).into(),
-            name: name(step),
+            name: self.label(step),
             offset_ms: ms(self.start.elapsed()),
             duration_ms: 0,
             status: StepStatus::Skipped,
@@ -167,7 +183,8 @@ impl<'a> Runner<'a> {
         let result = tokio::time::timeout(limit + grace, self.act(step, began + limit))
             .await
             .unwrap_or_else(|_| Err(format!("timed out after {}", secs(limit)).into()));
-        self.record(phase, kind(&step.action), name(step), offset, began.elapsed(), result)
+        let label = self.label(step);
+        self.record(phase, kind(&step.action), label, offset, began.elapsed(), result)
     }
 
     fn record(
@@ -257,7 +274,7 @@ impl<'a> Runner<'a> {
         snapshot: &str,
         target: &std::path::Path,
     ) -> Result<String, Done> {
-        let Some(password) = &self.password else {
+        let Some(session) = self.session else {
             return Err("no repository password to restore with".to_string().into());
         };
         let region = region.or(self.playbook.standby.as_ref());
@@ -279,7 +296,7 @@ impl<'a> Runner<'a> {
             snapshot: Some(snapshot),
             allow_unsigned: false,
         };
-        let done = restore_by_plan(self.plan, password, wanted, &opts, progress)
+        let done = restore_by_plan(session, wanted, &opts, progress)
             .await
             .map_err(|e| Done::from(format!("restore of {dataset}: {e}")))?;
         let o = &done.outcome;
@@ -403,12 +420,7 @@ impl<'a> Runner<'a> {
     }
 
     async fn notify(&self, message: &str, url: Option<&UrlSource>) -> Result<String, Done> {
-        let vars = Vars {
-            playbook: self.playbook.name.as_str(),
-            mode: mode_str(self.mode),
-            ..Vars::default()
-        };
-        let text = render(message, &vars);
+        let text = render(message, &self.vars());
         let Some(url) = url else {
             return Ok(format!("noted: {text}"));
         };
@@ -467,7 +479,7 @@ pub fn name(step: &Step) -> String {
     match &step.action {
         StepAction::Restore { dataset, target, .. } => format!("{dataset} into {}", target.display()),
         StepAction::Probe(Probe::Http(h)) => format!("{} {}", h.method, h.url),
-        StepAction::Probe(Probe::Command(argv)) | StepAction::Command { command: argv } => argv.join(" "),
+        StepAction::Probe(Probe::Command { argv, .. }) | StepAction::Command { command: argv } => argv.join(" "),
         StepAction::Repoint { endpoint, to } => format!("{endpoint} to {to}"),
         StepAction::Wait { duration } => secs(*duration),
         StepAction::Notify { message, .. } => message.clone(),

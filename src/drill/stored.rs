@@ -15,8 +15,8 @@ use serde::Serialize;
 use super::report::{Outcome, Report};
 use super::{Mode, Result};
 use crate::apply::reports;
+use crate::apply::session::Session;
 use crate::format::names::RegionName;
-use crate::plan::Plan;
 
 /// Longest text field of a listed report (plan path, playbook name).
 const MAX_FIELD: usize = 4096;
@@ -62,14 +62,15 @@ pub struct Stored {
 }
 
 /// The reports stored in `regions` of `plan` (every region when empty).
-pub async fn stored_reports(plan: &Plan, password: &[u8], regions: &[RegionName]) -> Result<Stored> {
+pub async fn stored_reports(session: &Session<'_>, regions: &[RegionName]) -> Result<Stored> {
+    let plan = session.plan();
     let mut out = Stored::default();
     let chosen: Vec<&RegionName> = match regions {
         [] => plan.regions.keys().collect(),
         some => some.iter().collect(),
     };
     for region in chosen {
-        let listing = match reports::list(plan, password, region).await {
+        let listing = match reports::list(session, region).await {
             Ok(l) => l,
             Err(e) => {
                 out.unreachable.push(crate::apply::secrets::redact(&e.to_string()));
@@ -85,7 +86,7 @@ pub async fn stored_reports(plan: &Plan, password: &[u8], regions: &[RegionName]
             out.skipped.push(skip(stranger, "not a report name".into()));
         }
         for name in listing.names.iter().filter(|n| n.ends_with(".json")) {
-            match read_one(plan, password, region, name).await {
+            match read_one(session, region, name).await {
                 Ok(report) => out.reports.push(report),
                 Err(why) => out.skipped.push(skip(format!("reports/{name}"), why)),
             }
@@ -94,15 +95,8 @@ pub async fn stored_reports(plan: &Plan, password: &[u8], regions: &[RegionName]
     Ok(out)
 }
 
-async fn read_one(
-    plan: &Plan,
-    password: &[u8],
-    region: &RegionName,
-    name: &str,
-) -> std::result::Result<StoredReport, String> {
-    let bytes = reports::load(plan, password, region, name)
-        .await
-        .map_err(|e| e.to_string())?;
+async fn read_one(session: &Session<'_>, region: &RegionName, name: &str) -> std::result::Result<StoredReport, String> {
+    let bytes = reports::load(session, region, name).await.map_err(|e| e.to_string())?;
     let report: Report = serde_json::from_slice(&bytes).map_err(|e| format!("not a report: {e}"))?;
     summary(region, name, report)
 }

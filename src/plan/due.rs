@@ -36,6 +36,16 @@ pub struct RegionObs {
     /// Time of the newest snapshot known to be in the region.
     pub last_success: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// Consecutive runs that failed in this region (0 after a success).
+    #[serde(default)]
+    pub failures: u32,
+    /// A short stable word for the last error (`unreachable`, `wrong_password`, ...),
+    /// for monitoring; `None` when the last run succeeded.
+    #[serde(default)]
+    pub last_error_class: Option<String>,
+    /// Leases left under the region's `locks/` that no holder keeps, when last looked.
+    #[serde(default)]
+    pub stale_locks: usize,
 }
 
 /// What is known of one dataset (the daemon persists it and rebuilds it from the
@@ -59,7 +69,7 @@ impl DatasetObs {
             .map(|(region, last)| {
                 let obs = RegionObs {
                     last_success: last,
-                    last_error: None,
+                    ..RegionObs::default()
                 };
                 (region.to_string(), obs)
             })

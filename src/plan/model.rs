@@ -382,8 +382,8 @@ pub enum StepAction {
 pub enum Probe {
     /// An HTTP request, retried until it passes or the step's deadline.
     Http(HttpProbe),
-    /// Run the program, retried until it exits 0 or the step's deadline.
-    Command(Vec<String>),
+    /// Run the program, retried every `interval` until it exits 0 or the step's deadline.
+    Command { argv: Vec<String>, interval: Duration },
 }
 
 /// One HTTP request and what its answer must look like.

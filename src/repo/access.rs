@@ -100,6 +100,16 @@ impl Repository {
         lock::remove_stale(self.store.as_ref()).await
     }
 
+    /// The stale leases (expired, holder gone, or unreadable), removing none.
+    pub async fn stale_leases(&self) -> Result<Vec<lock::StaleLease>> {
+        lock::stale_leases(self.store.as_ref()).await
+    }
+
+    /// Remove only the leases whose holder is a process on this host that is gone.
+    pub async fn remove_abandoned_leases(&self) -> Result<usize> {
+        lock::remove_abandoned(self.store.as_ref()).await
+    }
+
     /// Days of S3 Object Lock retention this repository's packs and snapshots get;
     /// `None` when its store does not lock.
     pub fn lock_days(&self) -> Option<u32> {

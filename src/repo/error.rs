@@ -4,7 +4,7 @@ use crate::format::blob::BlobError;
 use crate::format::config::ConfigError;
 use crate::storage::StorageError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RepoError {
     #[error("no repository at {0} — create one with `lifeboat init --repo {0}`")]
     NotFound(String),

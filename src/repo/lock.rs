@@ -23,8 +23,80 @@ use crate::storage::Store;
 
 /// Whether the holder of `lease` is gone: past its expiry, or a dead process on this host.
 pub fn is_stale(lease: &LeaseInfo, now: DateTime<Utc>) -> bool {
-    let dead_here = lease.host == hostname() && !std::path::Path::new(&format!("/proc/{}", lease.pid)).exists();
-    now > lease.expires || dead_here
+    now > lease.expires || holder_gone(lease)
+}
+
+/// Whether the holder of `lease` is provably gone: a process on this host that no
+/// longer exists. An expired lease from another host may still have a live holder whose
+/// refreshes fail, so only this makes a lease safe to remove unattended.
+pub fn holder_gone(lease: &LeaseInfo) -> bool {
+    lease.host == hostname() && !std::path::Path::new(&format!("/proc/{}", lease.pid)).exists()
+}
+
+/// A lease under `locks/` that no holder keeps: past its expiry, from a process on this
+/// host that is gone, or unreadable.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StaleLease {
+    pub key: String,
+    /// `None` when the object is not a readable lease.
+    pub holder: Option<LeaseInfo>,
+    /// Its holder is a process on this host that is gone.
+    pub holder_gone: bool,
+}
+
+impl std::fmt::Display for StaleLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.holder {
+            Some(l) => write!(
+                f,
+                "{} ({} on {}, pid {}, expired {})",
+                self.key,
+                l.purpose,
+                l.host,
+                l.pid,
+                l.expires.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+            None => write!(f, "{} (not a readable lease)", self.key),
+        }
+    }
+}
+
+/// Every stale lease, for reports; nothing is removed.
+pub async fn stale_leases(store: &dyn Store) -> Result<Vec<StaleLease>> {
+    let now = Utc::now();
+    let mut out = Vec::new();
+    for meta in store.list(layout::LOCKS).await? {
+        let holder = if meta.size > MAX_LEASE {
+            None
+        } else {
+            match store.get(&meta.key).await {
+                Ok(raw) => LeaseInfo::decode(&raw, now),
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if holder.as_ref().is_some_and(|l| !is_stale(l, now)) {
+            continue;
+        }
+        let holder_gone = holder.as_ref().is_some_and(holder_gone);
+        out.push(StaleLease {
+            key: meta.key,
+            holder,
+            holder_gone,
+        });
+    }
+    Ok(out)
+}
+
+/// Remove the leases whose holder is provably gone (`holder_gone`), and no other;
+/// returns how many.
+pub async fn remove_abandoned(store: &dyn Store) -> Result<usize> {
+    let mut removed = 0;
+    for stale in stale_leases(store).await?.into_iter().filter(|s| s.holder_gone) {
+        store.delete(&stale.key).await?;
+        removed += 1;
+    }
+    Ok(removed)
 }
 
 /// A held lease; released on [`Lease::release`] or (best effort) when dropped.

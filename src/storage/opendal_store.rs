@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use opendal::layers::{RetryLayer, TimeoutLayer};
+use opendal::layers::{RetryEvent, RetryLayer, TimeoutLayer};
 use opendal::{EntryMode, Operator};
 
 use super::aws::{Credentials, ObjectLock, not_locking};
@@ -400,12 +400,21 @@ fn build_operator(builder: impl opendal::Builder, address: &str) -> Result<Opera
         .with_jitter()
         .with_max_times(RETRY.attempts.saturating_sub(1) as usize)
         .with_min_delay(RETRY.min_delay)
-        .with_max_delay(RETRY.max_delay);
+        .with_max_delay(RETRY.max_delay)
+        .with_notify(log_retry);
     let timeout = TimeoutLayer::new()
         .with_timeout(RETRY.attempt_timeout)
         .with_io_timeout(RETRY.io_timeout);
     // Timeout inside retry: each attempt is timed out, and a timeout is retried.
     Ok(operator.layer(timeout).layer(retry))
+}
+
+/// Each retry at debug level and without a backtrace (opendal's default logs it at
+/// warn with the error's debug form, which carries one when `RUST_BACKTRACE` is set): a
+/// failure that outlasts the retries is reported once, by the caller, naming its region.
+fn log_retry(event: RetryEvent<'_>) {
+    let after_ms = u64::try_from(event.retry_after.as_millis()).unwrap_or(u64::MAX);
+    tracing::debug!(operation = ?event.op, attempt = event.attempt, after_ms, "storage retry: {}", event.err);
 }
 
 /// Translate an opendal error into Lifeboat's storage error for `location`. A cause the

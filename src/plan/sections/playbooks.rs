@@ -38,7 +38,10 @@ const PROBE_KEYS: [&str; 10] = [
     "command",
     "env",
 ];
-/// How often an HTTP probe may try: at most once a second, at least once an hour.
+/// A command probe's pause between attempts when the step does not set `interval`.
+const COMMAND_PROBE_INTERVAL: Duration = Duration::from_millis(500);
+/// How often a probe may try when it sets `interval`: at most once a second, at least
+/// once an hour.
 const PROBE_INTERVAL: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(3600));
 /// The longest recovery time objective a playbook may state (a year).
 const MAX_RTO: Duration = Duration::from_secs(365 * 86_400);
@@ -260,7 +263,10 @@ fn probe(fields: &Fields, ctx: &mut Ctx) -> Option<Probe> {
     let command = command(fields, "command", ctx);
     match (url, command) {
         (Some(url), None) if fields.get("command").is_none() => http_probe(url.value, status?, fields, ctx),
-        (None, Some(argv)) if fields.get("url").is_none() => Some(Probe::Command(argv)),
+        (None, Some(argv)) if fields.get("url").is_none() => {
+            let interval = probe_interval(fields, COMMAND_PROBE_INTERVAL, ctx)?;
+            Some(Probe::Command { argv, interval })
+        }
         (None, _) | (_, None) if fields.get("url").is_some() != fields.get("command").is_some() => None,
         _ => {
             let message = format!("{} needs exactly one of `url` or `command`", fields.context());
@@ -274,16 +280,21 @@ fn probe(fields: &Fields, ctx: &mut Ctx) -> Option<Probe> {
     }
 }
 
+/// A probe's pause between attempts: `default` unless the step sets `interval`.
+fn probe_interval(fields: &Fields, default: Duration, ctx: &mut Ctx) -> Option<Duration> {
+    match fields.get("interval") {
+        None => Some(default),
+        Some(_) => bounded(fields, "interval", "\"1s\"", PROBE_INTERVAL, ctx).map(|d| d.value),
+    }
+}
+
 fn http_probe(url: String, expect_status: Option<u16>, fields: &Fields, ctx: &mut Ctx) -> Option<Probe> {
     let text = |key: &str, example: &str, ctx: &mut Ctx| fields.string(key, example, ctx.diags).map(|v| v.value);
     let drill_url = http_url(fields, "drill_url", "\"http://127.0.0.1:8081/healthz\"", ctx).map(|u| u.value);
     let method = method(fields, "GET", ctx);
     let body = text("body", "'{\"input\": [1, 2, 3]}'", ctx);
     let expect_body = text("expect_body", "\"ok\"", ctx);
-    let interval = match fields.get("interval") {
-        None => Some(Duration::from_secs(1)),
-        Some(_) => bounded(fields, "interval", "\"1s\"", PROBE_INTERVAL, ctx).map(|d| d.value),
-    };
+    let interval = probe_interval(fields, Duration::from_secs(1), ctx);
     let expect_json = expect_json(fields, ctx)?;
     let (method, interval) = (method?, interval?);
     if fields.get("drill_url").is_some() && drill_url.is_none() {
