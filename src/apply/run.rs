@@ -79,15 +79,7 @@ pub struct ApplyReport {
 /// missing regions were created).
 pub async fn apply(session: &Session<'_>, opts: &ApplyOptions, progress: Arc<Progress>) -> Result<ApplyReport> {
     let plan = session.plan();
-    if let Some(d) = &opts.dataset
-        && !plan.datasets.contains_key(d)
-    {
-        return Err(ApplyError::BadInput(format!(
-            "plan {} has no dataset {d} — see `lifeboat plan {}`",
-            plan.file.display(),
-            plan.file.display()
-        )));
-    }
+    check_options(plan, opts)?;
     let mut report = ApplyReport::default();
     for ds in plan.datasets.values() {
         if opts.dataset.as_ref().is_some_and(|d| d != &ds.name) {
@@ -104,6 +96,19 @@ pub async fn apply(session: &Session<'_>, opts: &ApplyOptions, progress: Arc<Pro
         });
     }
     Ok(report)
+}
+
+/// Refuse options that name what the plan does not have; checked before the session
+/// is opened too, since opening one to apply creates missing regions.
+pub fn check_options(plan: &Plan, opts: &ApplyOptions) -> Result<()> {
+    match &opts.dataset {
+        Some(d) if !plan.datasets.contains_key(d) => Err(ApplyError::BadInput(format!(
+            "plan {} has no dataset {d} — see `lifeboat plan {}`",
+            plan.file.display(),
+            plan.file.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 async fn run_dataset(

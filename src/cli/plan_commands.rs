@@ -14,7 +14,7 @@ use crate::apply::alerts::verify_and_alert;
 use crate::apply::audit::review_regions;
 use crate::apply::recover::{Wanted, restore_by_plan};
 use crate::apply::replicate::sync_plan;
-use crate::apply::run::{ApplyOptions, apply};
+use crate::apply::run::{ApplyOptions, apply, check_options};
 use crate::apply::session::Regions;
 use crate::apply::status;
 use crate::apply::verify::VerifyRequest;
@@ -74,12 +74,13 @@ impl Ctx {
 
     pub async fn apply(&self, path: &Path, dataset: Option<&str>, force: bool) -> Result<i32> {
         let plan = self.load_plan(path)?;
-        let session = self.session(&plan, Regions::Create).await?;
         let opts = ApplyOptions {
             dataset: dataset.map(DatasetName::new).transpose().map_err(bad)?,
             force,
             now: Utc::now(),
         };
+        check_options(&plan, &opts)?;
+        let session = self.session(&plan, Regions::Create).await?;
         let progress = Arc::new(Progress::default());
         let bar = Bar::start("apply", progress.clone(), self.progress, self.json);
         let report = apply(&session, &opts, progress).await;

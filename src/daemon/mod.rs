@@ -223,6 +223,12 @@ fn keep_last_valid(shared: &Shared, outcome: &plans::ReloadOutcome) {
             tracing::warn!(plan = %name, error = %e, "cannot forget the removed plan");
         }
     }
+    for name in &outcome.unkept {
+        tracing::warn!(plan = %name, "the plan writes a credential in a URL, so its last valid version is not kept: if its file turns invalid before a restart, it will not run — use a secret reference instead");
+        if let Err(e) = shared.store.remove_plan(name) {
+            tracing::warn!(plan = %name, error = %e, "cannot forget the plan's older version");
+        }
+    }
     shared.flush();
 }
 

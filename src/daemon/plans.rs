@@ -3,7 +3,8 @@
 //! A reload validates every `*.toml` in the plans directory. A valid file replaces
 //! its plan for the next job (running jobs keep the plan they started with, as they
 //! hold their own `Arc`) and becomes the plan's last valid version, which the caller
-//! keeps in the state store. An invalid file is refused with its diagnostics and never
+//! keeps in the state store — unless the file writes a credential inline (a URL with a
+//! token, say), since the state never holds a secret: such a plan is run, not kept. An invalid file is refused with its diagnostics and never
 //! stops protection: the plan in effect keeps running, and at start (when nothing is in
 //! effect yet) the last valid version from the state store is run; either way the plan
 //! is flagged `stale` until its file is valid again. Only removing the file stops a
@@ -59,6 +60,9 @@ pub struct ReloadOutcome {
     pub removed: Vec<String>,
     /// New last valid versions, to keep in the state store.
     pub valid: Vec<(String, StoredPlan)>,
+    /// Valid plans that write a credential inline (a URL with a token, say): the state
+    /// never holds a secret, so they are not kept, and their older versions are dropped.
+    pub unkept: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -152,12 +156,16 @@ impl PlanSet {
             return;
         }
         out.loaded.push(name.clone());
-        let stored = StoredPlan {
-            file: file.to_path_buf(),
-            source,
-            loaded_at: now,
-        };
-        out.valid.push((name.clone(), stored));
+        if plan::redact::holds_credential(&source) {
+            out.unkept.push(name.clone());
+        } else {
+            let stored = StoredPlan {
+                file: file.to_path_buf(),
+                source,
+                loaded_at: now,
+            };
+            out.valid.push((name.clone(), stored));
+        }
         let loaded = LoadedPlan {
             name: name.clone(),
             plan: Arc::new(plan),
@@ -350,6 +358,18 @@ retention = { keep_last = 5 }
         std::fs::remove_file(&file).unwrap();
         assert_eq!(set.reload(dir.path(), &kept).removed, vec!["site".to_string()]);
         assert!(set.plans.is_empty());
+    }
+
+    #[test]
+    fn a_plan_writing_a_credential_inline_is_run_but_never_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let with_token = format!("{GOOD}[alerts]\nwebhook = \"https://hooks.example.com/x?token=s3cr3t-token\"\n");
+        std::fs::write(dir.path().join("site.toml"), with_token).unwrap();
+        let mut set = PlanSet::default();
+        let out = set.reload(dir.path(), &BTreeMap::new());
+        assert_eq!(out.loaded, vec!["site".to_string()], "{:?}", out.refused);
+        assert_eq!(out.unkept, vec!["site".to_string()]);
+        assert!(out.valid.is_empty());
     }
 
     fn loaded(extra: &str, loaded_at: DateTime<Utc>) -> LoadedPlan {

@@ -26,6 +26,37 @@ pub fn text(text: &str) -> String {
     out
 }
 
+/// Parts of a query name that make its value a credential (`token`, `api_key`,
+/// `X-Amz-Signature`, `password`, `auth`, ...).
+const SECRET_NAMES: [&str; 8] = ["token", "key", "secret", "pass", "pwd", "sig", "auth", "cred"];
+
+/// Whether some URL in `text` writes a credential inline: a `user[:password]@` part, a
+/// fragment, or a query value whose name says it is one. The options of a repository
+/// address (`endpoint`, `region`, `storage_class`, ...) are not credentials.
+pub fn holds_credential(text: &str) -> bool {
+    let mut rest = text;
+    while let Some(found) = rest.find("://") {
+        let start = scheme_start(&rest[..found]);
+        let end = found + 3 + url_len(&rest[found + 3..]);
+        let url = &rest[start..end];
+        if has_userinfo(url) || url.contains('#') || secret_query(url) {
+            return true;
+        }
+        rest = &rest[end..];
+    }
+    false
+}
+
+fn secret_query(url: &str) -> bool {
+    let Some((_, query)) = url.split_once('?') else {
+        return false;
+    };
+    query.split('&').any(|pair| {
+        let name = pair.split_once('=').map_or(pair, |(n, _)| n).to_ascii_lowercase();
+        SECRET_NAMES.iter().any(|s| name.contains(s))
+    })
+}
+
 /// Where the scheme in front of `://` begins (letters, digits, `+`, `-`, `.`).
 fn scheme_start(before: &str) -> usize {
     let scheme_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.');
@@ -126,5 +157,17 @@ mod tests {
         assert!(has_userinfo("https://token@hooks.example.com/x"));
         assert!(!has_userinfo("https://hooks.example.com/a@b"));
         assert!(!has_userinfo("s3://bucket/p?endpoint=x"));
+    }
+
+    #[test]
+    fn credentials_written_in_urls_are_found_and_address_options_are_not() {
+        assert!(holds_credential("url = \"http://h/plain?token=abc\""));
+        assert!(holds_credential("webhook = \"https://u:p@h/x\""));
+        assert!(holds_credential("u = \"https://h/x?X-Amz-Signature=1\""));
+        assert!(holds_credential("u = \"https://h/x#frag\""));
+        assert!(!holds_credential(
+            "address = \"s3://b/p?endpoint=http://127.0.0.1:9000&region=us-east-1&storage_class=STANDARD\""
+        ));
+        assert!(!holds_credential("address = \"/srv/regions/a\"\n# comment about a key"));
     }
 }
