@@ -13,6 +13,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 mod servers;
+#[macro_use]
 mod support_s3;
 
 use support_s3::{PASSWORD, WeedEnv};
@@ -286,22 +287,7 @@ fn trail_rolled_back_to_an_older_copy(site: &Site) {
     expect_damage(&out, &["rewritten", "first 3 events differ"], "forked");
 }
 
-macro_rules! on_both {
-    ($($scenario:ident => $local:ident, $weed:ident;)*) => {$(
-        #[test]
-        fn $local() {
-            $scenario(&Site::local());
-        }
-
-        #[test]
-        fn $weed() {
-            let Some(env) = WeedEnv::from_env(stringify!($weed)) else { return };
-            $scenario(&Site::weed(env));
-        }
-    )*};
-}
-
-on_both! {
+on_local_and_seaweedfs! {
     trail_records_who_did_what => local_trail_records_who_did_what, seaweedfs_trail_records_who_did_what;
     newest_snapshot_deleted => local_newest_snapshot_deleted_is_reported, seaweedfs_newest_snapshot_deleted_is_reported;
     forgotten_snapshot_put_back => local_forgotten_snapshot_put_back_is_replayed, seaweedfs_forgotten_snapshot_put_back_is_replayed;

@@ -12,7 +12,9 @@ use std::ffi::OsStr;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use lifeboat::engine::audit;
 use lifeboat::engine::tree_bounds::MAX_DEPTH;
+use lifeboat::format::audit::{Action, Record};
 use lifeboat::format::ids::BlobId;
 use lifeboat::format::index::{IndexFile, IndexedPack};
 use lifeboat::format::pack::BlobKind;
@@ -129,7 +131,14 @@ fn hostile(build: impl FnOnce(&mut Forge) -> BlobId) -> (Repo, String) {
         let (_, mut snap) = r.find_snapshot("latest").await.unwrap();
         snap.tree = root;
         snap.time += chrono::Duration::seconds(1);
-        r.save_snapshot(&snap).await.unwrap().to_hex()
+        let id = r.save_snapshot(&snap).await.unwrap();
+        // A key holder writes the snapshot's audit event too, as a backup does.
+        let event = Record {
+            written: vec![id],
+            ..audit::event(Action::Backup)
+        };
+        audit::append(&r, event).await.unwrap();
+        id.to_hex()
     });
     (repo, id)
 }

@@ -6,9 +6,10 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::path::Path;
 
+use super::regions::RegionRepo;
 use super::session::Session;
 use super::status::PlanStatus;
-use crate::engine::audit::review::Problem;
+use crate::engine::audit::review::{Problem, Trail};
 use crate::engine::audit::{self, RunEnd};
 use crate::repo::Repository;
 
@@ -41,11 +42,7 @@ pub async fn review_regions(session: &Session<'_>, memory: Option<&Path>, status
         if unreadable.contains(region.name.as_str()) {
             continue;
         }
-        let inspected = match &region.repo {
-            Ok(repo) => audit::inspect(repo, memory).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        out.push(match inspected {
+        out.push(match inspect_region(region, memory).await {
             Ok((trail, warning)) => RegionTrail {
                 region: region.name.to_string(),
                 events: trail.checkpoint.size,
@@ -63,6 +60,17 @@ pub async fn review_regions(session: &Session<'_>, memory: Option<&Path>, status
         });
     }
     out
+}
+
+/// Read and judge one region's trail (`engine::audit::inspect`); the error as text.
+pub(super) async fn inspect_region(
+    region: &RegionRepo,
+    memory: Option<&Path>,
+) -> std::result::Result<(Trail, Option<String>), String> {
+    match &region.repo {
+        Ok(repo) => audit::inspect(repo, memory).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Run `work` with every audit event it writes naming `actor`.

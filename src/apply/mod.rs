@@ -17,6 +17,7 @@ pub mod secrets;
 pub mod session;
 pub mod signing;
 pub mod status;
+pub mod trails;
 pub mod verify;
 
 /// What `recover::restore_by_plan` takes, for callers above `apply` (drills).

@@ -1,7 +1,9 @@
 //! `lifeboat sync --plan`: bring every reachable region of a plan up to date with
-//! every other, copying what each lacks byte for byte.
+//! every other, copying what each lacks byte for byte, and bring up to date the copies
+//! the regions keep of each other's audit trails (`trails`).
 
 use super::session::Session;
+use super::trails::{CopyRow, review_plan};
 use crate::engine::sync::{SyncReport, sync};
 use crate::format::names::DatasetName;
 
@@ -17,6 +19,8 @@ pub struct RegionSync {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PlanSync {
     pub regions: Vec<RegionSync>,
+    /// Each region's audit trail against the copies the others keep of it.
+    pub trail_copies: Vec<CopyRow>,
     /// Some region was unreachable or a copy failed.
     pub degraded: bool,
 }
@@ -55,8 +59,10 @@ pub async fn sync_plan(session: &Session<'_>, dataset: Option<&DatasetName>) -> 
         }
         out.push(row);
     }
+    let trails = review_plan(session, &names, None).await;
     PlanSync {
-        degraded: out.iter().any(|r| !r.reachable || !r.errors.is_empty()),
+        degraded: trails.degraded() || out.iter().any(|r| !r.reachable || !r.errors.is_empty()),
         regions: out,
+        trail_copies: trails.copies,
     }
 }

@@ -73,6 +73,10 @@ pub struct ApplyReport {
     pub degraded: bool,
     /// A due dataset reached no region.
     pub failed: bool,
+    /// Why copies the regions keep of each other's audit trails could not be brought up
+    /// to date (`trails::follow_all`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trail_copy_warnings: Vec<String>,
 }
 
 /// Carry out the due work of the session's plan (opened with `Regions::Create`, so
@@ -95,6 +99,12 @@ pub async fn apply(session: &Session<'_>, opts: &ApplyOptions, progress: Arc<Pro
             regions: runs,
         });
     }
+    // A region that failed this run is left out: it would only fail again, slowly.
+    let failed: Vec<&str> = (report.datasets.iter().flat_map(|d| &d.regions))
+        .filter(|r| r.error.is_some())
+        .map(|r| r.region.as_str())
+        .collect();
+    report.trail_copy_warnings = super::trails::follow_all(session, &failed).await;
     Ok(report)
 }
 

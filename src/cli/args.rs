@@ -451,22 +451,45 @@ pub enum AuditAction {
     /// List the trail's events, oldest first (with --json: the trail and its problems).
     Log {
         #[command(flatten)]
-        repo: RepoArg,
+        source: AuditSource,
     },
     /// Check the trail is whole (nothing missing, altered, reordered or rolled back)
     /// and agrees with the snapshots; exit 3 naming the first problem.
     Verify {
         #[command(flatten)]
-        repo: RepoArg,
+        source: AuditSource,
     },
     /// Write every event as one JSON object per line, for a SIEM.
     Export {
         #[command(flatten)]
-        repo: RepoArg,
+        source: AuditSource,
         /// Write to this file instead of stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+}
+
+/// Whose trail an `audit` command reads: one repository's, or every region's of a plan.
+#[derive(Debug, Clone, clap::Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["repo", "plan"])))]
+pub struct AuditSource {
+    /// Where the repository is: a path, file:///path, memory://name or
+    /// s3://bucket/prefix?endpoint=URL&region=NAME.
+    #[arg(
+        long,
+        short = 'r',
+        env = "LIFEBOAT_REPO",
+        value_name = "URL",
+        conflicts_with = "plan"
+    )]
+    pub repo: Option<String>,
+    /// Instead, every region of this plan: each region's trail, merged by time, and
+    /// checked against the copies the other regions keep of it.
+    #[arg(long, value_name = "PLAN.toml")]
+    pub plan: Option<PathBuf>,
+    /// With --plan: only this region (repeatable); all of the plan's by default.
+    #[arg(long, value_name = "REGION", requires = "plan")]
+    pub region: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

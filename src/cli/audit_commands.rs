@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::args::{AuditAction, RepoArg};
+use super::args::{AuditAction, AuditSource, RepoArg};
 use super::context::Ctx;
 use super::error::{CliError, EXIT_DAMAGE, EXIT_OK, Result};
 use super::output::{self, note, say};
@@ -26,20 +26,31 @@ pub(super) fn memory_dir() -> Option<PathBuf> {
     Some(cache.join("lifeboat"))
 }
 
-/// One exported line: the event and the repository it is from.
+/// One exported line: the event, the repository it is from and, by plan, its region.
 #[derive(serde::Serialize)]
-struct ExportLine<'a> {
-    repository: &'a str,
+pub(super) struct ExportLine<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<&'a str>,
+    pub repository: &'a str,
     #[serde(flatten)]
-    event: &'a Event,
+    pub event: &'a Event,
 }
 
 impl Ctx {
     pub(super) async fn audit(&self, action: AuditAction) -> Result<i32> {
         match action {
-            AuditAction::Log { repo } => self.audit_log(&repo).await,
-            AuditAction::Verify { repo } => self.audit_verify(&repo).await,
-            AuditAction::Export { repo, out } => self.audit_export(&repo, out).await,
+            AuditAction::Log { source } => match &source.plan {
+                Some(plan) => self.audit_plan_log(plan, &source.region).await,
+                None => self.audit_log(&repo_of(source)).await,
+            },
+            AuditAction::Verify { source } => match &source.plan {
+                Some(plan) => self.audit_plan_verify(plan, &source.region).await,
+                None => self.audit_verify(&repo_of(source)).await,
+            },
+            AuditAction::Export { source, out } => match &source.plan {
+                Some(plan) => self.audit_plan_export(plan, &source.region, out).await,
+                None => self.audit_export(&repo_of(source), out).await,
+            },
         }
     }
 
@@ -119,19 +130,12 @@ impl Ctx {
     async fn audit_export(&self, repo: &RepoArg, out: Option<PathBuf>) -> Result<i32> {
         let r = self.open(repo).await?;
         let trail = self.trail(&r).await?;
-        let mut text = Vec::new();
-        for event in &trail.events {
-            let line = ExportLine {
-                repository: r.address(),
-                event,
-            };
-            text.extend(serde_json::to_vec(&line).unwrap_or_default());
-            text.push(b'\n');
-        }
-        match &out {
-            Some(path) => write_file(path, &text)?,
-            None => output::raw(&text),
-        }
+        let lines = trail.events.iter().map(|event| ExportLine {
+            region: None,
+            repository: r.address(),
+            event,
+        });
+        write_lines(lines, out.as_deref())?;
         for p in &trail.problems {
             note!("damage: {p}");
         }
@@ -166,11 +170,18 @@ pub(super) fn audit_code(trail: &[Problem], repo: &Repository) -> i32 {
     }
 }
 
+/// The repository an `audit` command names (clap requires --repo or --plan).
+fn repo_of(source: AuditSource) -> RepoArg {
+    RepoArg {
+        repo: source.repo.unwrap_or_default(),
+    }
+}
+
 fn damage_code(problems: &[Problem]) -> i32 {
     if problems.is_empty() { EXIT_OK } else { EXIT_DAMAGE }
 }
 
-fn event_line(e: &Event) -> String {
+pub(super) fn event_line(e: &Event) -> String {
     let r = &e.record;
     let mut what: Vec<String> = r.written.iter().map(|id| format!("+{}", id.short())).collect();
     what.extend(r.removed.iter().map(|id| format!("-{}", id.short())));
@@ -189,6 +200,25 @@ fn event_line(e: &Event) -> String {
         outcome.as_str().unwrap_or("?"),
         what.join(" ")
     )
+}
+
+/// Write `lines` as JSON lines to `out`, or to stdout.
+pub(super) fn write_lines<'a>(
+    lines: impl Iterator<Item = ExportLine<'a>>,
+    out: Option<&std::path::Path>,
+) -> Result<()> {
+    let mut text = Vec::new();
+    for line in lines {
+        text.extend(serde_json::to_vec(&line).unwrap_or_default());
+        text.push(b'\n');
+    }
+    match out {
+        Some(path) => write_file(path, &text),
+        None => {
+            output::raw(&text);
+            Ok(())
+        }
+    }
 }
 
 fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {

@@ -8,6 +8,7 @@
 
 mod args;
 mod audit_commands;
+mod audit_plan;
 mod commands;
 mod context;
 mod daemon_commands;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::audit_commands::{memory_dir, with_audit};
+use super::audit_plan::print_copies;
 use super::context::Ctx;
 use super::error::{EXIT_BAD_INPUT, EXIT_DAMAGE, EXIT_DEGRADED, EXIT_FAILED, EXIT_OK, Result, bad};
 use super::output::{self, Bar, bytes, duration_ms, note, say};
@@ -112,6 +113,9 @@ impl Ctx {
                     say!("{:<20} {:<12} {what}", ds.dataset, r.region);
                 }
             }
+        }
+        for w in report.trail_copy_warnings.iter().filter(|_| !self.json) {
+            note!("warning: {w}");
         }
         if report.failed {
             note!("error: a due dataset could not be backed up to any region — see the lines above");
@@ -240,6 +244,12 @@ impl Ctx {
                     say!("    {e}");
                 }
             }
+            print_copies(&report.trail_copies);
+        }
+        let mut problems = report.trail_copies.iter().flat_map(|c| &c.check.problems);
+        if let Some(first) = problems.next() {
+            note!("error: {first} — the copy was left as it is; see docs/security.md, \"Audit trail\"");
+            return Ok(EXIT_DAMAGE);
         }
         if report.degraded {
             note!("error: some regions could not be brought up to date — see the lines above");

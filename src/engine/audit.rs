@@ -19,6 +19,7 @@ use super::{EngineError, Result};
 use crate::format::audit::{Action, Checkpoint, Outcome, Record};
 use crate::repo::Repository;
 
+pub mod copies;
 pub mod memory;
 pub mod review;
 

@@ -5,6 +5,11 @@
 //! lets exactly one of them have it, so the chain cannot fork silently; the loser
 //! reads the new head and tries again (`engine::audit`). Segments are locked like
 //! snapshots where the store can lock (`objects`).
+//!
+//! A region of a plan also keeps a copy of each other region's trail under
+//! `audit-copies/<region>/`, segment for segment, byte for byte: an attacker who rolls
+//! back or rewrites one region's trail then has to do the same in every other region
+//! to go unnoticed (`engine::audit::copies`).
 
 use bytes::Bytes;
 
@@ -13,6 +18,7 @@ use super::error::{RepoError, Result};
 use super::objects::{self, ObjectKind};
 use super::{Repository, layout};
 use crate::format::audit::{self, ChainKey, Checkpoint, MAX_SEGMENT_LEN, Record, Segment};
+use crate::format::names::RegionName;
 
 /// Largest sealed segment: the plaintext bound plus the compression byte, the longest
 /// nonce and the tag.
@@ -27,11 +33,39 @@ pub struct AuditListing {
     pub foreign: Vec<String>,
 }
 
+/// Which trail of a repository: its own, or the copy it keeps of another region's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrailOf {
+    Own,
+    CopyOf(RegionName),
+}
+
+impl TrailOf {
+    fn prefix(&self) -> String {
+        match self {
+            TrailOf::Own => layout::AUDIT.to_string(),
+            TrailOf::CopyOf(region) => layout::audit_copies(region.as_str()),
+        }
+    }
+
+    fn segment(&self, seq: u64) -> String {
+        match self {
+            TrailOf::Own => layout::audit_segment(seq),
+            TrailOf::CopyOf(region) => layout::audit_copy_segment(region.as_str(), seq),
+        }
+    }
+}
+
 impl Repository {
     /// Every object under `audit/`.
     pub async fn audit_listing(&self) -> Result<AuditListing> {
+        self.audit_listing_of(&TrailOf::Own).await
+    }
+
+    /// Every object of the trail `which`.
+    pub async fn audit_listing_of(&self, which: &TrailOf) -> Result<AuditListing> {
         let mut out = AuditListing::default();
-        for meta in self.store.list(layout::AUDIT).await? {
+        for meta in self.store.list(&which.prefix()).await? {
             let name = layout::id_part(&meta.key);
             match layout::audit_seq(name) {
                 Some(seq) => out.segments.push((seq, meta.size)),
@@ -44,7 +78,12 @@ impl Repository {
 
     /// Read, open and check the segment stored at position `seq` (`size` from a listing).
     pub async fn load_audit_segment(&self, seq: u64, size: Option<u64>) -> Result<Segment> {
-        let key = layout::audit_segment(seq);
+        self.load_audit_segment_of(&TrailOf::Own, seq, size).await
+    }
+
+    /// Read, open and check the segment at position `seq` of the trail `which`.
+    pub async fn load_audit_segment_of(&self, which: &TrailOf, seq: u64, size: Option<u64>) -> Result<Segment> {
+        let key = which.segment(seq);
         let raw = read_bounded(self.store.as_ref(), &key, size, MAX_SEALED_SEGMENT).await?;
         audit::open(&self.key, self.cipher(), &raw).map_err(|e| RepoError::damaged(self.audit_what(&key), e))
     }
@@ -60,13 +99,19 @@ impl Repository {
         Ok(written.then_some(segment))
     }
 
-    /// Copy the segment at `seq` byte for byte into the replica `dst`, after checking
-    /// that it opens, so damage is not replicated. `false` when `dst` already has one there.
-    pub async fn copy_audit_segment_to(&self, dst: &Repository, seq: u64) -> Result<bool> {
+    /// Copy this repository's own segment at `seq` byte for byte into `dst`'s copy of
+    /// this region's trail (`region` is this repository's name in the plan), after
+    /// checking that it opens, so damage is not copied. Create-only: a segment `dst`
+    /// already holds there is never overwritten. Returns whether it was written and
+    /// the position after the segment.
+    pub async fn copy_audit_segment_to(&self, dst: &Repository, seq: u64, region: &RegionName) -> Result<(bool, u64)> {
         let key = layout::audit_segment(seq);
         let raw = read_bounded(self.store.as_ref(), &key, None, MAX_SEALED_SEGMENT).await?;
-        audit::open(&self.key, self.cipher(), &raw).map_err(|e| RepoError::damaged(self.audit_what(&key), e))?;
-        objects::put_if_absent(dst.store.as_ref(), ObjectKind::AuditSegment, &key, raw).await
+        let segment =
+            audit::open(&self.key, self.cipher(), &raw).map_err(|e| RepoError::damaged(self.audit_what(&key), e))?;
+        let to = TrailOf::CopyOf(region.clone()).segment(seq);
+        let written = objects::put_if_absent(dst.store.as_ref(), ObjectKind::AuditSegment, &to, raw).await?;
+        Ok((written, segment.checkpoint.size))
     }
 
     fn audit_what(&self, key: &str) -> String {

@@ -18,6 +18,9 @@ pub const REPORTS: &str = "reports/";
 pub const MANIFESTS: &str = "manifests/";
 /// Audit segments, named by the position of their first event (20 decimal digits).
 pub const AUDIT: &str = "audit/";
+/// Copies of the other regions' audit segments, under the copied region's plan name:
+/// `audit-copies/<region>/<position>`.
+pub const AUDIT_COPIES: &str = "audit-copies/";
 
 pub fn key(id: &KeyId) -> String {
     format!("{KEYS}{id}")
@@ -55,6 +58,16 @@ pub fn report(name: &str) -> String {
 
 pub fn audit_segment(seq: u64) -> String {
     format!("{AUDIT}{seq:020}")
+}
+
+/// Where the copy of `region`'s trail is kept.
+pub fn audit_copies(region: &str) -> String {
+    format!("{AUDIT_COPIES}{region}/")
+}
+
+/// The copy of `region`'s segment at position `seq`.
+pub fn audit_copy_segment(region: &str, seq: u64) -> String {
+    format!("{}{seq:020}", audit_copies(region))
 }
 
 /// The position an audit segment's name gives, if it is one a writer chose.

@@ -14,6 +14,25 @@ use rand::RngCore;
 
 pub const PASSWORD: &str = "multi-region test passphrase";
 
+/// Two tests per scenario: `$local` runs `$scenario(&Site::local())`, `$weed` runs it on
+/// SeaweedFS (`Site::weed(env)`), failing when the servers are required and absent.
+/// The test file defines `Site` (and `#[macro_use] mod support_s3;`).
+#[allow(unused_macros)]
+macro_rules! on_local_and_seaweedfs {
+    ($($scenario:ident => $local:ident, $weed:ident;)*) => {$(
+        #[test]
+        fn $local() {
+            $scenario(&Site::local());
+        }
+
+        #[test]
+        fn $weed() {
+            let Some(env) = WeedEnv::from_env(stringify!($weed)) else { return };
+            $scenario(&Site::weed(env));
+        }
+    )*};
+}
+
 /// One SeaweedFS server from `tests/run.sh`.
 #[derive(Debug, Clone)]
 pub struct Weed {

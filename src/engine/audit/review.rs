@@ -5,7 +5,9 @@
 //! one, and a segment whose first event is not where its name says, or does not name
 //! the hash of the event before it, is out of order. A snapshot the trail says was
 //! written and never forgotten but is gone was deleted outside Lifeboat; one the trail
-//! says was forgotten but is present was replayed.
+//! says was forgotten but is present was replayed; one taken after the trail began that
+//! no event wrote is unaccounted for (put there behind Lifeboat's back, or left by a
+//! writer that died before its event).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -15,6 +17,7 @@ use serde::Serialize;
 use super::super::Result;
 use crate::format::audit::{Checkpoint, Event, Segment};
 use crate::format::ids::{ChainHash, SnapshotId};
+use crate::repo::audit::TrailOf;
 use crate::repo::{Repository, Result as RepoResult};
 
 /// Segments read at once.
@@ -30,8 +33,12 @@ pub enum ProblemKind {
     Foreign,
     RolledBack,
     Forked,
+    /// A trail and the copy another region keeps of it differ.
+    Diverged,
     DeletedOutside,
     Replayed,
+    /// A snapshot no event wrote.
+    Unaccounted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -90,9 +97,18 @@ impl Trail {
 
 /// Read every segment of `repo`'s trail and check the chain.
 pub async fn read(repo: &Repository) -> Result<Trail> {
-    let listing = repo.audit_listing().await?;
+    read_of(repo, &TrailOf::Own).await
+}
+
+/// Read every segment of the trail `which` of `repo` and check the chain.
+pub async fn read_of(repo: &Repository, which: &TrailOf) -> Result<Trail> {
+    let listing = repo.audit_listing_of(which).await?;
+    let repository = match which {
+        TrailOf::Own => repo.address().to_string(),
+        TrailOf::CopyOf(region) => format!("{} (its copy of region {region}'s trail)", repo.address()),
+    };
     let mut trail = Trail {
-        repository: repo.address().to_string(),
+        repository,
         events: Vec::new(),
         checkpoint: Checkpoint::GENESIS,
         problems: Vec::new(),
@@ -103,12 +119,13 @@ pub async fn read(repo: &Repository) -> Result<Trail> {
         trail.problem(ProblemKind::Foreign, None, message);
     }
     let loaded: Vec<(u64, RepoResult<Segment>)> = stream::iter(listing.segments)
-        .map(|(seq, size)| async move { (seq, repo.load_audit_segment(seq, Some(size)).await) })
+        .map(|(seq, size)| async move { (seq, repo.load_audit_segment_of(which, seq, Some(size)).await) })
         .buffered(READS)
         .collect()
         .await;
+    let address = trail.repository.clone();
     for (seq, segment) in loaded {
-        take_segment(repo.address(), &mut trail, seq, segment)?;
+        take_segment(&address, &mut trail, seq, segment)?;
     }
     Ok(trail)
 }
@@ -175,7 +192,42 @@ pub async fn snapshot_problems(repo: &Repository, trail: &Trail) -> Result<Vec<P
         out.extend(judge(repo.address(), id, fate, present.contains(id)));
     }
     out.sort_by_key(|p| p.event);
+    let mut unnamed: Vec<&SnapshotId> = present.iter().filter(|id| !fates.contains_key(id)).collect();
+    unnamed.sort_unstable();
+    out.extend(unaccounted(repo, trail, unnamed.into_iter()).await);
     Ok(out)
+}
+
+/// The snapshots among `unnamed` (present, named by no event) taken after the trail's
+/// first event; older ones predate the trail (a repository created before audit
+/// trails). A snapshot that cannot be read is left to `check`.
+async fn unaccounted<'a>(
+    repo: &Repository,
+    trail: &Trail,
+    unnamed: impl Iterator<Item = &'a SnapshotId>,
+) -> Vec<Problem> {
+    let Some(began) = trail.events.first().map(|e| e.record.time) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for id in unnamed {
+        let Ok(snapshot) = repo.load_snapshot(id).await else {
+            continue;
+        };
+        if snapshot.time >= began {
+            out.push(Problem {
+                kind: ProblemKind::Unaccounted,
+                event: None,
+                snapshot: Some(*id),
+                message: format!(
+                    "snapshot {id} in {} is unaccounted for: taken at {}, and no audit event wrote it",
+                    repo.address(),
+                    snapshot.time.format("%Y-%m-%d %H:%M:%S")
+                ),
+            });
+        }
+    }
+    out
 }
 
 fn judge(address: &str, id: &SnapshotId, fate: &Fate, present: bool) -> Option<Problem> {

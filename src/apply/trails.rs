@@ -1,0 +1,148 @@
+//! The audit trails of a plan's regions together: each region's trail read and judged,
+//! then compared with the copy every other region keeps of it, lagging copies caught
+//! up (`engine::audit::copies`). Used by `lifeboat audit log|verify|export --plan` and
+//! by `lifeboat sync --plan`.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::audit::inspect_region;
+use super::session::Session;
+use crate::engine::audit::copies::{self, CopyCheck, Pair};
+use crate::engine::audit::review::{Problem, Trail};
+use crate::format::names::RegionName;
+
+/// One region's own trail.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegionEvents {
+    pub region: RegionName,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trail: Option<Trail>,
+    /// Why the trail could not be read (the region is unreachable, or has no repository).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Why the checkpoint could not be remembered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// One region's trail compared with the copy another region keeps of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CopyRow {
+    /// The region whose trail is copied.
+    pub region: RegionName,
+    /// The region keeping the copy.
+    pub kept_in: RegionName,
+    #[serde(flatten)]
+    pub check: CopyCheck,
+    /// Why the copy could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Every selected region's trail and every copy of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanTrails {
+    pub regions: Vec<RegionEvents>,
+    pub copies: Vec<CopyRow>,
+}
+
+impl PlanTrails {
+    /// Every problem found, each region's own first, then those between trails and copies.
+    pub fn problems(&self) -> impl Iterator<Item = &Problem> {
+        let own = self
+            .regions
+            .iter()
+            .filter_map(|r| r.trail.as_ref())
+            .flat_map(|t| &t.problems);
+        own.chain(self.copies.iter().flat_map(|c| &c.check.problems))
+    }
+
+    /// Whether some region or copy could not be read or caught up.
+    pub fn degraded(&self) -> bool {
+        let copies = self
+            .copies
+            .iter()
+            .any(|c| c.error.is_some() || c.check.warning.is_some());
+        copies || self.regions.iter().any(|r| r.error.is_some())
+    }
+}
+
+/// Read and judge the trails of the regions `names` (all when empty), remembering
+/// checkpoints in `memory`, then check and catch up the copies they keep of each other.
+pub async fn review_plan(session: &Session<'_>, names: &[RegionName], memory: Option<&Path>) -> PlanTrails {
+    let mut regions = Vec::new();
+    for region in session.selected(names) {
+        let (trail, error, warning) = match inspect_region(region, memory).await {
+            Ok((trail, warning)) => (Some(trail), None, warning),
+            Err(e) => (None, Some(e), None),
+        };
+        regions.push(RegionEvents {
+            region: region.name.clone(),
+            trail,
+            error,
+            warning,
+        });
+    }
+    let copies = check_copies(session, &regions).await;
+    PlanTrails { regions, copies }
+}
+
+/// Compare each readable trail with the copy each other region keeps of it.
+async fn check_copies(session: &Session<'_>, regions: &[RegionEvents]) -> Vec<CopyRow> {
+    let mut out = Vec::new();
+    for owner in regions {
+        let (Some(trail), Ok(owner_repo)) = (&owner.trail, session.repo(&owner.region)) else {
+            continue;
+        };
+        for holder in regions.iter().filter(|h| h.region != owner.region) {
+            let Ok(holder_repo) = session.repo(&holder.region) else {
+                continue;
+            };
+            let pair = Pair {
+                owner: &owner.region,
+                owner_repo,
+                holder: &holder.region,
+                holder_repo,
+            };
+            let (check, error) = match copies::check_copy(&pair, trail).await {
+                Ok(check) => (check, None),
+                Err(e) => (CopyCheck::default(), Some(e.to_string())),
+            };
+            out.push(CopyRow {
+                region: owner.region.clone(),
+                kept_in: holder.region.clone(),
+                check,
+                error,
+            });
+        }
+    }
+    out
+}
+
+/// After a run: bring every copy the session's opened regions (but those named in
+/// `left_out`) keep of each other's trails up to date (`copies::follow`). Returns why a
+/// copy could not be, per copy.
+pub async fn follow_all(session: &Session<'_>, left_out: &[&str]) -> Vec<String> {
+    let taking_part = session
+        .regions()
+        .iter()
+        .filter(|r| !left_out.contains(&r.name.as_str()));
+    let opened: Vec<_> = taking_part
+        .filter_map(|r| Some((&r.name, r.repo.as_ref().ok()?)))
+        .collect();
+    let mut warnings = Vec::new();
+    for &(owner, owner_repo) in &opened {
+        for &(holder, holder_repo) in opened.iter().filter(|h| h.0 != owner) {
+            let pair = Pair {
+                owner,
+                owner_repo,
+                holder,
+                holder_repo,
+            };
+            warnings.extend(copies::follow(&pair).await.1);
+        }
+    }
+    warnings
+}
