@@ -155,7 +155,7 @@ fn journal_start(shared: &Shared, job: &Job) -> JobRecord {
         started: Utc::now(),
         ended: None,
         outcome: Outcome::Running,
-        bytes: 0,
+        bytes_read: 0,
         error: None,
         regions: Vec::new(),
     };
@@ -252,7 +252,7 @@ fn finish(shared: &Shared, job: &Job, mut record: JobRecord, result: Result<Appl
         Ok(report) => {
             record.outcome = outcome_of(report);
             record.regions = job_regions(report);
-            record.bytes = report
+            record.bytes_read = report
                 .datasets
                 .iter()
                 .flat_map(|d| &d.regions)
@@ -344,7 +344,7 @@ fn log_outcome(r: &JobRecord) {
     let outcome = r.outcome.as_str();
     match r.outcome {
         Outcome::Success | Outcome::Skipped => {
-            tracing::info!(job = r.id, plan = %r.plan, dataset = %r.dataset, outcome, seconds = secs, bytes = r.bytes, "job finished")
+            tracing::info!(job = r.id, plan = %r.plan, dataset = %r.dataset, outcome, seconds = secs, bytes_read = r.bytes_read, "job finished")
         }
         _ if r.regions.iter().any(|x| x.error.is_some()) => {
             tracing::warn!(job = r.id, plan = %r.plan, dataset = %r.dataset, outcome, seconds = secs, "job finished")

@@ -71,7 +71,9 @@ pub struct JobRecord {
     pub started: DateTime<Utc>,
     pub ended: Option<DateTime<Utc>>,
     pub outcome: Outcome,
-    pub bytes: u64,
+    /// Bytes read from the sources (journals written before the rename call it `bytes`).
+    #[serde(alias = "bytes")]
+    pub bytes_read: u64,
     pub error: Option<String>,
     pub regions: Vec<JobRegion>,
 }
@@ -304,7 +306,7 @@ mod tests {
             started: Utc::now(),
             ended: None,
             outcome: Outcome::Running,
-            bytes: 0,
+            bytes_read: 0,
             error: None,
             regions: Vec::new(),
         }
