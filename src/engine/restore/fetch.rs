@@ -1,7 +1,7 @@
 //! Fetching packs for a restore: the needed blobs of each pack in a few ranged reads,
 //! each blob authenticated and checked against its id before it is written. A blob
 //! that cannot be read intact marks every file it belongs to as damaged; only other
-//! storage errors stop the restore.
+//! storage errors stop the restore. Files stay open across their blobs ([`OpenFiles`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::stream::{self, StreamExt};
 
+use super::open_files::OpenFiles;
 use super::plan::Dest;
 use super::target::{FileKey, Target};
 use super::{MAX_SPAN, MERGE_GAP, PACK_FETCHES};
@@ -22,6 +23,8 @@ use crate::repo::{Index, RepoError, Repository};
 pub(super) struct Written {
     pub target: Target,
     pub files: Vec<(PathBuf, FileKey)>,
+    /// Descriptors of the files being filled.
+    pub open: OpenFiles,
 }
 
 type Files = Arc<Written>;
@@ -148,8 +151,12 @@ async fn restore_pack(
 fn write_blob(files: &Files, dests: &[Dest], data: &[u8], progress: &Progress) -> Result<()> {
     for d in dests {
         let (rel, key) = &files.files[d.file];
-        files.target.write_at(rel, *key, data, d.offset)?;
+        let file = (files.open).get_or_open(d.file, || files.target.open_for_write(rel, *key))?;
+        files.target.write_at(rel, &file, data, d.offset)?;
         progress.add_done(0, data.len() as u64);
+        if files.open.written(d.file) {
+            files.open.close(d.file);
+        }
     }
     Ok(())
 }

@@ -15,6 +15,7 @@
 //! swap the result in (`place`).
 
 mod fetch;
+mod open_files;
 mod place;
 mod plan;
 mod target;
@@ -28,6 +29,7 @@ use crate::format::audit::{Action, Record};
 use crate::format::ids::SnapshotId;
 use crate::repo::{Index, Repository};
 use fetch::{Damaged, Written, fetch_all};
+use open_files::OpenFiles;
 use plan::{Plan, Selector, Source, include_set, plan_tree};
 use target::Target;
 
@@ -253,7 +255,20 @@ fn create_all(target: Target, plan: &Plan) -> Result<Written> {
         .iter()
         .map(|(rel, node)| Ok((rel.clone(), target.create_file(rel, node.size)?)))
         .collect::<Result<Vec<_>>>()?;
-    Ok(Written { target, files })
+    let open = OpenFiles::new(&writes_per_file(plan));
+    Ok(Written { target, files, open })
+}
+
+/// How many blob writes each file of the plan waits for.
+fn writes_per_file(plan: &Plan) -> Vec<u32> {
+    let mut writes = vec![0u32; plan.files.len()];
+    let dests = plan.packs.values().flat_map(|blobs| blobs.values().flatten());
+    for d in dests {
+        if let Some(n) = writes.get_mut(d.file) {
+            *n = n.saturating_add(1);
+        }
+    }
+    writes
 }
 
 /// Remove damaged files, give complete ones their metadata, create symlinks.

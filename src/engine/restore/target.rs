@@ -6,8 +6,9 @@
 //! following a symlink. An entry already in the way (a planted symlink, a file where a
 //! directory belongs) is removed, never followed, so nothing a backed-up tree or a
 //! previous restore left in the target can steer a write outside it. Files are made
-//! fresh (`O_EXCL`) and owner-only; they are reopened for each write, checked to be the
-//! very inode created, so a restore of millions of files holds only a few descriptors.
+//! fresh (`O_EXCL`) and owner-only, with their space reserved up front (`fallocate`,
+//! so the file system can lay them out in one piece); every later open checks it
+//! reached the very inode created.
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -98,6 +99,18 @@ fn split(rel: &Path) -> io::Result<(Vec<&OsStr>, &OsStr)> {
         .pop()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty path"))?;
     Ok((parts, last))
+}
+
+/// Give a new file its final size, its blocks allocated at once where the file system
+/// can (`fallocate`), else only its length (`ftruncate`), as on file systems without it.
+fn reserve(fd: impl AsFd, size: u64) -> rustix::io::Result<()> {
+    if size == 0 {
+        return Ok(());
+    }
+    match rustix::fs::fallocate(&fd, rustix::fs::FallocateFlags::empty(), 0, size) {
+        Err(Errno::OPNOTSUPP | Errno::NOSYS | Errno::INVAL) => rustix::fs::ftruncate(&fd, size),
+        other => other,
+    }
 }
 
 pub(super) fn is_root() -> bool {
@@ -201,7 +214,7 @@ impl Target {
             other => other,
         }
         .map_err(|e| io(e.into()))?;
-        rustix::fs::ftruncate(&fd, size).map_err(|e| io(e.into()))?;
+        reserve(&fd, size).map_err(|e| io(e.into()))?;
         let st = rustix::fs::fstat(&fd).map_err(|e| io(e.into()))?;
         Ok(FileKey(st.st_dev, st.st_ino))
     }
@@ -218,10 +231,14 @@ impl Target {
         Ok(File::from(fd))
     }
 
-    pub fn write_at(&self, rel: &Path, key: FileKey, data: &[u8], offset: u64) -> Result<()> {
-        let io = self.io(rel);
-        let file = self.reopen(rel, key, OFlags::WRONLY).map_err(&io)?;
-        file.write_all_at(data, offset).map_err(&io)
+    /// Open a file this restore created for writing its content.
+    pub fn open_for_write(&self, rel: &Path, key: FileKey) -> Result<File> {
+        self.reopen(rel, key, OFlags::WRONLY).map_err(self.io(rel))
+    }
+
+    /// Write `data` at `offset` of `file`, opened by [`Target::open_for_write`] as `rel`.
+    pub fn write_at(&self, rel: &Path, file: &File, data: &[u8], offset: u64) -> Result<()> {
+        file.write_all_at(data, offset).map_err(self.io(rel))
     }
 
     /// Give a complete file its recorded owner, times and mode.
