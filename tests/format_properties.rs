@@ -6,12 +6,14 @@ use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use lifeboat::format::blob::{self, Compression};
+use lifeboat::format::byteplanes::{self, Elements};
 use lifeboat::format::chunker;
 use lifeboat::format::config::{ChunkerParams, Config, ConfigError, KeyFile};
 use lifeboat::format::crypto::{Cipher, KdfParams, MasterKey};
 use lifeboat::format::ids::{BlobId, IndexId, PackId};
 use lifeboat::format::index::{IndexFile, IndexedPack};
 use lifeboat::format::pack::{self, BlobKind, PackEntry, PendingBlob};
+use lifeboat::format::safetensors;
 use lifeboat::format::snapshot::Snapshot;
 use lifeboat::format::tree::{Node, NodeKind, Tree};
 use lifeboat::repo::lock::LeaseInfo;
@@ -373,4 +375,107 @@ fn inserting_bytes_mid_file_keeps_most_chunk_ids_with_default_sizes() {
     let changed = new.iter().filter(|id| !old.contains(id)).count();
     assert!(new.len() >= 10, "only {} chunks", new.len());
     assert!(changed <= 3, "{changed} of {} chunks changed", new.len());
+}
+
+// ------------------------------------------------ byte planes and checkpoint headers
+
+/// `len` bytes of float-like values of `width` bytes (small weights around zero),
+/// starting `phase` bytes into an element, as a chunk cut inside a tensor would.
+fn floats(width: u8, phase: u8, len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len + usize::from(phase) {
+        let v = (rng.gen_range(-1.0f64..1.0)) * 0.02;
+        match width {
+            8 => out.extend_from_slice(&v.to_le_bytes()),
+            4 => out.extend_from_slice(&(v as f32).to_le_bytes()),
+            _ => out.extend_from_slice(&(v as f32).to_le_bytes()[2..]),
+        }
+    }
+    out.drain(..usize::from(phase));
+    out.truncate(len);
+    out
+}
+
+fn elements() -> impl Strategy<Value = Elements> {
+    prop::sample::select(vec![2u8, 4, 8])
+        .prop_flat_map(|width| (Just(width), 0..width))
+        .prop_map(|(width, phase)| Elements { width, phase })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn byte_planes_round_trip_bit_exact_for_every_width_phase_and_length(
+        el in elements(), len in 0usize..20_000, seed: u64, noise: bool,
+    ) {
+        let data = if noise { sample(len, seed, false) } else { floats(el.width, el.phase, len, seed) };
+        let framed = blob::frame_as(&data, Compression::DEFAULT, Some(el));
+        prop_assert!(framed.len() <= data.len() + 1, "{} > {} + 1", framed.len(), data.len());
+        prop_assert_eq!(blob::unframe(&framed).unwrap(), data);
+    }
+
+    #[test]
+    fn byte_plane_sealed_blob_with_any_flipped_byte_is_refused(
+        el in elements(), len in 300usize..5000, seed: u64, c in cipher(), at: prop::sample::Index,
+    ) {
+        let key = MasterKey::from_bytes([5; 32]);
+        let data = floats(el.width, el.phase, len, seed);
+        let mut sealed = blob::seal_as(&key, c, &nonce_for(c, seed), &data, Compression::DEFAULT, Some(el));
+        prop_assert_eq!(blob::open(&key, c, &sealed).unwrap(), data.clone());
+        let i = at.index(sealed.len());
+        sealed[i] ^= 0x20;
+        prop_assert!(blob::open(&key, c, &sealed).is_err());
+    }
+
+    #[test]
+    fn damaged_byte_plane_bodies_never_panic_and_never_grow_past_the_bound(
+        el in elements(), len in 0usize..4000, seed: u64, at: prop::sample::Index, value: u8, cut: prop::sample::Index,
+    ) {
+        // Planes whatever pays, each compressed, so every field of the body is exercised.
+        let data = floats(el.width, el.phase, len, seed);
+        let mut framed = vec![2u8];
+        framed.extend(byteplanes::encode(&data, el, |p| zstd::bulk::compress(p, 3).ok()).unwrap());
+        prop_assert_eq!(blob::unframe(&framed).unwrap(), data);
+        let i = at.index(framed.len());
+        framed[i] = value;
+        let end = cut.index(framed.len() + 1);
+        if let Ok(out) = blob::unframe(&framed[..end]) {
+            prop_assert!(out.len() <= blob::MAX_BLOB);
+        }
+    }
+
+    #[test]
+    fn any_safetensors_header_bytes_parse_or_fail_without_panic(bytes in prop::collection::vec(any::<u8>(), 0..512), file_len: u64) {
+        if let Ok(layout) = safetensors::parse(&bytes, file_len) {
+            let mut at = layout.data_start;
+            for t in &layout.tensors {
+                prop_assert_eq!(t.start, at);
+                at = t.end;
+            }
+        }
+    }
+
+    #[test]
+    fn generated_checkpoint_headers_give_cuts_at_every_tensor_end(sizes in prop::collection::vec(0u64..5000, 1..20), pad in 0usize..8) {
+        let mut header = serde_json::Map::new();
+        let mut at = 0;
+        for (i, n) in sizes.iter().enumerate() {
+            header.insert(format!("t{i}"), serde_json::json!({"dtype": "U8", "shape": [n], "data_offsets": [at, at + n]}));
+            at += n;
+        }
+        let mut json = serde_json::to_vec(&header).unwrap();
+        json.resize(json.len() + pad, b' ');
+        let start = 8 + json.len() as u64;
+        let layout = safetensors::parse(&json, start + at).unwrap();
+        let mut want = vec![start];
+        let mut end = start;
+        for n in &sizes {
+            end += n;
+            if *n > 0 { want.push(end); }
+        }
+        prop_assert_eq!(layout.cuts(), want);
+        prop_assert!(safetensors::parse(&json, start + at + 1).is_err());
+    }
 }

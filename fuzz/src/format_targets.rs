@@ -5,6 +5,7 @@ use lifeboat::format::config::{Config, FORMAT_VERSION, KeyFile, MAGIC};
 use lifeboat::format::crypto::Cipher;
 use lifeboat::format::index::IndexFile;
 use lifeboat::format::pack;
+use lifeboat::format::safetensors;
 use lifeboat::format::snapshot::Snapshot;
 use lifeboat::format::tree::Tree;
 
@@ -23,6 +24,26 @@ pub fn blob(data: &[u8]) {
     let _ = blob::unframe(data);
     for cipher in CIPHERS {
         let _ = blob::open(&fuzz_key(), cipher, data);
+    }
+}
+
+/// Input: the start of a backed-up file, as the checkpoint detection reads it: the
+/// declared header length, then the header JSON, checked against a file as long as the
+/// input. A layout that is accepted must tile the data region exactly.
+pub fn safetensors(data: &[u8]) {
+    let Some(len) = safetensors::declared_header_len(data) else {
+        return;
+    };
+    let Some(header) = data.get(8..).and_then(|h| h.get(..usize::try_from(len).ok()?)) else {
+        return;
+    };
+    if let Ok(layout) = safetensors::parse(header, data.len() as u64) {
+        let mut at = layout.data_start;
+        for t in &layout.tensors {
+            assert!(t.start == at && t.end > t.start, "tensors must tile the data region");
+            at = t.end;
+        }
+        assert_eq!(at, data.len() as u64, "tensors must reach the end of the file");
     }
 }
 

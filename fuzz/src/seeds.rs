@@ -5,6 +5,7 @@
 use std::ffi::OsStr;
 
 use lifeboat::format::blob::{self, Compression};
+use lifeboat::format::byteplanes::Elements;
 use lifeboat::format::config::{ChunkerParams, Config, KeyFile};
 use lifeboat::format::crypto::{Cipher, KdfParams};
 use lifeboat::format::ids::{BlobId, ContentHash, IndexId, PackId, RepoId, SnapshotId};
@@ -23,8 +24,9 @@ type Seeds = Vec<(String, Vec<u8>)>;
 
 /// `(target, name, bytes)` for every seed.
 pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
-    let groups: [(&str, Seeds); 12] = [
+    let groups: [(&str, Seeds); 13] = [
         ("blob", blobs()),
+        ("safetensors", checkpoints()),
         ("pack_header", pack_headers()),
         ("index", vec![("two-packs".into(), sample_index().encode())]),
         ("tree", trees()),
@@ -50,13 +52,39 @@ fn id(n: u8) -> [u8; 32] {
     id
 }
 
+/// Checkpoint starts: a valid two-tensor file and one whose shape does not fit.
+fn checkpoints() -> Seeds {
+    let file = |json: &str, data: usize| {
+        let mut out = (json.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(json.as_bytes());
+        out.resize(out.len() + data, 0x3c);
+        out
+    };
+    let valid = r#"{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"BF16","shape":[4],"data_offsets":[16,24]}}"#;
+    let bad = r#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#;
+    vec![
+        ("two-tensors".into(), file(valid, 24)),
+        ("bad-shape".into(), file(bad, 8)),
+    ]
+}
+
 fn blobs() -> Seeds {
     let text = b"a file of text, a file of text, a file of text, a file of text".repeat(4);
     let sealed = blob::seal(&fuzz_key(), Cipher::Aes256Gcm, &[3; 12], &text, Compression::DEFAULT);
+    // Float32 weights near zero, the chunk starting one byte into an element.
+    let floats: Vec<u8> = (0..512u32)
+        .flat_map(|i| ((i % 17) as f32 * 0.001).to_le_bytes())
+        .skip(1)
+        .collect();
+    let planes = Elements { width: 4, phase: 1 };
     vec![
         ("raw".into(), blob::frame(b"weights\x00\x01\x02", Compression::OFF)),
         ("zstd".into(), blob::frame(&text, Compression::DEFAULT)),
         ("sealed-aes".into(), sealed),
+        (
+            "byte-planes".into(),
+            blob::frame_as(&floats, Compression::DEFAULT, Some(planes)),
+        ),
     ]
 }
 

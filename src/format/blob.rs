@@ -1,15 +1,19 @@
 //! Sealing and opening of blobs and metadata objects.
 //!
 //! Plaintext of every sealed value is one compression byte followed by the body:
-//! `0` = stored as is, `1` = zstd frame. Compression is tried and kept only when it
-//! saves at least 1/32 of the size, so model weights (which never shrink) cost one
-//! fast failed attempt on a 64 KiB probe and are stored raw.
+//! `0` = stored as is, `1` = zstd frame, `2` = byte planes (a chunk of a float tensor,
+//! its bytes grouped by position in the element, each plane zstd-compressed or raw:
+//! [`byteplanes`](super::byteplanes)). Compression is tried and kept only when it
+//! saves at least 1/32 of the size, so data that never shrinks costs one fast failed
+//! attempt on a 64 KiB probe and is stored raw.
 
+use super::byteplanes::{self, Elements, PlaneError};
 use super::crypto::{self, Cipher, CryptoError, MasterKey};
 use super::ids::BlobId;
 
 const RAW: u8 = 0;
 const ZSTD: u8 = 1;
+const PLANES: u8 = 2;
 /// Inputs beyond this are never decompressed (a guard against decompression bombs).
 pub const MAX_BLOB: usize = 64 * 1024 * 1024;
 /// Largest sealed blob: a framed [`MAX_BLOB`] with the longest nonce and the tag.
@@ -24,6 +28,8 @@ pub enum BlobError {
     Compression(u8),
     #[error("decompression failed: {0}")]
     Decompress(String),
+    #[error(transparent)]
+    Planes(#[from] PlaneError),
     #[error("content does not match its id {expected} (computed {actual})")]
     IdMismatch { expected: BlobId, actual: BlobId },
     #[error("empty plaintext")]
@@ -70,14 +76,33 @@ fn worth_it(z: &[u8], raw_len: usize) -> bool {
 /// their middle: data that does not shrink there (weights, media, ciphertext) is
 /// stored raw without paying for a full compression attempt.
 pub fn frame(data: &[u8], level: Compression) -> Vec<u8> {
-    let (code, body) = match compressed(data, level) {
-        Some(z) => (ZSTD, std::borrow::Cow::Owned(z)),
-        None => (RAW, std::borrow::Cow::Borrowed(data)),
-    };
+    frame_as(data, level, None)
+}
+
+/// [`frame`] for a chunk whose bytes are `elements` of a float tensor, when known.
+pub fn frame_as(data: &[u8], level: Compression, elements: Option<Elements>) -> Vec<u8> {
+    let (code, body) = encoded(data, level, elements);
     let mut out = Vec::with_capacity(body.len() + 1);
     out.push(code);
     out.extend_from_slice(&body);
     out
+}
+
+/// The compression code and body for `data`: byte planes for float elements when
+/// they come out smaller than the data, otherwise zstd when it pays, otherwise raw.
+fn encoded(data: &[u8], level: Compression, elements: Option<Elements>) -> (u8, std::borrow::Cow<'_, [u8]>) {
+    use std::borrow::Cow;
+    let planes = elements
+        .filter(|_| level.0 != 0)
+        .and_then(|el| byteplanes::encode(data, el, |plane| compressed(plane, level)));
+    match planes {
+        Some(body) if body.len() < data.len() => (PLANES, Cow::Owned(body)),
+        Some(_) => (RAW, Cow::Borrowed(data)),
+        None => match compressed(data, level) {
+            Some(z) => (ZSTD, Cow::Owned(z)),
+            None => (RAW, Cow::Borrowed(data)),
+        },
+    }
 }
 
 /// The zstd frame of `data` when compression is on and pays off.
@@ -100,24 +125,38 @@ pub fn unframe(plain: &[u8]) -> Result<Vec<u8>, BlobError> {
     let (&code, body) = plain.split_first().ok_or(BlobError::Empty)?;
     match code {
         RAW => Ok(body.to_vec()),
-        ZSTD => {
-            // Size the output from the frame header (our frames carry it) rather than
-            // reserving the 64 MiB maximum for every blob.
-            let declared = zstd::zstd_safe::get_frame_content_size(body).ok().flatten();
-            let capacity = declared.map_or(MAX_BLOB, |n| n.min(MAX_BLOB as u64) as usize);
-            zstd::bulk::decompress(body, capacity).map_err(|e| BlobError::Decompress(e.to_string()))
-        }
+        ZSTD => decompress(body, MAX_BLOB),
+        PLANES => byteplanes::decode(body, MAX_BLOB, decompress),
         other => Err(BlobError::Compression(other)),
     }
+}
+
+/// One zstd frame, refused if it holds more than `limit` bytes.
+fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, BlobError> {
+    // Size the output from the frame header (our frames carry it) rather than
+    // reserving the whole limit for every blob.
+    let declared = zstd::zstd_safe::get_frame_content_size(body).ok().flatten();
+    let capacity = declared.map_or(limit, |n| n.min(limit as u64) as usize);
+    zstd::bulk::decompress(body, capacity).map_err(|e| BlobError::Decompress(e.to_string()))
 }
 
 /// Compress (when it helps) and encrypt one value. Same bytes as sealing
 /// [`frame`]'s output, without building that intermediate copy.
 pub fn seal(key: &MasterKey, cipher: Cipher, nonce: &[u8], data: &[u8], level: Compression) -> Vec<u8> {
-    match compressed(data, level) {
-        Some(z) => crypto::seal_parts(cipher, key.data_key(), nonce, &[ZSTD], &z),
-        None => crypto::seal_parts(cipher, key.data_key(), nonce, &[RAW], data),
-    }
+    seal_as(key, cipher, nonce, data, level, None)
+}
+
+/// [`seal`] for a chunk whose bytes are `elements` of a float tensor, when known.
+pub fn seal_as(
+    key: &MasterKey,
+    cipher: Cipher,
+    nonce: &[u8],
+    data: &[u8],
+    level: Compression,
+    elements: Option<Elements>,
+) -> Vec<u8> {
+    let (code, body) = encoded(data, level, elements);
+    crypto::seal_parts(cipher, key.data_key(), nonce, &[code], &body)
 }
 
 /// Decrypt and decompress a value sealed by [`seal`].

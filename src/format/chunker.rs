@@ -70,14 +70,29 @@ impl Chunker {
     /// or `each`.
     pub fn split<R: Read, E>(
         &mut self,
-        mut reader: R,
+        reader: R,
         read_error: impl FnOnce(io::Error) -> E,
         mut each: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.split_at(reader, &[], read_error, |chunk, _| each(chunk))
+    }
+
+    /// Like [`Chunker::split`], but no chunk crosses one of the ascending offsets
+    /// `cuts`: the chunker starts afresh at each of them, as if each span between two
+    /// cuts were a file of its own. `each` also gets the chunk's offset in the input.
+    /// Cuts past the end of the input are ignored.
+    pub fn split_at<R: Read, E>(
+        &mut self,
+        mut reader: R,
+        cuts: &[u64],
+        read_error: impl FnOnce(io::Error) -> E,
+        mut each: impl FnMut(&[u8], u64) -> Result<(), E>,
     ) -> Result<(), E> {
         if self.window.len() < 2 * self.max {
             self.window.resize(2 * self.max, 0);
         }
         let (mut start, mut end, mut eof) = (0usize, 0usize, false);
+        let (mut offset, mut next_cut) = (0u64, cuts.iter().copied().peekable());
         loop {
             if !eof && end - start < self.max {
                 if start > 0 {
@@ -97,21 +112,32 @@ impl Chunker {
             if start == end {
                 return Ok(());
             }
-            let (_, len) = cut_gear(
-                &self.window[start..end],
-                self.min,
-                self.avg,
-                self.max,
-                self.mask_s,
-                self.mask_l,
-                self.mask_s << 1,
-                self.mask_l << 1,
-                &self.gear,
-                &self.gear_ls,
-            );
-            each(&self.window[start..start + len])?;
+            while next_cut.next_if(|c| *c <= offset).is_some() {}
+            let span = next_cut
+                .peek()
+                .map_or(end - start, |c| ((c - offset) as usize).min(end - start));
+            let len = self.cut(&self.window[start..start + span]);
+            each(&self.window[start..start + len], offset)?;
             start += len;
+            offset += len as u64;
         }
+    }
+
+    /// Length of the next chunk at the start of `src`.
+    fn cut(&self, src: &[u8]) -> usize {
+        cut_gear(
+            src,
+            self.min,
+            self.avg,
+            self.max,
+            self.mask_s,
+            self.mask_l,
+            self.mask_s << 1,
+            self.mask_l << 1,
+            &self.gear,
+            &self.gear_ls,
+        )
+        .1
     }
 }
 
@@ -241,6 +267,40 @@ mod tests {
         }
         let err = chunks(Broken, &ChunkerParams::with_seed(1)).unwrap_err();
         assert_eq!(err.to_string(), "disk gone");
+    }
+
+    #[test]
+    fn each_span_between_cuts_is_chunked_as_a_file_of_its_own() {
+        let p = ChunkerParams {
+            min_size: 2048,
+            avg_size: 8192,
+            max_size: 32768,
+            seed: 9,
+        };
+        let input = data(300_000);
+        let cuts = [10u64, 10, 5000, 5001, 120_000, 299_999, 400_000];
+        let mut got = Vec::new();
+        Chunker::new(&p)
+            .split_at(
+                Trickle(&input, 4096),
+                &cuts,
+                |e| e,
+                |c, at| {
+                    got.push((at, c.to_vec()));
+                    Ok::<_, io::Error>(())
+                },
+            )
+            .unwrap();
+        let mut want = Vec::new();
+        let bounds = [0usize, 10, 5000, 5001, 120_000, 299_999, 300_000];
+        for w in bounds.windows(2) {
+            let mut at = w[0] as u64;
+            for c in reference(&input[w[0]..w[1]], &p) {
+                want.push((at, c.clone()));
+                at += c.len() as u64;
+            }
+        }
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod blob;
+pub mod byteplanes;
 pub mod chunker;
 pub mod config;
 pub mod crypto;
@@ -21,6 +22,7 @@ pub mod oms;
 pub mod pack;
 pub mod prune;
 pub mod report;
+pub mod safetensors;
 pub mod signing;
 pub mod snapshot;
 pub mod tree;

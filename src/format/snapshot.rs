@@ -21,6 +21,10 @@ pub struct Summary {
     pub blobs_added: u64,
     pub bytes_added: u64,
     pub duration_ms: u64,
+    /// Files backed up in a weaker way than their name or content asked for (a
+    /// checkpoint with a malformed header stored as plain bytes), one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

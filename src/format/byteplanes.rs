@@ -1,0 +1,208 @@
+//! Byte planes: the layout that lets float tensors compress.
+//!
+//! In a float tensor the byte holding sign and exponent varies little from element to
+//! element while the low mantissa bytes are close to noise. Compressed as one byte
+//! stream the two are mixed and zstd finds little; grouped by position in the element
+//! (all first bytes, then all second bytes, ...) the exponent plane shrinks a lot and
+//! the noise planes are left raw. This module only moves bytes between the two
+//! layouts and frames the result; which plane is compressed, and how, is the caller's
+//! (`blob`), given as functions.
+//!
+//! A chunk may start inside an element (the chunker cuts a large tensor where its
+//! content says), so the encoding records the phase: the position, inside its element,
+//! of the chunk's first byte. The bytes before the first whole element and after the
+//! last are kept raw. Body (format.md section 4.3, compression code 2):
+//!
+//! ```text
+//! body  = width u8 || phase u8 || count u32 || plane * width || lead || tail
+//! plane = mode u8 (0 raw, 1 zstd) || length u32 || bytes[length]
+//! ```
+
+/// How the elements of a chunk lie: `width` bytes each (2 to 8), the chunk's first
+/// byte being byte `phase` of its element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elements {
+    pub width: u8,
+    pub phase: u8,
+}
+
+const PLANE_RAW: u8 = 0;
+const PLANE_PACKED: u8 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlaneError {
+    #[error("byte-plane body is truncated")]
+    Truncated,
+    #[error("byte-plane element width {0} or phase {1} is not valid")]
+    Layout(u8, u8),
+    #[error("byte planes would hold more than {0} bytes")]
+    TooLarge(usize),
+    #[error("byte plane {plane} does not hold {count} bytes")]
+    PlaneLength { plane: usize, count: usize },
+    #[error("unknown byte-plane mode {0}")]
+    Mode(u8),
+    #[error("{0} bytes around the planes do not fit the phase")]
+    Rest(usize),
+}
+
+impl Elements {
+    fn valid(self) -> bool {
+        (2..=8).contains(&self.width) && self.phase < self.width
+    }
+
+    /// Bytes before the first whole element of a chunk of `len` bytes.
+    fn lead(self, len: usize) -> usize {
+        (usize::from(self.width - self.phase) % usize::from(self.width)).min(len)
+    }
+}
+
+/// Encode `data` as byte planes, each replaced by `pack(plane)` when that returns a
+/// smaller form. `None` when the layout is not valid.
+pub fn encode(data: &[u8], el: Elements, pack: impl Fn(&[u8]) -> Option<Vec<u8>>) -> Option<Vec<u8>> {
+    if !el.valid() {
+        return None;
+    }
+    let width = usize::from(el.width);
+    let lead = el.lead(data.len());
+    let whole = &data[lead..];
+    let count = whole.len() / width;
+    let tail = &whole[count * width..];
+    let mut out = vec![el.width, el.phase];
+    out.extend_from_slice(&u32::try_from(count).ok()?.to_le_bytes());
+    let mut plane = Vec::with_capacity(count);
+    for j in 0..width {
+        plane.clear();
+        plane.extend(whole.chunks_exact(width).map(|e| e[j]));
+        match pack(&plane).filter(|z| z.len() < plane.len()) {
+            Some(z) => push_plane(&mut out, PLANE_PACKED, &z),
+            None => push_plane(&mut out, PLANE_RAW, &plane),
+        }
+    }
+    out.extend_from_slice(&data[..lead]);
+    out.extend_from_slice(tail);
+    Some(out)
+}
+
+fn push_plane(out: &mut Vec<u8>, mode: u8, bytes: &[u8]) {
+    out.push(mode);
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// Reverse of [`encode`], refusing planes of more than `limit` bytes in all.
+/// `unpack(bytes, n)` must return exactly what `pack` was given, or an error, and never
+/// more than `n` bytes. Every length is checked before use.
+pub fn decode<E: From<PlaneError>>(
+    body: &[u8],
+    limit: usize,
+    unpack: impl Fn(&[u8], usize) -> Result<Vec<u8>, E>,
+) -> Result<Vec<u8>, E> {
+    let mut r = Reader(body);
+    let el = Elements {
+        width: r.u8()?,
+        phase: r.u8()?,
+    };
+    if !el.valid() {
+        return Err(PlaneError::Layout(el.width, el.phase).into());
+    }
+    let width = usize::from(el.width);
+    let count = r.u32()? as usize;
+    if count.checked_mul(width).is_none_or(|n| n > limit) {
+        return Err(PlaneError::TooLarge(limit).into());
+    }
+    let mut planes = Vec::with_capacity(width);
+    for plane in 0..width {
+        let mode = r.u8()?;
+        let len = r.u32()? as usize;
+        let stored = r.take(len)?;
+        let bytes = match mode {
+            PLANE_RAW => stored.to_vec(),
+            PLANE_PACKED => unpack(stored, count)?,
+            other => return Err(PlaneError::Mode(other).into()),
+        };
+        if bytes.len() != count {
+            return Err(PlaneError::PlaneLength { plane, count }.into());
+        }
+        planes.push(bytes);
+    }
+    let rest = r.0;
+    let lead = el.lead(rest.len());
+    if (count > 0 && lead < el.lead(width)) || rest.len() - lead >= width {
+        return Err(PlaneError::Rest(rest.len()).into());
+    }
+    let mut out = Vec::with_capacity(rest.len() + count * width);
+    out.extend_from_slice(&rest[..lead]);
+    for i in 0..count {
+        out.extend(planes.iter().map(|p| p[i]));
+    }
+    out.extend_from_slice(&rest[lead..]);
+    Ok(out)
+}
+
+/// A cursor over the body that never reads past its end.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], PlaneError> {
+        if n > self.0.len() {
+            return Err(PlaneError::Truncated);
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, PlaneError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, PlaneError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(b: &[u8], _: usize) -> Result<Vec<u8>, PlaneError> {
+        Ok(b.to_vec())
+    }
+
+    #[test]
+    fn planes_group_bytes_by_position_after_the_lead() {
+        // width 4, phase 3: one lead byte, two whole elements, two tail bytes.
+        let data = [9, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11];
+        let body = encode(&data, Elements { width: 4, phase: 3 }, |_| None).unwrap();
+        let planes = [
+            0, 2, 0, 0, 0, 1, 5, 0, 2, 0, 0, 0, 2, 6, 0, 2, 0, 0, 0, 3, 7, 0, 2, 0, 0, 0, 4, 8,
+        ];
+        assert_eq!(&body[..6], &[4, 3, 2, 0, 0, 0]);
+        assert_eq!(&body[6..34], &planes);
+        assert_eq!(&body[34..], &[9, 10, 11]);
+        assert_eq!(decode(&body, 1 << 20, identity).unwrap(), data);
+    }
+
+    #[test]
+    fn inconsistent_bodies_are_refused() {
+        let body = encode(&[0u8; 40], Elements { width: 2, phase: 0 }, |_| None).unwrap();
+        let mut bad_width = body.clone();
+        bad_width[0] = 9;
+        assert_eq!(decode(&bad_width, 1 << 20, identity), Err(PlaneError::Layout(9, 0)));
+        let mut long_count = body.clone();
+        long_count[2] = 21;
+        assert_eq!(
+            decode(&long_count, 1 << 20, identity),
+            Err(PlaneError::PlaneLength { plane: 0, count: 21 })
+        );
+        let mut huge = body.clone();
+        huge[2..6].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(decode(&huge, 1 << 20, identity), Err(PlaneError::TooLarge(1 << 20)));
+        assert_eq!(
+            decode(&body[..body.len() - 1], 1 << 20, identity),
+            Err(PlaneError::Truncated)
+        );
+        let mut extra = body.clone();
+        extra.extend_from_slice(&[1, 2]);
+        assert_eq!(decode(&extra, 1 << 20, identity), Err(PlaneError::Rest(2)));
+    }
+}
