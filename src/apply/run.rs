@@ -24,7 +24,7 @@ use crate::engine::manifest::Signing;
 use crate::engine::prune::{PruneOptions, PruneReport, prune};
 use crate::format::names::DatasetName;
 use crate::plan::due::DatasetObs;
-use crate::plan::{Dataset, DatasetKind, Observed, Plan, due};
+use crate::plan::{Dataset, Observed, Plan, due};
 use crate::repo::Repository;
 use crate::repo::SnapshotId;
 use crate::repo::Summary;
@@ -266,7 +266,6 @@ async fn backup_everywhere(
         includes: ds.include.clone(),
         tags: ds.tags.clone(),
         dataset: Some(ds.name.clone()),
-        no_compression: ds.kind == DatasetKind::Model,
         signing,
         skip_unchanged: ds.skip_unchanged,
         ..Default::default()

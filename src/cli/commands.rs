@@ -347,6 +347,9 @@ impl Ctx {
         let out = backup(&r, opts, progress).await;
         bar.finish();
         let out = out?;
+        for w in &out.snapshot.summary.warnings {
+            note!("warning: {w}");
+        }
         if self.json {
             output::json(&out);
         } else {

@@ -112,6 +112,10 @@ impl Ctx {
                     };
                     say!("{:<20} {:<12} {what}", ds.dataset, r.region);
                 }
+                let summary = ds.regions.iter().find_map(|r| r.summary.as_ref());
+                for w in summary.iter().flat_map(|s| &s.warnings) {
+                    note!("warning: {}: {w}", ds.dataset);
+                }
             }
         }
         for w in report.trail_copy_warnings.iter().filter(|_| !self.json) {

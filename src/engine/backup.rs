@@ -28,6 +28,7 @@ use super::walk::{Excludes, node_from_meta, unchanged};
 use super::{EngineError, Progress, Result, audit};
 use crate::format::audit::{Action, Record};
 use crate::format::blob::Compression;
+use crate::format::byteplanes::Elements;
 use crate::format::chunker::Chunker;
 use crate::format::digest::Sha256Hasher;
 use crate::format::ids::{BlobId, ContentHasher, SnapshotId};
@@ -81,6 +82,8 @@ struct Job {
     kind: BlobKind,
     id: BlobId,
     data: Vec<u8>,
+    /// Float elements of a checkpoint tensor, compressed as byte planes.
+    elements: Option<Elements>,
 }
 
 struct Sealed {
@@ -472,7 +475,7 @@ fn spawn_sealers(
             let (repo, rx, tx) = (repo.clone(), rx.clone(), tx.clone());
             std::thread::spawn(move || {
                 for job in rx {
-                    let sealed = repo.seal(&job.data, level);
+                    let sealed = repo.seal_as(&job.data, level, job.elements);
                     let out = Sealed {
                         kind: job.kind,
                         id: job.id,
@@ -568,9 +571,14 @@ impl Walker {
         !self.indexes.iter().all(|i| i.contains(id)) && self.pending.lock().is_ok_and(|mut p| p.insert(*id))
     }
 
-    fn send(&self, kind: BlobKind, id: BlobId, data: Vec<u8>) -> Result<()> {
+    fn send(&self, kind: BlobKind, id: BlobId, data: Vec<u8>, elements: Option<Elements>) -> Result<()> {
         self.tx
-            .send(Job { kind, id, data })
+            .send(Job {
+                kind,
+                id,
+                data,
+                elements,
+            })
             .map_err(|_| EngineError::Internal("sealing stage stopped".into()))
     }
 
@@ -578,7 +586,7 @@ impl Walker {
         let bytes = tree.encode();
         let id = self.repo.key().blob_id(&bytes);
         if self.need(&id) {
-            self.send(BlobKind::Tree, id, bytes)?;
+            self.send(BlobKind::Tree, id, bytes, None)?;
         }
         Ok(id)
     }
@@ -669,6 +677,8 @@ impl Walker {
             return Ok(node);
         }
         let file = fs::File::open(path).map_err(|e| EngineError::source_io(path, e))?;
+        let tensors = super::tensors::layout_of(&file, path, meta.len(), &mut self.summary.warnings)
+            .map_err(|e| EngineError::source_io(path, e))?;
         let mut whole = ContentHasher::default();
         let mut sha256 = self.files.as_ref().map(|_| Sha256Hasher::default());
         let mut size = 0u64;
@@ -682,16 +692,18 @@ impl Walker {
             .chunker
             .take()
             .unwrap_or_else(|| Chunker::new(&self.repo.config().chunker));
-        let split = chunker.split(
+        let split = chunker.split_at(
             reader,
+            &tensors.as_ref().map(|t| t.cuts()).unwrap_or_default(),
             |e| EngineError::source_io(path, e),
-            |chunk| {
+            |chunk, at| {
                 let id = self.repo.key().blob_id(chunk);
                 size += chunk.len() as u64;
                 self.progress.add_done(0, chunk.len() as u64);
                 content.push(id);
                 if self.need(&id) {
-                    self.send(BlobKind::Data, id, chunk.to_vec())?;
+                    let elements = tensors.as_ref().and_then(|t| t.elements_at(at));
+                    self.send(BlobKind::Data, id, chunk.to_vec(), elements)?;
                 }
                 Ok(())
             },

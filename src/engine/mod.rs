@@ -19,6 +19,7 @@ pub mod repair;
 pub mod restore;
 pub mod signing_key;
 pub mod sync;
+mod tensors;
 pub mod tree_bounds;
 pub mod verify;
 mod walk;

@@ -27,6 +27,7 @@ use bytes::Bytes;
 use rand::RngCore;
 
 use crate::format::blob::{self, Compression};
+use crate::format::byteplanes::Elements;
 use crate::format::config::{ChunkerParams, Config, ConfigError};
 pub use crate::format::crypto::KdfParams;
 use crate::format::crypto::{Cipher, MasterKey};
@@ -300,7 +301,12 @@ impl Repository {
 
     /// Seal a value for storage (compressed when that helps, then encrypted).
     pub fn seal(&self, data: &[u8], level: Compression) -> Vec<u8> {
-        blob::seal(&self.key, self.cipher(), &self.nonce(), data, level)
+        self.seal_as(data, level, None)
+    }
+
+    /// [`Repository::seal`] of a chunk of float `elements` (byte-plane compression).
+    pub fn seal_as(&self, data: &[u8], level: Compression, elements: Option<Elements>) -> Vec<u8> {
+        blob::seal_as(&self.key, self.cipher(), &self.nonce(), data, level, elements)
     }
 
     /// Id and sealed bytes of a blob.
