@@ -405,3 +405,59 @@ on_local_and_seaweedfs! {
 fn a_drill_is_recorded_in_every_region_trail_with_its_actor() {
     a_drill_is_in_every_region_trail_with_its_actor(&Site::local());
 }
+
+/// With a `[signing]` key, each run signs every region's trail head: a holder of the
+/// repository key who rewrites a trail and the copy of it alike is still caught, and a
+/// checkpoint no trusted key signed is named.
+#[test]
+fn signed_checkpoints_catch_a_rewrite_the_copies_cannot_see() {
+    let site = Site::local();
+    std::fs::create_dir_all(site.path("keys")).unwrap();
+    for key in ["keys/signing.pem", "keys/other.pem"] {
+        site.ok(&["-q", "signing-key", "generate", "--out", key]);
+    }
+    let plan = std::fs::read_to_string(site.path("plan.toml")).unwrap();
+    let signing = "\n[signing]\nkey = { file = \"keys/signing.pem\" }\ntrusted = [\"keys/signing.pem.pub\"]\n";
+    std::fs::write(site.path("plan.toml"), format!("{plan}{signing}")).unwrap();
+    site.apply("one");
+    let counts = events_by_region(&site);
+    let (events, west_events) = (counts["east"].len() as u64, counts["west"].len() as u64);
+    for region in [0, 1] {
+        let signed: Vec<String> = site.objects(region, "audit-checkpoints/").into_keys().collect();
+        assert_eq!(signed.len(), 1, "{signed:?}");
+    }
+    let out = site.ok(&["audit", "verify", "--plan", "plan.toml"]);
+    let agrees = format!("region east: agrees with its checkpoint at {events} event(s) signed by key");
+    assert!(stdout(&out).contains(&agrees), "{}", both(&out));
+
+    let last = events - 1;
+    site.delete(0, &segment(last));
+    site.delete(1, &format!("audit-copies/east/{last:020}"));
+    let east = site.address(0);
+    let out = site.run_as("stranger", &["-q", "backup", "--repo", &east, "source"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let out = site.run_as("stranger", &["audit", "verify", "--plan", "plan.toml"]);
+    let rewritten = format!(
+        "the audit trail of region east was rewritten (tampered): its first {events} events differ from the checkpoint key"
+    );
+    expect_damage(&out, &[&rewritten], "rewritten behind the copies");
+    assert!(
+        !site
+            .objects(1, "audit-copies/east/")
+            .contains_key(&format!("audit-copies/east/{last:020}")),
+        "the rewritten event is not copied"
+    );
+
+    let plan = std::fs::read_to_string(site.path("plan.toml")).unwrap();
+    std::fs::write(
+        site.path("plan.toml"),
+        plan.replace("keys/signing.pem.pub", "keys/other.pem.pub"),
+    )
+    .unwrap();
+    let out = site.run_as(
+        "stranger",
+        &["audit", "verify", "--plan", "plan.toml", "--region", "west"],
+    );
+    let untrusted = format!("the signed audit checkpoint at {west_events} of region west is not trusted");
+    expect_damage(&out, &[&untrusted], "untrusted");
+}

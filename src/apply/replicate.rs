@@ -4,6 +4,7 @@
 
 use super::session::Session;
 use super::trails::{CopyRow, review_plan};
+use crate::engine::manifest::TrustedKeys;
 use crate::engine::sync::{SyncReport, sync};
 use crate::format::names::DatasetName;
 
@@ -59,7 +60,8 @@ pub async fn sync_plan(session: &Session<'_>, dataset: Option<&DatasetName>) -> 
         }
         out.push(row);
     }
-    let trails = review_plan(session, &names, None).await;
+    // Signed checkpoints are `audit verify --plan`'s to check.
+    let trails = review_plan(session, &names, None, &TrustedKeys::default()).await;
     PlanSync {
         degraded: trails.degraded() || out.iter().any(|r| !r.reachable || !r.errors.is_empty()),
         regions: out,

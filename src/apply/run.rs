@@ -74,7 +74,7 @@ pub struct ApplyReport {
     /// A due dataset reached no region.
     pub failed: bool,
     /// Why copies the regions keep of each other's audit trails could not be brought up
-    /// to date (`trails::follow_all`).
+    /// to date (`trails::follow_all`), or a trail head not signed (`trails::sign_heads`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trail_copy_warnings: Vec<String>,
 }
@@ -105,6 +105,7 @@ pub async fn apply(session: &Session<'_>, opts: &ApplyOptions, progress: Arc<Pro
         .map(|r| r.region.as_str())
         .collect();
     report.trail_copy_warnings = super::trails::follow_all(session, &failed).await;
+    (report.trail_copy_warnings).extend(super::trails::sign_heads(session, &failed).await);
     Ok(report)
 }
 

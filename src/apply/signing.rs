@@ -25,6 +25,16 @@ pub fn signing_for(plan: &Plan, ds: &Dataset) -> Result<Option<Arc<Signing>>> {
     Ok(Some(Arc::new(signing)))
 }
 
+/// The plan's signing key, to sign audit checkpoints with; `None` when the plan has no
+/// `[signing]` key.
+pub fn checkpoint_signing(plan: &Plan) -> Result<Option<Signing>> {
+    let Some(key) = plan.signing.as_ref().and_then(|s| s.key.as_ref()) else {
+        return Ok(None);
+    };
+    let pem = resolve_document(key, "signing key")?;
+    Ok(Some(Signing::from_pem(&pem, &describe(key), false)?))
+}
+
 /// The plan's trusted public keys (none when it has no `[signing]`).
 pub fn trusted_keys(plan: &Plan) -> Result<TrustedKeys> {
     let paths = plan.signing.as_ref().map(|s| s.trusted.as_slice()).unwrap_or_default();

@@ -8,9 +8,13 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::audit::inspect_region;
+use super::regions::RegionRepo;
 use super::session::Session;
+use super::signing::checkpoint_signing;
 use crate::engine::audit::copies::{self, CopyCheck, Pair};
 use crate::engine::audit::review::{Problem, Trail};
+use crate::engine::audit::signed::{self, SignedCheck};
+use crate::engine::manifest::TrustedKeys;
 use crate::format::names::RegionName;
 
 /// One region's own trail.
@@ -25,6 +29,10 @@ pub struct RegionEvents {
     /// Why the checkpoint could not be remembered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// The trail against its newest signed checkpoint, when trusted keys were given; a
+    /// problem found there is also among the trail's problems.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed: Option<SignedCheck>,
 }
 
 /// One region's trail compared with the copy another region keeps of it.
@@ -70,23 +78,53 @@ impl PlanTrails {
 }
 
 /// Read and judge the trails of the regions `names` (all when empty), remembering
-/// checkpoints in `memory`, then check and catch up the copies they keep of each other.
-pub async fn review_plan(session: &Session<'_>, names: &[RegionName], memory: Option<&Path>) -> PlanTrails {
+/// checkpoints in `memory` and checking signed checkpoints against `trusted` (when it
+/// holds keys), then check and catch up the copies the regions keep of each other.
+pub async fn review_plan(
+    session: &Session<'_>,
+    names: &[RegionName],
+    memory: Option<&Path>,
+    trusted: &TrustedKeys,
+) -> PlanTrails {
     let mut regions = Vec::new();
     for region in session.selected(names) {
-        let (trail, error, warning) = match inspect_region(region, memory).await {
-            Ok((trail, warning)) => (Some(trail), None, warning),
-            Err(e) => (None, Some(e), None),
+        let mut row = match inspect_region(region, memory).await {
+            Ok((trail, warning)) => events(region, Some(trail), None, warning),
+            Err(e) => events(region, None, Some(e), None),
         };
-        regions.push(RegionEvents {
-            region: region.name.clone(),
-            trail,
-            error,
-            warning,
-        });
+        if !trusted.is_empty() {
+            check_signed(region, &mut row, trusted).await;
+        }
+        regions.push(row);
     }
     let copies = check_copies(session, &regions).await;
     PlanTrails { regions, copies }
+}
+
+fn events(region: &RegionRepo, trail: Option<Trail>, error: Option<String>, warning: Option<String>) -> RegionEvents {
+    RegionEvents {
+        region: region.name.clone(),
+        trail,
+        error,
+        warning,
+        signed: None,
+    }
+}
+
+/// Check `row`'s trail against its newest signed checkpoint.
+async fn check_signed(region: &RegionRepo, row: &mut RegionEvents, trusted: &TrustedKeys) {
+    let (Some(trail), Ok(repo)) = (row.trail.as_mut(), &region.repo) else {
+        return;
+    };
+    match signed::check_signed(repo, &region.name, trail, trusted.keys()).await {
+        Ok(check) => {
+            if let SignedCheck::Problem(p) = &check {
+                trail.problems.push(p.clone());
+            }
+            row.signed = Some(check);
+        }
+        Err(e) => row.error = Some(format!("its signed checkpoints could not be read: {e}")),
+    }
 }
 
 /// Compare each readable trail with the copy each other region keeps of it.
@@ -142,6 +180,31 @@ pub async fn follow_all(session: &Session<'_>, left_out: &[&str]) -> Vec<String>
                 holder_repo,
             };
             warnings.extend(copies::follow(&pair).await.1);
+        }
+    }
+    warnings
+}
+
+/// After a run: sign the trail head of every opened region (but those in `left_out`)
+/// with the plan's signing key, when it has one. Returns why a head was not signed.
+pub async fn sign_heads(session: &Session<'_>, left_out: &[&str]) -> Vec<String> {
+    let signing = match checkpoint_signing(session.plan()) {
+        Ok(Some(signing)) => signing,
+        Ok(None) => return Vec::new(),
+        Err(e) => return vec![format!("audit checkpoints were not signed: {e}")],
+    };
+    let mut warnings = Vec::new();
+    for region in session
+        .regions()
+        .iter()
+        .filter(|r| !left_out.contains(&r.name.as_str()))
+    {
+        let Ok(repo) = &region.repo else { continue };
+        if let Err(e) = signed::sign_head(repo, &region.name, &signing.key).await {
+            warnings.push(format!(
+                "region {}: its audit checkpoint was not signed: {e}",
+                region.name
+            ));
         }
     }
     warnings

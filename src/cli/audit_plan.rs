@@ -9,7 +9,9 @@ use super::context::Ctx;
 use super::error::{EXIT_DAMAGE, EXIT_DEGRADED, EXIT_OK, Result, bad};
 use super::output::{self, note, say};
 use crate::apply::session::Regions;
+use crate::apply::signing::trusted_keys;
 use crate::apply::trails::{CopyRow, PlanTrails, review_plan};
+use crate::engine::audit::signed::SignedCheck;
 use crate::format::audit::Event;
 use crate::format::names::RegionName;
 
@@ -28,8 +30,9 @@ impl Ctx {
                 path.display()
             )));
         }
+        let trusted = trusted_keys(&plan).map_err(bad)?;
         let session = self.session(&plan, Regions::Existing).await?;
-        let trails = review_plan(&session, &names, memory_dir().as_deref()).await;
+        let trails = review_plan(&session, &names, memory_dir().as_deref(), &trusted).await;
         for w in trails.regions.iter().filter_map(|r| r.warning.as_ref()) {
             note!("warning: {w}");
         }
@@ -124,6 +127,13 @@ fn print_regions(trails: &PlanTrails) {
             t.checkpoint.head.short(),
             t.repository
         );
+        if let Some(SignedCheck::Agrees { size, signer }) = &r.signed {
+            let key = &signer[..signer.len().min(16)];
+            say!(
+                "region {}: agrees with its checkpoint at {size} event(s) signed by key {key}",
+                r.region
+            );
+        }
         for p in &t.problems {
             say!("damage: {p}");
         }

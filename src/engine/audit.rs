@@ -22,6 +22,7 @@ use crate::repo::Repository;
 pub mod copies;
 pub mod memory;
 pub mod review;
+pub mod signed;
 
 /// How often a writer tries to append before giving up to other writers.
 const APPEND_TRIES: u32 = 16;

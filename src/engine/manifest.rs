@@ -74,6 +74,10 @@ impl TrustedKeys {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    pub fn keys(&self) -> &[PublicKey] {
+        &self.0
+    }
 }
 
 /// The sealed manifest of snapshot `id`, signed with `signing`'s key.

@@ -5,6 +5,7 @@
 //! is `docs/format.md`.
 
 pub mod audit;
+pub mod audit_checkpoint;
 pub mod blob;
 pub mod byteplanes;
 pub mod chunker;

@@ -18,6 +18,8 @@ use super::error::{RepoError, Result};
 use super::objects::{self, ObjectKind};
 use super::{Repository, layout};
 use crate::format::audit::{self, ChainKey, Checkpoint, MAX_SEGMENT_LEN, Record, Segment};
+use crate::format::audit_checkpoint;
+use crate::format::dsse::Envelope;
 use crate::format::names::RegionName;
 
 /// Largest sealed segment: the plaintext bound plus the compression byte, the longest
@@ -112,6 +114,37 @@ impl Repository {
         let to = TrailOf::CopyOf(region.clone()).segment(seq);
         let written = objects::put_if_absent(dst.store.as_ref(), ObjectKind::AuditSegment, &to, raw).await?;
         Ok((written, segment.checkpoint.size))
+    }
+
+    /// The signed checkpoints stored, by size ascending, with their object sizes; names
+    /// that are not 20 digits are passed over.
+    pub async fn signed_checkpoints(&self) -> Result<Vec<(u64, u64)>> {
+        let listed = self.store.list(layout::AUDIT_CHECKPOINTS).await?;
+        let mut out: Vec<(u64, u64)> = listed
+            .iter()
+            .filter_map(|m| Some((layout::audit_seq(layout::id_part(&m.key))?, m.size)))
+            .collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Store the signed checkpoint of the trail at `size`, sealed, create-only: `false`
+    /// when one is stored there already.
+    pub async fn put_signed_checkpoint(&self, size: u64, envelope: &Envelope) -> Result<bool> {
+        let sealed = Bytes::from(self.seal(&audit_checkpoint::encode(envelope), self.compression()));
+        let key = layout::audit_checkpoint(size);
+        objects::put_if_absent(self.store.as_ref(), ObjectKind::AuditSegment, &key, sealed).await
+    }
+
+    /// The envelope of the signed checkpoint at `size` (`len` from a listing); its
+    /// signature is for the caller to check.
+    pub async fn load_signed_checkpoint(&self, size: u64, len: Option<u64>) -> Result<Envelope> {
+        let key = layout::audit_checkpoint(size);
+        let bound = audit_checkpoint::MAX_SIGNED_CHECKPOINT_LEN as u64 + 64;
+        let raw = read_bounded(self.store.as_ref(), &key, len, bound).await?;
+        let what = self.audit_what(&key);
+        let plain = self.open_sealed(&what, &raw)?;
+        audit_checkpoint::decode(&plain).map_err(|e| RepoError::damaged(what, e))
     }
 
     fn audit_what(&self, key: &str) -> String {

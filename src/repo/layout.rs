@@ -21,6 +21,8 @@ pub const AUDIT: &str = "audit/";
 /// Copies of the other regions' audit segments, under the copied region's plan name:
 /// `audit-copies/<region>/<position>`.
 pub const AUDIT_COPIES: &str = "audit-copies/";
+/// Checkpoints of the trail signed with the plan's signing key, by the trail's size.
+pub const AUDIT_CHECKPOINTS: &str = "audit-checkpoints/";
 
 pub fn key(id: &KeyId) -> String {
     format!("{KEYS}{id}")
@@ -58,6 +60,11 @@ pub fn report(name: &str) -> String {
 
 pub fn audit_segment(seq: u64) -> String {
     format!("{AUDIT}{seq:020}")
+}
+
+/// The signed checkpoint of the trail at `size` events.
+pub fn audit_checkpoint(size: u64) -> String {
+    format!("{AUDIT_CHECKPOINTS}{size:020}")
 }
 
 /// Where the copy of `region`'s trail is kept.

@@ -35,6 +35,8 @@ pub enum ProblemKind {
     Forked,
     /// A trail and the copy another region keeps of it differ.
     Diverged,
+    /// A signed checkpoint whose signature no trusted key verifies.
+    Untrusted,
     DeletedOutside,
     Replayed,
     /// A snapshot no event wrote.
