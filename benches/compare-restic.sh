@@ -2,8 +2,11 @@
 # Side-by-side benchmark of Lifeboat and restic (Debian's package) on one generated
 # data set, in the same run, on the same disk:
 #   first backup, no-change backup, restore, and peak resident memory of each.
-# The data set mixes large incompressible checkpoint-like files with thousands of
-# small compressible files. Usage: benches/compare-restic.sh [SIZE_MIB] (default 1024).
+# The data set mixes large float32 checkpoint shards (safetensors files of normally
+# distributed weights, made with numpy and the `safetensors` package in a virtualenv)
+# with thousands of small compressible text files.
+# Usage: benches/compare-restic.sh [SIZE_MIB] (default 1024; LIFEBOAT=path runs that
+# binary instead of building the release one; BENCH_VENV names the virtualenv).
 # Each step runs in REPS rounds (default 3); the table shows medians.
 # Prints a Markdown table; docs/benchmarks.md records its output.
 set -euo pipefail
@@ -13,26 +16,35 @@ size_mib="${1:-1024}"
 work="${BENCH_DIR:-/tmp/lifeboat-bench}"
 command -v restic >/dev/null || { apt-get install -y -qq restic >/dev/null; }
 command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
-cargo build --release --quiet --bin lifeboat
-lifeboat="$PWD/target/release/lifeboat"
+[ -n "${LIFEBOAT:-}" ] || cargo build --release --quiet --bin lifeboat
+lifeboat="${LIFEBOAT:-${CARGO_TARGET_DIR:-$PWD/target}/release/lifeboat}"
 
-rm -rf "$work" && mkdir -p "$work"
-data="$work/data"
-python3 - "$data" "$size_mib" <<'PY'
+# The data set is kept between runs (same size, same seed: same bytes); all else is fresh.
+data="$work/data-$size_mib"
+[ -e "$data/.complete" ] || rm -rf "$work"
+mkdir -p "$work" && find "$work" -mindepth 1 -maxdepth 1 ! -name "data-$size_mib" -exec rm -rf {} +
+venv="${BENCH_VENV:-$work-venv}"
+[ -x "$venv/bin/python" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q numpy safetensors; }
+[ -e "$data/.complete" ] || "$venv/bin/python" - "$data" "$size_mib" <<'PY'
 import os, random, sys
+import numpy as np
+from safetensors.numpy import save_file
 root, size_mib = sys.argv[1], int(sys.argv[2])
 rng = random.Random(42)
-big = size_mib * 3 // 4          # checkpoint-like, incompressible
+big = size_mib * 3 // 4          # checkpoint shards: float32 weights, safetensors headers
 small = size_mib - big           # text-like, compressible
 os.makedirs(f"{root}/checkpoints", exist_ok=True)
 n_big = 4
+weights = np.random.default_rng(42)
 for i in range(n_big):
-    with open(f"{root}/checkpoints/shard-{i:02}.safetensors", "wb") as f:
-        left = big * 1024 * 1024 // n_big
-        while left:
-            n = min(left, 1 << 20)
-            f.write(rng.randbytes(n))
-            left -= n
+    # Tensors of 256 KiB to 8 MiB drawn like trained weights (normal, small scale),
+    # so the float bytes compress as real checkpoints do: the exponents, little else.
+    left, tensors, n = big * 2**20 // n_big // 4, {}, 0
+    while left:
+        count = min(left, 1 << int(weights.integers(16, 22)))
+        tensors[f"layers.{n}.weight"] = weights.normal(0, 0.02, count).astype(np.float32)
+        left -= count; n += 1
+    save_file(tensors, f"{root}/checkpoints/shard-{i:02}.safetensors", metadata={"format": "pt"})
 words = [bytes(rng.choice("abcdefghijklmnopqrstuvwxyz") * rng.randint(2, 9), "ascii") for _ in range(2000)]
 n_small = 4000
 per = small * 1024 * 1024 // n_small
@@ -45,6 +57,7 @@ for i in range(n_small):
             w = b",".join(rng.choice(words) for _ in range(12)) + b"," + str(rng.random()).encode() + b"\n"
             out.append(w); n += len(w)
         f.write(b"".join(out)[:per])
+open(f"{root}/.complete", "w").close()
 PY
 bytes=$(du -sb "$data" | cut -f1)
 export LIFEBOAT_PASSWORD=bench-password RESTIC_PASSWORD=bench-password
@@ -67,7 +80,7 @@ step() {
     lifeboat-nochange) run lifeboat-nochange "$lifeboat" backup --quiet --repo "$work/lb-repo" "$data" ;;
     lifeboat-restore)  rm -rf "$work/lb-out"
                        run lifeboat-restore "$lifeboat" restore --quiet --repo "$work/lb-repo" latest --target "$work/lb-out"
-                       diff -rq "$data" "$work/lb-out/data" >/dev/null || { echo "error: lifeboat restore differs" >&2; exit 1; } ;;
+                       diff -rq "$data" "$work/lb-out/$(basename "$data")" >/dev/null || { echo "error: lifeboat restore differs" >&2; exit 1; } ;;
     restic-first)      run restic-first restic backup --quiet --repo "$work/restic-repo" "$data" ;;
     restic-nochange)   run restic-nochange restic backup --quiet --repo "$work/restic-repo" "$data" ;;
     restic-restore)    rm -rf "$work/restic-out"
