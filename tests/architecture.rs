@@ -110,7 +110,7 @@ fn crate_homes() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("aes_gcm", &["format"][..]),
         ("argon2", &["format"][..]),
         ("zstd", &["format"][..]),
-        ("ring", &["format"][..]),
+        ("ring", &["format", "daemon::auth"][..]),
         ("clap", &["cli"][..]),
         ("clap_complete", &["cli"][..]),
         ("clap_mangen", &["cli"][..]),

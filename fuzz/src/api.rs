@@ -75,6 +75,9 @@ fn config(dir: &std::path::Path) -> DaemonConfig {
         reload_poll: Duration::from_secs(3600),
         trigger_rate_per_minute: 600,
         trigger_burst: 1000,
+        address_rate_per_minute: 1_000_000,
+        subject_rate_per_minute: 1_000_000,
+        ..DaemonConfig::default()
     }
 }
 

@@ -309,6 +309,11 @@ pub enum Command {
     },
     /// Keep every plan's objectives met: run due backups, reload plans, serve an API.
     Daemon(DaemonArgs),
+    /// API tokens for the daemon's `--tokens` file.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
     /// Show a running daemon's status: plans, datasets, regions, violations.
     Status(StatusArgs),
     /// Rehearse a playbook for real against the standby: restore, bring up, probe,
@@ -493,6 +498,21 @@ pub struct AuditSource {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Read a token on standard input and print its line for the daemon's token file
+    /// (`ROLES SUBJECT sha256:HASH`): the file keeps the hash, never the token.
+    Hash {
+        /// Roles, comma-separated, each optionally scoped to a plan: `viewer`,
+        /// `operator:ml-platform`, `admin`.
+        #[arg(long, value_name = "ROLES")]
+        roles: String,
+        /// Who holds the token, as access logs and audit events will name them.
+        #[arg(long, value_name = "NAME")]
+        subject: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum KeyAction {
     /// Add a password; the new one comes from LIFEBOAT_NEW_PASSWORD or --new-password-file.
     Add {
@@ -541,7 +561,8 @@ pub struct DaemonArgs {
     /// Address of the HTTP API.
     #[arg(long, default_value = "127.0.0.1:7600", value_name = "ADDR")]
     pub listen: SocketAddr,
-    /// API tokens, one `viewer TOKEN` or `operator TOKEN` per line.
+    /// API tokens, one `ROLES SUBJECT sha256:HASH` line each (`lifeboat token hash`);
+    /// reloaded on SIGHUP.
     #[arg(long, value_name = "FILE")]
     pub tokens: Option<PathBuf>,
     /// Serve the API over TLS 1.3 with this PEM certificate chain (needs --tls-key).
@@ -556,9 +577,27 @@ pub struct DaemonArgs {
     /// How long running jobs may take to finish after SIGTERM or SIGINT.
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = duration)]
     pub shutdown_grace: Duration,
-    /// Backups the API may trigger per minute (bursts of up to 5).
+    /// Backups, verifications and drills each API subject may start per minute
+    /// (bursts of up to 5).
     #[arg(long, default_value_t = 30, value_name = "N")]
     pub trigger_rate: u32,
+    /// API requests per minute from one client address, checked before authentication
+    /// (bursts of a tenth of it).
+    #[arg(long, default_value_t = 1200, value_name = "N")]
+    pub address_rate: u32,
+    /// API requests per minute of one subject (bursts of a tenth of it).
+    #[arg(long, default_value_t = 600, value_name = "N")]
+    pub subject_rate: u32,
+    /// Client addresses (and subjects) each rate-limit table remembers at most; the
+    /// least recently seen is forgotten first.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub rate_limit_entries: usize,
+    /// Serve `/metrics` without a token on a non-loopback address too.
+    #[arg(long)]
+    pub metrics_public: bool,
+    /// Allow plain HTTP on a non-loopback address (e.g. behind a TLS proxy).
+    #[arg(long)]
+    pub insecure_http: bool,
     /// Log lines for people (`human`) or collectors (`json`).
     #[arg(long, default_value = "human", value_name = "human|json")]
     pub log_format: LogFormat,
@@ -574,9 +613,13 @@ pub struct StatusArgs {
         value_name = "URL"
     )]
     pub daemon: String,
-    /// A file holding a viewer or operator token.
-    #[arg(long, value_name = "FILE")]
+    /// A file holding an API token (its first line, or that line's last word).
+    #[arg(long, value_name = "FILE", conflicts_with = "token_command")]
     pub token_file: Option<PathBuf>,
+    /// A command (run with `sh -c`) whose first line of output is the API token, e.g.
+    /// one that prints a fresh access token.
+    #[arg(long, value_name = "CMD")]
+    pub token_command: Option<String>,
     /// Trust this PEM certificate for an https:// daemon (e.g. a self-signed one).
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,

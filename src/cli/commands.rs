@@ -181,6 +181,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             ctx.check(&repo, pct).await
         }
         Command::Daemon(args) => ctx.daemon(args).await,
+        Command::Token { action } => ctx.token(action),
         Command::Status(args) => ctx.status(args).await,
         Command::Unlock { repo } => ctx.unlock(&repo).await,
         Command::Repair {

@@ -2,13 +2,15 @@
 
 use chrono::{DateTime, Utc};
 
-use super::args::{DaemonArgs, StatusArgs};
+use std::io::{BufRead, Read};
+
+use super::args::{DaemonArgs, StatusArgs, TokenAction};
 use super::context::Ctx;
 use super::error::{CliError, EXIT_DEGRADED, EXIT_OK, Result};
 use super::output::{self, say};
 use crate::daemon::logging;
 use crate::daemon::view::{DatasetView, StatusView};
-use crate::daemon::{self, DaemonConfig, DaemonError, client};
+use crate::daemon::{self, DaemonConfig, DaemonError, auth, client};
 
 fn daemon_err(e: DaemonError) -> CliError {
     if e.is_bad_input() {
@@ -33,15 +35,43 @@ impl Ctx {
             reload_poll: std::time::Duration::from_secs(2),
             trigger_rate_per_minute: args.trigger_rate,
             trigger_burst: 5,
+            address_rate_per_minute: args.address_rate,
+            subject_rate_per_minute: args.subject_rate,
+            rate_limit_entries: args.rate_limit_entries,
+            metrics_public: args.metrics_public,
+            insecure_http: args.insecure_http,
         };
         daemon::run(config).await.map_err(daemon_err)?;
         Ok(EXIT_OK)
     }
 
+    /// `lifeboat token hash`: the token from stdin, its file line on stdout.
+    pub fn token(&self, action: TokenAction) -> Result<i32> {
+        let TokenAction::Hash { roles, subject } = action;
+        let mut token = String::new();
+        std::io::stdin()
+            .lock()
+            .take(auth::MAX_TOKEN_LEN as u64 + 1)
+            .read_line(&mut token)
+            .map_err(|e| CliError::Failed(format!("cannot read the token on standard input: {e}")))?;
+        let line = auth::token_line(&roles, &subject, &token).map_err(|why| {
+            CliError::BadInput(format!(
+                "{why} — pipe a random token of 16+ characters, e.g. `openssl rand -hex 32`"
+            ))
+        })?;
+        if self.json {
+            output::json(&serde_json::json!({ "line": line }));
+        } else {
+            say!("{line}");
+        }
+        Ok(EXIT_OK)
+    }
+
     pub async fn status(&self, args: StatusArgs) -> Result<i32> {
-        let token = match &args.token_file {
-            Some(path) => Some(client::read_token(path).map_err(daemon_err)?),
-            None => None,
+        let token = match (&args.token_file, &args.token_command) {
+            (Some(path), _) => Some(client::read_token(path).map_err(daemon_err)?),
+            (None, Some(cmd)) => Some(token_from_command(cmd)?),
+            (None, None) => None,
         };
         let st = client::fetch_status(&args.daemon, token.as_deref(), args.ca_cert.as_deref())
             .await
@@ -54,6 +84,31 @@ impl Ctx {
         let troubled = !st.violations.is_empty() || !st.plan_errors.is_empty();
         Ok(if troubled { EXIT_DEGRADED } else { EXIT_OK })
     }
+}
+
+/// The first line `cmd` prints: an API token (never shown in an error).
+fn token_from_command(cmd: &str) -> Result<String> {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| CliError::BadInput(format!("cannot run the token command: {e} — check --token-command")))?;
+    if !out.status.success() {
+        return Err(CliError::BadInput(format!(
+            "the token command failed ({}) — check --token-command",
+            out.status
+        )));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let token = text.lines().next().unwrap_or_default().trim();
+    if token.is_empty() || token.len() > auth::MAX_TOKEN_LEN {
+        return Err(CliError::BadInput(format!(
+            "the token command printed no usable token (empty, or over {} bytes) — check --token-command",
+            auth::MAX_TOKEN_LEN
+        )));
+    }
+    Ok(token.to_string())
 }
 
 fn when(t: Option<DateTime<Utc>>) -> String {

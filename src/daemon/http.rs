@@ -1,140 +1,103 @@
-//! The HTTP API: routes, authentication per route, and serving with optional TLS.
+//! The HTTP API: the route table, and serving it over plain TCP or TLS 1.3.
 //!
-//! Routes are an axum `Router`; connections are accepted here and handed to hyper
-//! directly, which is what lets the same router run over plain TCP or TLS 1.3.
+//! `routes` is the one list of what the API offers and what each route needs
+//! (`roles::Need`); the router is built from it, each route behind its own gate, so a
+//! route cannot exist without a declared need. Connections are accepted here and
+//! handed to hyper directly, which is what lets the same router run over plain TCP or
+//! TLS, and tags each request with its client address for the gate.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Json;
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use chrono::Utc;
+use axum::http::{Method, StatusCode};
+use axum::routing::{MethodRouter, get, post};
+use axum::{Extension, Router};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use super::auth::{Denied, Role};
-use super::shared::{Shared, lock};
-use super::{metrics, runner, view};
+use super::gate::{Gate, Peer, error, gate};
+use super::handlers;
+use super::roles::{Level, Need};
+use super::shared::Shared;
 
-/// Jobs listed by `/v1/jobs`.
-const JOBS_LISTED: usize = 100;
 /// A client that does not finish its TLS handshake or request headers in this time
 /// is dropped, so idle connections cannot pile up.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-type AppState = State<Arc<Shared>>;
+/// One route: method, path template, what its caller needs, and its handler.
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub need: Need,
+    handler: MethodRouter<Arc<Shared>>,
+}
+
+fn route(method: Method, path: &'static str, need: Need, handler: MethodRouter<Arc<Shared>>) -> Route {
+    Route {
+        method,
+        path,
+        need,
+        handler,
+    }
+}
+
+/// Every route of the API and the role it needs.
+pub fn routes() -> Vec<Route> {
+    use Level::{Admin, Operator, Viewer};
+    vec![
+        route(Method::GET, "/healthz", Need::Open, get(handlers::healthz)),
+        route(Method::GET, "/metrics", Need::Metrics, get(handlers::metrics)),
+        route(Method::GET, "/v1/status", Need::Any(Viewer), get(handlers::status)),
+        route(Method::GET, "/v1/jobs", Need::Any(Viewer), get(handlers::jobs)),
+        route(
+            Method::POST,
+            "/v1/datasets/{plan}/{dataset}/backup",
+            Need::Plan(Operator),
+            post(handlers::backup),
+        ),
+        route(
+            Method::POST,
+            "/v1/datasets/{plan}/{dataset}/verify",
+            Need::Plan(Operator),
+            post(handlers::verify),
+        ),
+        route(
+            Method::POST,
+            "/v1/plans/{plan}/playbooks/{playbook}/drill",
+            Need::Plan(Operator),
+            post(handlers::drill),
+        ),
+        route(
+            Method::POST,
+            "/v1/plans/{plan}/playbooks/{playbook}/failover",
+            Need::Plan(Admin),
+            post(handlers::failover),
+        ),
+    ]
+}
 
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics_text))
-        .route("/v1/status", get(status))
-        .route("/v1/jobs", get(jobs))
-        .route("/v1/datasets/{plan}/{dataset}/backup", post(trigger))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
+    let mut router = Router::new();
+    for r in routes() {
+        let g = Gate {
+            shared: shared.clone(),
+            route: r.path,
+            need: r.need,
+        };
+        router = router.route(r.path, r.handler.layer(axum::middleware::from_fn_with_state(g, gate)));
+    }
+    let unmatched = Gate {
+        shared: shared.clone(),
+        route: "(no route)",
+        need: Need::Any(Level::Viewer),
+    };
+    let not_found = axum::routing::any(|| async { error(StatusCode::NOT_FOUND, "not found") })
+        .layer(axum::middleware::from_fn_with_state(unmatched, gate));
+    router
+        .fallback_service(not_found.with_state(shared.clone()))
         .with_state(shared)
-}
-
-fn error(code: StatusCode, what: &str) -> Response {
-    (code, Json(json!({ "error": what }))).into_response()
-}
-
-/// Check the caller's token; refusals are logged here with the reason.
-fn authorize(shared: &Shared, headers: &HeaderMap, needed: Role, route: &str) -> Result<Role, Denied> {
-    shared.tokens.check(headers, needed).inspect_err(|denied| {
-        tracing::warn!(route, ?denied, "API request refused");
-    })
-}
-
-/// The answer to a refused request: its status and nothing more.
-fn refusal(denied: Denied) -> Response {
-    match denied {
-        Denied::Unauthenticated => {
-            let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized");
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            r
-        }
-        Denied::Forbidden => error(StatusCode::FORBIDDEN, "forbidden"),
-    }
-}
-
-async fn healthz(State(shared): AppState) -> Response {
-    if shared.stopping() {
-        (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response()
-    } else {
-        "ok\n".into_response()
-    }
-}
-
-async fn metrics_text(State(shared): AppState) -> Response {
-    let body = metrics::render(&shared);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
-}
-
-async fn status(State(shared): AppState, headers: HeaderMap) -> Response {
-    match authorize(&shared, &headers, Role::Viewer, "/v1/status") {
-        Ok(_) => Json(view::status(&shared)).into_response(),
-        Err(denied) => refusal(denied),
-    }
-}
-
-async fn jobs(State(shared): AppState, headers: HeaderMap) -> Response {
-    if let Err(denied) = authorize(&shared, &headers, Role::Viewer, "/v1/jobs") {
-        return refusal(denied);
-    }
-    let active: Vec<_> = lock(&shared.active)
-        .iter()
-        .map(|(key, a)| {
-            let elapsed = a.started.map(|s| (Utc::now() - s).to_std().unwrap_or_default());
-            let p = a.progress.report(elapsed.unwrap_or_default());
-            json!({"plan": key.plan, "dataset": key.dataset, "id": a.id, "reason": a.reason,
-                   "queued": a.queued, "started": a.started, "files_done": p.files_done,
-                   "files_total": p.files_total, "bytes_done": p.bytes_done, "bytes_total": p.bytes_total,
-                   "bytes_per_second": p.bytes_per_second, "eta_seconds": p.eta_seconds})
-        })
-        .collect();
-    match shared.store.jobs(JOBS_LISTED) {
-        Ok(recent) => Json(json!({ "active": active, "jobs": recent })).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read the job journal");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "job journal unavailable")
-        }
-    }
-}
-
-async fn trigger(
-    State(shared): AppState,
-    headers: HeaderMap,
-    Path((plan, dataset)): Path<(String, String)>,
-) -> Response {
-    let route = "/v1/datasets/{plan}/{dataset}/backup";
-    if let Err(denied) = authorize(&shared, &headers, Role::Operator, route) {
-        return refusal(denied);
-    }
-    if !shared.trigger_limit.allow() {
-        tracing::warn!(route, "API request refused: rate limit");
-        return error(StatusCode::TOO_MANY_REQUESTS, "too many requests");
-    }
-    if shared.stopping() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "stopping");
-    }
-    if !runner::trigger(&shared, &plan, &dataset) {
-        return error(StatusCode::NOT_FOUND, "no such plan or dataset");
-    }
-    tracing::info!(plan, dataset, "backup triggered through the API");
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({"queued": true, "plan": plan, "dataset": dataset})),
-    )
-        .into_response()
 }
 
 /// Accept connections until the process ends.
@@ -153,7 +116,7 @@ pub async fn serve(listener: TcpListener, router: Router, tls: Option<TlsAccepto
 }
 
 async fn connection(tcp: tokio::net::TcpStream, peer: SocketAddr, router: Router, tls: Option<TlsAcceptor>) {
-    let service = TowerToHyperService::new(router);
+    let service = TowerToHyperService::new(router.layer(Extension(Peer(peer))));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(HANDSHAKE_TIMEOUT);
     let result = match tls {

@@ -240,7 +240,26 @@ pub fn render(shared: &Shared) -> String {
     job_counters(&mut f, shared);
     objectives(&mut f, &status);
     proofs(&mut f, &status);
+    rate_limits(&mut f, shared);
     f.finish()
+}
+
+/// How many keys each API rate-limit table holds (bounded by `--rate-limit-entries`).
+fn rate_limits(f: &mut Exposition, shared: &Shared) {
+    let name = "lifeboat_api_rate_limit_keys";
+    f.head(
+        name,
+        "gauge",
+        "Client addresses or subjects held by each API rate-limit table.",
+    );
+    let g = &shared.guard;
+    for (table, len) in [
+        ("address", g.addresses.len()),
+        ("subject", g.subjects.len()),
+        ("jobs", g.jobs.len()),
+    ] {
+        f.sample(name, &[("table", table)], len as f64);
+    }
 }
 
 #[cfg(test)]

@@ -3,19 +3,27 @@
 //! The parts, each in its own file: `schedule` turns what the pure `plan::due` finds
 //! due into jobs; `runner` starts and journals jobs, which call `apply` like the CLI
 //! does; `plans` reloads plan files; `state` is the local journal (sled, behind a
-//! trait) that `rebuild` can always recreate from the repositories; `http`, `auth`,
-//! `tls`, `metrics` and `view` serve the API; `client` reads it for `lifeboat status`.
+//! trait) that `rebuild` can always recreate from the repositories; `http` (the route
+//! table), `gate` (rate limits, identity, roles) with its `guard`, `auth`, `roles`, `ratelimit`,
+//! `access_log`, `handlers`, `tls`, `metrics` and `view` serve the API; `client` reads
+//! it for `lifeboat status`.
 //! The daemon uses only `plan` and `apply` (and `format::names`), never the engine.
 
-mod auth;
+mod access_log;
+pub mod auth;
 pub mod client;
 mod drills;
+mod gate;
+mod guard;
+mod handlers;
 mod http;
 mod lock;
 pub mod logging;
 mod metrics;
 mod plans;
+mod ratelimit;
 mod rebuild;
+mod roles;
 mod runner;
 pub mod schedule;
 mod shared;
@@ -49,8 +57,49 @@ pub struct DaemonConfig {
     pub shutdown_grace: Duration,
     /// How often plan files are checked for changes.
     pub reload_poll: Duration,
+    /// Work (backups, verifications, drills, failovers) each subject may start per minute.
     pub trigger_rate_per_minute: u32,
     pub trigger_burst: u32,
+    /// API requests per minute from one client address, before authentication.
+    pub address_rate_per_minute: u32,
+    /// API requests per minute of one subject.
+    pub subject_rate_per_minute: u32,
+    /// Keys each rate-limit table holds at most.
+    pub rate_limit_entries: usize,
+    /// `/metrics` without a token even on a non-loopback address.
+    pub metrics_public: bool,
+    /// Serve plain HTTP on a non-loopback address.
+    pub insecure_http: bool,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            plans_dir: PathBuf::new(),
+            state_dir: PathBuf::new(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7600)),
+            tokens: None,
+            tls_cert: None,
+            tls_key: None,
+            max_jobs: 2,
+            shutdown_grace: Duration::from_secs(30),
+            reload_poll: Duration::from_secs(2),
+            trigger_rate_per_minute: 30,
+            trigger_burst: 5,
+            address_rate_per_minute: 1200,
+            subject_rate_per_minute: 600,
+            rate_limit_entries: 10_000,
+            metrics_public: false,
+            insecure_http: false,
+        }
+    }
+}
+
+impl DaemonConfig {
+    /// `/metrics` answers without a token: on loopback, or when asked to.
+    pub fn metrics_open(&self) -> bool {
+        self.metrics_public || self.listen.ip().is_loopback()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +117,10 @@ pub enum DaemonError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("TLS: {0}")]
     Tls(String),
+    #[error(
+        "refusing to serve the API over plain HTTP on {0}, which is not a loopback address — give --tls-cert and --tls-key, or --insecure-http if a proxy in front encrypts"
+    )]
+    PlainHttp(SocketAddr),
     #[error("cannot handle signals: {0}")]
     Signals(String),
     #[error(transparent)]
@@ -79,7 +132,10 @@ pub enum DaemonError {
 impl DaemonError {
     /// True when the fault is in what the user gave (flags, files), not in running.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, DaemonError::Tls(_) | DaemonError::Tokens(_))
+        matches!(
+            self,
+            DaemonError::Tls(_) | DaemonError::Tokens(_) | DaemonError::PlainHttp(_)
+        )
     }
 }
 
@@ -98,6 +154,39 @@ fn warn_if_readable_by_others(path: &std::path::Path) {
     {
         tracing::warn!(file = %path.display(), "token file is readable by group or others; chmod 600 it");
     }
+}
+
+fn load_tokens(cfg: &DaemonConfig) -> Result<auth::Tokens, DaemonError> {
+    match &cfg.tokens {
+        Some(path) => {
+            warn_if_readable_by_others(path);
+            Ok(auth::Tokens::load(path)?)
+        }
+        None => Ok(auth::Tokens::default()),
+    }
+}
+
+/// Read the token file again (SIGHUP); a file that cannot be read or parsed keeps the
+/// tokens in effect.
+fn reload_tokens(shared: &Shared) {
+    match load_tokens(&shared.config) {
+        Ok(tokens) => {
+            shared.guard.set_tokens(tokens);
+            if shared.config.tokens.is_some() {
+                tracing::info!("API tokens reloaded");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "API tokens not reloaded; the previous ones stay in effect"),
+    }
+}
+
+/// Every API route as `(method, path template, role it needs)`, from the one table
+/// the router is built from.
+pub fn api_routes() -> Vec<(String, &'static str, String)> {
+    http::routes()
+        .iter()
+        .map(|r| (r.method.to_string(), r.path, r.need.to_string()))
+        .collect()
 }
 
 /// Open the state store; log when it has to be rebuilt from the repositories.
@@ -125,13 +214,7 @@ fn open_state(cfg: &DaemonConfig) -> Result<(SledStore, Option<String>), DaemonE
 pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     state::make_private(&cfg.state_dir).map_err(io_err(&cfg.state_dir))?;
     let _lock = lock::StateLock::acquire(&cfg.state_dir)?;
-    let tokens = match &cfg.tokens {
-        Some(path) => {
-            warn_if_readable_by_others(path);
-            auth::Tokens::load(path)?
-        }
-        None => auth::Tokens::default(),
-    };
+    let tokens = load_tokens(&cfg)?;
     if tokens.is_empty() {
         tracing::warn!("no API tokens (--tokens): every API call but /healthz and /metrics is refused");
     }
@@ -140,6 +223,9 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
         (None, None) => None,
         _ => return Err(DaemonError::Tls("give both --tls-cert and --tls-key".into())),
     };
+    if tls.is_none() && !cfg.listen.ip().is_loopback() && !cfg.insecure_http {
+        return Err(DaemonError::PlainHttp(cfg.listen));
+    }
     // Installed first: SIGHUP's default action would end the process.
     let mut signals = Signals::install().map_err(|e| DaemonError::Signals(e.to_string()))?;
     let hangup = signals.hup.take();
@@ -168,6 +254,7 @@ async fn start(
     rebuild::close_interrupted(shared);
     let scheme = if tls.is_some() { "https" } else { "http" };
     tokio::spawn(http::serve(listener, http::router(shared.clone()), tls));
+    tokio::spawn(gate::summarize_refusals(shared.clone()));
     tracing::info!(listen = %shared.config.listen, scheme, "API listening");
     rebuild::observe_all(shared).await;
     if shared.rebuilt.is_some() {
@@ -269,7 +356,10 @@ async fn watch_plans(shared: Arc<Shared>, mut hup: Option<Signal>) {
             }
         };
         tokio::select! {
-            _ = hangup => reload(&shared, "SIGHUP"),
+            _ = hangup => {
+                reload_tokens(&shared);
+                reload(&shared, "SIGHUP");
+            }
             _ = tokio::time::sleep(shared.config.reload_poll) => {
                 if shared::read(&shared.plans).changed(&shared.config.plans_dir) {
                     reload(&shared, "file change");

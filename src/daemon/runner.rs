@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::schedule::{self, DatasetKey, Job, Reason, RegionObs};
+use super::schedule::{self, DatasetKey, Job, RegionObs};
 use super::shared::{ActiveJob, Shared, lock, note_locks, read};
 use super::state::{JobRecord, JobRegion, Outcome};
-use crate::apply::audit::{api_actor, as_actor};
+use crate::apply::audit::as_actor;
 use crate::apply::locks;
 use crate::apply::observe::{Progress, error_class, progress_interval};
 use crate::apply::run::{ApplyOptions, ApplyReport, apply};
@@ -190,9 +190,9 @@ async fn execute(
     progress: Arc<Progress>,
 ) -> Result<ApplyReport, String> {
     let work = back_up(shared, plan, job, now, progress);
-    match job.reason {
-        Reason::Manual => as_actor(api_actor("operator"), work).await,
-        _ => work.await,
+    match &job.actor {
+        Some(actor) => as_actor(actor.clone(), work).await,
+        None => work.await,
     }
 }
 
@@ -355,8 +355,9 @@ fn log_outcome(r: &JobRecord) {
     }
 }
 
-/// Queue a backup of one dataset now; false if it is unknown.
-pub fn trigger(shared: &Shared, plan: &str, dataset: &str) -> bool {
+/// Queue a backup of one dataset now, its audit events naming `actor`; false if the
+/// dataset is unknown.
+pub fn trigger(shared: &Shared, plan: &str, dataset: &str, actor: Option<String>) -> bool {
     if read(&shared.plans).find(plan, dataset).is_none() {
         return false;
     }
@@ -364,6 +365,7 @@ pub fn trigger(shared: &Shared, plan: &str, dataset: &str) -> bool {
         key: DatasetKey::new(plan, dataset),
         reason: schedule::Reason::Manual,
         force: true,
+        actor,
     });
     shared.wake.notify_one();
     true
@@ -403,6 +405,7 @@ mod tests {
             reload_poll: Duration::from_secs(2),
             trigger_rate_per_minute: 1,
             trigger_burst: 1,
+            ..DaemonConfig::default()
         };
         let s = Shared::new(config, Box::new(store), Tokens::default(), None);
         write(&s.plans).reload(&plans, &Default::default());
@@ -418,13 +421,14 @@ mod tests {
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].0.reason, Reason::NeverBackedUp);
         assert!(take_due(&s, now).is_empty(), "no overlap");
-        assert!(trigger(&s, "p", "data"));
-        assert!(!trigger(&s, "p", "nope"));
+        assert!(trigger(&s, "p", "data", Some("api:alice".into())));
+        assert!(!trigger(&s, "p", "nope", None));
         assert!(take_due(&s, now).is_empty());
         assert_eq!(lock(&s.manual).len(), 1, "the trigger is kept, not lost");
         release(&s, &DatasetKey::new("p", "data"));
         let next = take_due(&s, now);
         assert_eq!(next[0].0.reason, Reason::Manual);
         assert!(next[0].0.force);
+        assert_eq!(next[0].0.actor.as_deref(), Some("api:alice"));
     }
 }

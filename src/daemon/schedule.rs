@@ -43,6 +43,8 @@ pub struct Job {
     pub reason: Reason,
     /// Back up every region even if `apply` finds it not due.
     pub force: bool,
+    /// Who asked for it, when not the schedule: the audit events' actor.
+    pub actor: Option<String>,
 }
 
 /// A stable offset in `0..min(10% of interval, 30 s)` from the dataset's name, so
@@ -88,6 +90,7 @@ pub fn due_jobs<'a>(
                     key: DatasetKey::new(name, dataset.as_str()),
                     reason,
                     force: false,
+                    actor: None,
                 });
             }
         }

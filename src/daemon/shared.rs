@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, OwnedMutexGuard, Semaphore};
 
 use super::DaemonConfig;
-use super::auth::{RateLimit, Tokens};
+use super::auth::Tokens;
+use super::guard::{Guard, Limits};
 use super::plans::PlanSet;
+use super::ratelimit::Rate;
 use super::schedule::{DatasetKey, DatasetObs, Job, Reason};
 use super::state::{Outcome, StateStore};
 use crate::apply::locks::StaleLocks;
@@ -99,6 +101,9 @@ pub struct DrillView {
 
 pub type DrillResults = BTreeMap<(String, String), DrillView>;
 
+/// The playbooks running now, by plan and name.
+pub type RunningPlaybooks = std::collections::BTreeSet<(String, String)>;
+
 pub struct Shared {
     pub config: DaemonConfig,
     pub store: Box<dyn StateStore>,
@@ -116,8 +121,10 @@ pub struct Shared {
     pub started: DateTime<Utc>,
     /// Why the state was rebuilt at start, if it was.
     pub rebuilt: Option<String>,
-    pub tokens: Tokens,
-    pub trigger_limit: RateLimit,
+    /// Tokens and rate limits of the API.
+    pub guard: Guard,
+    /// Playbooks being drilled or failed over now.
+    pub running_playbooks: Mutex<RunningPlaybooks>,
     /// Latest scheduled verification per dataset and region.
     pub verifications: Mutex<Verifications>,
     /// Last scheduled drill per plan and playbook.
@@ -129,7 +136,8 @@ impl Shared {
         let observed = store.datasets().unwrap_or_default();
         Self {
             slots: Arc::new(Semaphore::new(config.max_jobs.max(1))),
-            trigger_limit: RateLimit::new(config.trigger_rate_per_minute, config.trigger_burst),
+            guard: Guard::new(tokens, limits(&config), config.metrics_open()),
+            running_playbooks: Mutex::new(Default::default()),
             config,
             store,
             plans: RwLock::new(PlanSet::default()),
@@ -143,7 +151,6 @@ impl Shared {
             stopping: AtomicBool::new(false),
             started: Utc::now(),
             rebuilt,
-            tokens,
             verifications: Mutex::new(Default::default()),
             drills: Mutex::new(Default::default()),
         }
@@ -173,6 +180,19 @@ impl Shared {
         if let Err(e) = self.store.flush() {
             tracing::warn!(error = %e, "cannot flush the state store");
         }
+    }
+}
+
+/// The API's rates, from the daemon's flags.
+fn limits(config: &DaemonConfig) -> Limits {
+    Limits {
+        per_address: Rate::per_minute(config.address_rate_per_minute),
+        per_subject: Rate::per_minute(config.subject_rate_per_minute),
+        jobs_per_subject: Rate {
+            per_minute: config.trigger_rate_per_minute,
+            burst: config.trigger_burst,
+        },
+        entries: config.rate_limit_entries,
     }
 }
 

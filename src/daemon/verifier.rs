@@ -3,7 +3,8 @@
 //! kept for `/v1/status` and `/metrics`. A failure is logged as an error.
 //!
 //! A policy first runs at its first schedule tick after its plan was loaded (at start
-//! or by a reload), not at once, and a missed tick runs once, like backups.
+//! or by a reload), not at once, and a missed tick runs once, like backups. The API
+//! can also verify one dataset now (`on_demand`), under its plan's policy.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use super::plans::Proof;
 use super::schedule::DatasetKey;
 use super::shared::{Shared, lock, read};
 use crate::apply::alerts::verify_and_alert;
+use crate::apply::audit::as_actor;
 use crate::apply::session::{Regions, Session};
 use crate::apply::verify::VerifyRequest;
 use crate::plan::{Due, Plan};
@@ -37,18 +39,34 @@ pub async fn verifier(shared: Arc<Shared>) {
 }
 
 async fn run_policy(shared: &Shared, plan_name: &str, plan: &Plan, policy: &str, now: DateTime<Utc>) {
-    let session = match Session::open(plan, Regions::Existing).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(plan = plan_name, policy, error = %e, "verification cannot start");
-            return;
-        }
-    };
     let req = VerifyRequest {
         policy: Some(policy.to_string()),
         ..Default::default()
     };
-    let (rows, undelivered) = verify_and_alert(&session, plan_name, &req).await;
+    run(shared, plan_name, plan, &req, now).await;
+}
+
+/// Verify one dataset from each of its regions now, its audit events naming `actor`.
+pub async fn on_demand(shared: &Shared, plan_name: &str, plan: &Plan, dataset: &str, actor: String) {
+    let Ok(name) = crate::format::names::DatasetName::new(dataset) else {
+        return;
+    };
+    let req = VerifyRequest {
+        dataset: Some(name),
+        ..Default::default()
+    };
+    as_actor(actor, run(shared, plan_name, plan, &req, Utc::now())).await;
+}
+
+async fn run(shared: &Shared, plan_name: &str, plan: &Plan, req: &VerifyRequest, now: DateTime<Utc>) {
+    let session = match Session::open(plan, Regions::Existing).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(plan = plan_name, policy = req.policy.as_deref(), error = %e, "verification cannot start");
+            return;
+        }
+    };
+    let (rows, undelivered) = verify_and_alert(&session, plan_name, req).await;
     for problem in undelivered {
         tracing::warn!(plan = plan_name, problem = %problem, "alert not delivered");
     }

@@ -1,0 +1,318 @@
+//! Roles and scopes on the real daemon: every route of the route table called by every
+//! role (scoped roles on their own and on another plan's routes), scoped viewers seeing
+//! only their plans, failover only for admins and only when confirmed, hashed tokens
+//! and their reload on SIGHUP, and the API subject named in the audit trail.
+
+mod support_api;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support_api::{BIN, PASSWORD, SUBJECTS, Site, hash_line, poll, token_of};
+
+/// Limits high enough that the walk itself is never rate limited.
+const NO_LIMITS: &[&str] = &[
+    "--address-rate",
+    "1000000",
+    "--subject-rate",
+    "1000000",
+    "--trigger-rate",
+    "1000000",
+];
+
+/// What a caller may do, written here independently of the daemon's own table:
+/// `None` is no token. Returns whether `route` on plan `plan` is allowed.
+fn allowed(roles: Option<&str>, route: &str, plan: &str) -> Option<bool> {
+    let Some(roles) = roles else {
+        return Some(matches!(route, "/healthz" | "/metrics"));
+    };
+    let (level, scope) = match roles.split_once(':') {
+        Some((l, s)) => (l, Some(s)),
+        None => (roles, None),
+    };
+    let rank = ["viewer", "operator", "admin"].iter().position(|r| *r == level)?;
+    let on_plan = scope.is_none_or(|s| s == plan);
+    Some(match route {
+        "/healthz" | "/metrics" | "/v1/status" | "/v1/jobs" => true,
+        "/v1/datasets/{plan}/{dataset}/backup"
+        | "/v1/datasets/{plan}/{dataset}/verify"
+        | "/v1/plans/{plan}/playbooks/{playbook}/drill" => rank >= 1 && on_plan,
+        "/v1/plans/{plan}/playbooks/{playbook}/failover" => rank >= 2 && on_plan,
+        _ => return None,
+    })
+}
+
+fn concrete(template: &str, plan: &str) -> String {
+    template
+        .replace("{plan}", plan)
+        .replace("{dataset}", "docs")
+        .replace("{playbook}", "check")
+}
+
+/// The answers an allowed call may get: work queued or started, a drill already
+/// running, or a failover refused for want of its confirmation.
+fn admitted(route: &str, code: u16) -> bool {
+    match route {
+        "/v1/plans/{plan}/playbooks/{playbook}/drill" => code == 202 || code == 409,
+        "/v1/plans/{plan}/playbooks/{playbook}/failover" => code == 400,
+        r if r.starts_with("/v1/datasets/") => code == 202,
+        _ => code == 200,
+    }
+}
+
+#[test]
+fn every_route_answers_every_role_as_its_table_says() {
+    let site = Site::new();
+    let d = site.start("127.0.0.1", NO_LIMITS);
+    let routes = lifeboat::daemon::api_routes();
+    assert_eq!(
+        routes.len(),
+        8,
+        "a route was added or removed: extend this walk: {routes:?}"
+    );
+    let mut callers: Vec<(Option<&str>, Option<String>)> = vec![(None, None)];
+    callers.push((None, Some("not-a-known-token-at-all".into())));
+    callers.extend(SUBJECTS.iter().map(|(s, r)| (Some(*r), Some(token_of(s)))));
+    let mut walked = 0;
+    for (method, template, need) in &routes {
+        for plan in ["ml", "web"] {
+            let path = concrete(template, plan);
+            for (roles, token) in &callers {
+                let (code, body) = d.call(method, &path, token.as_deref(), "");
+                let may = allowed(*roles, template, plan)
+                    .unwrap_or_else(|| panic!("route {template} ({need}) is not in this test's table"));
+                let ok = if may {
+                    admitted(template, code)
+                } else if token.is_some() && roles.is_some() {
+                    code == 403
+                } else {
+                    code == 401
+                };
+                assert!(ok, "{method} {path} as {roles:?}: {code} {body}");
+                walked += 1;
+            }
+        }
+    }
+    assert_eq!(walked, 8 * 2 * 7);
+}
+
+#[test]
+fn scoped_viewers_see_only_their_plans_and_metrics_need_a_token_off_loopback() {
+    let site = Site::new();
+    let mut extra = NO_LIMITS.to_vec();
+    extra.push("--insecure-http");
+    let d = site.start("0.0.0.0", &extra);
+    let all = token_of("viewer-all");
+    let ml = token_of("viewer-ml");
+    let ok = poll(Duration::from_secs(60), || {
+        d.json("/v1/jobs", &all)["jobs"]
+            .as_array()
+            .is_some_and(|j| j.iter().filter(|j| j["outcome"] == "success").count() >= 2)
+    });
+    assert!(ok, "first backups did not finish; log:\n{}", d.log());
+
+    let names = |st: serde_json::Value| -> Vec<String> {
+        st["plans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(d.json("/v1/status", &all)), ["ml", "web"]);
+    assert_eq!(names(d.json("/v1/status", &ml)), ["ml"]);
+    let jobs = d.json("/v1/jobs", &ml);
+    let plans: Vec<&str> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["plan"].as_str().unwrap())
+        .collect();
+    assert!(!plans.is_empty() && plans.iter().all(|p| *p == "ml"), "{jobs}");
+
+    // Not on loopback: /metrics needs a viewer, and shows it only its plans.
+    assert_eq!(d.call("GET", "/metrics", None, "").0, 401);
+    let (code, every) = d.call("GET", "/metrics", Some(&all), "");
+    assert_eq!(code, 200);
+    assert!(
+        every.contains("plan=\"web\"") && every.contains("plan=\"ml\""),
+        "{every}"
+    );
+    let (code, mine) = d.call("GET", "/metrics", Some(&ml), "");
+    assert_eq!(code, 200);
+    assert!(mine.contains("lifeboat_rpo_seconds{plan=\"ml\""), "{mine}");
+    assert!(!mine.contains("plan=\"web\""), "{mine}");
+}
+
+#[test]
+fn plain_http_off_loopback_needs_insecure_http() {
+    let site = Site::new();
+    let out = Command::new(BIN)
+        .args(["daemon", "--plans"])
+        .arg(site.path("plans"))
+        .arg("--state")
+        .arg(site.path("state"))
+        .args(["--listen", "0.0.0.0:0"])
+        .env("LIFEBOAT_PASSWORD", PASSWORD)
+        .output()
+        .expect("run the daemon");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("plain HTTP on 0.0.0.0:0") && err.contains("--insecure-http"),
+        "{err}"
+    );
+}
+
+#[test]
+fn failover_needs_an_admin_and_a_confirmation_and_names_the_subject() {
+    let site = Site::new();
+    let d = site.start("127.0.0.1", NO_LIMITS);
+    let path = "/v1/plans/ml/playbooks/check/failover";
+    let admin = token_of("admin-all");
+    assert_eq!(
+        d.call("POST", path, Some(&token_of("operator-all")), "{\"confirm\": true}")
+            .0,
+        403
+    );
+    let (code, body) = d.call("POST", path, Some(&admin), "{\"confirm\": false}");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("confirm"), "{body}");
+    assert_eq!(d.call("POST", path, Some(&admin), "not json").0, 400);
+    let (code, body) = d.call("POST", path, Some(&admin), "{\"confirm\": true}");
+    assert_eq!(code, 202, "{body}");
+    assert!(body.contains("\"mode\":\"failover\""), "{body}");
+    let ran = poll(Duration::from_secs(30), || {
+        d.log().contains("playbook passed") && d.log().contains("mode=failover")
+    });
+    assert!(ran, "the failover did not run; log:\n{}", d.log());
+    let line = d
+        .log()
+        .lines()
+        .find(|l| l.contains("playbook started through the API"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(line.contains("subject=admin-all"), "{line}");
+}
+
+#[test]
+fn an_api_backup_is_audited_under_its_subject() {
+    let site = Site::new();
+    let d = site.start("127.0.0.1", NO_LIMITS);
+    let operator = token_of("operator-ml");
+    let first = poll(Duration::from_secs(60), || {
+        audit_actors(&site).iter().any(|a| a.contains('@'))
+    });
+    assert!(first, "no scheduled backup; log:\n{}", d.log());
+    let (code, body) = d.call("POST", "/v1/datasets/ml/docs/backup", Some(&operator), "");
+    assert_eq!(code, 202, "{body}");
+    let named = poll(Duration::from_secs(60), || {
+        audit_actors(&site)
+            .iter()
+            .any(|a| a.starts_with("api:operator-ml via "))
+    });
+    assert!(named, "actors: {:?}; log:\n{}", audit_actors(&site), d.log());
+    assert!(
+        !std::fs::read_to_string(site.path("tokens"))
+            .unwrap()
+            .contains(&operator)
+    );
+    assert!(!d.log().contains(&operator), "a token reached the log");
+}
+
+/// The actors of region `ml-a`'s audit trail.
+fn audit_actors(site: &Site) -> Vec<String> {
+    let out = Command::new(BIN)
+        .args(["audit", "log", "--json", "--repo"])
+        .arg(site.path("regions/ml-a"))
+        .env("LIFEBOAT_PASSWORD", PASSWORD)
+        .output()
+        .expect("run audit log");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    doc["events"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|e| e["actor"].as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_revoked_token_stops_working_after_sighup_and_a_broken_file_keeps_the_old_tokens() {
+    let site = Site::new();
+    let d = site.start("127.0.0.1", NO_LIMITS);
+    let (alice, bob) = (token_of("alice"), token_of("bob"));
+    let alice_line = hash_line("viewer", "alice", &alice);
+    site.write_tokens(&format!("{alice_line}\n{}", hash_line("viewer", "bob", &bob)));
+    assert_eq!(
+        d.call("GET", "/v1/status", Some(&alice), "").0,
+        401,
+        "not before SIGHUP"
+    );
+    d.signal("HUP");
+    assert!(poll(Duration::from_secs(10), || d
+        .call("GET", "/v1/status", Some(&alice), "")
+        .0
+        == 200));
+    assert_eq!(d.call("GET", "/v1/status", Some(&token_of("viewer-all")), "").0, 401);
+
+    site.write_tokens(&alice_line);
+    d.signal("HUP");
+    assert!(
+        poll(Duration::from_secs(10), || d
+            .call("GET", "/v1/status", Some(&bob), "")
+            .0
+            == 401),
+        "bob's revoked token still works; log:\n{}",
+        d.log()
+    );
+    assert_eq!(d.call("GET", "/v1/status", Some(&alice), "").0, 200);
+
+    site.write_tokens("viewer carol sha256:nothex");
+    d.signal("HUP");
+    assert!(poll(Duration::from_secs(10), || d
+        .log()
+        .contains("API tokens not reloaded")));
+    assert_eq!(
+        d.call("GET", "/v1/status", Some(&alice), "").0,
+        200,
+        "the old tokens stay"
+    );
+}
+
+#[test]
+fn plain_text_tokens_still_work_with_a_deprecation_warning() {
+    let site = Site::new();
+    let legacy = "legacy-plain-token-0123456789";
+    site.write_tokens(&format!("operator {legacy}"));
+    let d = site.start("127.0.0.1", NO_LIMITS);
+    assert_eq!(d.call("GET", "/v1/status", Some(legacy), "").0, 200);
+    let log = d.log();
+    assert!(
+        log.contains("plain-text token (deprecated)") && log.contains("line=2"),
+        "{log}"
+    );
+    assert!(!log.contains(legacy), "the token itself is never logged");
+}
+
+#[test]
+fn token_hash_refuses_short_tokens_and_unknown_roles() {
+    for (roles, token) in [("viewer", "short"), ("root", "long-enough-token-0123456789")] {
+        let out = Command::new(BIN)
+            .args(["token", "hash", "--roles", roles, "--subject", "x"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().expect("stdin").write_all(token.as_bytes())?;
+                c.wait_with_output()
+            })
+            .expect("run token hash");
+        assert_eq!(out.status.code(), Some(2), "{roles} {token}");
+        assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: "));
+    }
+    let line = hash_line("operator:ml,viewer", "alice", "alice-token-0123456789abcdef");
+    let words: Vec<&str> = line.split(' ').collect();
+    assert_eq!(words[..2], ["operator:ml,viewer", "alice"]);
+    assert!(words[2].starts_with("sha256:") && words[2].len() == 7 + 64, "{line}");
+}
