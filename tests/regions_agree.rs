@@ -41,6 +41,10 @@ impl Site {
 
     /// A plan over regions `east` and `west`; `create` lets apply make missing ones.
     fn write_plan(&self, create: bool, dataset_extra: &str) {
+        self.write_plan_on(create, "@hourly", "2h", dataset_extra);
+    }
+
+    fn write_plan_on(&self, create: bool, schedule: &str, rpo: &str, dataset_extra: &str) {
         let mut toml = String::from("version = 1\n\n[key]\nenv = \"LIFEBOAT_PASSWORD\"\n\n");
         for name in ["east", "west"] {
             let address = self.path(name);
@@ -50,8 +54,8 @@ impl Site {
             ));
         }
         toml.push_str(&format!(
-            "[datasets.{DATASET}]\npaths = [\"{}\"]\nschedule = \"@hourly\"\nregions = [\"east\", \"west\"]\n\
-             rpo = \"2h\"\nretention = {{ keep_last = 2 }}\n{dataset_extra}",
+            "[datasets.{DATASET}]\npaths = [\"{}\"]\nschedule = \"{schedule}\"\nregions = [\"east\", \"west\"]\n\
+             rpo = \"{rpo}\"\nretention = {{ keep_last = 2 }}\n{dataset_extra}",
             self.source().display()
         ));
         std::fs::write(self.plan(), toml).unwrap();
@@ -214,6 +218,24 @@ fn skip_unchanged_writes_no_snapshot_when_nothing_changed() {
     assert_eq!(changed["east"]["unchanged"], false, "{changed}");
     assert_ne!(changed["east"]["snapshot"], first["east"]["snapshot"], "{changed}");
     assert_eq!(site.objects("east", "snapshots").len(), 2);
+}
+
+/// An unchanged dataset still gets a snapshot once its latest is older than half the RPO,
+/// so the repositories alone show it protected within its RPO.
+#[test]
+fn skip_unchanged_writes_a_snapshot_again_after_half_the_rpo() {
+    let site = Site::new();
+    site.write_plan_on(true, "*/5 * * * * *", "20s", "skip_unchanged = true\n");
+    let first = site.apply(&["--force"], 0);
+    let again = site.apply(&["--force"], 0);
+    assert_eq!(again["east"]["unchanged"], true, "within half the RPO: {again}");
+    std::thread::sleep(std::time::Duration::from_secs(11));
+    let later = site.apply(&["--force"], 0);
+    for region in ["east", "west"] {
+        assert_eq!(later[region]["unchanged"], false, "{later}");
+        assert_ne!(later[region]["snapshot"], first[region]["snapshot"], "{later}");
+        assert_eq!(site.objects(region, "snapshots").len(), 2, "{region}");
+    }
 }
 
 #[test]

@@ -268,7 +268,9 @@ async fn backup_everywhere(
         tags: ds.tags.clone(),
         dataset: Some(ds.name.clone()),
         signing,
-        skip_unchanged: ds.skip_unchanged,
+        // Half the RPO: the repository itself then always holds a snapshot within
+        // the RPO, whoever reads it.
+        skip_unchanged: ds.skip_unchanged.then(|| half(ds.rpo)),
         ..Default::default()
     };
     let out = match backup_to(targets, &backup_opts, progress.clone()).await {
@@ -290,6 +292,10 @@ async fn backup_everywhere(
         stored.push(target);
     }
     retain_everywhere(ds, &stored, opts, runs).await;
+}
+
+fn half(rpo: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(rpo / 2).unwrap_or(chrono::Duration::MAX)
 }
 
 /// Every region not already failed fails with `error`.

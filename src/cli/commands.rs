@@ -68,7 +68,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
                 time: None,
                 lag_wait: None,
                 signing: None,
-                skip_unchanged: false,
+                skip_unchanged: None,
             };
             ctx.backup(&repo, &opts).await
         }

@@ -65,8 +65,9 @@ pub struct BackupOptions {
     /// Sign the snapshot's manifest with this key (datasets with `sign = true`).
     pub signing: Option<Arc<Signing>>,
     /// Write no snapshot when the tree is identical to the parent's (same files,
-    /// metadata and tags): the parent then stands for this run.
-    pub skip_unchanged: bool,
+    /// metadata and tags) and the parent is younger than this: the parent then stands
+    /// for this run. `None`: always write one.
+    pub skip_unchanged: Option<chrono::Duration>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -376,7 +377,8 @@ async fn run(
     summary.bytes_added = uploaded.bytes;
     summary.duration_ms = started.elapsed().as_millis() as u64;
     let same = |p: &&Parent| p.snapshot.tree == tree && p.snapshot.tags == opts.tags;
-    if let Some(p) = parent.as_ref().filter(same).filter(|_| opts.skip_unchanged) {
+    let young = |p: &&Parent| opts.skip_unchanged.is_some_and(|age| time - p.snapshot.time < age);
+    if let Some(p) = parent.as_ref().filter(same).filter(young) {
         return Ok(Done {
             id: p.id,
             snapshot: p.snapshot.clone(),
