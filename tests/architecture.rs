@@ -344,6 +344,7 @@ fn offered() -> BTreeSet<&'static str> {
         "repo::SnapshotId",
         "repo::Snapshot",
         "repo::Summary",
+        "repo::Verdict",
     ])
 }
 

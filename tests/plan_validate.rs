@@ -191,3 +191,37 @@ fn secret_urls_and_passed_variables_reach_the_model() {
         &Some(UrlSource::Plain("https://chat.example.com/hook?token=from-plan".into()))
     );
 }
+
+#[test]
+fn anomaly_settings_reach_the_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("anomaly.toml");
+    let dataset = |name: &str, anomaly: &str| {
+        format!(
+            "[datasets.{name}]\npaths = [\".\"]\nschedule = \"@hourly\"\nregions = [\"a\"]\nrpo = \"2h\"\nretention = {{ keep_last = 30 }}\n{anomaly}\n"
+        )
+    };
+    let text = [
+        "[key]\nenv = \"LIFEBOAT_PASSWORD\"\n[regions.a]\naddress = \"memory://a\"\n".to_string(),
+        dataset("plain", ""),
+        dataset("off", "anomaly = \"off\""),
+        dataset("tuned", "anomaly = { sensitivity = \"high\", min_history = 4 }"),
+        dataset("low", "anomaly = { sensitivity = \"low\" }"),
+    ]
+    .concat();
+    std::fs::write(&file, text).expect("write plan");
+    let (plan, diags) = validate(&file);
+    let plan = plan.unwrap_or_else(|| panic!("refused: {}", render(&diags)));
+    let policy = |name: &str| {
+        let ds = plan
+            .datasets
+            .values()
+            .find(|d| d.name.as_str() == name)
+            .expect("dataset");
+        ds.anomaly.map(|p| (p.threshold, p.min_history))
+    };
+    assert_eq!(policy("plain"), Some((8.0, 10)));
+    assert_eq!(policy("off"), None);
+    assert_eq!(policy("tuned"), Some((5.0, 4)));
+    assert_eq!(policy("low"), Some((12.0, 10)));
+}

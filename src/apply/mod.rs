@@ -3,6 +3,7 @@
 
 pub mod agree;
 pub mod alerts;
+pub mod anomaly;
 pub mod audit;
 pub mod child;
 pub mod locks;

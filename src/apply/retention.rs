@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use super::Result;
+use super::anomaly::held_open;
 use crate::engine::forget::forget;
 use crate::format::names::{DatasetName, Tag};
 use crate::plan::{Decision, Retention, SnapInfo};
@@ -52,7 +53,9 @@ pub async fn apply_retention(
     now: DateTime<Utc>,
     dry_run: bool,
 ) -> Result<Vec<Verdict>> {
-    let verdicts = decide(repo.snapshots().await?, filter, policy, now);
+    let snaps = repo.snapshots().await?;
+    let held = held_open(&[repo], &snaps).await;
+    let verdicts = keep_held(decide(snaps, filter, policy, now), &held);
     if !dry_run {
         let gone: Vec<SnapshotId> = verdicts.iter().filter(|v| !v.keep).map(|v| v.id).collect();
         forget(repo, &gone).await?;
@@ -80,7 +83,9 @@ pub async fn apply_retention_everywhere(
         }
         held.push(listed.map(|s| s.into_iter().map(|(id, _)| id).collect::<HashSet<_>>()));
     }
-    let gone: HashSet<SnapshotId> = decide(union.into_iter().collect(), filter, policy, now)
+    let union: Vec<(SnapshotId, Snapshot)> = union.into_iter().collect();
+    let open = held_open(repos, &union).await;
+    let gone: HashSet<SnapshotId> = keep_held(decide(union, filter, policy, now), &open)
         .into_iter()
         .filter(|v| !v.keep)
         .map(|v| v.id)
@@ -98,6 +103,18 @@ pub async fn apply_retention_everywhere(
 async fn forget_held(repo: &Repository, held: &HashSet<SnapshotId>, gone: &HashSet<SnapshotId>) -> Result<usize> {
     let mine: Vec<SnapshotId> = gone.intersection(held).copied().collect();
     Ok(forget(repo, &mine).await?)
+}
+
+/// Keep what an open anomaly holds (the suspect snapshot and the one before it),
+/// whatever the policy decided.
+fn keep_held(mut verdicts: Vec<Verdict>, held: &HashSet<SnapshotId>) -> Vec<Verdict> {
+    for v in verdicts.iter_mut().filter(|v| held.contains(&v.id)) {
+        if !v.keep {
+            v.keep = true;
+            v.reasons.push("held by an open anomaly".into());
+        }
+    }
+    verdicts
 }
 
 /// The policy's verdict on every selected snapshot, within its group.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::agree::catch_up;
+use super::anomaly::{Suspect, alert};
 use super::regions::RegionRepo;
 use super::retention::{Filter, apply_retention_everywhere};
 use super::session::Session;
@@ -27,7 +28,7 @@ use crate::plan::due::DatasetObs;
 use crate::plan::{Dataset, Observed, Plan, due};
 use crate::repo::Repository;
 use crate::repo::SnapshotId;
-use crate::repo::Summary;
+use crate::repo::{Summary, Verdict};
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -64,6 +65,12 @@ pub struct RegionRun {
 pub struct DatasetRun {
     pub dataset: String,
     pub regions: Vec<RegionRun>,
+    /// This run's snapshot was judged suspect: the verdict (its alert has been sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anomaly: Option<Verdict>,
+    /// Alerts that could not be delivered, one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub undelivered: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -94,9 +101,12 @@ pub async fn apply(session: &Session<'_>, opts: &ApplyOptions, progress: Arc<Pro
         let failed = due.iter().filter(|r| r.error.is_some()).count();
         report.degraded |= failed > 0;
         report.failed |= !due.is_empty() && failed == due.len();
+        let (anomaly, undelivered) = alert_if_suspect(plan, ds, &runs).await;
         report.datasets.push(DatasetRun {
             dataset: ds.name.to_string(),
             regions: runs,
+            anomaly,
+            undelivered,
         });
     }
     // A region that failed this run is left out: it would only fail again, slowly.
@@ -271,6 +281,7 @@ async fn backup_everywhere(
         // Half the RPO: the repository itself then always holds a snapshot within
         // the RPO, whoever reads it.
         skip_unchanged: ds.skip_unchanged.then(|| half(ds.rpo)),
+        anomaly: ds.anomaly,
         ..Default::default()
     };
     let out = match backup_to(targets, &backup_opts, progress.clone()).await {
@@ -296,6 +307,25 @@ async fn backup_everywhere(
 
 fn half(rpo: std::time::Duration) -> chrono::Duration {
     chrono::Duration::from_std(rpo / 2).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Tell the alert hooks when this run's snapshot of `ds` was judged suspect; returns
+/// the verdict and one line per alert that could not be delivered.
+async fn alert_if_suspect(plan: &Plan, ds: &Dataset, runs: &[RegionRun]) -> (Option<Verdict>, Vec<String>) {
+    let judged = |r: &&RegionRun| !r.unchanged && r.summary.as_ref().is_some_and(Summary::suspect);
+    let Some(run) = runs.iter().find(judged) else {
+        return (None, Vec::new());
+    };
+    let (Some(id), Some(verdict)) = (run.snapshot, run.summary.as_ref().and_then(|s| s.anomaly.as_ref())) else {
+        return (None, Vec::new());
+    };
+    let regions = runs
+        .iter()
+        .filter(|r| r.snapshot == Some(id))
+        .map(|r| r.region.as_str())
+        .collect();
+    let suspect = Suspect { id, verdict, regions };
+    (Some(verdict.clone()), alert(plan, ds, &suspect).await)
 }
 
 /// Every region not already failed fails with `error`.

@@ -329,6 +329,18 @@ pub enum Command {
         #[arg(value_name = "PLAYBOOK")]
         playbook: String,
     },
+    /// List the plan's suspect snapshots (backups that changed unlike their dataset's
+    /// history, as ransomware does); `ack ID` closes one.
+    Anomalies {
+        /// The plan whose regions hold the snapshots.
+        #[arg(long, value_name = "PLAN.toml", global = true)]
+        plan: Option<PathBuf>,
+        /// Only this dataset.
+        #[arg(long, value_name = "NAME")]
+        dataset: Option<String>,
+        #[command(subcommand)]
+        action: Option<AnomalyAction>,
+    },
     /// List the drill and failover reports stored in the plan's regions.
     Reports {
         /// The plan whose regions hold the reports.
@@ -448,6 +460,18 @@ pub enum ManifestAction {
         /// Where to write the signature bundle (JSON).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AnomalyAction {
+    /// Close the anomaly of a suspect snapshot (its id or a unique prefix): recorded in
+    /// every region's audit trail with who did it; its pinned snapshot is then released
+    /// to retention.
+    Ack {
+        /// The suspect snapshot's id, as `lifeboat anomalies` lists it.
+        #[arg(value_name = "ID")]
+        id: String,
     },
 }
 

@@ -17,6 +17,7 @@ use crate::engine::prune::PruneOptions;
 use crate::engine::repair::{RepairOptions, repair_index};
 use crate::engine::restore::{Placement, RestoreOptions};
 use crate::engine::{Progress, ls};
+use crate::format::anomaly::Policy;
 use crate::format::audit::{Action, Record};
 use crate::format::crypto::{Cipher, KdfParams};
 use crate::format::names::{DatasetName, Tag};
@@ -69,6 +70,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
                 lag_wait: None,
                 signing: None,
                 skip_unchanged: None,
+                anomaly: Some(Policy::default()),
             };
             ctx.backup(&repo, &opts).await
         }
@@ -209,6 +211,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
                 .await
         }
         Command::Drill { plan, state, playbook } => ctx.drill(&plan, &state, &playbook).await,
+        Command::Anomalies { plan, dataset, action } => ctx.anomalies(plan, dataset.as_deref(), action).await,
         Command::Reports { plan, region } => ctx.reports(&plan, &region).await,
         Command::Failover {
             plan,
@@ -412,6 +415,17 @@ impl Ctx {
         }
         for ((id, _), sig) in all.iter().zip(&signatures).filter(|(_, v)| v.signed()) {
             say!("{}: {}", id.short(), sig.describe());
+        }
+        for (id, s) in &all {
+            if let Some(v) = s.summary.anomaly.as_ref().filter(|v| v.suspect) {
+                let pin = v.pinned.map_or_else(String::new, |p| format!(", pins {}", p.short()));
+                say!(
+                    "{}: SUSPECT — anomaly score {:.1} ({}){pin}",
+                    id.short(),
+                    v.score,
+                    v.signal
+                );
+            }
         }
         say!("{} snapshot(s)", all.len());
         Ok(audit_code(&trail, &r))

@@ -6,6 +6,7 @@
 //! `--verbose` (or `RUST_LOG`) adds log lines on stderr, among them the full cause
 //! of each storage error, which the one-line message leaves out.
 
+mod anomaly_commands;
 mod args;
 mod audit_commands;
 mod audit_plan;

@@ -116,10 +116,22 @@ impl Ctx {
                 for w in summary.iter().flat_map(|s| &s.warnings) {
                     note!("warning: {}: {w}", ds.dataset);
                 }
+                if let Some(v) = &ds.anomaly {
+                    say!(
+                        "{:<20} SUSPECT: anomaly score {:.1} ({}) — `lifeboat anomalies --plan {}` lists it",
+                        ds.dataset,
+                        v.score,
+                        v.signal,
+                        path.display()
+                    );
+                }
             }
         }
         for w in report.trail_copy_warnings.iter().filter(|_| !self.json) {
             note!("warning: {w}");
+        }
+        for problem in report.datasets.iter().flat_map(|d| &d.undelivered) {
+            note!("warning: {problem}");
         }
         if report.failed {
             note!("error: a due dataset could not be backed up to any region — see the lines above");

@@ -12,11 +12,12 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rand::Rng;
 
 use super::{EngineError, Result};
 use crate::format::audit::{Action, Checkpoint, Outcome, Record};
+use crate::format::ids::SnapshotId;
 use crate::repo::Repository;
 
 pub mod copies;
@@ -154,6 +155,45 @@ pub async fn record_run(repo: &Repository, failover: bool, objects: Vec<String>,
     )
     .await
     .map(|_| ())
+}
+
+/// An acknowledged anomaly, as the trail records it.
+#[derive(Debug, Clone)]
+pub struct AnomalyAck {
+    pub snapshot: SnapshotId,
+    pub actor: String,
+    pub time: DateTime<Utc>,
+}
+
+/// Record that `ack.actor` closed the anomaly of `ack.snapshot` (of `dataset`).
+pub async fn record_anomaly_ack(repo: &Repository, ack: &AnomalyAck, dataset: &str) -> Result<()> {
+    let record = Record {
+        time: ack.time,
+        actor: ack.actor.clone(),
+        objects: vec![ack.snapshot.to_hex()],
+        detail: format!("anomaly of dataset {dataset} acknowledged"),
+        ..event(Action::AnomalyAck)
+    };
+    append(repo, record).await.map(|_| ())
+}
+
+/// Every anomaly acknowledgement in `repo`'s trail, oldest first.
+pub async fn anomaly_acks(repo: &Repository) -> Result<Vec<AnomalyAck>> {
+    let trail = review::read(repo).await?;
+    let acks = trail
+        .events
+        .into_iter()
+        .filter(|e| e.record.action == Action::AnomalyAck);
+    Ok(acks
+        .filter_map(|e| {
+            let snapshot = SnapshotId::from_hex(e.record.objects.first()?).ok()?;
+            Some(AnomalyAck {
+                snapshot,
+                actor: e.record.actor,
+                time: e.record.time,
+            })
+        })
+        .collect())
 }
 
 /// Append `record` where failing to must not fail the operation (reads: restore,

@@ -21,13 +21,15 @@ use chrono::{DateTime, Utc};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use tokio::sync::mpsc;
 
+use super::anomaly::{Before, Collector, Compressibility, judge_run};
 use super::fanout::{Dropped, Lane, Outgoing, PACKS_IN_MEMORY, Target, no_region_left, upload_packs};
 use super::immutable::{keep_packs_locked, locks_not_extended};
 use super::manifest::{Signing, signed_manifest};
 use super::walk::{Excludes, node_from_meta, unchanged};
 use super::{EngineError, Progress, Result, audit};
+use crate::format::anomaly::{Policy, Shares};
 use crate::format::audit::{Action, Record};
-use crate::format::blob::Compression;
+use crate::format::blob::{Compression, stored_raw};
 use crate::format::byteplanes::Elements;
 use crate::format::chunker::Chunker;
 use crate::format::digest::Sha256Hasher;
@@ -68,6 +70,8 @@ pub struct BackupOptions {
     /// metadata and tags) and the parent is younger than this: the parent then stands
     /// for this run. `None`: always write one.
     pub skip_unchanged: Option<chrono::Duration>,
+    /// Judge the run's anomaly signals against the dataset's history with this policy.
+    pub anomaly: Option<Policy>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -274,6 +278,8 @@ struct Parent {
     id: SnapshotId,
     snapshot: Snapshot,
     tree: Tree,
+    /// The anomaly signals of the dataset's earlier runs.
+    history: Vec<Shares>,
 }
 
 /// What one backup run produced.
@@ -301,6 +307,7 @@ async fn find_parent(lanes: &[Lane], opts: &BackupOptions, paths: &[String]) -> 
     let Some(primary) = active.first() else { return Ok(None) };
     let common = common.unwrap_or_default();
     let snaps = primary.repo.snapshots().await?;
+    let history = super::anomaly::history(snaps.iter().map(|(_, s)| s), &opts.dataset, paths);
     let parent = snaps
         .into_iter()
         .rev()
@@ -309,7 +316,12 @@ async fn find_parent(lanes: &[Lane], opts: &BackupOptions, paths: &[String]) -> 
         Some((id, snapshot)) => {
             let index = primary.repo.load_index().await?;
             let tree = primary.repo.load_tree(&index, &snapshot.tree).await?;
-            Ok(Some(Parent { id, snapshot, tree }))
+            Ok(Some(Parent {
+                id,
+                snapshot,
+                tree,
+                history,
+            }))
         }
         None => Ok(None),
     }
@@ -342,7 +354,8 @@ async fn run(
     } else {
         repo.compression()
     };
-    let sealers = spawn_sealers(&repo, compression, chunk_rx, sealed_tx);
+    let judged = Arc::new(Compressibility::default());
+    let sealers = spawn_sealers(&repo, compression, chunk_rx, sealed_tx, judged.clone());
     let packer = spawn_packer(&repo, sealed_rx, pack_tx);
 
     let walker = Walker {
@@ -356,6 +369,7 @@ async fn run(
         runtime: tokio::runtime::Handle::current(),
         chunker: None,
         files: opts.signing.as_ref().map(|_| Vec::new()),
+        signals: Collector::new(parent.as_ref().map(|p| &p.snapshot)),
     };
     let walked = std::thread::spawn(move || walker.walk_roots(&roots, parent_tree));
     let lag_wait = opts.lag_wait.unwrap_or(DEFAULT_LAG_WAIT);
@@ -376,6 +390,12 @@ async fn run(
     summary.blobs_added = uploaded.blobs;
     summary.bytes_added = uploaded.bytes;
     summary.duration_ms = started.elapsed().as_millis() as u64;
+    let before = parent.as_ref().map(|p| Before {
+        id: p.id,
+        snapshot: &p.snapshot,
+        history: &p.history,
+    });
+    judge_run(&mut summary, &judged, opts.anomaly.as_ref(), before);
     let same = |p: &&Parent| p.snapshot.tree == tree && p.snapshot.tags == opts.tags;
     let young = |p: &&Parent| opts.skip_unchanged.is_some_and(|age| time - p.snapshot.time < age);
     if let Some(p) = parent.as_ref().filter(same).filter(young) {
@@ -471,13 +491,17 @@ fn spawn_sealers(
     level: Compression,
     rx: Receiver<Job>,
     tx: Sender<Sealed>,
+    judged: Arc<Compressibility>,
 ) -> Vec<std::thread::JoinHandle<()>> {
     (0..super::workers())
         .map(|_| {
-            let (repo, rx, tx) = (repo.clone(), rx.clone(), tx.clone());
+            let (repo, rx, tx, judged) = (repo.clone(), rx.clone(), tx.clone(), judged.clone());
             std::thread::spawn(move || {
                 for job in rx {
                     let sealed = repo.seal_as(&job.data, level, job.elements);
+                    if job.kind == BlobKind::Data && level != Compression::OFF {
+                        judged.add(job.data.len(), stored_raw(repo.cipher(), job.data.len(), sealed.len()));
+                    }
                     let out = Sealed {
                         kind: job.kind,
                         id: job.id,
@@ -540,6 +564,8 @@ struct Walker {
     chunker: Option<Chunker>,
     /// Every regular file with its digests, when the manifest is signed.
     files: Option<Vec<ManifestFile>>,
+    /// Anomaly signals, compared directory by directory with the parent.
+    signals: Collector,
 }
 
 impl Walker {
@@ -561,6 +587,7 @@ impl Walker {
             }
         }
         let id = self.store_tree(&mut root)?;
+        self.summary.signals = Some(self.signals.finish());
         let files = self.files.map(|mut f| {
             f.sort_by(|a, b| a.path.cmp(&b.path));
             f
@@ -659,6 +686,8 @@ impl Walker {
                 tree.nodes.push(node);
             }
         }
+        let rel = path.strip_prefix(base).unwrap_or(path);
+        self.signals.directory(rel, old_tree.as_ref(), &tree);
         self.store_tree(&mut tree)
     }
 

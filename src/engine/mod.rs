@@ -4,6 +4,7 @@
 //! by bounded channels; storage calls are async. Every operation reports progress
 //! through [`Progress`] counters that a terminal or the daemon may poll.
 
+pub mod anomaly;
 pub mod audit;
 pub mod backup;
 pub mod check;

@@ -44,6 +44,8 @@ pub enum Action {
     Verify,
     Drill,
     Failover,
+    /// Someone closed the anomaly of the snapshot named in `objects`.
+    AnomalyAck,
 }
 
 /// How the operation ended.

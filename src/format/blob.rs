@@ -159,6 +159,13 @@ pub fn seal_as(
     crypto::seal_parts(cipher, key.data_key(), nonce, &[code], &body)
 }
 
+/// Whether a value of `raw_len` bytes that [`seal`] turned into `sealed_len` bytes was
+/// stored raw, i.e. the compressibility probe (or the full attempt) found it would not
+/// shrink: a compressed value is always shorter than its raw framing.
+pub fn stored_raw(cipher: Cipher, raw_len: usize, sealed_len: usize) -> bool {
+    sealed_len >= raw_len + 1 + cipher.overhead()
+}
+
 /// Decrypt and decompress a value sealed by [`seal`].
 pub fn open(key: &MasterKey, cipher: Cipher, sealed: &[u8]) -> Result<Vec<u8>, BlobError> {
     unframe(&crypto::open(cipher, key.data_key(), sealed)?)
@@ -192,6 +199,25 @@ mod tests {
             plain.extend_from_slice(&body);
             assert_eq!(unframe(&plain).unwrap(), data);
         }
+    }
+
+    #[test]
+    fn the_sealed_length_tells_whether_a_value_was_stored_raw() {
+        let c = Cipher::XChaCha20Poly1305;
+        let text = vec![b'a'; 10_000];
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let noise: Vec<u8> = (0..10_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let sealed = |d: &[u8], l| seal(&key(), c, &[0; 24], d, l).len();
+        assert!(!stored_raw(c, text.len(), sealed(&text, Compression(3))));
+        assert!(stored_raw(c, text.len(), sealed(&text, Compression::OFF)));
+        assert!(stored_raw(c, noise.len(), sealed(&noise, Compression(3))));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! arguments so every function can be property-tested. The byte-level specification
 //! is `docs/format.md`.
 
+pub mod anomaly;
 pub mod audit;
 pub mod audit_checkpoint;
 pub mod blob;

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::anomaly::{Counts, Signals, Verdict};
 use super::ids::{BlobId, SnapshotId};
 use super::names::{DatasetName, Tag};
 
@@ -25,6 +26,28 @@ pub struct Summary {
     /// checkpoint with a malformed header stored as plain bytes), one line each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// What changed, for anomaly detection (absent in snapshots of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals: Option<Signals>,
+    /// How those changes compare with the dataset's history (absent when not judged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly: Option<Verdict>,
+}
+
+impl Summary {
+    /// The share-relevant counts of this run.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            files_new: self.files_new,
+            files_changed: self.files_changed,
+            files_unchanged: self.files_unchanged,
+        }
+    }
+
+    /// Judged suspect by the backup that wrote it.
+    pub fn suspect(&self) -> bool {
+        self.anomaly.as_ref().is_some_and(|a| a.suspect)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,5 +92,13 @@ mod tests {
             summary: Summary::default(),
         };
         assert_eq!(Snapshot::decode(&s.encode()).unwrap(), s);
+    }
+
+    #[test]
+    fn summary_without_anomaly_fields_still_reads() {
+        let old = br#"{"files_new":1,"files_changed":0,"files_unchanged":0,"dirs":1,"bytes_read":5,"bytes_total":5,"blobs_added":1,"bytes_added":9,"duration_ms":3}"#;
+        let s: Summary = serde_json::from_slice(old).unwrap();
+        assert_eq!((&s.signals, &s.anomaly), (&None, &None));
+        assert!(!s.suspect());
     }
 }

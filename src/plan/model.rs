@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::format::anomaly::Policy;
 use crate::format::names::{DatasetName, RegionName, Tag};
 
 use super::retention::Retention;
@@ -211,6 +212,8 @@ pub struct Dataset {
     /// Write no snapshot when nothing changed since the last one; the run still
     /// counts as a successful backup.
     pub skip_unchanged: bool,
+    /// How backups are judged for anomalies (ransomware); `None` when turned off.
+    pub anomaly: Option<Policy>,
 }
 
 /// A scheduled test restore.

@@ -37,6 +37,7 @@ use crate::format::tree::Tree;
 use crate::storage::Store;
 use objects::ObjectKind;
 
+pub use crate::format::anomaly::Verdict;
 /// Value types that layers above the repository name (they may not reach into `format`).
 pub use crate::format::ids::SnapshotId;
 pub use crate::format::report::ReportName;

@@ -13,7 +13,7 @@ use crate::plan::units::format_duration;
 
 /// The longest recovery point objective a dataset may state (ten years).
 const MAX_RPO: Duration = Duration::from_secs(3650 * 86_400);
-const DATASET_KEYS: [&str; 11] = [
+const DATASET_KEYS: [&str; 12] = [
     "paths",
     "include",
     "exclude",
@@ -25,6 +25,7 @@ const DATASET_KEYS: [&str; 11] = [
     "tags",
     "sign",
     "skip_unchanged",
+    "anomaly",
 ];
 
 pub fn section(tables: &Named, ctx: &mut Ctx) -> BTreeMap<DatasetName, Dataset> {
@@ -63,6 +64,7 @@ fn dataset(name: DatasetName, fields: &Fields, ctx: &mut Ctx) -> Option<Dataset>
         ctx.signed.push((name.to_string(), span));
     }
     let skip_unchanged = fields.bool("skip_unchanged", ctx.diags).unwrap_or(false);
+    let anomaly = super::anomaly::of_dataset(fields, ctx);
     let (schedule, rpo) = (schedule?, rpo?);
     check_rpo(&schedule, &rpo, fields.context(), ctx);
     Some(Dataset {
@@ -78,6 +80,7 @@ fn dataset(name: DatasetName, fields: &Fields, ctx: &mut Ctx) -> Option<Dataset>
         tags,
         sign,
         skip_unchanged,
+        anomaly,
     })
 }
 

@@ -6,6 +6,7 @@
 //! reference to an undefined name is checked against what the plan defines.
 
 mod alerts;
+mod anomaly;
 mod checks;
 mod datasets;
 mod endpoints;
