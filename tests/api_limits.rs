@@ -4,6 +4,7 @@
 //! for a storm of bad tokens, and one access-log line per request.
 
 mod support_api;
+mod support_daemon;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

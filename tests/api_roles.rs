@@ -4,6 +4,7 @@
 //! and their reload on SIGHUP, and the API subject named in the audit trail.
 
 mod support_api;
+mod support_daemon;
 
 use std::process::Command;
 use std::time::Duration;

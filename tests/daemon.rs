@@ -853,3 +853,53 @@ fn a_hostile_region_degrades_only_itself_and_the_daemon_keeps_serving() {
     let mut restarted = site.start(&[]);
     assert_only_a_suffers(&site, &mut restarted, chrono::Utc::now(), "config");
 }
+
+/// A run that looks like ransomware (most files rewritten as random bytes under a new
+/// extension, the originals gone) is shown as suspect in `/v1/status` and `/metrics`,
+/// which agree before and after; the next quiet run is judged normal again.
+#[test]
+fn a_suspect_snapshot_shows_in_status_and_metrics_alike() {
+    let site = Site::new("*/2 * * * * *", "1h");
+    let more = site.path("data/more");
+    std::fs::create_dir_all(&more).expect("data dir");
+    for i in 0..30 {
+        let text = format!("row {i}, some words that compress well\n").repeat(200);
+        std::fs::write(more.join(format!("notes-{i}.txt")), text).expect("write");
+    }
+    let text = site
+        .plan_text("*/2 * * * * *", "1h", &["docs"])
+        .replace("keep_last = 5 }", "keep_last = 30 }\nanomaly = { min_history = 3 }");
+    site.write_plan(&text);
+    let d = site.start(&[]);
+    d.wait_successes("docs", 5, Duration::from_secs(60));
+    let dataset = |d: &Daemon| d.json("/v1/status")["plans"][0]["datasets"][0].clone();
+    let quiet = dataset(&d);
+    assert_eq!(quiet["anomaly"]["suspect"], false, "{quiet}");
+    assert_metrics_match_status(&d);
+
+    let mut seed = 7u64;
+    for i in 0..20 {
+        let noise: Vec<u8> = (0..8000)
+            .map(|_| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (seed >> 33) as u8
+            })
+            .collect();
+        std::fs::write(more.join(format!("notes-{i}.txt.locked")), noise).expect("write");
+        std::fs::remove_file(more.join(format!("notes-{i}.txt"))).expect("remove");
+    }
+    let caught = poll(Duration::from_secs(60), || dataset(&d)["anomaly"]["suspect"] == true);
+    let seen = dataset(&d);
+    assert!(caught, "no suspect snapshot: {seen}; log:\n{}", d.log());
+    assert!(seen["anomaly"]["score"].as_f64().unwrap_or(0.0) > 5.0, "{seen}");
+    let (_, metrics) = d.get("/metrics", Some(VIEWER));
+    assert!(
+        metrics.contains("lifeboat_anomaly_suspect{plan=\"site\",dataset=\"docs\"} 1"),
+        "{metrics}"
+    );
+    assert_metrics_match_status(&d);
+
+    let calm = poll(Duration::from_secs(30), || dataset(&d)["anomaly"]["suspect"] == false);
+    assert!(calm, "a quiet run after the anomaly is still suspect: {}", dataset(&d));
+    assert_metrics_match_status(&d);
+}

@@ -125,6 +125,14 @@ fn print_dataset(d: &DatasetView) {
         when(d.last_run),
         when(d.next_run)
     );
+    if let Some(a) = d.anomaly.as_ref().filter(|a| a.suspect) {
+        say!(
+            "  !! snapshot {} suspect: {} (score {:.1}) — see `lifeboat anomalies`",
+            &a.snapshot[..a.snapshot.len().min(8)],
+            a.signal,
+            a.score
+        );
+    }
     for r in &d.regions {
         let mark = if r.lagging || !r.within_rpo { "!!" } else { "ok" };
         let age = r.age_seconds.map_or("no snapshot".into(), |a| format!("{a}s old"));

@@ -188,6 +188,16 @@ fn objectives(f: &mut Exposition, status: &StatusView) {
         "gauge",
         "1 when /v1/status lists a violation for the dataset: no region within the RPO, or a region over it or lagging.",
     );
+    f.head(
+        "lifeboat_anomaly_score",
+        "gauge",
+        "Anomaly score of the dataset's newest snapshot against its own history (robust z-score).",
+    );
+    f.head(
+        "lifeboat_anomaly_suspect",
+        "gauge",
+        "1 when the dataset's newest snapshot passed its anomaly threshold (see lifeboat anomalies).",
+    );
     for (name, help) in REGION_FAMILIES {
         f.head(name, "gauge", help);
     }
@@ -196,6 +206,10 @@ fn objectives(f: &mut Exposition, status: &StatusView) {
             let l = [("plan", p.name.as_str()), ("dataset", d.dataset.as_str())];
             f.sample("lifeboat_rpo_seconds", &l, d.rpo_seconds as f64);
             f.sample("lifeboat_objective_violated", &l, bool_value(d.violated));
+            if let Some(a) = &d.anomaly {
+                f.sample("lifeboat_anomaly_score", &l, a.score);
+                f.sample("lifeboat_anomaly_suspect", &l, bool_value(a.suspect));
+            }
             for r in &d.regions {
                 region(f, &p.name, &d.dataset, r);
             }

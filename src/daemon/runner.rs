@@ -21,6 +21,7 @@ use crate::apply::run::{ApplyOptions, ApplyReport, apply};
 use crate::apply::session::{Regions, Session};
 use crate::format::names::DatasetName;
 use crate::plan::Plan;
+use crate::plan::due::AnomalyObs;
 
 /// The longest the loop sleeps without looking again.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
@@ -269,15 +270,35 @@ fn finish(shared: &Shared, job: &Job, mut record: JobRecord, result: Result<Appl
     }
     record.ended = Some(ended);
     save_job(shared, &record);
-    observe_outcome(shared, &job.key, &record);
+    let anomaly = result.as_ref().ok().and_then(anomaly_of);
+    observe_outcome(shared, &job.key, &record, anomaly);
     count(shared, &job.key, &record, ended);
     log_outcome(&record);
 }
 
-fn observe_outcome(shared: &Shared, key: &DatasetKey, record: &JobRecord) {
+/// The anomaly verdict of the snapshot this run stored (or found unchanged).
+fn anomaly_of(report: &ApplyReport) -> Option<AnomalyObs> {
+    let run = report
+        .datasets
+        .iter()
+        .flat_map(|d| &d.regions)
+        .find(|r| r.snapshot.is_some() && r.summary.as_ref().is_some_and(|s| s.anomaly.is_some()))?;
+    let verdict = run.summary.as_ref()?.anomaly.as_ref()?;
+    Some(AnomalyObs {
+        snapshot: run.snapshot?.to_hex(),
+        score: verdict.score,
+        signal: verdict.signal.clone(),
+        suspect: verdict.suspect,
+    })
+}
+
+fn observe_outcome(shared: &Shared, key: &DatasetKey, record: &JobRecord, anomaly: Option<AnomalyObs>) {
     let mut observed = lock(&shared.observed);
     let obs = observed.entry(key.clone()).or_default();
     obs.last_run = Some(record.started);
+    if anomaly.is_some() {
+        obs.anomaly = anomaly;
+    }
     let failed = matches!(record.outcome, Outcome::Failed | Outcome::Degraded);
     obs.failures = if failed { obs.failures.saturating_add(1) } else { 0 };
     for r in &record.regions {

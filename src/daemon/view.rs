@@ -11,6 +11,7 @@ use super::shared::{Shared, lock, read};
 use crate::apply::observe::unreachable;
 use crate::apply::secrets::redact;
 use crate::plan::Dataset;
+use crate::plan::due::AnomalyObs;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatusView {
@@ -55,6 +56,10 @@ pub struct DatasetView {
     /// Some objective is not met: no region within the RPO, or a region over its RPO
     /// or lagging; each is a line of `violations` (see `problems`).
     pub violated: bool,
+    /// The anomaly verdict of the newest snapshot the daemon took (score, signal,
+    /// suspect); `None` until a run of this daemon judged one.
+    #[serde(default)]
+    pub anomaly: Option<AnomalyObs>,
     pub regions: Vec<RegionView>,
 }
 
@@ -168,6 +173,7 @@ fn dataset_view(key: &DatasetKey, ds: &Dataset, obs: &DatasetObs, running: bool,
         failures: obs.failures,
         last_verification: obs.last_verification,
         violated: false,
+        anomaly: obs.anomaly.clone(),
         regions,
     };
     view.violated = !problems(&view).is_empty();

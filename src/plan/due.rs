@@ -59,6 +59,21 @@ pub struct DatasetObs {
     pub regions: BTreeMap<String, RegionObs>,
     /// Last test restore of the dataset.
     pub last_verification: Option<DateTime<Utc>>,
+    /// How the newest snapshot's anomaly signals compared with the dataset's history.
+    #[serde(default)]
+    pub anomaly: Option<AnomalyObs>,
+}
+
+/// The anomaly verdict of a dataset's newest snapshot, as its summary records it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyObs {
+    /// Snapshot id (hex) the verdict belongs to.
+    pub snapshot: String,
+    pub score: f64,
+    /// Which share gave the score (`changed`, `deleted`, `renamed`, ...).
+    pub signal: String,
+    /// The score passed the dataset's threshold: the snapshot is suspect.
+    pub suspect: bool,
 }
 
 impl DatasetObs {

@@ -4,10 +4,12 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub use crate::support_daemon::{free_port, poll};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_lifeboat");
 pub const PASSWORD: &str = "api-test-passphrase";
@@ -156,22 +158,6 @@ impl Daemon {
             .expect("run kill");
         assert!(status.success());
     }
-}
-
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-pub fn poll(within: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 /// One HTTP/1.1 request: (status, headers and body as sent).

@@ -75,6 +75,14 @@ pub fn expected_metrics(status: &serde_json::Value) -> (Vec<(String, f64)>, Vec<
                 d["dataset"].as_str().unwrap_or_default()
             );
             want.push((format!("lifeboat_objective_violated{{{l}}}"), flag(&d["violated"])));
+            match d["anomaly"]["score"].as_f64() {
+                Some(score) => {
+                    want.push((format!("lifeboat_anomaly_score{{{l}}}"), score));
+                    let suspect = flag(&d["anomaly"]["suspect"]);
+                    want.push((format!("lifeboat_anomaly_suspect{{{l}}}"), suspect));
+                }
+                None => absent.push(format!("lifeboat_anomaly_score{{{l}}}")),
+            }
             for r in list(&d["regions"]) {
                 let l = format!("{l},region=\"{}\"", r["region"].as_str().unwrap_or_default());
                 want.push((format!("lifeboat_region_lagging{{{l}}}"), flag(&r["lagging"])));
