@@ -9,91 +9,28 @@ mod support_daemon;
 use std::process::Command;
 use std::time::Duration;
 
-use support_api::{BIN, PASSWORD, SUBJECTS, Site, hash_line, poll, token_of};
-
-/// Limits high enough that the walk itself is never rate limited.
-const NO_LIMITS: &[&str] = &[
-    "--address-rate",
-    "1000000",
-    "--subject-rate",
-    "1000000",
-    "--trigger-rate",
-    "1000000",
-];
-
-/// What a caller may do, written here independently of the daemon's own table:
-/// `None` is no token. Returns whether `route` on plan `plan` is allowed.
-fn allowed(roles: Option<&str>, route: &str, plan: &str) -> Option<bool> {
-    let Some(roles) = roles else {
-        return Some(matches!(route, "/healthz" | "/metrics"));
-    };
-    let (level, scope) = match roles.split_once(':') {
-        Some((l, s)) => (l, Some(s)),
-        None => (roles, None),
-    };
-    let rank = ["viewer", "operator", "admin"].iter().position(|r| *r == level)?;
-    let on_plan = scope.is_none_or(|s| s == plan);
-    Some(match route {
-        "/healthz" | "/metrics" | "/v1/status" | "/v1/jobs" => true,
-        "/v1/datasets/{plan}/{dataset}/backup"
-        | "/v1/datasets/{plan}/{dataset}/verify"
-        | "/v1/plans/{plan}/playbooks/{playbook}/drill" => rank >= 1 && on_plan,
-        "/v1/plans/{plan}/playbooks/{playbook}/failover" => rank >= 2 && on_plan,
-        _ => return None,
-    })
-}
-
-fn concrete(template: &str, plan: &str) -> String {
-    template
-        .replace("{plan}", plan)
-        .replace("{dataset}", "docs")
-        .replace("{playbook}", "check")
-}
-
-/// The answers an allowed call may get: work queued or started, a drill already
-/// running, or a failover refused for want of its confirmation.
-fn admitted(route: &str, code: u16) -> bool {
-    match route {
-        "/v1/plans/{plan}/playbooks/{playbook}/drill" => code == 202 || code == 409,
-        "/v1/plans/{plan}/playbooks/{playbook}/failover" => code == 400,
-        r if r.starts_with("/v1/datasets/") => code == 202,
-        _ => code == 200,
-    }
-}
+use support_api::routes::{Caller, NO_LIMITS, assert_api_backup_audited_as, walk};
+use support_api::{BIN, SUBJECTS, Site, hash_line, poll, token_of};
 
 #[test]
 fn every_route_answers_every_role_as_its_table_says() {
     let site = Site::new();
     let d = site.start("127.0.0.1", NO_LIMITS);
-    let routes = lifeboat::daemon::api_routes();
-    assert_eq!(
-        routes.len(),
-        8,
-        "a route was added or removed: extend this walk: {routes:?}"
-    );
-    let mut callers: Vec<(Option<&str>, Option<String>)> = vec![(None, None)];
-    callers.push((None, Some("not-a-known-token-at-all".into())));
-    callers.extend(SUBJECTS.iter().map(|(s, r)| (Some(*r), Some(token_of(s)))));
-    let mut walked = 0;
-    for (method, template, need) in &routes {
-        for plan in ["ml", "web"] {
-            let path = concrete(template, plan);
-            for (roles, token) in &callers {
-                let (code, body) = d.call(method, &path, token.as_deref(), "");
-                let may = allowed(*roles, template, plan)
-                    .unwrap_or_else(|| panic!("route {template} ({need}) is not in this test's table"));
-                let ok = if may {
-                    admitted(template, code)
-                } else if token.is_some() && roles.is_some() {
-                    code == 403
-                } else {
-                    code == 401
-                };
-                assert!(ok, "{method} {path} as {roles:?}: {code} {body}");
-                walked += 1;
-            }
-        }
-    }
+    let mut callers = vec![
+        Caller {
+            roles: None,
+            token: None,
+        },
+        Caller {
+            roles: None,
+            token: Some("not-a-known-token-at-all".into()),
+        },
+    ];
+    callers.extend(SUBJECTS.iter().map(|(s, r)| Caller {
+        roles: Some(r.to_string()),
+        token: Some(token_of(s)),
+    }));
+    let walked = walk(&d, &callers);
     assert_eq!(walked, 8 * 2 * 7);
 }
 
@@ -148,17 +85,8 @@ fn scoped_viewers_see_only_their_plans_and_metrics_need_a_token_off_loopback() {
 #[test]
 fn plain_http_off_loopback_needs_insecure_http() {
     let site = Site::new();
-    let out = Command::new(BIN)
-        .args(["daemon", "--plans"])
-        .arg(site.path("plans"))
-        .arg("--state")
-        .arg(site.path("state"))
-        .args(["--listen", "0.0.0.0:0"])
-        .env("LIFEBOAT_PASSWORD", PASSWORD)
-        .output()
-        .expect("run the daemon");
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = site.refused(&["--listen", "0.0.0.0:0"]);
+    assert_eq!(code, Some(2));
     assert!(
         err.contains("plain HTTP on 0.0.0.0:0") && err.contains("--insecure-http"),
         "{err}"
@@ -201,39 +129,9 @@ fn an_api_backup_is_audited_under_its_subject() {
     let site = Site::new();
     let d = site.start("127.0.0.1", NO_LIMITS);
     let operator = token_of("operator-ml");
-    let first = poll(Duration::from_secs(60), || {
-        audit_actors(&site).iter().any(|a| a.contains('@'))
-    });
-    assert!(first, "no scheduled backup; log:\n{}", d.log());
-    let (code, body) = d.call("POST", "/v1/datasets/ml/docs/backup", Some(&operator), "");
-    assert_eq!(code, 202, "{body}");
-    let named = poll(Duration::from_secs(60), || {
-        audit_actors(&site)
-            .iter()
-            .any(|a| a.starts_with("api:operator-ml via "))
-    });
-    assert!(named, "actors: {:?}; log:\n{}", audit_actors(&site), d.log());
-    assert!(
-        !std::fs::read_to_string(site.path("tokens"))
-            .unwrap()
-            .contains(&operator)
-    );
-    assert!(!d.log().contains(&operator), "a token reached the log");
-}
-
-/// The actors of region `ml-a`'s audit trail.
-fn audit_actors(site: &Site) -> Vec<String> {
-    let out = Command::new(BIN)
-        .args(["audit", "log", "--json", "--repo"])
-        .arg(site.path("regions/ml-a"))
-        .env("LIFEBOAT_PASSWORD", PASSWORD)
-        .output()
-        .expect("run audit log");
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    doc["events"]
-        .as_array()
-        .map(|e| e.iter().filter_map(|e| e["actor"].as_str().map(String::from)).collect())
-        .unwrap_or_default()
+    assert_api_backup_audited_as(&site, &d, &operator, "api:operator-ml via ");
+    let tokens = std::fs::read_to_string(site.path("tokens")).unwrap();
+    assert!(!tokens.contains(&operator));
 }
 
 #[test]

@@ -110,7 +110,7 @@ fn crate_homes() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("aes_gcm", &["format"][..]),
         ("argon2", &["format"][..]),
         ("zstd", &["format"][..]),
-        ("ring", &["format", "daemon::auth"][..]),
+        ("ring", &["format", "daemon::auth", "daemon::oidc"][..]),
         ("clap", &["cli"][..]),
         ("clap_complete", &["cli"][..]),
         ("clap_mangen", &["cli"][..]),

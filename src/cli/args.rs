@@ -622,6 +622,16 @@ pub struct DaemonArgs {
     /// Allow plain HTTP on a non-loopback address (e.g. behind a TLS proxy).
     #[arg(long)]
     pub insecure_http: bool,
+    /// Also accept JWT bearer tokens from this OpenID Connect provider (its `iss`;
+    /// keys from its discovery document).
+    #[arg(long, value_name = "URL", requires = "oidc_audience")]
+    pub oidc_issuer: Option<String>,
+    /// The audience (`aud`) the provider's tokens must name for this daemon.
+    #[arg(long, value_name = "AUD", requires = "oidc_issuer")]
+    pub oidc_audience: Option<String>,
+    /// The token claim holding the caller's roles (`viewer`, `operator:PLAN`, ...).
+    #[arg(long, value_name = "NAME", default_value = "lifeboat_roles")]
+    pub oidc_roles_claim: String,
     /// Log lines for people (`human`) or collectors (`json`).
     #[arg(long, default_value = "human", value_name = "human|json")]
     pub log_format: LogFormat,

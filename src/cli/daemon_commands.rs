@@ -9,6 +9,7 @@ use super::context::Ctx;
 use super::error::{CliError, EXIT_DEGRADED, EXIT_OK, Result};
 use super::output::{self, say};
 use crate::daemon::logging;
+use crate::daemon::oidc::OidcConfig;
 use crate::daemon::view::{DatasetView, StatusView};
 use crate::daemon::{self, DaemonConfig, DaemonError, auth, client};
 
@@ -40,6 +41,14 @@ impl Ctx {
             rate_limit_entries: args.rate_limit_entries,
             metrics_public: args.metrics_public,
             insecure_http: args.insecure_http,
+            oidc: args
+                .oidc_issuer
+                .zip(args.oidc_audience)
+                .map(|(issuer, audience)| OidcConfig {
+                    issuer,
+                    audience,
+                    roles_claim: args.oidc_roles_claim,
+                }),
         };
         daemon::run(config).await.map_err(daemon_err)?;
         Ok(EXIT_OK)

@@ -50,7 +50,7 @@ pub async fn gate(State(g): State<Gate>, req: Request, next: Next) -> Response {
         .ok()
         .and_then(|p| p.iter().find(|(k, _)| *k == "plan").map(|(_, v)| v.to_string()));
     let mut req = Request::from_parts(parts, body);
-    let admitted = admit(&g, peer, &method, plan.as_deref(), req.headers());
+    let admitted = admit(&g, peer, &method, plan.as_deref(), req.headers()).await;
     let (response, caller) = match admitted {
         Ok(caller) => {
             if let Some(c) = &caller {
@@ -71,7 +71,7 @@ pub async fn gate(State(g): State<Gate>, req: Request, next: Next) -> Response {
     response
 }
 
-fn admit(
+async fn admit(
     g: &Gate,
     peer: Option<SocketAddr>,
     method: &Method,
@@ -88,7 +88,7 @@ fn admit(
     if g.need == Need::Metrics && guard.metrics_open {
         return Ok(None);
     }
-    let Some(caller) = guard.identify(headers) else {
+    let Some(caller) = guard.identify(headers).await else {
         guard.refusals.unauthorized(peer.map(|p| p.ip()));
         return Err(Stop::Denied(Denied::Unauthenticated));
     };

@@ -3,12 +3,13 @@
 //! that the daemon's shared state can hold it without knowing of requests.
 
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use axum::http::HeaderMap;
 
 use super::access_log::Refusals;
 use super::auth::{Tokens, bearer};
+use super::oidc::Oidc;
 use super::ratelimit::{Limiter, Rate};
 use super::roles::Caller;
 
@@ -22,6 +23,8 @@ pub struct Guard {
     /// Work started (backups, verifications, drills, failovers) per subject.
     pub jobs: Limiter<String>,
     pub refusals: Refusals,
+    /// The OIDC provider whose tokens are accepted, when `--oidc-issuer` is given.
+    pub oidc: OnceLock<Arc<Oidc>>,
     /// `/metrics` needs no token (loopback listener, or `--metrics-public`).
     pub metrics_open: bool,
 }
@@ -43,6 +46,7 @@ impl Guard {
             subjects: Limiter::new(limits.per_subject, limits.entries),
             jobs: Limiter::new(limits.jobs_per_subject, limits.entries),
             refusals: Refusals::default(),
+            oidc: OnceLock::new(),
             metrics_open,
         }
     }
@@ -52,9 +56,15 @@ impl Guard {
         *self.tokens.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(tokens);
     }
 
-    pub fn identify(&self, headers: &HeaderMap) -> Option<Caller> {
+    /// The caller a request's bearer token names: a static token, or else a JWT from
+    /// the OIDC provider (`--oidc-issuer`).
+    pub async fn identify(&self, headers: &HeaderMap) -> Option<Caller> {
         let token = bearer(headers)?;
         let tokens = self.tokens.read().unwrap_or_else(|e| e.into_inner()).clone();
-        tokens.identify(token)
+        if let Some(caller) = tokens.identify(token) {
+            return Some(caller);
+        }
+        let oidc = self.oidc.get().filter(|_| token.matches('.').count() == 2)?;
+        oidc.identify(token).await
     }
 }

@@ -4,7 +4,7 @@
 //! due into jobs; `runner` starts and journals jobs, which call `apply` like the CLI
 //! does; `plans` reloads plan files; `state` is the local journal (sled, behind a
 //! trait) that `rebuild` can always recreate from the repositories; `http` (the route
-//! table), `gate` (rate limits, identity, roles) with its `guard`, `auth`, `roles`, `ratelimit`,
+//! table), `gate` (rate limits, identity, roles) with its `guard`, `auth` (static tokens), `oidc` (JWTs), `roles`, `ratelimit`,
 //! `access_log`, `handlers`, `tls`, `metrics` and `view` serve the API; `client` reads
 //! it for `lifeboat status`.
 //! The daemon uses only `plan` and `apply` (and `format::names`), never the engine.
@@ -20,6 +20,7 @@ mod http;
 mod lock;
 pub mod logging;
 mod metrics;
+pub mod oidc;
 mod plans;
 mod ratelimit;
 mod rebuild;
@@ -70,6 +71,8 @@ pub struct DaemonConfig {
     pub metrics_public: bool,
     /// Serve plain HTTP on a non-loopback address.
     pub insecure_http: bool,
+    /// Accept JWTs from this OIDC provider.
+    pub oidc: Option<oidc::OidcConfig>,
 }
 
 impl Default for DaemonConfig {
@@ -91,6 +94,7 @@ impl Default for DaemonConfig {
             rate_limit_entries: 10_000,
             metrics_public: false,
             insecure_http: false,
+            oidc: None,
         }
     }
 }
@@ -125,6 +129,8 @@ pub enum DaemonError {
     Signals(String),
     #[error(transparent)]
     Tokens(#[from] auth::TokenFileError),
+    #[error(transparent)]
+    Oidc(#[from] oidc::OidcError),
     #[error("{0}")]
     Client(String),
 }
@@ -134,7 +140,7 @@ impl DaemonError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            DaemonError::Tls(_) | DaemonError::Tokens(_) | DaemonError::PlainHttp(_)
+            DaemonError::Tls(_) | DaemonError::Tokens(_) | DaemonError::PlainHttp(_) | DaemonError::Oidc(_)
         )
     }
 }
@@ -215,7 +221,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     state::make_private(&cfg.state_dir).map_err(io_err(&cfg.state_dir))?;
     let _lock = lock::StateLock::acquire(&cfg.state_dir)?;
     let tokens = load_tokens(&cfg)?;
-    if tokens.is_empty() {
+    if tokens.is_empty() && cfg.oidc.is_none() {
         tracing::warn!("no API tokens (--tokens): every API call but /healthz and /metrics is refused");
     }
     let tls = match (&cfg.tls_cert, &cfg.tls_key) {
@@ -226,6 +232,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     if tls.is_none() && !cfg.listen.ip().is_loopback() && !cfg.insecure_http {
         return Err(DaemonError::PlainHttp(cfg.listen));
     }
+    let oidc = cfg.oidc.clone().map(oidc::Oidc::new).transpose()?.map(Arc::new);
     // Installed first: SIGHUP's default action would end the process.
     let mut signals = Signals::install().map_err(|e| DaemonError::Signals(e.to_string()))?;
     let hangup = signals.hup.take();
@@ -237,6 +244,13 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
         })?;
     let (store, rebuilt) = open_state(&cfg)?;
     let shared = Arc::new(Shared::new(cfg.clone(), Box::new(store), tokens, rebuilt));
+    if let Some(o) = oidc {
+        if let Some(c) = &cfg.oidc {
+            tracing::info!(issuer = %c.issuer, audience = %c.audience, roles_claim = %c.roles_claim, "API accepts the OIDC provider's tokens");
+        }
+        tokio::spawn(o.clone().prefetch());
+        let _ = shared.guard.oidc.set(o);
+    }
     start(&shared, listener, tls, hangup).await;
     let why = signals.stop().await;
     shutdown(&shared, &mut signals, why).await;

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 pub use crate::support_daemon::{free_port, poll};
 
+pub mod routes;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_lifeboat");
 pub const PASSWORD: &str = "api-test-passphrase";
 pub const PLANS: [&str; 2] = ["ml", "web"];
@@ -82,6 +84,21 @@ impl Site {
         });
         assert!(ok, "daemon did not become healthy; log:\n{}", d.log());
         d
+    }
+
+    /// Run a daemon with `extra` flags that it refuses to start with: its exit code
+    /// and standard error.
+    pub fn refused(&self, extra: &[&str]) -> (Option<i32>, String) {
+        let out = Command::new(BIN)
+            .args(["daemon", "--plans"])
+            .arg(self.path("plans"))
+            .arg("--state")
+            .arg(self.path("state"))
+            .args(extra)
+            .env("LIFEBOAT_PASSWORD", PASSWORD)
+            .output()
+            .expect("run the daemon");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
     pub fn spawn(&self, listen: &str, log: &Path, extra: &[&str]) -> Child {
