@@ -71,6 +71,7 @@ proptest! {
             version: StoredManifest::VERSION,
             snapshot: envelope,
             models: vec![ModelSignature { path: "model".into(), hint: oms::key_hint(KEY.public()), envelope: model }],
+            copied_from: None,
         };
         prop_assert_eq!(StoredManifest::decode(&stored.encode()).unwrap(), stored);
     }

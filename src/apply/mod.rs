@@ -20,6 +20,7 @@ pub mod signing;
 pub mod status;
 pub mod trails;
 pub mod verify;
+pub mod verify_repo;
 
 /// What `recover::restore_by_plan` takes, for callers above `apply` (drills).
 pub use crate::engine::Progress;
@@ -38,6 +39,17 @@ pub enum ApplyError {
     Secret(String),
     #[error("{0}")]
     BadInput(String),
+}
+
+impl ApplyError {
+    /// Damage was found: a damaged object, or a signature that does not hold.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            ApplyError::Engine(EngineError::Damage { .. }) => true,
+            ApplyError::Engine(EngineError::Repo(e)) | ApplyError::Region { source: e, .. } => e.is_damage(),
+            _ => false,
+        }
+    }
 }
 
 impl From<RepoError> for ApplyError {

@@ -267,21 +267,33 @@ pub enum Command {
         force: bool,
     },
     /// Test-restore each dataset's latest snapshot from each region and compare every byte.
+    ///
+    /// By plan (`--plan P`), or one repository without a plan (`--repo R --trusted
+    /// KEY.pub`): every snapshot's signature is checked against the given keys, then each
+    /// dataset's newest accepted snapshot is test-restored.
+    #[command(group(ArgGroup::new("source").required(true).args(["plan", "repo"])))]
     Verify {
         /// The plan whose datasets and regions are verified.
         #[arg(long, value_name = "PLAN.toml")]
-        plan: PathBuf,
+        plan: Option<PathBuf>,
+        /// Instead, this one repository (a path or URL, as for every repository command).
+        #[arg(long, short = 'r', value_name = "URL", conflicts_with = "plan")]
+        repo: Option<String>,
+        /// With --repo: require every snapshot's manifest to be signed by one of these
+        /// public keys (PEM; repeatable); without any, signatures are only listed.
+        #[arg(long = "trusted", value_name = "KEY.pub", requires = "repo")]
+        trusted: Vec<PathBuf>,
         /// Only this dataset.
         #[arg(long)]
         dataset: Option<String>,
-        /// Only this region.
-        #[arg(long)]
+        /// With --plan: only this region.
+        #[arg(long, requires = "plan")]
         region: Option<String>,
         /// Share of files to restore, in (0, 1]; overrides the plan's policy.
         #[arg(long)]
         sample: Option<f64>,
-        /// Verify a signed dataset's snapshot even when its signature is missing,
-        /// untrusted or does not match (the verdict is still reported).
+        /// Verify a signed dataset's snapshot (with --repo: any snapshot) even when its
+        /// signature is missing, untrusted or does not match (the verdict is still reported).
         #[arg(long)]
         allow_unsigned: bool,
     },
@@ -304,6 +316,11 @@ pub enum Command {
         /// Read the destination's password from this file (first line).
         #[arg(long, value_name = "FILE")]
         to_password_file: Option<PathBuf>,
+        /// Re-sign the copies of signed snapshots with this plan's [signing] key, after
+        /// checking their signatures against its trusted keys; without it, copies carry
+        /// the original signature over.
+        #[arg(long, value_name = "PLAN.toml")]
+        plan: Option<PathBuf>,
         /// Snapshot ids (or prefixes) to copy; all when none.
         snapshots: Vec<String>,
     },

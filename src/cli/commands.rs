@@ -8,6 +8,7 @@ use super::audit_commands::{audit_code, with_audit};
 use super::context::Ctx;
 use super::error::{EXIT_DAMAGE, EXIT_OK, Result, bad};
 use super::output::{self, Bar, bytes, duration_ms, note, say};
+use super::verify_commands::SignatureCheck;
 use crate::apply::retention::Filter;
 use crate::engine::audit::{self, event};
 use crate::engine::backup::{BackupOptions, backup};
@@ -202,14 +203,27 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
         }
         Command::Verify {
             plan,
+            repo,
+            trusted,
             dataset,
             region,
             sample,
             allow_unsigned,
-        } => {
-            ctx.verify(&plan, dataset.as_deref(), region.as_deref(), sample, allow_unsigned)
-                .await
-        }
+        } => match (plan, repo) {
+            (Some(plan), _) => {
+                ctx.verify(&plan, dataset.as_deref(), region.as_deref(), sample, allow_unsigned)
+                    .await
+            }
+            (None, Some(repo)) => {
+                let check = SignatureCheck {
+                    trusted,
+                    allow_unsigned,
+                };
+                ctx.verify_repo(&RepoArg { repo }, dataset.as_deref(), sample, &check)
+                    .await
+            }
+            (None, None) => Err(bad("verify needs --plan PLAN, or --repo URL")),
+        },
         Command::Drill { plan, state, playbook } => ctx.drill(&plan, &state, &playbook).await,
         Command::Anomalies { plan, dataset, action } => ctx.anomalies(plan, dataset.as_deref(), action).await,
         Command::Reports { plan, region } => ctx.reports(&plan, &region).await,
@@ -225,8 +239,12 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             repo,
             to,
             to_password_file,
+            plan,
             snapshots,
-        } => ctx.copy(&repo, &to, to_password_file, &snapshots).await,
+        } => {
+            let signing = ctx.copy_signing(plan.as_deref())?;
+            ctx.copy(&repo, &to, to_password_file, &snapshots, &signing).await
+        }
         Command::Audit { action } => ctx.audit(action).await,
         Command::Completions { shell } => super::reference::completions(shell),
         Command::Man { command } => super::reference::man(&command),

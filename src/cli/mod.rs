@@ -21,6 +21,7 @@ mod plan_commands;
 mod reference;
 mod repo_commands;
 mod sign_commands;
+mod verify_commands;
 
 use clap::{CommandFactory, Parser};
 

@@ -9,7 +9,9 @@ use super::context::Ctx;
 use super::error::{EXIT_OK, Result, bad};
 use super::output::{self, bytes, say};
 use crate::apply::retention::{Filter, apply_retention};
-use crate::engine::copy::copy;
+use crate::apply::signing::{checkpoint_signing, trusted_keys};
+use crate::engine::copy::copy_signed;
+use crate::engine::manifest_copy::CopySigning;
 use crate::engine::prune::{PruneOptions, prune};
 use crate::plan::Retention;
 use crate::repo::{RepoError, Repository};
@@ -21,6 +23,7 @@ impl Ctx {
         to: &str,
         to_password_file: Option<std::path::PathBuf>,
         specs: &[String],
+        signing: &CopySigning,
     ) -> Result<i32> {
         let src = self.open(repo).await?;
         let dst_pw = PasswordArgs {
@@ -41,12 +44,19 @@ impl Ctx {
         for spec in specs {
             ids.push(src.find_snapshot(spec).await?.0);
         }
-        let report = copy(&src, &dst, &ids).await?;
+        let report = copy_signed(&src, &dst, &ids, signing).await?;
         if self.json {
             output::json(&report);
         } else {
             for (from, to) in &report.snapshots {
-                say!("copied snapshot {} as {}", from.short(), to.short());
+                let signature = if report.resigned.contains(to) {
+                    ", re-signed"
+                } else if report.carried.contains(to) {
+                    ", with its original signature"
+                } else {
+                    ""
+                };
+                say!("copied snapshot {} as {}{signature}", from.short(), to.short());
             }
             say!(
                 "{} copied, {} already there; {} blobs, {} added",
@@ -57,6 +67,25 @@ impl Ctx {
             );
         }
         Ok(EXIT_OK)
+    }
+
+    /// How `copy` signs: with `--plan`, that plan's [signing] key and trusted keys.
+    pub fn copy_signing(&self, plan: Option<&std::path::Path>) -> Result<CopySigning> {
+        let Some(path) = plan else {
+            return Ok(CopySigning::default());
+        };
+        let plan = self.load_plan(path)?;
+        let Some(signing) = checkpoint_signing(&plan)? else {
+            return Err(bad(format!(
+                "plan {} has no [signing] key to re-sign copies with — add one, or copy without --plan to carry \
+                 the original signatures over",
+                path.display()
+            )));
+        };
+        Ok(CopySigning {
+            key: Some(signing.key),
+            trusted: trusted_keys(&plan)?,
+        })
     }
 
     pub async fn forget(

@@ -3,7 +3,8 @@
 //! Blob ids are keyed with each repository's own id key, so every blob gets a new
 //! id in the destination and every tree is rewritten bottom-up with the new ids.
 //! Chunk boundaries are kept as they are (no re-chunking). Each blob is verified in
-//! the source before it is sealed for the destination.
+//! the source before it is sealed for the destination. A signed snapshot's copy gets
+//! a manifest that holds under the new id (`manifest_copy`), written before it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -12,6 +13,7 @@ use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt};
 
 use super::immutable::{keep_packs_locked, locks_not_extended};
+use super::manifest_copy::{Carried, CopySigning, prepare, seal_for_copy};
 use super::{Result, audit};
 use crate::format::audit::{Action, Record};
 use crate::format::ids::{BlobId, PackId, SnapshotId};
@@ -32,6 +34,10 @@ pub struct CopyReport {
     pub snapshots: Vec<(SnapshotId, SnapshotId)>,
     /// Snapshots the destination already had (same time, host, paths, dataset).
     pub skipped: usize,
+    /// Copies (destination ids) whose manifest was signed anew with the given key.
+    pub resigned: Vec<SnapshotId>,
+    /// Copies (destination ids) that carry their original's signature.
+    pub carried: Vec<SnapshotId>,
     pub blobs: u64,
     pub bytes: u64,
 }
@@ -54,10 +60,22 @@ fn same(a: &Snapshot, b: &Snapshot) -> bool {
     a.time == b.time && a.host == b.host && a.paths == b.paths && a.dataset == b.dataset
 }
 
-/// Copy `ids` (all snapshots when empty) from `src` to `dst`.
+/// Copy `ids` (all snapshots when empty) from `src` to `dst`; signed snapshots carry
+/// their original signature.
 pub async fn copy(src: &Repository, dst: &Repository, ids: &[SnapshotId]) -> Result<CopyReport> {
+    copy_signed(src, dst, ids, &CopySigning::default()).await
+}
+
+/// Copy `ids` (all snapshots when empty) from `src` to `dst`, re-signing signed
+/// snapshots as `signing` says (see `manifest_copy`).
+pub async fn copy_signed(
+    src: &Repository,
+    dst: &Repository,
+    ids: &[SnapshotId],
+    signing: &CopySigning,
+) -> Result<CopyReport> {
     let lease = dst.lease(LeaseKind::Backup, "copy").await?;
-    let result = run(src, dst, ids).await;
+    let result = run(src, dst, ids, signing).await;
     let _ = lease.release().await;
     let written: Vec<SnapshotId> = result
         .as_ref()
@@ -74,7 +92,7 @@ pub async fn copy(src: &Repository, dst: &Repository, ids: &[SnapshotId]) -> Res
     .await
 }
 
-async fn run(src: &Repository, dst: &Repository, ids: &[SnapshotId]) -> Result<CopyReport> {
+async fn run(src: &Repository, dst: &Repository, ids: &[SnapshotId], signing: &CopySigning) -> Result<CopyReport> {
     let started = Utc::now();
     let existing: Vec<Snapshot> = dst.snapshots().await?.into_iter().map(|s| s.1).collect();
     let src_index = src.load_index().await?;
@@ -90,6 +108,8 @@ async fn run(src: &Repository, dst: &Repository, ids: &[SnapshotId]) -> Result<C
         uploaded: HashSet::new(),
         report: CopyReport::default(),
     };
+    // Every signature is settled before anything is copied.
+    let mut todo = Vec::new();
     for (id, snap) in src.snapshots().await? {
         if !ids.is_empty() && !ids.contains(&id) {
             continue;
@@ -98,14 +118,21 @@ async fn run(src: &Repository, dst: &Repository, ids: &[SnapshotId]) -> Result<C
             c.report.skipped += 1;
             continue;
         }
+        let carried = prepare(src, &src_index, (&id, &snap), signing).await?;
+        todo.push((id, snap, carried));
+    }
+    for (id, snap, carried) in todo {
         let tree = c.copy_tree(snap.tree).await?;
         c.flush().await?;
-        let new_id = dst
-            .save_snapshot(&Snapshot {
-                tree,
-                parent: None,
-                ..snap
-            })
+        let new_id = c
+            .save_copy(
+                Snapshot {
+                    tree,
+                    parent: None,
+                    ..snap
+                },
+                carried,
+            )
             .await?;
         c.report.snapshots.push((id, new_id));
     }
@@ -118,6 +145,24 @@ async fn run(src: &Repository, dst: &Repository, ids: &[SnapshotId]) -> Result<C
 }
 
 impl Copier<'_> {
+    /// Store the copied snapshot, its manifest first; returns its id.
+    async fn save_copy(&mut self, copy: Snapshot, carried: Carried<'_>) -> Result<SnapshotId> {
+        let (new_id, sealed) = self.dst.seal_snapshot(&copy);
+        let kind = match &carried {
+            Carried::Unsigned => None,
+            Carried::Resign { .. } => Some(&mut self.report.resigned),
+            Carried::Original(_) => Some(&mut self.report.carried),
+        };
+        if let Some(list) = kind {
+            list.push(new_id);
+        }
+        if let Some(manifest) = seal_for_copy(self.dst, &new_id, carried)? {
+            self.dst.put_manifest(&new_id, manifest).await?;
+        }
+        self.dst.put_snapshot(&new_id, sealed).await?;
+        Ok(new_id)
+    }
+
     fn copy_tree(&mut self, id: BlobId) -> BoxFuture<'_, Result<BlobId>> {
         Box::pin(async move {
             if let Some(done) = self.trees.get(&id) {

@@ -75,6 +75,12 @@ impl TrustedKeys {
         self.0.is_empty()
     }
 
+    /// These keys and `key`.
+    pub fn and(mut self, key: &PublicKey) -> Self {
+        self.0.push(key.clone());
+        self
+    }
+
     pub fn keys(&self) -> &[PublicKey] {
         &self.0
     }
@@ -99,24 +105,37 @@ pub fn signed_manifest(
         time: snapshot.time,
         files,
     };
-    let sign = |payload: &[u8]| Envelope::sign(payload, &signing.key).map_err(|e| EngineError::Internal(e.to_string()));
+    let folders = if signing.models {
+        root_names(snapshot)
+    } else {
+        Vec::new()
+    };
+    Ok(repo.seal_manifest(&sign_manifest(&manifest, folders, &signing.key)?))
+}
+
+/// `manifest` signed with `key`, with an OpenSSF model signature for each of `folders`.
+pub(super) fn sign_manifest(
+    manifest: &SnapshotManifest,
+    folders: Vec<String>,
+    key: &SigningKey,
+) -> Result<StoredManifest> {
+    let sign = |payload: &[u8]| Envelope::sign(payload, key).map_err(|e| EngineError::Internal(e.to_string()));
     let mut stored = StoredManifest {
         version: StoredManifest::VERSION,
         snapshot: sign(&manifest.statement())?,
         models: Vec::new(),
+        copied_from: None,
     };
-    if signing.models {
-        for folder in root_names(snapshot) {
-            let envelope = sign(&oms::statement(&manifest.files, &folder))?;
-            let hint = oms::key_hint(signing.key.public());
-            stored.models.push(ModelSignature {
-                path: folder,
-                hint,
-                envelope,
-            });
-        }
+    for folder in folders {
+        let envelope = sign(&oms::statement(&manifest.files, &folder))?;
+        let hint = oms::key_hint(key.public());
+        stored.models.push(ModelSignature {
+            path: folder,
+            hint,
+            envelope,
+        });
     }
-    Ok(repo.seal_manifest(&stored))
+    Ok(stored)
 }
 
 /// The names of the snapshot's top-level entries: each source path's last component.
@@ -129,8 +148,14 @@ fn root_names(snapshot: &Snapshot) -> Vec<String> {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "verdict", rename_all = "kebab-case")]
 pub enum Verdict {
-    /// Signed by a trusted key, and the manifest matches the snapshot.
-    Signed { signer: String },
+    /// Signed by a trusted key, and the manifest matches the snapshot. `copied_from`:
+    /// the signature was made for that snapshot and carried over by `copy` to this
+    /// copy of it (same dataset, host, time and files).
+    Signed {
+        signer: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        copied_from: Option<SnapshotId>,
+    },
     /// No manifest is stored for the snapshot.
     Unsigned,
     /// A manifest exists but no trusted key's signature verifies it.
@@ -164,7 +189,13 @@ impl Verdict {
     /// One line for people.
     pub fn describe(&self) -> String {
         match self {
-            Verdict::Signed { signer } => format!("signed by key {}", short_keys(std::slice::from_ref(signer))),
+            Verdict::Signed { signer, copied_from } => {
+                let by = format!("signed by key {}", short_keys(std::slice::from_ref(signer)));
+                match copied_from {
+                    None => by,
+                    Some(from) => format!("{by} (the original signature of snapshot {}, copied)", from.short()),
+                }
+            }
             Verdict::Unsigned => "unsigned (no manifest)".into(),
             Verdict::Untrusted { claimed } => format!(
                 "signature does not verify under any trusted key (claims key {})",
@@ -228,6 +259,7 @@ pub async fn check_snapshot(
         return Ok((Verdict::Untrusted { claimed }, None));
     };
     let signer = signer.key_id();
+    let copied_from = stored.copied_from;
     let manifest = match SnapshotManifest::from_statement(&payload) {
         Ok(m) => m,
         Err(e) => return Ok((mismatch(e.to_string()), None)),
@@ -240,25 +272,30 @@ pub async fn check_snapshot(
             &loaded
         }
     };
-    if let Err(detail) = matches_snapshot(repo, index, id, snapshot, &manifest).await? {
+    if let Err(detail) = matches_snapshot(repo, index, (id, snapshot), &manifest, copied_from).await? {
         return Ok((mismatch(detail), None));
     }
-    Ok((Verdict::Signed { signer }, Some(manifest)))
+    Ok((Verdict::Signed { signer, copied_from }, Some(manifest)))
 }
 
 fn mismatch(detail: String) -> Verdict {
     Verdict::Mismatch { detail }
 }
 
-/// `Err(detail)` when the manifest is not this snapshot's or lists other files.
+/// `Err(detail)` when the manifest is not this snapshot's or lists other files. A
+/// manifest carried over by `copy` (`copied_from`) names the snapshot it was signed
+/// for; it holds for a copy of that one: same host and time (and, below, dataset and
+/// files).
 async fn matches_snapshot(
     repo: &Repository,
     index: &Index,
-    id: &SnapshotId,
-    snapshot: &Snapshot,
+    (id, snapshot): (&SnapshotId, &Snapshot),
     manifest: &SnapshotManifest,
+    copied_from: Option<SnapshotId>,
 ) -> Result<std::result::Result<(), String>> {
-    if manifest.snapshot != *id {
+    let a_copy =
+        copied_from == Some(manifest.snapshot) && manifest.host == snapshot.host && manifest.time == snapshot.time;
+    if manifest.snapshot != *id && !a_copy {
         return Ok(Err(format!("it was signed for snapshot {}", manifest.snapshot.short())));
     }
     if snapshot.dataset.as_ref() != Some(&manifest.dataset) {
@@ -480,7 +517,10 @@ mod tests {
         let names: Vec<&str> = bad.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(names, ["m/b", "m/c"]);
         let checked = Checked {
-            verdict: Verdict::Signed { signer: "k".into() },
+            verdict: Verdict::Signed {
+                signer: "k".into(),
+                copied_from: None,
+            },
             manifest: Some(m),
         };
         let err = confirm_restored(dir.path(), Some(&checked), false).unwrap_err();

@@ -14,6 +14,7 @@ pub mod forget;
 pub mod immutable;
 pub mod ls;
 pub mod manifest;
+pub mod manifest_copy;
 pub mod progress;
 pub mod prune;
 pub mod repair;

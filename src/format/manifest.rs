@@ -186,10 +186,16 @@ pub struct StoredManifest {
     pub snapshot: Envelope,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<ModelSignature>,
+    /// Set when this manifest was carried over by `copy` with its original signature:
+    /// the snapshot the statement was signed for (version 2 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_from: Option<SnapshotId>,
 }
 
 impl StoredManifest {
     pub const VERSION: u32 = 1;
+    /// The version of a manifest carried over by `copy` (it has `copied_from`).
+    pub const COPIED_VERSION: u32 = 2;
 
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
@@ -200,7 +206,11 @@ impl StoredManifest {
             return Err(ManifestError::TooLong(bytes.len()));
         }
         let m: Self = serde_json::from_slice(bytes).map_err(|e| ManifestError::Json(e.to_string()))?;
-        if m.version != Self::VERSION {
+        let expected = match m.copied_from {
+            None => Self::VERSION,
+            Some(_) => Self::COPIED_VERSION,
+        };
+        if m.version != expected {
             return Err(ManifestError::Version(m.version));
         }
         Ok(m)
@@ -252,6 +262,35 @@ mod tests {
         m.files[1].path = m.files[0].path.clone();
         let err = SnapshotManifest::from_statement(&m.statement()).unwrap_err();
         assert!(matches!(err, ManifestError::Order(_)));
+    }
+
+    fn stored(version: u32, copied_from: Option<SnapshotId>) -> StoredManifest {
+        let envelope = Envelope {
+            payload: "e30=".into(),
+            payload_type: "application/vnd.in-toto+json".into(),
+            signatures: Vec::new(),
+        };
+        StoredManifest {
+            version,
+            snapshot: envelope,
+            models: Vec::new(),
+            copied_from,
+        }
+    }
+
+    #[test]
+    fn a_copied_manifest_is_version_2_and_only_then_names_its_origin() {
+        let copied = stored(StoredManifest::COPIED_VERSION, Some(SnapshotId([9; 32])));
+        assert_eq!(StoredManifest::decode(&copied.encode()).unwrap(), copied);
+        let plain = stored(StoredManifest::VERSION, None);
+        assert!(!String::from_utf8(plain.encode()).unwrap().contains("copied_from"));
+        for bad in [
+            stored(StoredManifest::VERSION, Some(SnapshotId([9; 32]))),
+            stored(StoredManifest::COPIED_VERSION, None),
+        ] {
+            let err = StoredManifest::decode(&bad.encode()).unwrap_err();
+            assert!(matches!(err, ManifestError::Version(_)), "{err}");
+        }
     }
 
     #[test]

@@ -83,6 +83,7 @@ mod tests {
                 signatures: Vec::new(),
             },
             models: Vec::new(),
+            copied_from: None,
         }
     }
 
