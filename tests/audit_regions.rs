@@ -367,12 +367,15 @@ fn a_drill_is_in_every_region_trail_with_its_actor(site: &Site) {
     assert_eq!(out.status.code(), Some(0), "drill: {}", both(&out));
     for (region, events) in events_by_region(site) {
         let drills: Vec<&Value> = events.iter().filter(|e| e["action"] == "drill").collect();
-        assert_eq!(drills.len(), 1, "{region}: {events:?}");
-        let drill = drills[0];
-        assert!(
-            drill["actor"].as_str().unwrap().starts_with("drill-officer@"),
-            "{drill}"
-        );
+        assert_eq!(drills.len(), 2, "a start and an end in {region}: {events:?}");
+        assert_eq!(drills[0]["outcome"], "started", "{region}: {events:?}");
+        for drill in &drills {
+            assert!(
+                drill["actor"].as_str().unwrap().starts_with("drill-officer@"),
+                "{drill}"
+            );
+        }
+        let drill = drills[1];
         assert_eq!(drill["outcome"], "ok", "{drill}");
         let objects: Vec<&str> = drill["objects"]
             .as_array()

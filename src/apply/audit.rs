@@ -108,3 +108,22 @@ pub(super) async fn record_run(repo: &Repository, run: &RunEvent, report: &str) 
         .err()
         .map(|e| e.to_string())
 }
+
+/// Record in every region of the session that a drill (or failover) of `playbook`
+/// began, before its first step, so a run killed on the way still leaves a trace.
+/// Returns one line per region where it could not be recorded.
+pub async fn record_start(session: &Session<'_>, failover: bool, playbook: &str) -> Vec<String> {
+    let mut failed = Vec::new();
+    for region in session.regions() {
+        let result = match &region.repo {
+            Ok(repo) => audit::record_run_start(repo, failover, vec![format!("playbook {playbook}")])
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = result {
+            failed.push(format!("region {}: {e}", region.name));
+        }
+    }
+    failed
+}

@@ -145,7 +145,37 @@ async fn verify_one(
     }
 }
 
+/// The newest snapshot of dataset `ds` in `repo`, if any.
 async fn latest(repo: &Repository, ds: &DatasetName) -> Result<Option<(SnapshotId, Snapshot)>, RepoError> {
     let snaps = repo.all_snapshots().await?;
     Ok(snaps.into_iter().rev().find(|(_, s)| s.dataset.as_ref() == Some(ds)))
+}
+
+/// Check the newest snapshot of signed dataset `dataset` in `region` against the plan's
+/// trusted keys, as a restore would, for a playbook that relies on it without restoring
+/// it. Returns what was found; a snapshot whose signature does not hold is damage.
+pub async fn check_latest(session: &Session<'_>, dataset: &DatasetName, region: &RegionName) -> super::Result<String> {
+    let plan = session.plan();
+    let Some(ds) = plan.datasets.get(dataset) else {
+        return Err(super::ApplyError::BadInput(format!(
+            "the plan has no dataset {dataset}"
+        )));
+    };
+    let repo = session.repo(region)?;
+    let Some((id, snap)) = latest(repo, dataset).await? else {
+        return Err(super::ApplyError::BadInput(format!(
+            "region {region} holds no snapshot of signed dataset {dataset} to rely on"
+        )));
+    };
+    let trust = Trust {
+        keys: trusted_keys(plan)?,
+        required: ds.sign,
+        allow_unsigned: false,
+    };
+    let verdict = gate(repo, &id, &snap, &trust).await?.map(|c| c.verdict.describe());
+    Ok(format!(
+        "snapshot {} of {dataset} in region {region}: {}",
+        id.short(),
+        verdict.unwrap_or_else(|| "no signature required".into())
+    ))
 }

@@ -21,8 +21,15 @@ impl From<DrillError> for CliError {
             DrillError::Io(m) => CliError::Failed(m),
             DrillError::Apply(a) => CliError::Apply(a),
             DrillError::Preflight {
+                message, damage: true, ..
+            } => CliError::Engine(EngineError::Damage {
+                message,
+                files: Vec::new(),
+            }),
+            DrillError::Preflight {
                 message,
                 bad_input: true,
+                ..
             } => CliError::BadInput(message),
             DrillError::Preflight { message, .. } => CliError::Failed(message),
         }

@@ -62,6 +62,8 @@ pub enum DrillError {
         message: String,
         /// A missing secret, wrong password or plan mistake, rather than an outage.
         bad_input: bool,
+        /// A snapshot the run relies on is not trusted.
+        damage: bool,
     },
 }
 

@@ -12,6 +12,11 @@
 //! the run with nothing changed; every check is kept in the report's `preflight` phase.
 //! A DNS record's value as read here is kept: the run's first update of it carries that
 //! value as its prerequisite, and a rollback restores exactly it.
+//!
+//! A re-point moves traffic onto whatever the target region serves, so before any
+//! re-point the newest snapshot of each signed dataset kept in its target region (and
+//! not restored by the playbook itself, whose restore checks it) must carry a signature
+//! the plan trusts: one that does not is damage, and the run stops with nothing changed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -21,8 +26,8 @@ use super::endpoint::{self, Change};
 use super::report::{Phase, StepRecord, StepStatus};
 use super::runner::{self, mode_str, route};
 use super::{DrillError, Mode};
-use crate::apply::secrets;
 use crate::apply::session::{Regions, Session};
+use crate::apply::{secrets, verify};
 use crate::format::names::{DatasetName, RegionName};
 use crate::plan::{EndpointName, KeySource, Plan, Playbook, Provider, Step, StepAction, UrlSource};
 
@@ -36,6 +41,8 @@ pub enum Cause {
     BadInput,
     /// A server, API or region that could not be reached or refused the request.
     Unavailable,
+    /// A snapshot the run relies on is not trusted (its signature does not hold).
+    Damage,
 }
 
 /// What one check found (`Ok`), or why it failed.
@@ -62,13 +69,13 @@ pub struct Preflight<'p> {
 }
 
 impl Preflight<'_> {
-    /// The cause of the first failure (bad input wins over unavailable); `None` when
-    /// every check passed.
+    /// The cause of the first failure (damage wins over bad input, which wins over
+    /// unavailable); `None` when every check passed.
     pub fn failed(&self) -> Option<Cause> {
         let causes: Vec<Cause> = self.failures().map(|(c, _)| c).collect();
-        causes
+        [Cause::Damage, Cause::BadInput]
             .iter()
-            .find(|c| **c == Cause::BadInput)
+            .find(|wanted| causes.contains(*wanted))
             .or(causes.first())
             .copied()
     }
@@ -83,6 +90,7 @@ impl Preflight<'_> {
                 failures.join("; ")
             )),
             bad_input: self.failed() == Some(Cause::BadInput),
+            damage: self.failed() == Some(Cause::Damage),
         }
     }
 
@@ -183,8 +191,62 @@ pub async fn run<'p>(
         open_session(plan, &pw, start, &mut out).await;
     }
     regions(plan, playbook, start, &mut out);
+    signatures(plan, playbook, start, &mut out).await;
     endpoints(plan, playbook, mode, http, start, &unsigned, &mut out).await;
     out
+}
+
+/// The signed datasets whose newest snapshot in a re-point's target region the run
+/// relies on without restoring it: `(dataset, region)`.
+fn relied_on(plan: &Plan, playbook: &Playbook) -> BTreeSet<(DatasetName, RegionName)> {
+    let restored: BTreeSet<&DatasetName> = all_steps(playbook)
+        .filter_map(|s| match &s.action {
+            StepAction::Restore { dataset, .. } => Some(dataset),
+            _ => None,
+        })
+        .collect();
+    let targets = playbook.steps.iter().filter_map(|s| match &s.action {
+        StepAction::Repoint { to, .. } => Some(to),
+        _ => None,
+    });
+    let mut out = BTreeSet::new();
+    for to in targets {
+        let served =
+            (plan.datasets.values()).filter(|d| d.sign && d.regions.contains(to) && !restored.contains(&&d.name));
+        out.extend(served.map(|d| (d.name.clone(), to.clone())));
+    }
+    out
+}
+
+/// Check the signature of every snapshot the re-points rely on (see the module doc).
+async fn signatures(plan: &Plan, playbook: &Playbook, start: Instant, out: &mut Preflight<'_>) {
+    let relied = relied_on(plan, playbook);
+    if relied.is_empty() {
+        return;
+    }
+    for (dataset, region) in relied {
+        let began = Instant::now();
+        let result = match &out.session {
+            None => Err((
+                Cause::BadInput,
+                "no repository password to read the snapshot with".into(),
+            )),
+            Some(session) => verify::check_latest(session, &dataset, &region).await.map_err(|e| {
+                let cause = if e.is_damage() {
+                    Cause::Damage
+                } else {
+                    Cause::Unavailable
+                };
+                (cause, e.to_string())
+            }),
+        };
+        out.push(
+            start,
+            began,
+            format!("signature of {dataset} in region {region}"),
+            result,
+        );
+    }
 }
 
 /// A secret's value, or a message naming where it was looked for. Resolved on a
@@ -208,12 +270,12 @@ fn restores(playbook: &Playbook) -> bool {
 
 const PASSWORD_CHECK: &str = "secret: repository password";
 
-/// The repository password: required when the playbook restores, else resolved if it
-/// can be (it stores the report in the regions).
+/// The repository password: required when the playbook restores or relies on a signed
+/// snapshot, else resolved if it can be (it stores the report in the regions).
 async fn password(plan: &Plan, playbook: &Playbook, start: Instant, out: &mut Preflight<'_>) -> Option<Vec<u8>> {
     let began = Instant::now();
     let result = resolve(&plan.key).await;
-    let needed = restores(playbook);
+    let needed = restores(playbook) || !relied_on(plan, playbook).is_empty();
     let mut password = None;
     let result = match result {
         Ok(pw) => {

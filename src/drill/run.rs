@@ -1,5 +1,7 @@
-//! One drill or failover, start to finish: preflight, run the steps, measure RTO and RPO against
-//! the plan's objectives, keep the report in the state folder and in every region.
+//! One drill or failover, start to finish: preflight, a start event in every region's
+//! audit trail (so a run killed half-way leaves a trace), run the steps, measure RTO and
+//! RPO against the plan's objectives, keep the report in the state folder and in every
+//! region (with the end event).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -7,11 +9,12 @@ use std::time::Instant;
 use chrono::Utc;
 
 use super::preflight;
-use super::report::{Outcome, Report, RpoResult, RtoResult};
+use super::report::{Outcome, Phase, Report, RpoResult, RtoResult, StepRecord, StepStatus};
 use super::runner::{Restored, RunResult, Runner};
 use super::{DrillError, Mode, Result};
-use crate::apply::reports;
+use crate::apply::audit::record_start;
 use crate::apply::session::Session;
+use crate::apply::{reports, secrets};
 use crate::format::names::RegionName;
 use crate::plan::{Plan, Playbook, PlaybookName};
 
@@ -78,15 +81,36 @@ async fn run<'p>(
         let (_, path) = keep(report, session, opts).await?;
         return Err(checks.error(name, opts.mode, Some(&path)));
     }
+    let start_unrecorded = match session.filter(|_| opts.upload) {
+        Some(session) => record_start(session, opts.mode == Mode::Failover, playbook.name.as_str()).await,
+        None => Vec::new(),
+    };
     let mut result = Runner::new(plan, playbook, opts.mode, session)
         .since(clock)
         .with_current(checks.current.clone())
         .run()
         .await;
-    result.records.splice(0..0, checks.records());
+    let mut first = checks.records();
+    first.extend(start_unrecorded.iter().map(|why| unrecorded(why, clock)));
+    result.records.splice(0..0, first);
     let rpo = measure_rpo(plan, session, &result.restored, started).await;
     let report = build(plan, playbook, opts.mode, started, result, rpo);
     keep(report, session, opts).await
+}
+
+/// A timeline entry for a region whose audit trail did not get the run's start event.
+fn unrecorded(why: &str, clock: Instant) -> StepRecord {
+    StepRecord {
+        phase: Phase::Preflight,
+        kind: "audit".into(),
+        name: "start event".into(),
+        offset_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
+        duration_ms: 0,
+        status: StepStatus::Failed,
+        detail: secrets::redact(&format!("the start of the run was not recorded in {why}")),
+        latency_ms: None,
+        attempts: None,
+    }
 }
 
 /// Save the report in the state folder and, when asked, in the regions.

@@ -157,6 +157,17 @@ pub async fn record_run(repo: &Repository, failover: bool, objects: Vec<String>,
     .map(|_| ())
 }
 
+/// Record that a drill (or, with `failover`, a failover) reporting to `repo` began.
+pub async fn record_run_start(repo: &Repository, failover: bool, objects: Vec<String>) -> Result<()> {
+    let action = if failover { Action::Failover } else { Action::Drill };
+    let record = Record {
+        objects,
+        outcome: Outcome::Started,
+        ..event(action)
+    };
+    append(repo, record).await.map(|_| ())
+}
+
 /// An acknowledged anomaly, as the trail records it.
 #[derive(Debug, Clone)]
 pub struct AnomalyAck {

@@ -56,6 +56,9 @@ pub enum Outcome {
     Failed,
     Degraded,
     Damage,
+    /// A drill or failover began; a later event of the same action says how it ended,
+    /// and a run killed on the way has none.
+    Started,
 }
 
 /// One event as its writer describes it, before it takes a place in the chain.
