@@ -180,6 +180,17 @@ fn a_failover_that_only_repoints_checks_the_standbys_signature_first() {
     assert!(out.contains("not trusted: unsigned (no manifest)"), "{out}");
     assert!(out.contains("changed nothing"), "{out}");
     assert_eq!(s.upstream(), PRIMARY, "nothing was re-pointed");
+    let dry = [
+        "failover",
+        "--plan",
+        "plan.toml",
+        "--state",
+        "state",
+        "switch",
+        "--dry-run",
+    ];
+    let out = s.expect(&dry, 3);
+    assert!(out.contains("signature of models in region b"), "{out}");
 }
 
 #[test]
