@@ -241,3 +241,29 @@ fn verify_by_repository_refuses_a_missing_manifest_unless_unsigned_is_allowed() 
         "the newest accepted snapshot is test-restored"
     );
 }
+
+#[test]
+fn a_carried_signature_holds_only_for_a_copy_of_its_snapshot() {
+    let s = Source::new(Vec::new());
+    s.destination("dest");
+    s.expect(&["copy", "--repo", "regions/a", "--to", "dest"], SOURCE_PASSWORD, 0);
+    let copied = s.snapshot_ids("dest", DEST_PASSWORD);
+    // The same files, dataset and host, backed up again: only the time differs.
+    s.expect(
+        &["-q", "backup", "--repo", "dest", "--dataset", "models", "data/model"],
+        DEST_PASSWORD,
+        0,
+    );
+    let ids = s.snapshot_ids("dest", DEST_PASSWORD);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let manifest = |id: &str| s.path(&format!("dest/manifests/{id}"));
+    fs::copy(manifest(&copied[0]), manifest(&ids[1])).unwrap();
+    let out = s.verify("dest", DEST_PASSWORD, &["--trusted", "keys/signing.pem.pub"], 3);
+    let moved = out.lines().find(|l| l.starts_with(&ids[1][..8])).unwrap_or_default();
+    assert!(
+        moved.contains("REFUSED: signed manifest does not match the snapshot: it was signed for snapshot"),
+        "{out}"
+    );
+    let kept = out.lines().find(|l| l.starts_with(&copied[0][..8])).unwrap_or_default();
+    assert!(kept.contains("(the original signature of snapshot"), "{out}");
+}
