@@ -11,7 +11,7 @@
 
 use aes_gcm::Aes256Gcm;
 use chacha20poly1305::XChaCha20Poly1305;
-use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit};
+use chacha20poly1305::aead::{AeadInOut, KeyInit, Nonce, Tag};
 use serde::{Deserialize, Serialize};
 
 use super::ids::BlobId;
@@ -77,18 +77,7 @@ impl Cipher {
 
 /// Seal `plain` under `key`: returns `nonce || ciphertext || tag`.
 pub fn seal(cipher: Cipher, key: &[u8; 32], nonce: &[u8], plain: &[u8]) -> Vec<u8> {
-    debug_assert_eq!(nonce.len(), cipher.nonce_len());
-    let ct = match cipher {
-        Cipher::XChaCha20Poly1305 => XChaCha20Poly1305::new(key.into()).encrypt(nonce.into(), plain),
-        Cipher::Aes256Gcm => Aes256Gcm::new(key.into()).encrypt(nonce.into(), plain),
-    };
-    // Encryption only fails for plaintexts beyond the cipher's limit (2^38 bytes),
-    // far above any blob this format produces.
-    let ct = ct.unwrap_or_default();
-    let mut out = Vec::with_capacity(nonce.len() + ct.len());
-    out.extend_from_slice(nonce);
-    out.extend_from_slice(&ct);
-    out
+    seal_parts(cipher, key, nonce, &[], plain)
 }
 
 /// Seal `prefix || body` without first copying them into one plaintext buffer:
@@ -101,13 +90,13 @@ pub fn seal_parts(cipher: Cipher, key: &[u8; 32], nonce: &[u8], prefix: &[u8], b
     out.extend_from_slice(prefix);
     out.extend_from_slice(body);
     let tag = match cipher {
-        Cipher::XChaCha20Poly1305 => {
-            XChaCha20Poly1305::new(key.into()).encrypt_in_place_detached(nonce.into(), b"", &mut out[n..])
-        }
-        Cipher::Aes256Gcm => Aes256Gcm::new(key.into()).encrypt_in_place_detached(nonce.into(), b"", &mut out[n..]),
+        Cipher::XChaCha20Poly1305 => encrypt_in_place::<XChaCha20Poly1305>(key, nonce, &mut out[n..]),
+        Cipher::Aes256Gcm => encrypt_in_place::<Aes256Gcm>(key, nonce, &mut out[n..]),
     };
-    // As in `seal`: only plaintexts beyond the cipher's limit fail, far above any blob.
-    if let Ok(tag) = tag {
+    // Encryption fails only for a nonce of the wrong length (the callers draw it at
+    // `nonce_len`) or a plaintext beyond the cipher's limit (2^38 bytes, far above any
+    // blob); the value then has no tag and can never be opened.
+    if let Some(tag) = tag {
         out.extend_from_slice(&tag);
     }
     out
@@ -119,12 +108,29 @@ pub fn open(cipher: Cipher, key: &[u8; 32], sealed: &[u8]) -> Result<Vec<u8>, Cr
     if sealed.len() < n + TAG_LEN {
         return Err(CryptoError::TooShort(sealed.len()));
     }
-    let (nonce, ct) = sealed.split_at(n);
-    let plain = match cipher {
-        Cipher::XChaCha20Poly1305 => XChaCha20Poly1305::new(key.into()).decrypt(nonce.into(), ct),
-        Cipher::Aes256Gcm => Aes256Gcm::new(key.into()).decrypt(nonce.into(), ct),
+    let (nonce, rest) = sealed.split_at(n);
+    let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
+    let mut plain = ct.to_vec();
+    let opened = match cipher {
+        Cipher::XChaCha20Poly1305 => decrypt_in_place::<XChaCha20Poly1305>(key, nonce, &mut plain, tag),
+        Cipher::Aes256Gcm => decrypt_in_place::<Aes256Gcm>(key, nonce, &mut plain, tag),
     };
-    plain.map_err(|_| CryptoError::Auth)
+    opened.then_some(plain).ok_or(CryptoError::Auth)
+}
+
+/// Encrypt `buf` in place with cipher `A`, returning the tag.
+fn encrypt_in_place<A: AeadInOut + KeyInit>(key: &[u8; 32], nonce: &[u8], buf: &mut [u8]) -> Option<Tag<A>> {
+    let nonce = <&Nonce<A>>::try_from(nonce).ok()?;
+    let aead = A::new_from_slice(key).ok()?;
+    aead.encrypt_inout_detached(nonce, b"", buf.into()).ok()
+}
+
+/// Decrypt `buf` in place with cipher `A`; false unless `tag` authenticates it.
+fn decrypt_in_place<A: AeadInOut + KeyInit>(key: &[u8; 32], nonce: &[u8], buf: &mut [u8], tag: &[u8]) -> bool {
+    let (Ok(nonce), Ok(tag)) = (<&Nonce<A>>::try_from(nonce), <&Tag<A>>::try_from(tag)) else {
+        return false;
+    };
+    A::new_from_slice(key).is_ok_and(|aead| aead.decrypt_inout_detached(nonce, b"", buf.into(), tag).is_ok())
 }
 
 /// The secret root of a repository and the subkeys derived from it.
@@ -273,6 +279,41 @@ mod tests {
                 seal_parts(c, &[5; 32], &nonce, b"\x01", b"body"),
                 seal(c, &[5; 32], &nonce, b"\x01body")
             );
+        }
+    }
+
+    /// Sealed bytes computed with another implementation (OpenSSL's ChaCha20-Poly1305
+    /// and AES-256-GCM, XChaCha20's subkey by HChaCha20 as its draft specifies): any
+    /// version of the AEAD crates must produce and open exactly these, so repositories
+    /// written with an older one stay readable.
+    #[test]
+    fn sealed_bytes_match_known_answers_for_both_ciphers() {
+        let plain: Vec<u8> = (0..100u8).collect();
+        let cases = [
+            (
+                Cipher::XChaCha20Poly1305,
+                concat!(
+                    "00070e151c232a31383f464d545b626970777e858c939aa16fc4c3994ad5f4727bc6d8aa323c9555e08a966066dd7a0e",
+                    "492323fe08125b42ae561bb3db0be37ee6600b13cd9600646d1b643ba46e95bd305135726eac15298d18862642be0b23",
+                    "1028b51456fdf43f1e011c9598e1a695dbe125e7cf38fa699e15e4cb39060fc0d482c447358ad67b0466cd3e"
+                ),
+            ),
+            (
+                Cipher::Aes256Gcm,
+                concat!(
+                    "00070e151c232a31383f464dad63811dc1720cb2ebc3aea454332f651057395ba02d65fb149f7b97d63b0ca6b86c9831",
+                    "717c094e4018cf98e610eaa6cf3cd6286c062ae487f4ee65568adeea61bb57422dd4623f2be73fb7c587c53a13aabe56",
+                    "3f34e924c0e94800e19d087474b5223ac4ca4205bd1597c85bdbe4fd4726ef18"
+                ),
+            ),
+        ];
+        for (c, expected) in cases {
+            let nonce: Vec<u8> = (0..c.nonce_len() as u8).map(|i| i.wrapping_mul(7)).collect();
+            let sealed = seal(c, &[0x42; 32], &nonce, &plain);
+            let hex: String = sealed.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex, expected, "{}", c.name());
+            assert_eq!(seal_parts(c, &[0x42; 32], &nonce, &plain[..1], &plain[1..]), sealed);
+            assert_eq!(open(c, &[0x42; 32], &sealed).unwrap(), plain);
         }
     }
 
