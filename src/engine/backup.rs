@@ -672,7 +672,8 @@ impl Walker {
             .map_err(|e| EngineError::source_io(path, e))?
             .collect::<std::io::Result<_>>()
             .map_err(|e| EngineError::source_io(path, e))?;
-        entries.sort_by_key(|e| e.file_name());
+        entries.sort_by_cached_key(fs::DirEntry::file_name);
+        let old_names = old_tree.as_ref().map(Tree::by_name).unwrap_or_default();
         let mut tree = Tree::default();
         for e in entries {
             let child = e.path();
@@ -681,7 +682,7 @@ impl Walker {
                 continue;
             }
             let name = e.file_name();
-            let prev = old_tree.as_ref().and_then(|t| t.find(&name));
+            let prev = old_names.get(&name).copied();
             if let Some(node) = self.entry(&child, base, &name, prev)? {
                 tree.nodes.push(node);
             }

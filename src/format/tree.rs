@@ -10,6 +10,7 @@
 //! storage and from whichever host made the backup, so restore must never have to trust
 //! it to name only children of its own directory.
 
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
@@ -152,7 +153,7 @@ pub struct Tree {
 impl Tree {
     /// Canonical encoding: entries sorted by name bytes.
     pub fn encode(&mut self) -> Vec<u8> {
-        self.nodes.sort_by_key(|n| n.os_name());
+        self.nodes.sort_by_cached_key(Node::os_name);
         serde_json::to_vec(self).unwrap_or_default()
     }
 
@@ -173,6 +174,16 @@ impl Tree {
     pub fn find(&self, name: &OsStr) -> Option<&Node> {
         self.nodes.iter().find(|n| n.os_name() == name)
     }
+
+    /// Every entry by name, the first of any repeated name: for looking up many
+    /// entries (a directory walk), where one [`Tree::find`] each would cost a scan.
+    pub fn by_name(&self) -> HashMap<OsString, &Node> {
+        let mut out = HashMap::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            out.entry(node.os_name()).or_insert(node);
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -186,6 +197,24 @@ mod tests {
 
     fn named(name: &[u8]) -> Node {
         Node::new(OsStr::from_bytes(name), NodeKind::File)
+    }
+
+    #[test]
+    fn by_name_finds_what_find_finds_including_non_utf8_names() {
+        let names: [&[u8]; 4] = [b"b", b"a", b"caf\xe9", b"b"];
+        let mut first = named(b"b");
+        first.size = 1;
+        let mut nodes: Vec<Node> = names.iter().map(|n| named(n)).collect();
+        nodes[0] = first;
+        let tree = Tree { nodes };
+        let map = tree.by_name();
+        assert_eq!(map.len(), 3);
+        for name in names {
+            let name = OsStr::from_bytes(name);
+            assert_eq!(map.get(name).copied(), tree.find(name), "{name:?}");
+        }
+        assert_eq!(map[OsStr::new("b")].size, 1, "the first of a repeated name");
+        assert!(!map.contains_key(OsStr::new("c")));
     }
 
     #[test]
