@@ -100,6 +100,7 @@ fn crate_homes() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("hyper_util", &["daemon"][..]),
         ("axum", &["daemon"][..]),
         ("tokio_rustls", &["daemon"][..]),
+        ("webpki", &["daemon::client_cert"][..]),
         ("sled", &["daemon"][..]),
         ("tracing_subscriber", &["daemon"][..]),
         ("hickory_net", &["drill"][..]),

@@ -612,6 +612,14 @@ pub struct DaemonArgs {
     /// The PEM private key for --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Require client certificates issued by this PEM CA (mutual TLS); needs --tls-cert
+    /// and --tls-client-roles. Reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_client_roles"])]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Roles of client certificates, one `ROLES CN=NAME` line each (e.g.
+    /// `operator:ml,viewer CN=backup-bot`); unlisted names get no role. Reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE", requires = "tls_client_ca")]
+    pub tls_client_roles: Option<PathBuf>,
     /// Jobs running at once, over all plans.
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub max_jobs: usize,
@@ -667,13 +675,21 @@ pub struct StatusArgs {
     /// A file holding an API token (its first line, or that line's last word).
     #[arg(long, value_name = "FILE", conflicts_with = "token_command")]
     pub token_file: Option<PathBuf>,
-    /// A command (run with `sh -c`) whose first line of output is the API token, e.g.
-    /// one that prints a fresh access token.
+    /// A command (run with `sh -c`, with only PATH, HOME, USER and LANG in its
+    /// environment) whose first line of output is the API token, e.g. one that prints a
+    /// fresh access token.
     #[arg(long, value_name = "CMD")]
     pub token_command: Option<String>,
     /// Trust this PEM certificate for an https:// daemon (e.g. a self-signed one).
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
+    /// Present this PEM client certificate to a daemon that requires mutual TLS
+    /// (needs --client-key).
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// The PEM private key for --client-cert.
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
 }
 
 /// The ciphers `init` offers, spelled as on the command line.

@@ -31,6 +31,8 @@ impl Ctx {
             tokens: args.tokens,
             tls_cert: args.tls_cert,
             tls_key: args.tls_key,
+            tls_client_ca: args.tls_client_ca,
+            tls_client_roles: args.tls_client_roles,
             max_jobs: args.max_jobs,
             shutdown_grace: args.shutdown_grace,
             reload_poll: std::time::Duration::from_secs(2),
@@ -78,13 +80,16 @@ impl Ctx {
 
     pub async fn status(&self, args: StatusArgs) -> Result<i32> {
         let token = match (&args.token_file, &args.token_command) {
-            (Some(path), _) => Some(client::read_token(path).map_err(daemon_err)?),
-            (None, Some(cmd)) => Some(token_from_command(cmd)?),
+            (Some(path), _) => Some(client::read_token(path)),
+            (None, Some(cmd)) => Some(client::token_from_command(cmd)),
             (None, None) => None,
         };
-        let st = client::fetch_status(&args.daemon, token.as_deref(), args.ca_cert.as_deref())
-            .await
-            .map_err(daemon_err)?;
+        let opts = client::ClientOptions {
+            token: token.transpose().map_err(daemon_err)?,
+            ca_cert: args.ca_cert,
+            identity: args.client_cert.zip(args.client_key),
+        };
+        let st = client::fetch_status(&args.daemon, &opts).await.map_err(daemon_err)?;
         if self.json {
             output::json(&st);
         } else {
@@ -93,31 +98,6 @@ impl Ctx {
         let troubled = !st.violations.is_empty() || !st.plan_errors.is_empty();
         Ok(if troubled { EXIT_DEGRADED } else { EXIT_OK })
     }
-}
-
-/// The first line `cmd` prints: an API token (never shown in an error).
-fn token_from_command(cmd: &str) -> Result<String> {
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| CliError::BadInput(format!("cannot run the token command: {e} — check --token-command")))?;
-    if !out.status.success() {
-        return Err(CliError::BadInput(format!(
-            "the token command failed ({}) — check --token-command",
-            out.status
-        )));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let token = text.lines().next().unwrap_or_default().trim();
-    if token.is_empty() || token.len() > auth::MAX_TOKEN_LEN {
-        return Err(CliError::BadInput(format!(
-            "the token command printed no usable token (empty, or over {} bytes) — check --token-command",
-            auth::MAX_TOKEN_LEN
-        )));
-    }
-    Ok(token.to_string())
 }
 
 fn when(t: Option<DateTime<Utc>>) -> String {

@@ -1,6 +1,6 @@
 //! The door every API request passes: rate limit by client address, identify the
-//! caller, check the route's need, rate limit by subject, then the handler, then one
-//! access-log line.
+//! caller (bearer token, or the client certificate under mutual TLS), check the
+//! route's need, rate limit by subject, then the handler, then one access-log line.
 //!
 //! It wraps each route separately, with the need that route declares in the route
 //! table (`http::routes`), so no handler can be reached without its check and the
@@ -19,6 +19,7 @@ use serde_json::json;
 
 use super::access_log;
 use super::auth::Denied;
+use super::client_cert::PeerCert;
 use super::roles::{Caller, Level, Need};
 use super::shared::Shared;
 
@@ -50,7 +51,8 @@ pub async fn gate(State(g): State<Gate>, req: Request, next: Next) -> Response {
         .ok()
         .and_then(|p| p.iter().find(|(k, _)| *k == "plan").map(|(_, v)| v.to_string()));
     let mut req = Request::from_parts(parts, body);
-    let admitted = admit(&g, peer, &method, plan.as_deref(), req.headers()).await;
+    let cert = req.extensions().get::<PeerCert>();
+    let admitted = admit(&g, peer, cert, &method, plan.as_deref(), req.headers()).await;
     let (response, caller) = match admitted {
         Ok(caller) => {
             if let Some(c) = &caller {
@@ -74,6 +76,7 @@ pub async fn gate(State(g): State<Gate>, req: Request, next: Next) -> Response {
 async fn admit(
     g: &Gate,
     peer: Option<SocketAddr>,
+    cert: Option<&PeerCert>,
     method: &Method,
     plan: Option<&str>,
     headers: &HeaderMap,
@@ -88,7 +91,7 @@ async fn admit(
     if g.need == Need::Metrics && guard.metrics_open {
         return Ok(None);
     }
-    let Some(caller) = guard.identify(headers).await else {
+    let Some(caller) = guard.identify(headers, cert).await else {
         guard.refusals.unauthorized(peer.map(|p| p.ip()));
         return Err(Stop::Denied(Denied::Unauthenticated));
     };

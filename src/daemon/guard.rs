@@ -1,5 +1,5 @@
-//! What the API's gate consults: the tokens in effect (replaced on SIGHUP), the rate
-//! limiters, and the count of refused requests. Kept apart from the gate itself so
+//! What the API's gate consults: the tokens and client certificate roles in effect
+//! (replaced on SIGHUP), the rate limiters, and the count of refused requests. Kept apart from the gate itself so
 //! that the daemon's shared state can hold it without knowing of requests.
 
 use std::net::IpAddr;
@@ -9,6 +9,7 @@ use axum::http::HeaderMap;
 
 use super::access_log::Refusals;
 use super::auth::{Tokens, bearer};
+use super::client_cert::{CertRoles, PeerCert};
 use super::oidc::Oidc;
 use super::ratelimit::{Limiter, Rate};
 use super::roles::Caller;
@@ -16,6 +17,8 @@ use super::roles::Caller;
 /// Who may call, and how often: the tokens (replaced on SIGHUP) and the limiters.
 pub struct Guard {
     pub tokens: RwLock<Arc<Tokens>>,
+    /// Grants per client certificate name (mutual TLS).
+    pub cert_roles: RwLock<Arc<CertRoles>>,
     /// Requests per client address, before authentication.
     pub addresses: Limiter<IpAddr>,
     /// Requests per subject, after authentication.
@@ -42,6 +45,7 @@ impl Guard {
     pub fn new(tokens: Tokens, limits: Limits, metrics_open: bool) -> Self {
         Self {
             tokens: RwLock::new(Arc::new(tokens)),
+            cert_roles: RwLock::new(Arc::default()),
             addresses: Limiter::new(limits.per_address, limits.entries),
             subjects: Limiter::new(limits.per_subject, limits.entries),
             jobs: Limiter::new(limits.jobs_per_subject, limits.entries),
@@ -56,9 +60,20 @@ impl Guard {
         *self.tokens.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(tokens);
     }
 
-    /// The caller a request's bearer token names: a static token, or else a JWT from
-    /// the OIDC provider (`--oidc-issuer`).
-    pub async fn identify(&self, headers: &HeaderMap) -> Option<Caller> {
+    /// Replace the client certificate roles (start, SIGHUP).
+    pub fn set_cert_roles(&self, roles: CertRoles) {
+        *self.cert_roles.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(roles);
+    }
+
+    /// The caller. A bearer token, when one is sent, names it: a static token, or else
+    /// a JWT from the OIDC provider (`--oidc-issuer`); an unknown token is no one,
+    /// whatever certificate came with it. Without a token the client certificate
+    /// (mutual TLS) does.
+    pub async fn identify(&self, headers: &HeaderMap, cert: Option<&PeerCert>) -> Option<Caller> {
+        if !headers.contains_key(axum::http::header::AUTHORIZATION) {
+            let roles = self.cert_roles.read().unwrap_or_else(|e| e.into_inner()).clone();
+            return cert.map(|c| roles.caller(c));
+        }
         let token = bearer(headers)?;
         let tokens = self.tokens.read().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(caller) = tokens.identify(token) {

@@ -4,7 +4,8 @@
 //! (`roles::Need`); the router is built from it, each route behind its own gate, so a
 //! route cannot exist without a declared need. Connections are accepted here and
 //! handed to hyper directly, which is what lets the same router run over plain TCP or
-//! TLS, and tags each request with its client address for the gate.
+//! TLS, and tags each request with its client address and, under mutual TLS, the
+//! client certificate the handshake verified, for the gate.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,11 +17,14 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
+use super::client_cert::PeerCert;
 use super::gate::{Gate, Peer, error, gate};
 use super::handlers;
 use super::roles::{Level, Need};
 use super::shared::Shared;
+use super::tls::Tls;
 
 /// A client that does not finish its TLS handshake or request headers in this time
 /// is dropped, so idle connections cannot pile up.
@@ -101,7 +105,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
 }
 
 /// Accept connections until the process ends.
-pub async fn serve(listener: TcpListener, router: Router, tls: Option<TlsAcceptor>) {
+pub async fn serve(listener: TcpListener, router: Router, tls: Option<Arc<Tls>>) {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -111,23 +115,38 @@ pub async fn serve(listener: TcpListener, router: Router, tls: Option<TlsAccepto
                 continue;
             }
         };
-        tokio::spawn(connection(tcp, peer, router.clone(), tls.clone()));
+        let acceptor = tls.as_ref().map(|t| t.acceptor());
+        tokio::spawn(connection(tcp, peer, router.clone(), acceptor));
     }
 }
 
 async fn connection(tcp: tokio::net::TcpStream, peer: SocketAddr, router: Router, tls: Option<TlsAcceptor>) {
-    let service = TowerToHyperService::new(router.layer(Extension(Peer(peer))));
+    let router = router.layer(Extension(Peer(peer)));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(HANDSHAKE_TIMEOUT);
     let result = match tls {
-        None => http.serve_connection(TokioIo::new(tcp), service).await,
+        None => {
+            let service = TowerToHyperService::new(router);
+            http.serve_connection(TokioIo::new(tcp), service).await
+        }
         Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-            Ok(Ok(stream)) => http.serve_connection(TokioIo::new(stream), service).await,
+            Ok(Ok(stream)) => {
+                let service = TowerToHyperService::new(with_client_cert(router, &stream));
+                http.serve_connection(TokioIo::new(stream), service).await
+            }
             Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
             Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
         },
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Tag the connection's requests with the client certificate the handshake verified.
+fn with_client_cert(router: Router, stream: &TlsStream<tokio::net::TcpStream>) -> Router {
+    match stream.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+        Some(leaf) => router.layer(Extension(PeerCert::from_der(leaf))),
+        None => router,
     }
 }

@@ -4,14 +4,15 @@
 //! due into jobs; `runner` starts and journals jobs, which call `apply` like the CLI
 //! does; `plans` reloads plan files; `state` is the local journal (sled, behind a
 //! trait) that `rebuild` can always recreate from the repositories; `http` (the route
-//! table), `gate` (rate limits, identity, roles) with its `guard`, `auth` (static tokens), `oidc` (JWTs), `roles`, `ratelimit`,
-//! `access_log`, `handlers`, `tls`, `metrics` and `view` serve the API; `client` reads
-//! it for `lifeboat status`.
+//! table), `gate` (rate limits, identity, roles) with its `guard`, `auth` (static tokens), `oidc` (JWTs),
+//! `client_cert` (mutual TLS), `roles`, `ratelimit`, `access_log`, `handlers`, `tls`, `metrics`
+//! and `view` serve the API; `client` reads it for `lifeboat status`.
 //! The daemon uses only `plan` and `apply` (and `format::names`), never the engine.
 
 mod access_log;
 pub mod auth;
 pub mod client;
+mod client_cert;
 mod drills;
 mod gate;
 mod guard;
@@ -52,6 +53,10 @@ pub struct DaemonConfig {
     pub tokens: Option<PathBuf>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// CA whose client certificates the API requires (mutual TLS).
+    pub tls_client_ca: Option<PathBuf>,
+    /// Roles per client certificate Common Name, `ROLES CN=NAME` lines.
+    pub tls_client_roles: Option<PathBuf>,
     /// Jobs running at once, over all plans.
     pub max_jobs: usize,
     /// How long running jobs may take to finish after SIGTERM/SIGINT.
@@ -84,6 +89,8 @@ impl Default for DaemonConfig {
             tokens: None,
             tls_cert: None,
             tls_key: None,
+            tls_client_ca: None,
+            tls_client_roles: None,
             max_jobs: 2,
             shutdown_grace: Duration::from_secs(30),
             reload_poll: Duration::from_secs(2),
@@ -131,8 +138,13 @@ pub enum DaemonError {
     Tokens(#[from] auth::TokenFileError),
     #[error(transparent)]
     Oidc(#[from] oidc::OidcError),
+    #[error(transparent)]
+    CertRoles(#[from] client_cert::CertRolesError),
     #[error("{0}")]
     Client(String),
+    /// Never holds what the command printed: that may be a token.
+    #[error("token command: {0} — check --token-command")]
+    TokenCommand(String),
 }
 
 impl DaemonError {
@@ -140,7 +152,12 @@ impl DaemonError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            DaemonError::Tls(_) | DaemonError::Tokens(_) | DaemonError::PlainHttp(_) | DaemonError::Oidc(_)
+            DaemonError::Tls(_)
+                | DaemonError::Tokens(_)
+                | DaemonError::CertRoles(_)
+                | DaemonError::PlainHttp(_)
+                | DaemonError::Oidc(_)
+                | DaemonError::TokenCommand(_)
         )
     }
 }
@@ -186,6 +203,30 @@ fn reload_tokens(shared: &Shared) {
     }
 }
 
+/// Read the certificate, key, client CA and certificate roles again (SIGHUP); what
+/// cannot be read or used keeps what is in effect.
+fn reload_tls(shared: &Shared, tls: Option<&tls::Tls>) {
+    let Some(tls) = tls else { return };
+    match tls.reload() {
+        Ok(()) => tracing::info!("TLS certificate reloaded"),
+        Err(e) => {
+            tracing::error!(error = %e, "TLS certificate not reloaded; the previous certificate, key and client CA stay in effect")
+        }
+    }
+    if shared.config.tls_client_roles.is_none() {
+        return;
+    }
+    match client_cert::CertRoles::from_config(&shared.config) {
+        Ok(roles) => {
+            tracing::info!(names = roles.len(), "client certificate roles reloaded");
+            shared.guard.set_cert_roles(roles);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "client certificate roles not reloaded; the previous ones stay in effect")
+        }
+    }
+}
+
 /// Every API route as `(method, path template, role it needs)`, from the one table
 /// the router is built from.
 pub fn api_routes() -> Vec<(String, &'static str, String)> {
@@ -224,11 +265,8 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     if tokens.is_empty() && cfg.oidc.is_none() {
         tracing::warn!("no API tokens (--tokens): every API call but /healthz and /metrics is refused");
     }
-    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
-        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
-        (None, None) => None,
-        _ => return Err(DaemonError::Tls("give both --tls-cert and --tls-key".into())),
-    };
+    let tls = tls::Tls::from_config(&cfg)?;
+    let cert_roles = client_cert::CertRoles::from_config(&cfg)?;
     if tls.is_none() && !cfg.listen.ip().is_loopback() && !cfg.insecure_http {
         return Err(DaemonError::PlainHttp(cfg.listen));
     }
@@ -244,6 +282,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
         })?;
     let (store, rebuilt) = open_state(&cfg)?;
     let shared = Arc::new(Shared::new(cfg.clone(), Box::new(store), tokens, rebuilt));
+    shared.guard.set_cert_roles(cert_roles);
     if let Some(o) = oidc {
         if let Some(c) = &cfg.oidc {
             tracing::info!(issuer = %c.issuer, audience = %c.audience, roles_claim = %c.roles_claim, "API accepts the OIDC provider's tokens");
@@ -261,15 +300,16 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
 async fn start(
     shared: &Arc<Shared>,
     listener: tokio::net::TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<tls::Tls>>,
     hangup: Option<Signal>,
 ) {
     reload(shared, "start");
     rebuild::close_interrupted(shared);
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tokio::spawn(http::serve(listener, http::router(shared.clone()), tls));
+    let mutual_tls = tls.as_ref().is_some_and(|t| t.mutual());
+    tokio::spawn(http::serve(listener, http::router(shared.clone()), tls.clone()));
     tokio::spawn(gate::summarize_refusals(shared.clone()));
-    tracing::info!(listen = %shared.config.listen, scheme, "API listening");
+    tracing::info!(listen = %shared.config.listen, scheme, mutual_tls, "API listening");
     rebuild::observe_all(shared).await;
     if shared.rebuilt.is_some() {
         tracing::info!("state rebuilt from the repositories");
@@ -277,7 +317,7 @@ async fn start(
     tokio::spawn(runner::scheduler(shared.clone()));
     tokio::spawn(verifier::verifier(shared.clone()));
     tokio::spawn(drills::driller(shared.clone()));
-    tokio::spawn(watch_plans(shared.clone(), hangup));
+    tokio::spawn(watch_plans(shared.clone(), hangup, tls));
     tracing::info!(plans = %shared.config.plans_dir.display(), state = %shared.config.state_dir.display(), "daemon started");
 }
 
@@ -361,7 +401,7 @@ fn alert_stale(shared: &Arc<Shared>, err: &plans::PlanLoadError) {
 }
 
 /// Reload on SIGHUP and whenever a plan file changes.
-async fn watch_plans(shared: Arc<Shared>, mut hup: Option<Signal>) {
+async fn watch_plans(shared: Arc<Shared>, mut hup: Option<Signal>, tls: Option<Arc<tls::Tls>>) {
     loop {
         let hangup = async {
             match hup.as_mut() {
@@ -372,6 +412,7 @@ async fn watch_plans(shared: Arc<Shared>, mut hup: Option<Signal>) {
         tokio::select! {
             _ = hangup => {
                 reload_tokens(&shared);
+                reload_tls(&shared, tls.as_deref());
                 reload(&shared, "SIGHUP");
             }
             _ = tokio::time::sleep(shared.config.reload_poll) => {
