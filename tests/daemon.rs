@@ -35,7 +35,11 @@ impl Site {
         std::fs::create_dir_all(site.path("plans")).expect("plans dir");
         std::fs::write(
             site.path("tokens"),
-            format!("# role token\nviewer {VIEWER}\noperator {OPERATOR}\n"),
+            format!(
+                "# roles subject hash\n{}\n{}\n",
+                hash_line("viewer", "viewer", VIEWER),
+                hash_line("operator", "operator", OPERATOR)
+            ),
         )
         .expect("tokens");
         site.write_plan(&site.plan_text(schedule, rpo, &["docs"]));

@@ -64,7 +64,8 @@ fn a_long_daemon_job_shows_totals_and_eta_and_logs_progress() {
     let len = 3u64 << 30;
     sparse(&root.join("data/zeros.img"), len);
     std::fs::create_dir_all(root.join("plans")).unwrap();
-    std::fs::write(root.join("tokens"), format!("viewer {VIEWER}\n")).unwrap();
+    let line = support_daemon::hash_line("viewer", "viewer", VIEWER);
+    std::fs::write(root.join("tokens"), format!("{line}\n")).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(root.join("tokens"), std::fs::Permissions::from_mode(0o600)).unwrap();
     let plan = format!(

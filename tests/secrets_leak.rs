@@ -15,6 +15,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod support_daemon;
+
 const BIN: &str = env!("CARGO_BIN_EXE_lifeboat");
 const PASSWORD: &str = "leak-test-repository-passphrase-7Q2";
 const AWS_SECRET: &str = "AWSsecretLEAK0000000000000000000000000001";
@@ -245,7 +247,8 @@ fn daemon_status(root: &Path, port: u16, plan: &Path, refused: &Path) -> String 
     std::fs::create_dir_all(&plans).expect("plans folder");
     std::fs::copy(plan, plans.join("quickstart.toml")).expect("copy plan");
     std::fs::copy(refused, plans.join("refused.toml")).expect("copy refused plan");
-    std::fs::write(root.join("tokens"), format!("viewer {VIEWER}\n")).expect("tokens");
+    let line = support_daemon::hash_line("viewer", "viewer", VIEWER);
+    std::fs::write(root.join("tokens"), format!("{line}\n")).expect("tokens");
     let api = TcpListener::bind("127.0.0.1:0")
         .expect("free port")
         .local_addr()

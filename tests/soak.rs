@@ -63,7 +63,8 @@ impl Soak {
         let soak = Soak { env, dir, buckets };
         write_random_files(&soak.source().join("base"), 2, 512 * 1024);
         std::fs::create_dir_all(soak.path("plans")).unwrap();
-        std::fs::write(soak.path("tokens"), format!("viewer {VIEWER}\n")).unwrap();
+        let line = support_daemon::hash_line("viewer", "viewer", VIEWER);
+        std::fs::write(soak.path("tokens"), format!("{line}\n")).unwrap();
         soak.write_plan("*/3 * * * * *");
         soak
     }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-pub use crate::support_daemon::{free_port, poll};
+pub use crate::support_daemon::{free_port, hash_line, poll};
 
 pub mod routes;
 
@@ -118,26 +118,6 @@ impl Site {
             .spawn()
             .expect("start the daemon")
     }
-}
-
-/// The token file line `lifeboat token hash` prints for `token`.
-pub fn hash_line(roles: &str, subject: &str, token: &str) -> String {
-    let mut child = Command::new(BIN)
-        .args(["token", "hash", "--roles", roles, "--subject", subject])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run token hash");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{token}\n").as_bytes())
-        .expect("write token");
-    let out = child.wait_with_output().expect("token hash output");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
 }
 
 pub struct Daemon {

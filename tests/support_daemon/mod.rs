@@ -1,11 +1,32 @@
-//! What the daemon tests share: a minimal HTTP client for the daemon's API, and the rule
+//! What the daemon tests share: token file lines, a minimal HTTP client for the daemon's API, and the rule
 //! that `/metrics` says what `/v1/status` says (every flag, count and time of every plan,
 //! dataset, region and drill).
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// The token file line `lifeboat token hash` prints for `token`.
+pub fn hash_line(roles: &str, subject: &str, token: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["token", "hash", "--roles", roles, "--subject", subject])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run token hash");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{token}\n").as_bytes())
+        .expect("write token");
+    let out = child.wait_with_output().expect("token hash output");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
+}
 
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
