@@ -64,6 +64,7 @@ pub async fn status(State(shared): AppState, Extension(caller): Extension<Caller
     st.violations
         .retain(|v| v.split_once('/').is_some_and(|(plan, _)| caller.sees(plan)));
     st.drills.retain(|d| caller.sees(&d.plan));
+    (st.running_jobs, st.queued_jobs) = view::job_counts(&lock(&shared.active), |p| caller.sees(p));
     Json(st).into_response()
 }
 

@@ -2,12 +2,14 @@
 //!
 //! One set of types for both ends, so the client cannot drift from the server.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::plans::PlanLoadError;
 use super::schedule::{self, DatasetKey, DatasetObs};
-use super::shared::{Shared, lock, read};
+use super::shared::{ActiveJob, Shared, lock, read};
 use crate::apply::observe::unreachable;
 use crate::apply::secrets::redact;
 use crate::plan::Dataset;
@@ -205,6 +207,13 @@ fn violations(plans: &[PlanView]) -> Vec<String> {
         .collect()
 }
 
+/// Jobs of the plans `sees` lets through: (running, queued).
+pub fn job_counts(jobs: &BTreeMap<DatasetKey, ActiveJob>, sees: impl Fn(&str) -> bool) -> (usize, usize) {
+    let visible = || jobs.iter().filter(|(key, _)| sees(&key.plan));
+    let running = visible().filter(|(_, j)| j.started.is_some()).count();
+    (running, visible().count() - running)
+}
+
 /// The status now.
 pub fn status(shared: &Shared) -> StatusView {
     let now = Utc::now();
@@ -213,8 +222,7 @@ pub fn status(shared: &Shared) -> StatusView {
     let verified = lock(&shared.verifications).clone();
     let (active, running) = {
         let jobs = lock(&shared.active);
-        let running = jobs.values().filter(|j| j.started.is_some()).count();
-        (jobs.keys().cloned().collect::<Vec<_>>(), running)
+        (jobs.keys().cloned().collect::<Vec<_>>(), job_counts(&jobs, |_| true).0)
     };
     let empty = DatasetObs::default();
     let views: Vec<PlanView> = plans
@@ -253,5 +261,34 @@ pub fn status(shared: &Shared) -> StatusView {
         plan_errors: plans.errors.values().map(PlanErrorView::from).collect(),
         plans: views,
         drills: lock(&shared.drills).values().cloned().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn job_counts_cover_only_the_plans_a_caller_sees() {
+        let job = |started: bool| ActiveJob {
+            id: None,
+            reason: schedule::Reason::Manual,
+            queued: Utc::now(),
+            started: started.then(Utc::now),
+            progress: Arc::new(Default::default()),
+        };
+        let jobs = BTreeMap::from([
+            (DatasetKey::new("ml", "a"), job(true)),
+            (DatasetKey::new("ml", "b"), job(false)),
+            (DatasetKey::new("web", "a"), job(true)),
+            (DatasetKey::new("web", "b"), job(true)),
+            (DatasetKey::new("web", "c"), job(false)),
+        ]);
+        assert_eq!(job_counts(&jobs, |_| true), (3, 2));
+        assert_eq!(job_counts(&jobs, |p| p == "ml"), (1, 1));
+        assert_eq!(job_counts(&jobs, |p| p == "web"), (2, 1));
+        assert_eq!(job_counts(&jobs, |_| false), (0, 0));
     }
 }
