@@ -11,7 +11,7 @@ use std::time::Duration;
 
 mod support_daemon;
 
-use support_daemon::{free_port, http, poll, try_http};
+use support_daemon::{free_port, hash_line, http, poll, try_http};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lifeboat");
 const PASSWORD: &str = "daemon rollback password";
@@ -41,7 +41,8 @@ impl Site {
         };
         std::fs::create_dir_all(site.path("data")).unwrap();
         std::fs::create_dir_all(site.path("plans")).unwrap();
-        std::fs::write(site.path("tokens"), format!("viewer {VIEWER}\n")).unwrap();
+        let line = hash_line("viewer", "viewer", VIEWER);
+        std::fs::write(site.path("tokens"), format!("{line}\n")).unwrap();
         let root = site.dir.path().display();
         let plan = format!(
             "version = 1\n[key]\nenv = \"LIFEBOAT_PASSWORD\"\n\
