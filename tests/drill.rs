@@ -63,6 +63,7 @@ async fn run(plan: &Plan, dir: &Path, name: &str, mode: Mode) -> Report {
         mode,
         state_dir: dir.join("state"),
         upload: false,
+        record_baselines: false,
     };
     run_playbook(plan, name, &opts).await.unwrap().0
 }
@@ -337,6 +338,7 @@ async fn reports_are_saved_as_json_and_markdown() {
         mode: Mode::Drill,
         state_dir: dir.path().join("state"),
         upload: false,
+        record_baselines: false,
     };
     let (report, path) = run_playbook(&p, "p", &opts).await.unwrap();
     let saved: Report = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();

@@ -225,3 +225,49 @@ fn anomaly_settings_reach_the_model() {
     assert_eq!(policy("tuned"), Some((5.0, 4)));
     assert_eq!(policy("low"), Some((12.0, 10)));
 }
+
+#[test]
+fn baseline_settings_reach_the_model() {
+    use lifeboat::plan::{Baseline, Probe, StepAction};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("baselines.toml");
+    let probe = |extra: &str| {
+        format!("  {{ kind = \"probe\", url = \"http://127.0.0.1:8080/v1/predict\", method = \"POST\"{extra} }},\n")
+    };
+    let text = [
+        "[key]\nenv = \"LIFEBOAT_PASSWORD\"\n[regions.a]\naddress = \"memory://a\"\n".to_string(),
+        "[playbooks.p]\nrto = \"5m\"\nsteps = [\n".into(),
+        probe(""),
+        probe(", record_baseline = true"),
+        probe(", record_baseline = true, compare = \"json\""),
+        probe(", record_baseline = true, tolerance = { \"$.choices[0].score\" = 0.01, \"$.n\" = 2 }"),
+        "]\n".into(),
+    ]
+    .concat();
+    std::fs::write(&file, text).expect("write plan");
+    let (plan, diags) = validate(&file);
+    let plan = plan.unwrap_or_else(|| panic!("refused: {}", render(&diags)));
+    let baselines: Vec<Option<Baseline>> = plan
+        .playbooks
+        .values()
+        .next()
+        .expect("playbook")
+        .steps
+        .iter()
+        .map(|s| match &s.action {
+            StepAction::Probe(Probe::Http(h)) => h.baseline.clone(),
+            other => panic!("not an HTTP probe: {other:?}"),
+        })
+        .collect();
+    assert_eq!(baselines[0], None);
+    assert_eq!(baselines[1], Some(Baseline::Exact));
+    assert_eq!(baselines[2], Some(Baseline::Json { tolerance: vec![] }));
+    let Some(Baseline::Json { tolerance }) = &baselines[3] else {
+        panic!("{:?}", baselines[3]);
+    };
+    let shown: Vec<(String, f64)> = tolerance.iter().map(|(p, t)| (p.text(), *t)).collect();
+    assert_eq!(
+        shown,
+        [("$.choices[0].score".to_string(), 0.01), ("$.n".to_string(), 2.0)]
+    );
+}

@@ -345,6 +345,10 @@ pub enum Command {
         /// The playbook to rehearse (a `[playbooks.NAME]` of the plan).
         #[arg(value_name = "PLAYBOOK")]
         playbook: String,
+        /// Record the answers of probes with `record_baseline = true` as their new
+        /// baselines instead of comparing them with the recorded ones.
+        #[arg(long)]
+        record_baseline: bool,
     },
     /// List the plan's suspect snapshots (backups that changed unlike their dataset's
     /// history, as ransomware does); `ack ID` closes one.

@@ -224,7 +224,12 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             }
             (None, None) => Err(bad("verify needs --plan PLAN, or --repo URL")),
         },
-        Command::Drill { plan, state, playbook } => ctx.drill(&plan, &state, &playbook).await,
+        Command::Drill {
+            plan,
+            state,
+            playbook,
+            record_baseline,
+        } => ctx.drill(&plan, &state, &playbook, record_baseline).await,
         Command::Anomalies { plan, dataset, action } => ctx.anomalies(plan, dataset.as_deref(), action).await,
         Command::Reports { plan, region } => ctx.reports(&plan, &region).await,
         Command::Failover {

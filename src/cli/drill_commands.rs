@@ -37,13 +37,14 @@ impl From<DrillError> for CliError {
 }
 
 impl Ctx {
-    pub async fn drill(&self, plan: &Path, state: &Path, playbook: &str) -> Result<i32> {
-        self.run_playbook(plan, state, playbook, Mode::Drill).await
+    pub async fn drill(&self, plan: &Path, state: &Path, playbook: &str, record_baselines: bool) -> Result<i32> {
+        self.run_playbook(plan, state, playbook, Mode::Drill, record_baselines)
+            .await
     }
 
     pub async fn failover(&self, plan: &Path, state: &Path, playbook: &str, dry_run: bool) -> Result<i32> {
         if !dry_run {
-            return self.run_playbook(plan, state, playbook, Mode::Failover).await;
+            return self.run_playbook(plan, state, playbook, Mode::Failover, false).await;
         }
         let plan = self.load_plan(plan)?;
         let session = self.session(&plan, Regions::Existing).await?;
@@ -110,7 +111,14 @@ impl Ctx {
     /// Run a playbook for real. The password is resolved and checked against the regions
     /// first: it stores the report even when no step restores, and a wrong one must stop
     /// the run before anything changes.
-    async fn run_playbook(&self, plan: &Path, state: &Path, playbook: &str, mode: Mode) -> Result<i32> {
+    async fn run_playbook(
+        &self,
+        plan: &Path,
+        state: &Path,
+        playbook: &str,
+        mode: Mode,
+        record_baselines: bool,
+    ) -> Result<i32> {
         let plan = self.load_plan(plan)?;
         find_playbook(&plan, playbook)?;
         let session = self.session(&plan, Regions::Existing).await?;
@@ -118,6 +126,7 @@ impl Ctx {
             mode,
             state_dir: state.to_path_buf(),
             upload: true,
+            record_baselines,
         };
         let (report, path) = run_playbook_in(session, playbook, &opts).await?;
         if self.json {

@@ -85,6 +85,8 @@ async fn rehearse(
         mode,
         state_dir: shared.config.state_dir.join("drills"),
         upload: true,
+        // A scheduled drill compares; only an operator records a new baseline.
+        record_baselines: false,
     };
     let mut view = DrillView {
         plan: plan_name.to_string(),

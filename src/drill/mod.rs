@@ -11,6 +11,8 @@
 //!
 //! This module reaches repositories only through `apply` (restores, report uploads).
 
+pub mod baseline;
+pub mod drift;
 pub mod endpoint;
 pub mod preflight;
 pub mod preview;

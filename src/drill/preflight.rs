@@ -29,7 +29,7 @@ use super::{DrillError, Mode};
 use crate::apply::session::{Regions, Session};
 use crate::apply::{secrets, verify};
 use crate::format::names::{DatasetName, RegionName};
-use crate::plan::{EndpointName, KeySource, Plan, Playbook, Provider, Step, StepAction, UrlSource};
+use crate::plan::{EndpointName, KeySource, Plan, Playbook, Probe, Provider, Step, StepAction, UrlSource};
 
 /// How long one endpoint or region check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -134,6 +134,7 @@ impl Preflight<'_> {
                     detail: secrets::redact(&detail),
                     latency_ms: None,
                     attempts: None,
+                    baseline: None,
                 }
             })
             .collect()
@@ -264,18 +265,24 @@ async fn resolve(key: &KeySource) -> Result<Vec<u8>, (Cause, String)> {
     })
 }
 
-fn restores(playbook: &Playbook) -> bool {
-    all_steps(playbook).any(|s| matches!(s.action, StepAction::Restore { .. }))
+/// Restores read the repositories, and so do probes comparing with a baseline (kept in
+/// the reports stored there).
+fn needs_repositories(playbook: &Playbook) -> bool {
+    all_steps(playbook).any(|s| match &s.action {
+        StepAction::Restore { .. } => true,
+        StepAction::Probe(Probe::Http(h)) => h.baseline.is_some(),
+        _ => false,
+    })
 }
 
 const PASSWORD_CHECK: &str = "secret: repository password";
 
-/// The repository password: required when the playbook restores or relies on a signed
-/// snapshot, else resolved if it can be (it stores the report in the regions).
+/// The repository password: required when the playbook restores, keeps a baseline or
+/// relies on a signed snapshot, else resolved if it can be (it stores the report in the regions).
 async fn password(plan: &Plan, playbook: &Playbook, start: Instant, out: &mut Preflight<'_>) -> Option<Vec<u8>> {
     let began = Instant::now();
     let result = resolve(&plan.key).await;
-    let needed = restores(playbook) || !relied_on(plan, playbook).is_empty();
+    let needed = needs_repositories(playbook) || !relied_on(plan, playbook).is_empty();
     let mut password = None;
     let result = match result {
         Ok(pw) => {
@@ -283,7 +290,9 @@ async fn password(plan: &Plan, playbook: &Playbook, start: Instant, out: &mut Pr
             Ok("resolved".to_string())
         }
         Err(e) if needed => Err(e),
-        Err((_, e)) => Ok(format!("{e} (no restore needs it; the report is kept locally only)")),
+        Err((_, e)) => Ok(format!(
+            "{e} (no restore or baseline needs it; the report is kept locally only)"
+        )),
     };
     out.push(start, began, PASSWORD_CHECK.into(), result);
     password

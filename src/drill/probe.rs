@@ -19,7 +19,12 @@ pub struct ProbeResult {
     pub latency: Duration,
     /// What the last attempt saw.
     pub detail: String,
+    /// The passing HTTP answer's body (for comparing with a baseline).
+    pub body: Option<String>,
 }
+
+/// The largest answer a probe reads; a canary's answer is far smaller.
+const MAX_BODY: usize = 4 << 20;
 
 /// Try `probe` until it passes (`Ok`) or the next attempt would start past `deadline`.
 pub async fn run(
@@ -41,23 +46,26 @@ pub async fn run(
             .saturating_duration_since(started)
             .max(Duration::from_millis(100));
         let outcome = match probe {
-            Probe::Http(h) => attempt_http(h, url_override.unwrap_or(&h.url), client, remaining).await,
+            Probe::Http(h) => attempt_http(h, url_override.unwrap_or(&h.url), client, remaining)
+                .await
+                .map(|(detail, body)| (detail, Some(body))),
             Probe::Command { argv, .. } => {
                 match tokio::time::timeout(remaining, process::run(argv, vars, passed)).await {
-                    Ok(r) => r.map(|out| format!("`{}` exited 0 {out}", argv.join(" ")).trim().to_string()),
+                    Ok(r) => r.map(|out| (format!("`{}` exited 0 {out}", argv.join(" ")).trim().to_string(), None)),
                     Err(_) => Err(format!("`{}` did not finish in time", argv.join(" "))),
                 }
             }
         };
-        let result = |detail| ProbeResult {
+        let result = |detail, body| ProbeResult {
             attempts,
             latency: started.elapsed(),
             detail,
+            body,
         };
         match outcome {
-            Ok(detail) => return Ok(result(detail)),
+            Ok((detail, body)) => return Ok(result(detail, body)),
             Err(detail) if Instant::now() + interval >= deadline => {
-                return Err(result(format!("{detail} (after {attempts} attempt(s))")));
+                return Err(result(format!("{detail} (after {attempts} attempt(s))"), None));
             }
             Err(_) => tokio::time::sleep(interval).await,
         }
@@ -69,7 +77,7 @@ async fn attempt_http(
     url: &str,
     client: &reqwest::Client,
     limit: Duration,
-) -> Result<String, String> {
+) -> Result<(String, String), String> {
     let method = reqwest::Method::from_bytes(probe.method.as_bytes())
         .map_err(|_| format!("`{}` is not an HTTP method", probe.method))?;
     let mut request = client.request(method.clone(), url).timeout(limit);
@@ -80,8 +88,7 @@ async fn attempt_http(
     }
     let response = request.send().await.map_err(|e| format!("{method} {url}: {e}"))?;
     let status = response.status().as_u16();
-    let body = response
-        .text()
+    let body = read_body(response)
         .await
         .map_err(|e| format!("{method} {url}: reading the body: {e}"))?;
     let short: String = body.chars().take(200).collect();
@@ -92,7 +99,19 @@ async fn attempt_http(
         return Err(format!("{method} {url} answered {status}: {short}"));
     }
     check_body(probe, &body).map_err(|why| format!("{method} {url} answered {status} but {why}"))?;
-    Ok(format!("{method} {url} answered {status}: {short}"))
+    Ok((format!("{method} {url} answered {status}: {short}"), body))
+}
+
+/// The body as text, refused past `MAX_BODY`: the service is not trusted to be small.
+async fn read_body(mut response: reqwest::Response) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if bytes.len() + chunk.len() > MAX_BODY {
+            return Err(format!("the answer is larger than {} MiB", MAX_BODY >> 20));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// The body conditions of `probe`, or what did not hold.
@@ -144,6 +163,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect::<BTreeMap<_, _>>(),
             interval: Duration::from_millis(10),
+            baseline: None,
         }
     }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::drift::BaselineNote;
 use super::{DrillError, Mode, Result};
 use crate::apply::audit::RunEvent;
 use crate::apply::reports::Upload;
@@ -87,6 +88,9 @@ pub struct StepRecord {
     pub latency_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
+    /// For probes with `record_baseline`: the baseline recorded or compared with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineNote>,
 }
 
 /// RTO: the time from the start until the last step passed.

@@ -10,7 +10,7 @@ use chrono::Utc;
 
 use super::preflight;
 use super::report::{Outcome, Phase, Report, RpoResult, RtoResult, StepRecord, StepStatus};
-use super::runner::{Restored, RunResult, Runner};
+use super::runner::{Baselines, Restored, RunResult, Runner};
 use super::{DrillError, Mode, Result};
 use crate::apply::audit::record_start;
 use crate::apply::session::Session;
@@ -25,6 +25,9 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
     /// Also store the report in the repositories under `reports/`.
     pub upload: bool,
+    /// Probes with `record_baseline` record their answer as the new baseline instead
+    /// of comparing it with the recorded one.
+    pub record_baselines: bool,
 }
 
 /// The playbook called `name`, or a message listing the ones there are.
@@ -88,6 +91,10 @@ async fn run<'p>(
     let mut result = Runner::new(plan, playbook, opts.mode, session)
         .since(clock)
         .with_current(checks.current.clone())
+        .with_baselines(Baselines {
+            record: opts.record_baselines,
+            stored: opts.upload,
+        })
         .run()
         .await;
     let mut first = checks.records();
@@ -110,6 +117,7 @@ fn unrecorded(why: &str, clock: Instant) -> StepRecord {
         detail: secrets::redact(&format!("the start of the run was not recorded in {why}")),
         latency_ms: None,
         attempts: None,
+        baseline: None,
     }
 }
 

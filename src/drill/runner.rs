@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::baseline;
+use super::drift::{BaselineAction, BaselineNote};
 use super::endpoint::{self, Change, Route};
 use super::report::{Phase, StepRecord, StepStatus};
 use super::template::{Vars, render};
@@ -19,7 +21,7 @@ use crate::apply::secrets;
 use crate::apply::session::Session;
 use crate::apply::{Placement, Progress, RestoreOptions};
 use crate::format::names::{DatasetName, RegionName};
-use crate::plan::{EndpointName, Plan, Playbook, Probe, Step, StepAction, UrlSource};
+use crate::plan::{Baseline, EndpointName, HttpProbe, Plan, Playbook, Probe, Step, StepAction, UrlSource};
 
 /// How long a step may take when the plan does not say.
 pub fn default_timeout(action: &StepAction) -> Duration {
@@ -56,6 +58,8 @@ struct Done {
     detail: String,
     latency: Option<Duration>,
     attempts: Option<u32>,
+    /// Boxed: most steps have none, and `Done` travels in both arms of a `Result`.
+    baseline: Option<Box<BaselineNote>>,
 }
 
 impl From<String> for Done {
@@ -81,6 +85,16 @@ pub struct Runner<'a> {
     expected: BTreeMap<EndpointName, String>,
     /// Values read by the preflight, which undoing restores.
     before: BTreeMap<EndpointName, String>,
+    baselines: Baselines,
+}
+
+/// What probes with `record_baseline` may do in this run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Baselines {
+    /// Record every answer as the new baseline instead of comparing (the operator asked).
+    pub record: bool,
+    /// The run's report is stored in the regions, where baselines are kept.
+    pub stored: bool,
 }
 
 impl<'a> Runner<'a> {
@@ -98,7 +112,14 @@ impl<'a> Runner<'a> {
             restored: Vec::new(),
             expected: BTreeMap::new(),
             before: BTreeMap::new(),
+            baselines: Baselines::default(),
         }
+    }
+
+    /// Whether probes record baselines anew, and whether a recorded one will be kept.
+    pub fn with_baselines(mut self, baselines: Baselines) -> Self {
+        self.baselines = baselines;
+        self
     }
 
     /// The endpoint values the preflight read ([`super::preflight::Preflight::current`]).
@@ -166,6 +187,7 @@ impl<'a> Runner<'a> {
             detail: "not run: an earlier step failed".into(),
             latency_ms: None,
             attempts: None,
+            baseline: None,
         });
     }
 
@@ -212,6 +234,7 @@ impl<'a> Runner<'a> {
             detail: secrets::redact(&done.detail),
             latency_ms: done.latency.map(ms),
             attempts: done.attempts,
+            baseline: done.baseline.map(|b| *b),
         });
         status == StepStatus::Passed
     }
@@ -326,15 +349,75 @@ impl<'a> Runner<'a> {
             _ => None,
         };
         let env = self.env();
-        let to_done = |r: probe::ProbeResult| Done {
-            detail: r.detail,
+        let to_done = |r: &probe::ProbeResult| Done {
+            detail: r.detail.clone(),
             latency: Some(r.latency),
             attempts: Some(r.attempts),
+            baseline: None,
         };
-        probe::run(p, url, &self.http, (&env, passed), deadline)
+        let result = probe::run(p, url, &self.http, (&env, passed), deadline)
             .await
-            .map(to_done)
-            .map_err(to_done)
+            .map_err(|r| to_done(&r))?;
+        let done = to_done(&result);
+        match (p, &result.body) {
+            (Probe::Http(h), Some(body)) if h.baseline.is_some() => {
+                let url = url.unwrap_or(&h.url);
+                self.against_baseline(h, &baseline::request_of(h, url), body, done)
+                    .await
+            }
+            _ => Ok(done),
+        }
+    }
+
+    /// Record `answer` as the baseline of `request`, or compare it with the one recorded.
+    async fn against_baseline(&self, h: &HttpProbe, request: &str, answer: &str, done: Done) -> Result<Done, Done> {
+        let Some(how) = &h.baseline else {
+            return Ok(done);
+        };
+        let fail = |why: String| Err(Done::from(format!("{}; {why}", done.detail)));
+        let Some(session) = self.session else {
+            return fail("no repository password: baselines are kept in the reports stored in the regions".into());
+        };
+        if self.baselines.record {
+            return self.record_baseline(how, request, answer, done, "recorded as the new baseline, as asked");
+        }
+        match baseline::find(session, self.playbook.name.as_str(), request).await {
+            Ok(Some(found)) => Ok(compared(how, request, &found, answer, done)?),
+            Ok(None) => self.record_baseline(how, request, answer, done, "recorded as the first baseline"),
+            Err(e) => fail(format!(
+                "cannot tell whether a baseline was recorded ({e}) — run again when every region can be read, \
+                 or record a new baseline with `lifeboat drill --record-baseline`"
+            )),
+        }
+    }
+
+    fn record_baseline(
+        &self,
+        how: &Baseline,
+        request: &str,
+        answer: &str,
+        done: Done,
+        what: &str,
+    ) -> Result<Done, Done> {
+        let why = baseline::unfit(how, answer).or_else(|| {
+            (!self.baselines.stored)
+                .then(|| "this run stores no report in the regions, so a baseline would be lost".into())
+        });
+        if let Some(why) = why {
+            return Err(format!("{}; the answer cannot be the baseline: {why}", done.detail).into());
+        }
+        Ok(Done {
+            detail: format!("{}; {what}", done.detail),
+            baseline: Some(Box::new(BaselineNote {
+                request: request.to_string(),
+                action: BaselineAction::Recorded,
+                answer: Some(answer.to_string()),
+                from: None,
+                recorded_at: None,
+                drift: Vec::new(),
+            })),
+            ..done
+        })
     }
 
     fn change<'c>(&'c self, endpoint: &EndpointName, to: &'c RegionName) -> Result<Change<'c>, String> {
@@ -443,6 +526,37 @@ impl<'a> Runner<'a> {
         } else {
             Err(format!("webhook {shown} answered {}", status.as_u16()).into())
         }
+    }
+}
+
+/// The step's outcome after comparing `answer` with the baseline `found`: drift fails it.
+fn compared(how: &Baseline, request: &str, found: &baseline::Found, answer: &str, done: Done) -> Result<Done, Done> {
+    let drift = baseline::differences(how, &found.answer, answer);
+    let source = format!(
+        "the baseline recorded {} (report {})",
+        found.recorded_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        found.report
+    );
+    let listed: Vec<String> = drift.iter().map(ToString::to_string).collect();
+    let detail = match listed.is_empty() {
+        true => format!("{}; the same as {source}", done.detail),
+        false => format!("{}; DRIFT from {source}: {}", done.detail, listed.join("; ")),
+    };
+    let outcome = Done {
+        detail,
+        baseline: Some(Box::new(BaselineNote {
+            request: request.to_string(),
+            action: BaselineAction::Compared,
+            answer: None,
+            from: Some(found.report.clone()),
+            recorded_at: Some(found.recorded_at),
+            drift,
+        })),
+        ..done
+    };
+    match listed.is_empty() {
+        true => Ok(outcome),
+        false => Err(outcome),
     }
 }
 

@@ -10,6 +10,7 @@
 
 mod diagnostic;
 pub mod due;
+pub mod json_path;
 mod model;
 mod reader;
 pub mod redact;
@@ -25,8 +26,8 @@ use toml::de::DeTable;
 pub use diagnostic::{Diagnostic, LineIndex, Severity};
 pub use due::{Due, Observed, due};
 pub use model::{
-    Alerts, Dataset, DatasetKind, DnsRecordType, Endpoint, EndpointName, HttpProbe, HttpVerify, KeySource, Plan,
-    Playbook, PlaybookName, Probe, Provider, Region, RegionCredentials, RepoAddress, SecretSource, Signing, Step,
+    Alerts, Baseline, Dataset, DatasetKind, DnsRecordType, Endpoint, EndpointName, HttpProbe, HttpVerify, KeySource,
+    Plan, Playbook, PlaybookName, Probe, Provider, Region, RegionCredentials, RepoAddress, SecretSource, Signing, Step,
     StepAction, TsigAlgorithm, UrlSource, VerifyName, VerifyPolicy,
 };
 pub use retention::{Decision, Retention, SnapInfo};

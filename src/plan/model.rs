@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::format::anomaly::Policy;
 use crate::format::names::{DatasetName, RegionName, Tag};
 
+use super::json_path::JsonPath;
 use super::retention::Retention;
 use super::schedule::Schedule;
 
@@ -405,4 +406,17 @@ pub struct HttpProbe {
     pub expect_json: BTreeMap<String, serde_json::Value>,
     /// Pause between attempts.
     pub interval: Duration,
+    /// `record_baseline = true`: the answer is compared with one recorded by an earlier run.
+    pub baseline: Option<Baseline>,
+}
+
+/// How a probe's answer is compared with its recorded baseline (model drift).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Baseline {
+    /// `compare = "exact"`: the body must be the recorded one, byte for byte.
+    Exact,
+    /// `compare = "json"` or a `tolerance` table: the body must be JSON equal to the
+    /// recorded one, except that the numbers at these paths may differ by up to their
+    /// tolerance.
+    Json { tolerance: Vec<(JsonPath, f64)> },
 }

@@ -7,6 +7,10 @@
 //! modification time changes, so a restored checkpoint is served without a restart. A
 //! missing model answers 503. It lives here, not as a binary of the crate, so that
 //! installing Lifeboat installs only `lifeboat`.
+//!
+//! To stand in for a model whose answers drift, `POST /admin/score` with a number as
+//! the body makes every later answer also carry `"choices": [{"score": S}]`;
+//! [`set_score`] does that from a test.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -36,6 +40,8 @@ struct Server {
     path: PathBuf,
     name: String,
     model: Mutex<Model>,
+    /// The score answers carry, as written to `/admin/score`; none until then.
+    score: Mutex<Option<String>>,
 }
 
 impl Server {
@@ -56,6 +62,7 @@ impl Server {
 struct Request {
     method: String,
     path: String,
+    body: Vec<u8>,
 }
 
 fn read_request(stream: &TcpStream) -> Option<Request> {
@@ -78,7 +85,7 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
     }
     let mut body = vec![0; length.min(MAX_BODY)];
     reader.read_exact(&mut body).ok()?;
-    Some(Request { method, path })
+    Some(Request { method, path, body })
 }
 
 fn respond(mut stream: &TcpStream, status: &str, content_type: &str, body: &str) {
@@ -99,10 +106,7 @@ fn handle(server: &Server, stream: TcpStream) {
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/healthz") => respond(&stream, "200 OK", "text/plain", "ok\n"),
         ("POST", "/v1/predict") => match server.answer() {
-            Some(a) => {
-                let body = format!("{{\"answer\": {a}, \"model\": {:?}}}", server.name);
-                respond(&stream, "200 OK", "application/json", &body)
-            }
+            Some(a) => respond(&stream, "200 OK", "application/json", &server.prediction(a)),
             None => respond(
                 &stream,
                 "503 Service Unavailable",
@@ -110,8 +114,48 @@ fn handle(server: &Server, stream: TcpStream) {
                 "{\"error\": \"model file missing\"}",
             ),
         },
+        ("POST", "/admin/score") => {
+            let text = String::from_utf8_lossy(&req.body).trim().to_string();
+            match text.parse::<f64>() {
+                Ok(n) if n.is_finite() => {
+                    if let Ok(mut score) = server.score.lock() {
+                        *score = Some(text);
+                    }
+                    respond(&stream, "200 OK", "text/plain", "ok\n")
+                }
+                _ => respond(&stream, "400 Bad Request", "text/plain", "the body must be a number\n"),
+            }
+        }
         _ => respond(&stream, "404 Not Found", "text/plain", "not found\n"),
     }
+}
+
+impl Server {
+    /// The JSON answer for a model whose answer is `a`, with the score when one is set.
+    fn prediction(&self, a: u64) -> String {
+        let score = self.score.lock().ok().and_then(|s| s.clone());
+        match score {
+            None => format!("{{\"answer\": {a}, \"model\": {:?}}}", self.name),
+            Some(s) => format!(
+                "{{\"answer\": {a}, \"model\": {:?}, \"choices\": [{{\"score\": {s}}}]}}",
+                self.name
+            ),
+        }
+    }
+}
+
+/// Make the server on `port` answer with `score` from now on (its admin endpoint).
+#[allow(dead_code)]
+pub fn set_score(port: u16, score: &str) {
+    let request = format!(
+        "POST /admin/score HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{score}",
+        score.len()
+    );
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the inference server");
+    stream.write_all(request.as_bytes()).expect("send the score");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read the answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "score {score} refused: {answer}");
 }
 
 /// Serve `model` on a free loopback port until the test process ends; returns the port.
@@ -125,6 +169,7 @@ pub fn start(model: &Path) -> u16 {
         name,
         path: model.to_path_buf(),
         model: Mutex::new(Model::default()),
+        score: Mutex::new(None),
     });
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {

@@ -7,6 +7,7 @@
 
 mod alerts;
 mod anomaly;
+mod baseline;
 mod checks;
 mod datasets;
 mod endpoints;

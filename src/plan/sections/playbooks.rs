@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
 
+use super::baseline;
 use super::checks::{MAX_STEP_TIME, bounded, env_names, http_url, method, url_source};
 use super::key::command;
 use super::{Ctx, Named};
@@ -26,7 +27,7 @@ const PLAYBOOK_KEYS: [&str; 7] = [
     "drill_schedule",
 ];
 const STEP_COMMON: [&str; 3] = ["kind", "name", "timeout"];
-const PROBE_KEYS: [&str; 10] = [
+const PROBE_KEYS: [&str; 13] = [
     "url",
     "drill_url",
     "method",
@@ -37,6 +38,9 @@ const PROBE_KEYS: [&str; 10] = [
     "interval",
     "command",
     "env",
+    "record_baseline",
+    "compare",
+    "tolerance",
 ];
 /// A command probe's pause between attempts when the step does not set `interval`.
 const COMMAND_PROBE_INTERVAL: Duration = Duration::from_millis(500);
@@ -180,6 +184,9 @@ fn step_keys(kind: &str) -> &'static [&'static str] {
             "duration",
             "message",
             "env",
+            "record_baseline",
+            "compare",
+            "tolerance",
         ],
     }
 }
@@ -264,8 +271,12 @@ fn probe(fields: &Fields, ctx: &mut Ctx) -> Option<Probe> {
     match (url, command) {
         (Some(url), None) if fields.get("command").is_none() => http_probe(url.value, status?, fields, ctx),
         (None, Some(argv)) if fields.get("url").is_none() => {
-            let interval = probe_interval(fields, COMMAND_PROBE_INTERVAL, ctx)?;
-            Some(Probe::Command { argv, interval })
+            let interval = probe_interval(fields, COMMAND_PROBE_INTERVAL, ctx);
+            let no_baseline = baseline::of_command_probe(fields, ctx);
+            no_baseline.then_some(Probe::Command {
+                argv,
+                interval: interval?,
+            })
         }
         (None, _) | (_, None) if fields.get("url").is_some() != fields.get("command").is_some() => None,
         _ => {
@@ -295,8 +306,9 @@ fn http_probe(url: String, expect_status: Option<u16>, fields: &Fields, ctx: &mu
     let body = text("body", "'{\"input\": [1, 2, 3]}'", ctx);
     let expect_body = text("expect_body", "\"ok\"", ctx);
     let interval = probe_interval(fields, Duration::from_secs(1), ctx);
-    let expect_json = expect_json(fields, ctx)?;
-    let (method, interval) = (method?, interval?);
+    let expect_json = expect_json(fields, ctx);
+    let baseline = baseline::of_http_probe(fields, ctx);
+    let (method, interval, expect_json, baseline) = (method?, interval?, expect_json?, baseline?);
     if fields.get("drill_url").is_some() && drill_url.is_none() {
         return None;
     }
@@ -309,6 +321,7 @@ fn http_probe(url: String, expect_status: Option<u16>, fields: &Fields, ctx: &mu
         expect_body,
         expect_json,
         interval,
+        baseline,
     }))
 }
 
