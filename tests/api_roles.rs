@@ -37,6 +37,8 @@ fn every_route_answers_every_role_as_its_table_says() {
 #[test]
 fn scoped_viewers_see_only_their_plans_and_metrics_need_a_token_off_loopback() {
     let site = Site::new();
+    // A third plan file that does not load: only unscoped viewers count its error.
+    std::fs::write(site.path("plans/broken.toml"), "[plan\n").unwrap();
     let mut extra = NO_LIMITS.to_vec();
     extra.push("--insecure-http");
     let d = site.start("0.0.0.0", &extra);
@@ -80,6 +82,13 @@ fn scoped_viewers_see_only_their_plans_and_metrics_need_a_token_off_loopback() {
     assert_eq!(code, 200);
     assert!(mine.contains("lifeboat_rpo_seconds{plan=\"ml\""), "{mine}");
     assert!(!mine.contains("plan=\"web\""), "{mine}");
+    // Daemon-wide gauges count the caller's plans only, as /v1/status does.
+    assert!(every.contains("lifeboat_plan_load_errors{} 1"), "{every}");
+    assert!(mine.contains("lifeboat_plan_load_errors{} 0"), "{mine}");
+    assert_eq!(
+        d.json("/v1/status", &ml)["plan_errors"].as_array().map(Vec::len),
+        Some(0)
+    );
 }
 
 #[test]

@@ -35,7 +35,10 @@ pub async fn healthz(State(shared): AppState) -> Response {
 
 /// The exposition; a caller (when `/metrics` needs one) sees only its plans' series.
 pub async fn metrics(State(shared): AppState, caller: Option<Extension<Caller>>) -> Response {
-    let mut body = metrics::render(&shared);
+    let mut body = match &caller {
+        Some(Extension(c)) => metrics::render(&shared, &visible_status(&shared, c)),
+        None => metrics::render(&shared, &view::status(&shared)),
+    };
     if let Some(Extension(c)) = caller {
         body = only_visible_series(&body, &c);
     }
@@ -58,14 +61,20 @@ fn only_visible_series(text: &str, caller: &Caller) -> String {
 }
 
 pub async fn status(State(shared): AppState, Extension(caller): Extension<Caller>) -> Response {
-    let mut st = view::status(&shared);
+    Json(visible_status(&shared, &caller)).into_response()
+}
+
+/// The daemon's status as the caller may see it: its plans only, and job counts,
+/// plan errors and violations of those plans only (`/v1/status` and `/metrics` alike).
+fn visible_status(shared: &Shared, caller: &Caller) -> view::StatusView {
+    let mut st = view::status(shared);
     st.plans.retain(|p| caller.sees(&p.name));
     st.plan_errors.retain(|e| caller.sees(&plan_of_file(&e.file)));
     st.violations
         .retain(|v| v.split_once('/').is_some_and(|(plan, _)| caller.sees(plan)));
     st.drills.retain(|d| caller.sees(&d.plan));
     (st.running_jobs, st.queued_jobs) = view::job_counts(&lock(&shared.active), |p| caller.sees(p));
-    Json(st).into_response()
+    st
 }
 
 /// A plan is named by its file's stem.

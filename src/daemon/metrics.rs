@@ -246,14 +246,14 @@ fn region(f: &mut Exposition, plan: &str, dataset: &str, r: &RegionView) {
     }
 }
 
-/// The whole exposition.
-pub fn render(shared: &Shared) -> String {
-    let status = super::view::status(shared);
+/// The whole exposition, its gauges taken from `status` (the whole daemon's, or the
+/// part a scoped caller may see, so job counts and plan errors are scoped too).
+pub fn render(shared: &Shared, status: &StatusView) -> String {
     let mut f = Exposition::default();
-    daemon_gauges(&mut f, &status);
+    daemon_gauges(&mut f, status);
     job_counters(&mut f, shared);
-    objectives(&mut f, &status);
-    proofs(&mut f, &status);
+    objectives(&mut f, status);
+    proofs(&mut f, status);
     rate_limits(&mut f, shared);
     f.finish()
 }
