@@ -92,7 +92,13 @@ fn each_subjects_limit_holds_under_load_and_healthz_answers_throughout() {
         "/healthz failed: {:?}",
         failures.lock().unwrap()
     );
-    assert!(answered >= 5, "/healthz answered only {answered} times");
+    // Every probe must answer within 2 s (checked above), so a watcher probing back to
+    // back answers at least once per 2.1 s of load, whatever the load's length.
+    let expected = ((elapsed / 2.1).floor() as usize).max(1);
+    assert!(
+        answered >= expected,
+        "/healthz answered only {answered} times in {elapsed:.1}s of load"
+    );
 
     // Burst 6, then 1 a second: each subject gets at least its burst and at most
     // burst + refill, whatever the other nineteen do.
