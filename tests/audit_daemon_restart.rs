@@ -6,12 +6,12 @@
 //! it saw) — while the other region stays clean.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod support_daemon;
 
-use support_daemon::{free_port, hash_line, http, poll, try_http};
+use support_daemon::{Daemon, free_port, hash_line, http, poll, try_http};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lifeboat");
 const PASSWORD: &str = "daemon rollback password";
@@ -19,19 +19,6 @@ const VIEWER: &str = "viewer-token-rollback-0123456789";
 
 struct Site {
     dir: tempfile::TempDir,
-}
-
-struct Daemon {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Site {

@@ -137,19 +137,6 @@ impl Site {
     }
 }
 
-struct Daemon {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Daemon {
     fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
         http(self.port, "GET", path, token)
