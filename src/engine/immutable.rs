@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Duration, Utc};
 
 use super::{EngineError, Result};
-use crate::format::ids::PackId;
+use crate::format::ids::{PackId, SnapshotId};
 use crate::format::ledger::Ledger;
 use crate::repo::Repository;
 use crate::repo::objects::slack_days;
@@ -68,8 +68,8 @@ pub async fn keep_packs_locked(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let (mut known, ledgers) = load_ledger(repo).await?;
-    let before = known.clone();
+    let ledger = Known::load(repo).await?;
+    let mut known = ledger.packs.clone();
     let lock_days = Duration::days(i64::from(days + slack_days(days)));
     for pack in uploaded {
         let date = started + lock_days;
@@ -86,8 +86,9 @@ pub async fn keep_packs_locked(
     for pack in &stale {
         current.insert(*pack, raised_to);
     }
-    if ledgers.len() != 1 || current != before {
-        save_ledger(repo, &current, &ledgers).await?;
+    if ledger.names.len() != 1 || current != ledger.packs {
+        // Pinned snapshots' entries are carried over as they are.
+        ledger.replace(repo, &current, &ledger.snapshots).await?;
     }
     Ok(Some(report))
 }
@@ -132,29 +133,49 @@ fn plan(
     (stale, report)
 }
 
-/// Every readable ledger merged (latest date per pack), and the names of all ledgers.
-async fn load_ledger(repo: &Repository) -> Result<(HashMap<PackId, DateTime<Utc>>, Vec<String>)> {
-    let mut known = HashMap::new();
-    let mut names = Vec::new();
-    for (name, ledger) in repo.ledgers().await? {
-        names.push(name);
-        // An unreadable ledger only means its packs are raised again.
-        if let Some(ledger) = ledger {
-            ledger.merge_into(&mut known);
-        }
-    }
-    Ok((known, names))
+/// What the ledgers of a region know: the latest retain-until date of each pack and of
+/// each pinned snapshot, and the names of the ledgers it was read from.
+#[derive(Debug, Default)]
+pub(super) struct Known {
+    pub packs: HashMap<PackId, DateTime<Utc>>,
+    pub snapshots: HashMap<SnapshotId, DateTime<Utc>>,
+    pub names: Vec<String>,
 }
 
-/// Write one ledger with `current`, then remove the ones it replaces.
-async fn save_ledger(repo: &Repository, current: &HashMap<PackId, DateTime<Utc>>, old: &[String]) -> Result<()> {
-    let name = repo.save_ledger(&Ledger::from_map(current)).await?;
-    for other in old.iter().filter(|k| **k != name) {
-        // A ledger left behind is merged next time; it never lowers a date.
-        let _ = repo.delete_ledger(other).await;
+impl Known {
+    /// Every readable ledger of `repo` merged (latest date per object).
+    pub async fn load(repo: &Repository) -> Result<Known> {
+        let mut known = Known::default();
+        for (name, ledger) in repo.ledgers().await? {
+            known.names.push(name);
+            // An unreadable ledger only means its objects are raised again.
+            if let Some(ledger) = ledger {
+                ledger.merge_all_into(&mut known.packs, &mut known.snapshots);
+            }
+        }
+        Ok(known)
     }
-    Ok(())
+
+    /// Write one ledger with `packs` and `snapshots`, then remove the ones this was
+    /// read from.
+    pub async fn replace(
+        &self,
+        repo: &Repository,
+        packs: &HashMap<PackId, DateTime<Utc>>,
+        snapshots: &HashMap<SnapshotId, DateTime<Utc>>,
+    ) -> Result<()> {
+        let name = repo.save_ledger(&Ledger::from_maps(packs, snapshots)).await?;
+        for other in self.names.iter().filter(|k| **k != name) {
+            // A ledger left behind is merged next time; it never lowers a date.
+            let _ = repo.delete_ledger(other).await;
+        }
+        Ok(())
+    }
 }
+
+/// The Object Lock test store, for the tests of `pinned_lock`.
+#[cfg(test)]
+pub(super) use tests::{Locking, backup_once, locked_repo_with_backup};
 
 #[cfg(test)]
 mod tests {
@@ -171,10 +192,10 @@ mod tests {
     /// A memory store that claims Object Lock: it records every retention raise, and
     /// fails them on demand.
     #[derive(Debug)]
-    struct Locking {
+    pub(crate) struct Locking {
         inner: OpendalStore,
-        raised: Mutex<Vec<(String, DateTime<Utc>)>>,
-        fail: AtomicBool,
+        pub raised: Mutex<Vec<(String, DateTime<Utc>)>>,
+        pub fail: AtomicBool,
     }
 
     #[async_trait::async_trait]
@@ -227,7 +248,7 @@ mod tests {
         }
     }
 
-    async fn locked_repo_with_backup() -> (Arc<Locking>, Repository, tempfile::TempDir) {
+    pub(crate) async fn locked_repo_with_backup() -> (Arc<Locking>, Repository, tempfile::TempDir) {
         let store = Arc::new(Locking {
             inner: OpendalStore::memory(format!("immutable-{}", rand::random::<u64>())).unwrap(),
             raised: Mutex::new(Vec::new()),
@@ -248,7 +269,7 @@ mod tests {
         (store, repo, dir)
     }
 
-    async fn backup_once(repo: &Repository, dir: &tempfile::TempDir) -> Result<()> {
+    pub(crate) async fn backup_once(repo: &Repository, dir: &tempfile::TempDir) -> Result<()> {
         let opts = crate::engine::backup::BackupOptions {
             paths: vec![dir.path().to_path_buf()],
             force_read: true,

@@ -15,6 +15,7 @@ pub mod immutable;
 pub mod ls;
 pub mod manifest;
 pub mod manifest_copy;
+pub mod pinned_lock;
 pub mod progress;
 pub mod prune;
 pub mod repair;

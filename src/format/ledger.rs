@@ -1,10 +1,13 @@
-//! Retention ledgers: what a region knows about how long each pack is locked.
+//! Retention ledgers: what a region knows about how long each pack, and each snapshot
+//! an open anomaly pins, is locked.
 //!
 //! Plaintext (sealed and compressed): compact JSON `{"until":{"<RFC 3339 date>":
-//! ["<pack id hex>", …], …}}`, grouping pack ids by the date their S3 Object Lock
-//! retention runs until, ids sorted within a date. A ledger only saves requests: a
-//! pack it does not name is treated as unknown and its lock is raised again, so a
-//! reader passes over a ledger that does not decode.
+//! ["<pack id hex>", …], …}, "snapshots":{"<RFC 3339 date>":["<snapshot id hex>", …]}}`,
+//! grouping ids by the date their S3 Object Lock retention runs until, ids sorted
+//! within a date; `snapshots` is left out when empty (ledgers written before it
+//! existed read as having none). A ledger only saves requests: an object it does not
+//! name is treated as unknown and its lock is raised again, so a reader passes over a
+//! ledger that does not decode.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::blob::MAX_BLOB;
-use super::ids::PackId;
+use super::ids::{PackId, SnapshotId};
 
 /// Longest ledger plaintext read (about a million packs at 70 bytes each).
 pub const MAX_LEDGER_LEN: usize = MAX_BLOB;
@@ -21,6 +24,9 @@ pub const MAX_LEDGER_LEN: usize = MAX_BLOB;
 pub struct Ledger {
     /// Retain-until date → packs locked at least until then.
     pub until: BTreeMap<DateTime<Utc>, Vec<PackId>>,
+    /// Retain-until date → pinned snapshots locked at least until then.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub snapshots: BTreeMap<DateTime<Utc>, Vec<SnapshotId>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,25 +38,33 @@ pub enum LedgerError {
 }
 
 impl Ledger {
-    /// The ledger of `map` (pack → retain-until date).
+    /// The ledger of `map` (pack → retain-until date), naming no snapshot.
     pub fn from_map(map: &HashMap<PackId, DateTime<Utc>>) -> Self {
-        let mut until: BTreeMap<DateTime<Utc>, Vec<PackId>> = BTreeMap::new();
-        for (pack, date) in map {
-            until.entry(*date).or_default().push(*pack);
+        Self::from_maps(map, &HashMap::new())
+    }
+
+    /// The ledger of `packs` and `snapshots` (id → retain-until date).
+    pub fn from_maps(packs: &HashMap<PackId, DateTime<Utc>>, snapshots: &HashMap<SnapshotId, DateTime<Utc>>) -> Self {
+        Ledger {
+            until: by_date(packs),
+            snapshots: by_date(snapshots),
         }
-        for packs in until.values_mut() {
-            packs.sort();
-        }
-        Ledger { until }
     }
 
     /// Enter every pack of this ledger into `known`, keeping the later date of two.
     pub fn merge_into(self, known: &mut HashMap<PackId, DateTime<Utc>>) {
-        for (date, packs) in self.until {
-            for pack in packs {
-                known.entry(pack).and_modify(|d| *d = (*d).max(date)).or_insert(date);
-            }
-        }
+        merge(self.until, known);
+    }
+
+    /// Enter every pack and every snapshot of this ledger into `packs` and
+    /// `snapshots`, keeping the later date of two.
+    pub fn merge_all_into(
+        self,
+        packs: &mut HashMap<PackId, DateTime<Utc>>,
+        snapshots: &mut HashMap<SnapshotId, DateTime<Utc>>,
+    ) {
+        merge(self.until, packs);
+        merge(self.snapshots, snapshots);
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -63,6 +77,26 @@ impl Ledger {
             return Err(LedgerError::TooLong(bytes.len()));
         }
         Ok(serde_json::from_slice(bytes)?)
+    }
+}
+
+/// Ids grouped by date, sorted within a date.
+fn by_date<I: Ord + Copy>(map: &HashMap<I, DateTime<Utc>>) -> BTreeMap<DateTime<Utc>, Vec<I>> {
+    let mut out: BTreeMap<DateTime<Utc>, Vec<I>> = BTreeMap::new();
+    for (id, date) in map {
+        out.entry(*date).or_default().push(*id);
+    }
+    for ids in out.values_mut() {
+        ids.sort();
+    }
+    out
+}
+
+fn merge<I: Eq + std::hash::Hash>(grouped: BTreeMap<DateTime<Utc>, Vec<I>>, known: &mut HashMap<I, DateTime<Utc>>) {
+    for (date, ids) in grouped {
+        for id in ids {
+            known.entry(id).and_modify(|d| *d = (*d).max(date)).or_insert(date);
+        }
     }
 }
 
@@ -84,6 +118,23 @@ mod tests {
         let mut known = HashMap::from([(a, later), (c, now)]);
         back.merge_into(&mut known);
         assert_eq!(known, HashMap::from([(a, later), (b, now), (c, later)]));
+    }
+
+    #[test]
+    fn pinned_snapshots_round_trip_and_old_ledgers_name_none() {
+        let now = DateTime::from_timestamp_millis(1_764_000_000_000).unwrap();
+        let later = now + chrono::Duration::days(2);
+        let packs = HashMap::from([(PackId([1; 32]), now)]);
+        let pins = HashMap::from([(SnapshotId([7; 32]), later), (SnapshotId([5; 32]), later)]);
+        let ledger = Ledger::from_maps(&packs, &pins);
+        assert_eq!(ledger.snapshots[&later], vec![SnapshotId([5; 32]), SnapshotId([7; 32])]);
+        let (mut p, mut s) = (HashMap::new(), HashMap::from([(SnapshotId([7; 32]), now)]));
+        Ledger::decode(&ledger.encode()).unwrap().merge_all_into(&mut p, &mut s);
+        assert_eq!((p, s), (packs.clone(), pins));
+        // A ledger without pins is written as before, and such a ledger reads as none.
+        let plain = Ledger::from_map(&packs).encode();
+        assert!(!String::from_utf8_lossy(&plain).contains("snapshots"));
+        assert!(Ledger::decode(&plain).unwrap().snapshots.is_empty());
     }
 
     #[test]

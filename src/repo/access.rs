@@ -121,6 +121,11 @@ impl Repository {
         Ok(self.store.extend_lock(&layout::pack(id), until).await?)
     }
 
+    /// Raise the Object Lock retention of snapshot `id` to at least `until`.
+    pub async fn extend_snapshot_lock(&self, id: &SnapshotId, until: DateTime<Utc>) -> Result<()> {
+        Ok(self.store.extend_lock(&layout::snapshot(id), until).await?)
+    }
+
     /// Raise the Object Lock retention of every key object and of the config to at
     /// least `until`: they cannot be rebuilt, and no pack can be decrypted without them.
     pub async fn extend_key_and_config_locks(&self, until: DateTime<Utc>) -> Result<()> {
