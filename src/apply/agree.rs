@@ -39,7 +39,7 @@ pub async fn catch_up(ds: &Dataset, targets: &[Target], now: DateTime<Utc>) -> V
     for (dst, forgot) in targets.iter().zip(forgotten) {
         let mut row = CaughtUp::default();
         match forgot {
-            Ok(n) => row.forgotten = n,
+            Ok(kept) => row.forgotten = kept.forgotten,
             Err(e) => row.error = Some(format!("region {}: retention: {e}", dst.name)),
         }
         if row.error.is_none() {

@@ -16,6 +16,7 @@ use super::alerts::{Alert, fire};
 use super::session::Session;
 use super::{ApplyError, Result};
 use crate::engine::audit::{self, AnomalyAck};
+use crate::engine::pinned_lock::{PinReport, keep_pins_locked, pins_not_extended};
 use crate::format::names::DatasetName;
 use crate::plan::{Dataset, Plan};
 use crate::repo::{Repository, Snapshot, SnapshotId, Verdict};
@@ -237,22 +238,42 @@ fn pick<'a>(listed: &'a Anomalies, id: &str, session: &Session<'_>) -> Result<&'
     }
 }
 
+/// What the open anomalies among some snapshots hold.
+#[derive(Debug, Default)]
+pub struct Held {
+    /// Each open anomaly's suspect snapshot (the evidence) and the snapshot it pins.
+    pub snapshots: HashSet<SnapshotId>,
+    /// Each open anomaly as (suspect, pinned snapshot).
+    pub pins: Vec<(SnapshotId, SnapshotId)>,
+}
+
 /// The snapshots open anomalies among `snaps` hold, given the trails of `repos`: each
-/// suspect snapshot (the evidence, which carries the anomaly) and the snapshot it pins
-/// (the last one before it). Retention keeps them whatever its policy says. A trail
-/// that cannot be read holds no acknowledgement: keeping too much is the safe side.
-pub async fn held_open(repos: &[&Repository], snaps: &[(SnapshotId, Snapshot)]) -> HashSet<SnapshotId> {
+/// suspect snapshot and the snapshot it pins (the last one before it). Retention keeps
+/// them whatever its policy says, and Object Lock regions keep the pinned ones locked.
+/// A trail that cannot be read holds no acknowledgement: keeping too much is the safe
+/// side.
+pub async fn held_open(repos: &[&Repository], snaps: &[(SnapshotId, Snapshot)]) -> Held {
     let suspects: Vec<(SnapshotId, Option<SnapshotId>)> = snaps
         .iter()
         .filter_map(|(id, s)| Some((*id, s.summary.anomaly.as_ref().filter(|a| a.suspect)?.pinned)))
         .collect();
     if suspects.is_empty() {
-        return HashSet::new();
+        return Held::default();
     }
     let acks = acks_in(repos, &mut Vec::new()).await;
-    suspects
-        .into_iter()
-        .filter(|(suspect, _)| !acks.contains_key(suspect))
-        .flat_map(|(suspect, pin)| std::iter::once(suspect).chain(pin))
-        .collect()
+    let open = suspects.into_iter().filter(|(suspect, _)| !acks.contains_key(suspect));
+    let mut held = Held::default();
+    for (suspect, pin) in open {
+        held.snapshots.extend(std::iter::once(suspect).chain(pin));
+        held.pins.extend(pin.map(|p| (suspect, p)));
+    }
+    held
+}
+
+/// Keep the snapshots in `pins` locked in `repo` (an Object Lock region; otherwise
+/// nothing happens): what was extended until when, or why it could not be.
+pub async fn lock_pins(repo: &Repository, pins: &[SnapshotId]) -> std::result::Result<Option<PinReport>, String> {
+    keep_pins_locked(repo, pins, Utc::now())
+        .await
+        .map_err(|e| pins_not_extended(e).to_string())
 }

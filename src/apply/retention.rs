@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use super::Result;
-use super::anomaly::held_open;
+use super::anomaly::{Held, held_open};
 use crate::engine::forget::forget;
 use crate::format::names::{DatasetName, Tag};
 use crate::plan::{Decision, Retention, SnapInfo};
@@ -55,7 +55,7 @@ pub async fn apply_retention(
 ) -> Result<Vec<Verdict>> {
     let snaps = repo.snapshots().await?;
     let held = held_open(&[repo], &snaps).await;
-    let verdicts = keep_held(decide(snaps, filter, policy, now), &held);
+    let verdicts = keep_held(decide(snaps, filter, policy, now), &held.snapshots);
     if !dry_run {
         let gone: Vec<SnapshotId> = verdicts.iter().filter(|v| !v.keep).map(|v| v.id).collect();
         forget(repo, &gone).await?;
@@ -67,13 +67,14 @@ pub async fn apply_retention(
 /// out in each: every region forgets the same snapshots, so regions never keep
 /// different histories, and a region that missed a run (or was down while the others
 /// forgot) gets the same decisions when it is reached again. Returns, per region in
-/// `repos` order, how many snapshots it forgot, or why it could not.
+/// `repos` order, what it forgot and which selected snapshots open anomalies pin in it,
+/// or why it could not.
 pub async fn apply_retention_everywhere(
     repos: &[&Repository],
     filter: &Filter,
     policy: &Retention,
     now: DateTime<Utc>,
-) -> Vec<Result<usize>> {
+) -> Vec<Result<Retained>> {
     let mut held = Vec::new();
     let mut union: BTreeMap<SnapshotId, Snapshot> = BTreeMap::new();
     for repo in repos {
@@ -85,7 +86,8 @@ pub async fn apply_retention_everywhere(
     }
     let union: Vec<(SnapshotId, Snapshot)> = union.into_iter().collect();
     let open = held_open(repos, &union).await;
-    let gone: HashSet<SnapshotId> = keep_held(decide(union, filter, policy, now), &open)
+    let pinned = pinned_by_selected(&open, &union, filter);
+    let gone: HashSet<SnapshotId> = keep_held(decide(union, filter, policy, now), &open.snapshots)
         .into_iter()
         .filter(|v| !v.keep)
         .map(|v| v.id)
@@ -93,11 +95,37 @@ pub async fn apply_retention_everywhere(
     let mut out = Vec::new();
     for (repo, held) in repos.iter().zip(held) {
         out.push(match held {
-            Ok(held) => forget_held(repo, &held, &gone).await,
+            Ok(held) => forget_held(repo, &held, &gone).await.map(|forgotten| Retained {
+                forgotten,
+                pinned: pinned.iter().filter(|p| held.contains(p)).copied().collect(),
+            }),
             Err(e) => Err(e.into()),
         });
     }
     out
+}
+
+/// What retention did in one region.
+#[derive(Debug, Clone, Default)]
+pub struct Retained {
+    /// Snapshots forgotten.
+    pub forgotten: usize,
+    /// Snapshots the region holds that open anomalies of the selected snapshots pin.
+    pub pinned: Vec<SnapshotId>,
+}
+
+/// The snapshots pinned by open anomalies whose suspect snapshot `filter` selects.
+fn pinned_by_selected(open: &Held, snaps: &[(SnapshotId, Snapshot)], filter: &Filter) -> Vec<SnapshotId> {
+    let selected_ids: HashSet<SnapshotId> = snaps
+        .iter()
+        .filter(|(_, s)| selected(filter, s))
+        .map(|(id, _)| *id)
+        .collect();
+    let pins: std::collections::BTreeSet<SnapshotId> = (open.pins.iter())
+        .filter(|(suspect, _)| selected_ids.contains(suspect))
+        .map(|(_, pin)| *pin)
+        .collect();
+    pins.into_iter().collect()
 }
 
 async fn forget_held(repo: &Repository, held: &HashSet<SnapshotId>, gone: &HashSet<SnapshotId>) -> Result<usize> {

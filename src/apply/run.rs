@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::agree::catch_up;
-use super::anomaly::{Suspect, alert};
+use super::anomaly::{Suspect, alert, lock_pins};
 use super::regions::RegionRepo;
 use super::retention::{Filter, apply_retention_everywhere};
 use super::session::Session;
@@ -22,6 +22,7 @@ use crate::engine::Progress;
 use crate::engine::backup::{BackupOptions, backup_to};
 use crate::engine::fanout::Target;
 use crate::engine::manifest::Signing;
+use crate::engine::pinned_lock::PinReport;
 use crate::engine::prune::{PruneOptions, PruneReport, prune};
 use crate::format::names::DatasetName;
 use crate::plan::due::DatasetObs;
@@ -58,6 +59,10 @@ pub struct RegionRun {
     pub bytes_added: u64,
     /// Dropped from the backup for falling too far behind; `sync` catches it up.
     pub lagging: bool,
+    /// In an Object Lock region, the locks of the snapshots open anomalies of the
+    /// dataset pin: which were extended until when, which were already long enough.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_lock: Option<PinReport>,
     pub error: Option<String>,
 }
 
@@ -345,7 +350,13 @@ async fn retain_everywhere(ds: &Dataset, targets: &[&Target], opts: &ApplyOption
     for (t, forgot) in targets.iter().zip(forgotten) {
         let run = run_of(runs, &t.name);
         match forgot {
-            Ok(n) => run.forgotten += n,
+            Ok(kept) => {
+                run.forgotten += kept.forgotten;
+                match lock_pins(&t.repo, &kept.pinned).await {
+                    Ok(report) => run.pinned_lock = report,
+                    Err(e) => run.error = Some(format!("region {}: {e}", t.name)),
+                }
+            }
             Err(e) => run.error = Some(e.to_string()),
         }
     }

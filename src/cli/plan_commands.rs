@@ -15,7 +15,7 @@ use crate::apply::alerts::verify_and_alert;
 use crate::apply::audit::review_regions;
 use crate::apply::recover::{Wanted, restore_by_plan};
 use crate::apply::replicate::sync_plan;
-use crate::apply::run::{ApplyOptions, apply, check_options};
+use crate::apply::run::{ApplyOptions, RegionRun, apply, check_options};
 use crate::apply::session::Regions;
 use crate::apply::status;
 use crate::apply::verify::VerifyRequest;
@@ -111,6 +111,9 @@ impl Ctx {
                         _ => format!("caught up {} snapshot(s), forgot {}", r.synced, r.forgotten),
                     };
                     say!("{:<20} {:<12} {what}", ds.dataset, r.region);
+                    for line in pinned_lock_lines(r) {
+                        say!("{:<20} {:<12} {line}", ds.dataset, r.region);
+                    }
                 }
                 let summary = ds.regions.iter().find_map(|r| r.summary.as_ref());
                 for w in summary.iter().flat_map(|s| &s.warnings) {
@@ -400,4 +403,22 @@ fn print_stale_locks(regions: &[crate::apply::locks::StaleLocks]) {
         );
         r.stale.iter().for_each(|line| say!("    {line}"));
     }
+}
+
+/// One line per snapshot an open anomaly pins in an Object Lock region: until when its
+/// lock now runs, and whether this run extended it.
+fn pinned_lock_lines(r: &RegionRun) -> Vec<String> {
+    let Some(p) = &r.pinned_lock else { return Vec::new() };
+    let extended = p.extended.iter().map(|l| (l, "extended to"));
+    let kept = p.kept.iter().map(|l| (l, "already locked until"));
+    extended
+        .chain(kept)
+        .map(|(l, how)| {
+            format!(
+                "pinned snapshot {} (open anomaly): Object Lock {how} {}",
+                l.snapshot.short(),
+                l.until.format("%Y-%m-%d %H:%M:%S UTC")
+            )
+        })
+        .collect()
 }
