@@ -6,14 +6,17 @@
 //! it, retention keeps the pinned snapshot until the anomaly is acknowledged, and the
 //! acknowledgement names who gave it in the audit trail.
 
+mod support_plan;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use serde_json::Value;
+use support_plan::{PlanDir, alerts_to, dataset, plan_head};
 
 const PASSWORD: &str = "anomaly-test-password";
 const SEED: u64 = 0x5eed_2026;
@@ -226,83 +229,36 @@ impl Training {
 }
 
 struct Site {
-    dir: tempfile::TempDir,
+    dir: PlanDir,
 }
 
 impl Site {
     fn new() -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        let plan = format!(
-            r#"version = 1
-[key]
-env = "LIFEBOAT_PASSWORD"
-
-[regions.a]
-address = "regions/a"
-create = true
-
-[regions.b]
-address = "regions/b"
-create = true
-
-[alerts]
-command = ["sh", "-c", "echo \"$LIFEBOAT_ALERT_KIND $LIFEBOAT_ALERT_DATASET $LIFEBOAT_ALERT_REGION\" >> {alerts}"]
-
-[datasets.docs]
-paths = ["docs"]
-schedule = "@hourly"
-regions = ["a", "b"]
-rpo = "2h"
-retention = {{ keep_last = 100 }}
-anomaly = {{ sensitivity = "medium", min_history = {MIN_HISTORY} }}
-
-[datasets.share]
-paths = ["share"]
-schedule = "@hourly"
-regions = ["a", "b"]
-rpo = "2h"
-retention = {{ keep_last = 100 }}
-anomaly = {{ min_history = {MIN_HISTORY} }}
-
-[datasets.models]
-kind = "model"
-paths = ["models"]
-schedule = "@hourly"
-regions = ["a", "b"]
-rpo = "2h"
-retention = {{ keep_last = 100 }}
-anomaly = {{ min_history = {MIN_HISTORY} }}
-"#,
-            alerts = dir.path().join("alerts.txt").display()
-        );
-        fs::write(dir.path().join("plan.toml"), plan).unwrap();
+        let dir = PlanDir::new(PASSWORD).env("USER", "oncall");
+        let alerts = dir.path("alerts.txt").display().to_string();
+        let regions = ["a", "b"];
+        let history = format!("anomaly = {{ min_history = {MIN_HISTORY} }}");
+        let keep = "retention = { keep_last = 100 }";
+        let medium = format!("anomaly = {{ sensitivity = \"medium\", min_history = {MIN_HISTORY} }}");
+        let plan = plan_head(&regions)
+            + &alerts_to(&alerts)
+            + &dataset("docs", &["docs"], &regions, &[keep, &medium])
+            + &dataset("share", &["share"], &regions, &[keep, &history])
+            + &dataset("models", &["models"], &regions, &["kind = \"model\"", keep, &history]);
+        dir.write("plan.toml", &plan);
         Site { dir }
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.dir.path(name)
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_lifeboat"))
-            .args(args)
-            .env("LIFEBOAT_PASSWORD", PASSWORD)
-            .env("USER", "oncall")
-            .env_remove("LIFEBOAT_REPO")
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap()
+        self.dir.run(args)
     }
 
     fn ok(&self, args: &[&str]) -> Output {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "lifeboat {args:?} exited {:?}: {}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        self.dir.expect(args, 0)
     }
 
     fn json(&self, args: &[&str]) -> Value {

@@ -6,6 +6,8 @@
 //! real `model_signing` tool after a restore, and fails after one flipped byte.
 
 mod servers;
+mod support_output;
+mod support_plan;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -13,43 +15,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use support_output::{stderr, stdout};
+use support_plan::{PlanDir, dataset, plan_head, signing_section};
 
 const PASSWORD: &str = "signing-test-password";
 
 /// A plan folder: a model folder, a signing key pair, two regions, a signed dataset.
 struct Signed {
-    dir: tempfile::TempDir,
+    dir: PlanDir,
     /// The signing key's id, as `signing-key generate --json` printed it.
     key_id: String,
 }
 
-const PLAN: &str = r#"
-version = 1
-
-[key]
-env = "LIFEBOAT_PASSWORD"
-
-[signing]
-key = { file = "keys/signing.pem" }
-trusted = ["TRUSTED"]
-
-[regions.a]
-address = "regions/a"
-create = true
-
-[regions.b]
-address = "regions/b"
-create = true
-
-[datasets.models]
-paths = ["data/model"]
-kind = "model"
-schedule = "@hourly"
-regions = ["a", "b"]
-rpo = "2h"
-sign = true
-retention = { keep_last = 5 }
-
+const PLAYBOOK: &str = r#"
 [playbooks.rehearse]
 rto = "10m"
 steps = [{ kind = "restore", dataset = "models", region = "a", target = "drill-restore" }]
@@ -57,11 +35,8 @@ steps = [{ kind = "restore", dataset = "models", region = "a", target = "drill-r
 
 impl Signed {
     fn new() -> Signed {
-        let mut s = Signed {
-            dir: tempfile::tempdir().expect("tempdir"),
-            key_id: String::new(),
-        };
-        let model = s.path("data/model");
+        let dir = PlanDir::new(PASSWORD);
+        let model = dir.path("data/model");
         fs::create_dir_all(model.join("sub")).unwrap();
         fs::write(model.join("config.json"), b"{\"layers\": 2}").unwrap();
         let weights: Vec<u8> = (0..300_000u32)
@@ -70,45 +45,33 @@ impl Signed {
         fs::write(model.join("weights.bin"), weights).unwrap();
         fs::write(model.join("sub/tokenizer.txt"), b"a b c\n").unwrap();
         fs::write(model.join("empty"), b"").unwrap();
-        fs::create_dir_all(s.path("keys")).unwrap();
-        let (stdout, _) = s.expect(&["--json", "signing-key", "generate", "--out", "keys/signing.pem"], 0);
-        s.key_id = serde_json::from_str::<Value>(&stdout).unwrap()["key_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let key_id = dir.signing_key("signing");
+        let s = Signed { dir, key_id };
         s.write_plan("keys/signing.pem.pub");
         s
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
+        self.dir.path(rel)
     }
 
     fn write_plan(&self, trusted: &str) {
-        fs::write(self.path("plan.toml"), PLAN.replace("TRUSTED", trusted)).unwrap();
+        let models = ["kind = \"model\"", "sign = true", "retention = { keep_last = 5 }"];
+        let plan = plan_head(&["a", "b"])
+            + &signing_section("keys/signing.pem", &[trusted])
+            + &dataset("models", &["data/model"], &["a", "b"], &models)
+            + PLAYBOOK;
+        self.dir.write("plan.toml", &plan);
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_lifeboat"))
-            .args(args)
-            .env("LIFEBOAT_PASSWORD", PASSWORD)
-            .env_remove("LIFEBOAT_REPO")
-            .current_dir(self.dir.path())
-            .output()
-            .expect("run lifeboat")
+        self.dir.run(args)
     }
 
     /// Runs `lifeboat ARGS`, asserts the exit code, returns stdout and stderr.
     fn expect(&self, args: &[&str], code: i32) -> (String, String) {
-        let out = self.run(args);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "lifeboat {args:?}\nstdout: {stdout}\nstderr: {stderr}"
-        );
-        (stdout, stderr)
+        let out = self.dir.expect(args, code);
+        (stdout(&out), stderr(&out))
     }
 
     fn backup(&self) {
@@ -299,8 +262,9 @@ fn a_drill_records_the_signature_verdict_and_refuses_an_unsigned_snapshot() {
 fn validate_requires_a_signing_key_for_sign_true() {
     let s = Signed::new();
     let plan = fs::read_to_string(s.path("plan.toml")).unwrap();
+    // The plan without its [signing] section (which the datasets follow).
     let start = plan.find("[signing]").unwrap();
-    let end = plan.find("[regions.a]").unwrap();
+    let end = plan.find("[datasets.models]").unwrap();
     fs::write(s.path("plan.toml"), format!("{}{}", &plan[..start], &plan[end..])).unwrap();
     let (stdout, _) = s.expect(&["validate", "plan.toml"], 2);
     assert!(
@@ -361,7 +325,7 @@ fn a_restored_model_passes_model_signing_and_fails_after_one_flipped_byte() {
                 "keys/signing.pem.pub",
                 "out/model",
             ])
-            .current_dir(s.dir.path())
+            .current_dir(s.dir.dir.path())
             .output()
             .expect("run model_signing")
     };

@@ -6,90 +6,63 @@
 //! manifest is missing, unless `--allow-unsigned`.
 
 mod servers;
+mod support_plan;
 mod support_s3;
 
 use std::fs;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
+use support_plan::{PlanDir, dataset, plan_head, signing_section};
 use support_s3::{WeedEnv, assert_same_tree, both, code, stdout, write_sample_tree};
 
 const SOURCE_PASSWORD: &str = "copy source password";
 const DEST_PASSWORD: &str = "copy destination password";
 
-const PLAN: &str = r#"
-version = 1
-
-[key]
-env = "LIFEBOAT_PASSWORD"
-
-[signing]
-key = { file = "keys/KEY.pem" }
-trusted = ["keys/KEY.pem.pub"]
-
-[regions.a]
-address = "regions/a"
-create = true
-
-[datasets.models]
-paths = ["data/model"]
-kind = "model"
-schedule = "@hourly"
-regions = ["a"]
-rpo = "2h"
-sign = true
-retention = { keep_last = 5 }
-"#;
+/// The plan of a signed model dataset in the local region `a`, signing with and
+/// trusting only key `key`.
+fn plan(key: &str) -> String {
+    let private = format!("keys/{key}.pem");
+    let public = format!("keys/{key}.pem.pub");
+    let models = ["kind = \"model\"", "sign = true", "retention = { keep_last = 5 }"];
+    plan_head(&["a"]) + &signing_section(&private, &[&public]) + &dataset("models", &["data/model"], &["a"], &models)
+}
 
 /// A folder with a signed model dataset backed up into the local region `regions/a`,
 /// and two key pairs: `signing` (the plan's) and `other`.
 struct Source {
-    dir: tempfile::TempDir,
-    /// Extra environment for every run (S3 credentials for a SeaweedFS destination).
-    env: Vec<(String, String)>,
+    dir: PlanDir,
 }
 
 impl Source {
+    /// `env`: extra environment for every run (S3 credentials for a SeaweedFS
+    /// destination).
     fn new(env: Vec<(String, String)>) -> Source {
-        let s = Source {
-            dir: tempfile::tempdir().unwrap(),
-            env,
-        };
-        write_sample_tree(&s.path("data/model"));
-        fs::create_dir_all(s.path("keys")).unwrap();
-        for key in ["signing", "other"] {
-            let out = s.run(
-                &["signing-key", "generate", "--out", &format!("keys/{key}.pem")],
-                SOURCE_PASSWORD,
-            );
-            assert_eq!(code(&out), 0, "{}", both(&out));
-            fs::write(s.path(&format!("{key}.toml")), PLAN.replace("KEY", key)).unwrap();
+        let mut dir = PlanDir::new(SOURCE_PASSWORD).env("LIFEBOAT_TO_PASSWORD", DEST_PASSWORD);
+        for (k, v) in env {
+            dir = dir.env(&k, v);
         }
+        write_sample_tree(&dir.path("data/model"));
+        for key in ["signing", "other"] {
+            dir.signing_key(key);
+            dir.write(&format!("{key}.toml"), &plan(key));
+        }
+        let s = Source { dir };
         s.expect(&["apply", "signing.toml", "--force"], SOURCE_PASSWORD, 0);
         s
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
+        self.dir.path(rel)
     }
 
     fn run(&self, args: &[&str], password: &str) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_lifeboat"))
-            .args(args)
-            .env("LIFEBOAT_PASSWORD", password)
-            .env("LIFEBOAT_TO_PASSWORD", DEST_PASSWORD)
-            .env_remove("LIFEBOAT_REPO")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap()
+        self.dir.run_as(args, password)
     }
 
     /// Runs `lifeboat ARGS` with `password`, asserts the exit code, returns all output.
     fn expect(&self, args: &[&str], password: &str, want: i32) -> String {
-        let out = self.run(args, password);
-        assert_eq!(code(&out), want, "lifeboat {args:?}: {}", both(&out));
-        both(&out)
+        both(&self.dir.expect_as(args, password, want))
     }
 
     /// `verify --repo` of `repo` with `extra` arguments, expecting `want`.

@@ -6,43 +6,24 @@
 //! drill and failover writes a start event before its first step, so a drill killed
 //! half-way still shows in `audit log`.
 
+mod support_output;
+mod support_plan;
+
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support_output::both;
+use support_plan::{PlanDir, dataset, plan_head, signing_section};
 
 const PASSWORD: &str = "playbook signing password";
 const PRIMARY: &str = "upstream gw { server 10.0.0.1:80; }  # a\n";
 const STANDBY: &str = "upstream gw { server 10.0.0.2:80; }  # b\n";
 
-const PLAN: &str = r#"
-version = 1
-
-[key]
-env = "LIFEBOAT_PASSWORD"
-
-[signing]
-key = { file = "keys/signing.pem" }
-trusted = ["keys/TRUSTED.pem.pub"]
-
-[regions.a]
-address = "regions/a"
-create = true
-
-[regions.b]
-address = "regions/b"
-create = true
-
-[datasets.models]
-paths = ["data/model"]
-schedule = "@hourly"
-regions = ["a", "b"]
-rpo = "2h"
-sign = true
-retention = { keep_last = 5 }
-
+/// The endpoint and playbooks of the plan; `DIR` stands for the site's folder.
+const PLAYBOOKS: &str = r#"
 [endpoints.gw]
 provider = "file"
 path = "DIR/upstream.conf"
@@ -64,20 +45,21 @@ steps = [{ kind = "wait", duration = "60s" }]
 "#;
 
 struct Site {
-    dir: tempfile::TempDir,
+    dir: PlanDir,
 }
 
 impl Site {
     /// Two regions holding one signed snapshot; the endpoint on the primary.
     fn new() -> Site {
+        let dir = PlanDir::new(PASSWORD);
+        let cache = dir.path("cache").display().to_string();
         let s = Site {
-            dir: tempfile::tempdir().unwrap(),
+            dir: dir.env("XDG_CACHE_HOME", cache),
         };
         fs::create_dir_all(s.path("data/model")).unwrap();
         fs::write(s.path("data/model/weights.bin"), vec![7u8; 50_000]).unwrap();
-        fs::create_dir_all(s.path("keys")).unwrap();
         for key in ["signing", "other"] {
-            s.expect(&["signing-key", "generate", "--out", &format!("keys/{key}.pem")], 0);
+            s.dir.signing_key(key);
         }
         s.trust("signing");
         s.expect(&["apply", "plan.toml", "--force"], 0);
@@ -86,40 +68,30 @@ impl Site {
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
+        self.dir.path(rel)
     }
 
     /// Rewrite the plan to trust only key `name`.
     fn trust(&self, name: &str) {
-        let plan = PLAN
-            .replace("TRUSTED", name)
-            .replace("DIR", &self.dir.path().display().to_string());
-        fs::write(self.path("plan.toml"), plan).unwrap();
+        let trusted = format!("keys/{name}.pem.pub");
+        let models = ["sign = true", "retention = { keep_last = 5 }"];
+        let plan = plan_head(&["a", "b"])
+            + &signing_section("keys/signing.pem", &[&trusted])
+            + &dataset("models", &["data/model"], &["a", "b"], &models)
+            + &PLAYBOOKS.replace("DIR", &self.dir.dir.path().display().to_string());
+        self.dir.write("plan.toml", &plan);
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
-        cmd.args(args)
-            .env("LIFEBOAT_PASSWORD", PASSWORD)
-            .env("XDG_CACHE_HOME", self.path("cache"))
-            .env_remove("LIFEBOAT_REPO")
-            .current_dir(self.dir.path());
-        cmd
+        self.dir.command(args, PASSWORD)
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
+        self.dir.run(args)
     }
 
     fn expect(&self, args: &[&str], code: i32) -> String {
-        let out = self.run(args);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(out.status.code(), Some(code), "lifeboat {args:?}: {text}");
-        text
+        both(&self.dir.expect(args, code))
     }
 
     fn upstream(&self) -> String {

@@ -12,6 +12,11 @@ use std::process::{Command, Output};
 
 use rand::RngCore;
 
+#[path = "../support_output/mod.rs"]
+mod output;
+#[allow(unused_imports)]
+pub use output::{both, code, stderr, stdout};
+
 pub const PASSWORD: &str = "multi-region test passphrase";
 
 /// Two tests per scenario: `$local` runs `$scenario(&Site::local())`, `$weed` runs it on
@@ -311,21 +316,4 @@ pub fn assert_same_tree(a: &Path, b: &Path) {
     let (left, right) = (local_hashes(a), local_hashes(b));
     assert!(!left.is_empty(), "{} is empty", a.display());
     assert_eq!(left, right, "{} and {} differ", a.display(), b.display());
-}
-
-pub fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-pub fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Both streams, for assertion messages and "names the region" checks.
-pub fn both(out: &Output) -> String {
-    format!("{}{}", stdout(out), stderr(out))
-}
-
-pub fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
 }
