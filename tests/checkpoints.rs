@@ -131,14 +131,11 @@ fn a_malformed_checkpoint_is_backed_up_as_plain_bytes_with_one_warning() {
     bytes[at + 1] = b'9';
     write_file(&src.join("broken.safetensors"), &bytes);
     write_file(&src.join("fine.safetensors"), &safetensors(&model()[..3], &[]));
-    let out = repo.cmd().arg("backup").arg(&src).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("warning:")).collect();
-    assert_eq!(warnings.len(), 1, "{stderr}");
+    let warnings = backup_warnings(&repo, &src);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
         warnings[0].contains("broken.safetensors") && warnings[0].contains("embed.weight"),
-        "{stderr}"
+        "{warnings:?}"
     );
     assert_restores(&repo, "broken.safetensors", &bytes);
 }
@@ -187,17 +184,6 @@ fn float_tensors_are_stored_smaller_as_byte_planes_and_restore_exactly() {
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert!(doc["snapshot"]["summary"]["bytes_added"].as_u64().unwrap() > bytes.len() as u64);
     }
-}
-
-/// `n` float32 values uniform in [1, 2): the sign and exponent byte is always 0x3F, the
-/// next byte holds 7 random bits and the two low bytes are noise, so the data holds
-/// 23 bits in every 32 (71.9%). Byte planes store it in about that; zstd on the byte
-/// stream cannot go below 6.75 bits a byte (84%), the entropy of its byte histogram.
-fn unit_range_floats(n: usize, seed: u64) -> Vec<u8> {
-    random_bytes(n * 4, seed)
-        .chunks_exact(4)
-        .flat_map(|b| (0x3F80_0000 | (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) & 0x007F_FFFF)).to_le_bytes())
-        .collect()
 }
 
 /// The compression code of every data blob in `repo` (format.md §4.3).

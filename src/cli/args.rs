@@ -92,7 +92,7 @@ pub enum Command {
         /// Read every file even when the previous snapshot shows it unchanged.
         #[arg(long)]
         force: bool,
-        /// Store data uncompressed (by default it is compressed when that saves space; float tensors of safetensors checkpoints as byte planes).
+        /// Store data uncompressed (by default it is compressed when that saves space; float tensors of safetensors and GGUF checkpoints as byte planes).
         #[arg(long)]
         no_compression: bool,
         /// Files and directories to back up.

@@ -15,7 +15,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use super::byteplanes::Elements;
+use super::tensor_layout::{Dtype, Layout, Tensor};
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 
 /// Longest header accepted: the limit of the safetensors reference implementation.
@@ -35,80 +35,18 @@ pub enum SafetensorsError {
     Hole { from: u64, to: u64 },
 }
 
-/// What a tensor's elements are, as far as storing them is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dtype {
-    /// IEEE-like floats of this many bytes (F64, F32, F16, BF16, the F8 variants).
-    Float(u8),
-    /// Any other dtype safetensors defines, with its element size in bytes.
-    Other(u8),
-    /// A dtype this code does not know (or a sub-byte one): no size check, plain bytes.
-    Unknown,
-}
-
-impl Dtype {
-    fn from_name(name: &str) -> Dtype {
-        match name {
-            "F64" => Dtype::Float(8),
-            "F32" => Dtype::Float(4),
-            "F16" | "BF16" => Dtype::Float(2),
-            "F8_E4M3" | "F8_E5M2" | "F8_E8M0" => Dtype::Float(1),
-            "BOOL" | "U8" | "I8" => Dtype::Other(1),
-            "I16" | "U16" => Dtype::Other(2),
-            "I32" | "U32" => Dtype::Other(4),
-            "I64" | "U64" | "C64" => Dtype::Other(8),
-            _ => Dtype::Unknown,
-        }
-    }
-
-    fn size(self) -> Option<u64> {
-        match self {
-            Dtype::Float(n) | Dtype::Other(n) => Some(n.into()),
-            Dtype::Unknown => None,
-        }
-    }
-}
-
-/// One tensor's bytes, as absolute offsets in the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tensor {
-    pub start: u64,
-    pub end: u64,
-    pub dtype: Dtype,
-}
-
-/// Where the header ends and each tensor lies, in file order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layout {
-    /// First byte after the header (8 + header length).
-    pub data_start: u64,
-    /// Non-empty tensors sorted by `start`, covering `data_start..file_len` exactly.
-    pub tensors: Vec<Tensor>,
-}
-
-impl Layout {
-    /// Offsets where a chunk must end: the end of the header and of every tensor.
-    pub fn cuts(&self) -> Vec<u64> {
-        std::iter::once(self.data_start)
-            .chain(self.tensors.iter().map(|t| t.end))
-            .collect()
-    }
-
-    /// The tensor holding byte `offset` of the file, if any (the header holds none).
-    pub fn tensor_at(&self, offset: u64) -> Option<&Tensor> {
-        let i = self.tensors.partition_point(|t| t.end <= offset);
-        self.tensors.get(i).filter(|t| t.start <= offset)
-    }
-
-    /// How the float elements lie in a chunk starting at `offset`, for byte-plane
-    /// compression; `None` outside float tensors of at least two bytes per element.
-    pub fn elements_at(&self, offset: u64) -> Option<Elements> {
-        let t = self.tensor_at(offset)?;
-        let Dtype::Float(width @ 2..) = t.dtype else {
-            return None;
-        };
-        let phase = ((offset - t.start) % u64::from(width)) as u8;
-        Some(Elements { width, phase })
+/// The storage class of a safetensors dtype name.
+fn dtype_of(name: &str) -> Dtype {
+    match name {
+        "F64" => Dtype::Float(8),
+        "F32" => Dtype::Float(4),
+        "F16" | "BF16" => Dtype::Float(2),
+        "F8_E4M3" | "F8_E5M2" | "F8_E8M0" => Dtype::Float(1),
+        "BOOL" | "U8" | "I8" => Dtype::Other(1),
+        "I16" | "U16" => Dtype::Other(2),
+        "I32" | "U32" => Dtype::Other(4),
+        "I64" | "U64" | "C64" => Dtype::Other(8),
+        _ => Dtype::Unknown,
     }
 }
 
@@ -139,7 +77,7 @@ pub fn parse(header: &[u8], file_len: u64) -> Result<Layout, SafetensorsError> {
         .map(|(_, e)| Tensor {
             start: data_start + e.data_offsets[0],
             end: data_start + e.data_offsets[1],
-            dtype: Dtype::from_name(&e.dtype),
+            dtype: dtype_of(&e.dtype),
         })
         .collect();
     Ok(Layout { data_start, tensors })
@@ -156,7 +94,7 @@ fn check_entry(name: &str, e: &Entry, data_len: u64) -> Result<(), SafetensorsEr
             "data_offsets [{begin}, {end}] are not inside the {data_len}-byte data region"
         )));
     }
-    let Some(size) = Dtype::from_name(&e.dtype).size() else {
+    let Some(size) = dtype_of(&e.dtype).element_size() else {
         return Ok(());
     };
     let elements = e.shape.iter().try_fold(1u64, |n, d| n.checked_mul(*d));
@@ -247,6 +185,7 @@ impl<'de> Visitor<'de> for EntriesVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::byteplanes::Elements;
 
     fn header(json: &str) -> Vec<u8> {
         json.as_bytes().to_vec()

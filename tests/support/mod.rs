@@ -247,3 +247,26 @@ pub fn running_as_root() -> bool {
     let out = std::process::Command::new("id").arg("-u").output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim() == "0"
 }
+
+/// Back `src` up with `repo`, which must succeed, and return the `warning:` lines.
+pub fn backup_warnings(repo: &Repo, src: &Path) -> Vec<String> {
+    let out = repo.cmd().arg("backup").arg(src).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .map(String::from)
+        .collect()
+}
+
+/// `n` float32 values uniform in [1, 2): the sign and exponent byte is always 0x3F, the
+/// next byte holds 7 random bits and the two low bytes are noise, so the data holds
+/// 23 bits in every 32 (71.9%). Byte planes store it in about that; zstd on the byte
+/// stream cannot go below 6.75 bits a byte (84%), the entropy of its byte histogram.
+pub fn unit_range_floats(n: usize, seed: u64) -> Vec<u8> {
+    random_bytes(n * 4, seed)
+        .chunks_exact(4)
+        .flat_map(|b| (0x3F80_0000 | (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) & 0x007F_FFFF)).to_le_bytes())
+        .collect()
+}
