@@ -19,7 +19,7 @@ cd "$(dirname "$0")"
 triple="$(rustc -vV | sed -n 's/^host: //p')"
 target_dir="${LIFEBOAT_FUZZ_TARGET_DIR:-$PWD/target}"
 bin="$target_dir/$triple/release"
-targets=(blob pack_header index tree snapshot config key_file lease prune_record plan address api_request)
+targets=(blob safetensors gguf pack_header index tree snapshot config key_file lease prune_record plan address api_request)
 
 build() {
   local started=$SECONDS

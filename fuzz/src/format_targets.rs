@@ -3,6 +3,7 @@
 use lifeboat::format::blob::{self, Compression};
 use lifeboat::format::config::{Config, FORMAT_VERSION, KeyFile, MAGIC};
 use lifeboat::format::crypto::Cipher;
+use lifeboat::format::gguf as gguf_format;
 use lifeboat::format::index::IndexFile;
 use lifeboat::format::pack;
 use lifeboat::format::safetensors;
@@ -44,6 +45,29 @@ pub fn safetensors(data: &[u8]) {
             at = t.end;
         }
         assert_eq!(at, data.len() as u64, "tensors must reach the end of the file");
+    }
+}
+
+/// Input: the start of a backed-up file that claims GGUF, checked against a file as
+/// long as the input. An accepted layout must keep its tensors in order, apart, and
+/// inside the data region; a shorter prefix of the same file must not be accepted
+/// with another layout.
+pub fn gguf(data: &[u8]) {
+    let Ok(layout) = gguf_format::parse(data, data.len() as u64) else {
+        return;
+    };
+    let mut reached = layout.data_start;
+    for t in &layout.tensors {
+        assert!(
+            t.start >= reached && t.end > t.start,
+            "tensors must be in order and apart"
+        );
+        reached = t.end;
+    }
+    assert!(reached <= data.len() as u64, "tensors must lie inside the file");
+    let half = &data[..data.len() / 2];
+    if let Ok(again) = gguf_format::parse(half, data.len() as u64) {
+        assert_eq!(again, layout, "a prefix holding the whole header gives the same layout");
     }
 }
 

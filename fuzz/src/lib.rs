@@ -16,7 +16,7 @@ pub mod seeds;
 mod text_targets;
 
 pub use api::api_request;
-pub use format_targets::{blob, config, index, key_file, pack_header, safetensors, snapshot, tree};
+pub use format_targets::{blob, config, gguf, index, key_file, pack_header, safetensors, snapshot, tree};
 pub use repo_targets::{lease, prune_record};
 pub use text_targets::{address, plan};
 
@@ -27,6 +27,7 @@ pub type Target = fn(&[u8]);
 pub const TARGETS: &[(&str, Target)] = &[
     ("blob", blob),
     ("safetensors", safetensors),
+    ("gguf", gguf),
     ("pack_header", pack_header),
     ("index", index),
     ("tree", tree),

@@ -24,9 +24,10 @@ type Seeds = Vec<(String, Vec<u8>)>;
 
 /// `(target, name, bytes)` for every seed.
 pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
-    let groups: [(&str, Seeds); 13] = [
+    let groups: [(&str, Seeds); 14] = [
         ("blob", blobs()),
         ("safetensors", checkpoints()),
+        ("gguf", gguf_files()),
         ("pack_header", pack_headers()),
         ("index", vec![("two-packs".into(), sample_index().encode())]),
         ("tree", trees()),
@@ -66,6 +67,45 @@ fn checkpoints() -> Seeds {
         ("two-tensors".into(), file(valid, 24)),
         ("bad-shape".into(), file(bad, 8)),
     ]
+}
+
+fn gguf_string(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A GGUF v3 file: a string, an array of strings and the alignment as metadata, an F32
+/// tensor of 16 values and a Q8_0 tensor of one block; `q8_offset` places the second.
+fn gguf_file(q8_offset: u64) -> Vec<u8> {
+    let mut out = b"GGUF".to_vec();
+    [3u32.to_le_bytes().as_slice(), &2u64.to_le_bytes(), &3u64.to_le_bytes()]
+        .iter()
+        .for_each(|b| out.extend_from_slice(b));
+    gguf_string(&mut out, "general.architecture");
+    out.extend_from_slice(&8u32.to_le_bytes());
+    gguf_string(&mut out, "llama");
+    gguf_string(&mut out, "tokenizer.ggml.tokens");
+    out.extend_from_slice(&9u32.to_le_bytes());
+    out.extend_from_slice(&8u32.to_le_bytes());
+    out.extend_from_slice(&2u64.to_le_bytes());
+    gguf_string(&mut out, "<s>");
+    gguf_string(&mut out, "hello");
+    gguf_string(&mut out, "general.alignment");
+    out.extend_from_slice(&4u32.to_le_bytes());
+    out.extend_from_slice(&32u32.to_le_bytes());
+    for (name, dim, ty, offset) in [("w", 16u64, 0u32, 0u64), ("q", 32, 8, q8_offset)] {
+        gguf_string(&mut out, name);
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&dim.to_le_bytes());
+        out.extend_from_slice(&ty.to_le_bytes());
+        out.extend_from_slice(&offset.to_le_bytes());
+    }
+    out.resize(out.len().next_multiple_of(32) + 64 + 34, 0x3c);
+    out
+}
+
+fn gguf_files() -> Seeds {
+    vec![("f32-and-q8".into(), gguf_file(64)), ("overlap".into(), gguf_file(32))]
 }
 
 fn blobs() -> Seeds {
