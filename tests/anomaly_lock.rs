@@ -3,7 +3,7 @@
 //! rounds, then a round that encrypts a third of the files. The suspect backup's run
 //! raises the pinned snapshot's own lock (read back from the server), its packs stay
 //! locked for the full period, deleting its locked version is refused, the next run
-//! asks for nothing (the ledger knows), and after the acknowledgement nothing is
+//! asks for nothing (the ledger knows) and the text report shows the date, and after the acknowledgement nothing is
 //! extended any more (the lock runs out on its own). That retention keeps the pinned
 //! snapshot is shown in `tests/anomaly.rs`.
 //!
@@ -219,6 +219,16 @@ fn an_open_anomaly_keeps_its_pinned_snapshot_locked_until_acknowledged() {
     assert_eq!(run["pinned_lock"]["extended"], serde_json::json!([]), "{run}");
     assert_eq!(run["pinned_lock"]["kept"][0]["snapshot"].as_str(), Some(clean.as_str()));
     assert_eq!(site.retention(&env, &clean_key).1, raised);
+    // The text report says it too, with the date the server holds.
+    files.normal_round();
+    let out = env.lifeboat(&["apply", site.plan.to_str().unwrap(), "--force"]);
+    assert_eq!(code(&out), 0, "{}", both(&out));
+    let line = format!(
+        "pinned snapshot {} (open anomaly): Object Lock already locked until {}",
+        &clean[..8],
+        raised.with_timezone(&Utc).format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    assert!(stdout(&out).contains(&line), "{line} in {}", both(&out));
 
     // Acknowledged: later runs keep its lock no more; it stays as it was until it
     // runs out.
