@@ -3,9 +3,9 @@
 //! rounds, then a round that encrypts a third of the files. The suspect backup's run
 //! raises the pinned snapshot's own lock (read back from the server), its packs stay
 //! locked for the full period, deleting its locked version is refused, the next run
-//! asks for nothing (the ledger knows) and the text report shows the date, and after the acknowledgement nothing is
-//! extended any more (the lock runs out on its own). That retention keeps the pinned
-//! snapshot is shown in `tests/anomaly.rs`.
+//! asks for nothing (the ledger knows) and the text report shows the date, and after
+//! the acknowledgement nothing is extended any more (the lock runs out on its own).
+//! That retention keeps the pinned snapshot is shown in `tests/anomaly.rs`.
 //!
 //! Needs the servers `tests/run.sh` starts (`bash tests/run.sh --servers cargo test
 //! --test anomaly_lock`); fails without them under `LIFEBOAT_REQUIRE_SERVERS=1`.
