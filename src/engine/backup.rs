@@ -464,23 +464,32 @@ async fn run(
 
 fn spawn_prescan(roots: Vec<PathBuf>, excludes: Excludes, progress: Arc<Progress>) {
     std::thread::spawn(move || {
+        // Entries are looked at relative to their open directory (the file type from
+        // the directory listing, the size from `statx` on its descriptor), not by
+        // resolving each whole path again.
         fn scan(dir: &Path, root: &Path, ex: &Excludes, p: &Progress) {
-            let Ok(meta) = fs::symlink_metadata(dir) else { return };
-            if meta.is_file() {
-                p.add_total(1, meta.len());
-                return;
-            }
             let Ok(entries) = fs::read_dir(dir) else { return };
             for e in entries.flatten() {
                 let path = e.path();
                 let rel = path.strip_prefix(root).unwrap_or(&path);
-                if !ex.matches(rel, &path) {
-                    scan(&path, root, ex, p);
+                match e.file_type() {
+                    _ if ex.matches(rel, &path) => {}
+                    Ok(t) if t.is_dir() => scan(&path, root, ex, p),
+                    Ok(t) if t.is_file() => count(e.metadata().ok(), p),
+                    _ => {}
                 }
             }
         }
+        fn count(meta: Option<fs::Metadata>, p: &Progress) {
+            if let Some(m) = meta.filter(|m| m.is_file()) {
+                p.add_total(1, m.len());
+            }
+        }
         for r in &roots {
-            scan(r, r.parent().unwrap_or(r), &excludes, &progress);
+            match fs::symlink_metadata(r) {
+                Ok(m) if m.is_dir() => scan(r, r.parent().unwrap_or(r), &excludes, &progress),
+                meta => count(meta.ok(), &progress),
+            }
         }
         progress.totals_known.store(true, std::sync::atomic::Ordering::Relaxed);
     });
@@ -582,7 +591,8 @@ impl Walker {
                 .map(|n| n.to_os_string())
                 .unwrap_or_else(|| "root".into());
             let old = parent.as_ref().and_then(|t| t.find(&name)).cloned();
-            if let Some(node) = self.entry(path, base, &name, old.as_ref())? {
+            let meta = fs::symlink_metadata(path).map_err(|e| EngineError::source_io(path, e))?;
+            if let Some(node) = self.entry(path, base, &name, &meta, old.as_ref())? {
                 root.nodes.push(node);
             }
         }
@@ -620,22 +630,29 @@ impl Walker {
         Ok(id)
     }
 
-    fn entry(&mut self, path: &Path, base: &Path, name: &std::ffi::OsStr, old: Option<&Node>) -> Result<Option<Node>> {
-        let meta = fs::symlink_metadata(path).map_err(|e| EngineError::source_io(path, e))?;
+    /// The node for `path`, whose `lstat` is `meta`; `None` for what is not backed up.
+    fn entry(
+        &mut self,
+        path: &Path,
+        base: &Path,
+        name: &std::ffi::OsStr,
+        meta: &fs::Metadata,
+        old: Option<&Node>,
+    ) -> Result<Option<Node>> {
         let ft = meta.file_type();
         if ft.is_dir() {
-            let mut node = node_from_meta(name, NodeKind::Dir, &meta);
+            let mut node = node_from_meta(name, NodeKind::Dir, meta);
             node.subtree = Some(self.dir(path, base, old)?);
             self.summary.dirs += 1;
             Ok(Some(node))
         } else if !self.excludes.included(path, base) {
             Ok(None)
         } else if ft.is_file() {
-            let node = self.file(path, name, &meta, old)?;
+            let node = self.file(path, name, meta, old)?;
             self.list_file(path, base, &node);
             Ok(Some(node))
         } else if ft.is_symlink() {
-            let mut node = node_from_meta(name, NodeKind::Symlink, &meta);
+            let mut node = node_from_meta(name, NodeKind::Symlink, meta);
             node.set_target(
                 fs::read_link(path)
                     .map_err(|e| EngineError::source_io(path, e))?
@@ -662,11 +679,10 @@ impl Walker {
     }
 
     fn dir(&mut self, path: &Path, base: &Path, old: Option<&Node>) -> Result<BlobId> {
-        let old_tree = match old.and_then(|n| n.subtree) {
-            Some(id) if old.is_some_and(|n| n.kind == NodeKind::Dir) => {
-                Some(self.runtime.block_on(self.repo.load_tree(&self.indexes[0], &id))?)
-            }
-            _ => None,
+        let old_id = old.filter(|n| n.kind == NodeKind::Dir).and_then(|n| n.subtree);
+        let old_tree = match old_id {
+            Some(id) => Some(self.runtime.block_on(self.repo.load_tree(&self.indexes[0], &id))?),
+            None => None,
         };
         let mut entries: Vec<_> = fs::read_dir(path)
             .map_err(|e| EngineError::source_io(path, e))?
@@ -683,13 +699,27 @@ impl Walker {
             }
             let name = e.file_name();
             let prev = old_names.get(&name).copied();
-            if let Some(node) = self.entry(&child, base, &name, prev)? {
+            // Relative to the open directory (`statx` on its descriptor), so the kernel
+            // does not resolve the whole path again for every entry.
+            let meta = e.metadata().map_err(|e| EngineError::source_io(&child, e))?;
+            if let Some(node) = self.entry(&child, base, &name, &meta, prev)? {
                 tree.nodes.push(node);
             }
         }
         let rel = path.strip_prefix(base).unwrap_or(path);
         self.signals.directory(rel, old_tree.as_ref(), &tree);
-        self.store_tree(&mut tree)
+        match old_id.zip(old_tree) {
+            Some((id, old)) if self.same_tree(&id, &old, &tree) => Ok(id),
+            _ => self.store_tree(&mut tree),
+        }
+    }
+
+    /// Whether the parent snapshot's tree `id` (decoded as `old`) holds exactly the
+    /// entries just walked — every name and field, subtree ids included — and every
+    /// region indexes it. Its id then stands for this directory as it is, without
+    /// encoding and hashing the tree again: on a no-change run that is every directory.
+    fn same_tree(&self, id: &BlobId, old: &Tree, new: &Tree) -> bool {
+        old.nodes == new.nodes && self.indexes.iter().all(|i| i.contains(id))
     }
 
     fn file(&mut self, path: &Path, name: &std::ffi::OsStr, meta: &fs::Metadata, old: Option<&Node>) -> Result<Node> {
@@ -776,3 +806,7 @@ impl<R: Read> Read for HashingReader<'_, R> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+#[path = "backup_tests.rs"]
+mod backup_tests;

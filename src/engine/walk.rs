@@ -78,16 +78,26 @@ impl Excludes {
 
     /// Whether a non-directory entry passes the include filter.
     pub fn included(&self, abs: &Path, base: &Path) -> bool {
+        let Some(includes) = &self.includes else {
+            return true;
+        };
         let rel = abs.strip_prefix(base).unwrap_or(abs);
         // Paths are matched without the root folder's own name too, so `**/*.json`
         // and `models/*.json` both work for a source folder `data`.
         let inner: std::path::PathBuf = rel.components().skip(1).collect();
-        self.includes
-            .as_ref()
-            .is_none_or(|g| g.is_match(rel) || g.is_match(&inner))
+        includes.is_match(rel) || includes.is_match(&inner)
+    }
+
+    /// Whether no exclude pattern was given, so no entry needs matching: a walk of
+    /// many small files then builds no match candidate per entry.
+    fn excludes_nothing(&self) -> bool {
+        self.names.is_empty() && self.paths.is_empty()
     }
 
     pub fn matches(&self, rel: &Path, abs: &Path) -> bool {
+        if self.excludes_nothing() {
+            return false;
+        }
         let name_hit = rel.file_name().is_some_and(|n| self.names.is_match(n));
         name_hit || self.paths.is_match(rel) || self.paths.is_match(abs)
     }

@@ -40,14 +40,13 @@ impl fmt::Debug for Sha256 {
 
 impl Serialize for Sha256 {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
+        super::ids::serialize_hex32(&self.0, s)
     }
 }
 
 impl<'de> Deserialize<'de> for Sha256 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::from_hex(&s).ok_or_else(|| serde::de::Error::custom(format!("invalid SHA-256 {s:?}")))
+        super::ids::deserialize_hex32(d, |s| format!("invalid SHA-256 {s:?}")).map(Self)
     }
 }
 

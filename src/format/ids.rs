@@ -8,6 +8,40 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// Write 32 bytes as 64 lowercase hex characters, formatted on the stack: trees list
+/// several ids per entry, and a directory of thousands of files is encoded on every
+/// backup.
+pub(crate) fn serialize_hex32<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+    let mut out = [0u8; 64];
+    hex::encode_to_slice(bytes, &mut out).map_err(serde::ser::Error::custom)?;
+    s.serialize_str(std::str::from_utf8(&out).map_err(serde::ser::Error::custom)?)
+}
+
+/// Read 64 hex characters into 32 bytes without copying the text first; `invalid`
+/// words the error for text that is not exactly that.
+pub(crate) fn deserialize_hex32<'de, D: Deserializer<'de>>(
+    d: D,
+    invalid: fn(&str) -> String,
+) -> Result<[u8; 32], D::Error> {
+    d.deserialize_str(Hex32(invalid))
+}
+
+struct Hex32(fn(&str) -> String);
+
+impl serde::de::Visitor<'_> for Hex32 {
+    type Value = [u8; 32];
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("64 hexadecimal characters")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<[u8; 32], E> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).map_err(|_| E::custom((self.0)(s)))?;
+        Ok(out)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid id {0:?}: expected 64 hexadecimal characters")]
 pub struct IdError(pub String);
@@ -57,14 +91,13 @@ macro_rules! id_type {
 
         impl Serialize for $ty {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.to_hex())
+                serialize_hex32(&self.0, s)
             }
         }
 
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                Self::from_hex(&s).map_err(serde::de::Error::custom)
+                deserialize_hex32(d, |s| IdError(s.to_string()).to_string()).map(Self)
             }
         }
     };
@@ -88,6 +121,24 @@ mod tests {
         let id = PackId::of_bytes(b"pack");
         assert_eq!(PackId::from_hex(&id.to_hex()).unwrap(), id);
         assert!(PackId::from_hex("zz").is_err());
+    }
+
+    #[test]
+    fn ids_serialize_as_hex_and_refuse_anything_else() {
+        let id = BlobId::of_bytes(b"blob");
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{}\"", id.to_hex()));
+        assert_eq!(serde_json::from_str::<BlobId>(&json).unwrap(), id);
+        // An escaped string cannot be borrowed from the input; it still decodes.
+        let escaped = json.replacen('a', "\\u0061", 1);
+        assert_ne!(escaped, json);
+        assert_eq!(serde_json::from_str::<BlobId>(&escaped).unwrap(), id);
+        let value = serde_json::Value::String(id.to_hex());
+        assert_eq!(serde_json::from_value::<BlobId>(value).unwrap(), id);
+        for bad in ["\"zz\"", "\"\"", "7", &format!("\"{}0\"", id.to_hex())] {
+            let err = serde_json::from_str::<BlobId>(bad).unwrap_err().to_string();
+            assert!(err.contains("hexadecimal"), "{bad}: {err}");
+        }
     }
 }
 
