@@ -14,6 +14,7 @@
 //! refused unless the caller chose to overwrite; drills restore beside their target and
 //! swap the result in (`place`).
 
+mod dirs;
 mod fetch;
 mod open_files;
 mod place;

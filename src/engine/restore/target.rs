@@ -8,7 +8,8 @@
 //! previous restore left in the target can steer a write outside it. Files are made
 //! fresh (`O_EXCL`) and owner-only, with their space reserved up front (`fallocate`,
 //! so the file system can lay them out in one piece); every later open checks it
-//! reached the very inode created.
+//! reached the very inode created. Directories once reached are kept open
+//! ([`OpenDirs`]), so the walk down to them is not repeated for every file.
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -17,10 +18,12 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 
+use super::dirs::OpenDirs;
 use crate::engine::{EngineError, Result};
 use crate::format::tree::Node;
 
@@ -37,6 +40,9 @@ pub(super) struct FileKey(u64, u64);
 pub(super) struct Target {
     root: OwnedFd,
     path: PathBuf,
+    dirs: OpenDirs,
+    /// Running as root, so owners are restored too.
+    as_root: bool,
 }
 
 fn dir_flags() -> OFlags {
@@ -130,8 +136,8 @@ fn timestamps(ns: i64) -> Timestamps {
 
 /// Owner (when root), times, then permission bits: `chown` clears set-id bits, and the
 /// mode — set-id bits included — must come last, once the content is complete.
-fn apply_meta(fd: impl AsFd, node: &Node) -> io::Result<()> {
-    if is_root() {
+fn apply_meta(fd: impl AsFd, node: &Node, as_root: bool) -> io::Result<()> {
+    if as_root {
         let (uid, gid) = (rustix::fs::Uid::from_raw(node.uid), rustix::fs::Gid::from_raw(node.gid));
         rustix::fs::fchown(&fd, Some(uid), Some(gid))?;
     }
@@ -158,6 +164,8 @@ impl Target {
         Ok(Target {
             root,
             path: path.to_path_buf(),
+            dirs: OpenDirs::default(),
+            as_root: is_root(),
         })
     }
 
@@ -166,14 +174,20 @@ impl Target {
         move |e| EngineError::target_io(&shown, e)
     }
 
-    /// The directory holding `rel`, reached one component at a time, and `rel`'s name.
-    fn parent<'p>(&self, rel: &'p Path) -> io::Result<(OwnedFd, &'p OsStr)> {
-        let (dirs, name) = split(rel)?;
-        let mut fd = self.root.try_clone()?;
-        for d in dirs {
-            fd = open_dir(&fd, d)?;
-        }
-        Ok((fd, name))
+    /// The directory holding `rel`, and `rel`'s name.
+    fn parent<'p>(&self, rel: &'p Path) -> io::Result<(Arc<OwnedFd>, &'p OsStr)> {
+        let (_, name) = split(rel)?;
+        let up = rel.parent().unwrap_or(Path::new(""));
+        Ok((self.dir_at(up)?, name))
+    }
+
+    /// Directory `rel` (checked plain by [`split`]), held open or reached from its
+    /// parent, one component at a time down from the target.
+    fn dir_at(&self, rel: &Path) -> io::Result<Arc<OwnedFd>> {
+        self.dirs.get_or_open(rel, || match (rel.parent(), rel.file_name()) {
+            (Some(up), Some(name)) => open_dir(&*self.dir_at(up)?, name),
+            _ => self.root.try_clone(),
+        })
     }
 
     /// Directory `rel` (the target itself when empty), reached one component at a time.
@@ -192,6 +206,7 @@ impl Target {
         let mkdir = || rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(PRIVATE_DIR));
         match mkdir() {
             Err(Errno::EXIST) if kind_at(&parent, name).map_err(self.io(rel))? != Some(FileType::Directory) => {
+                self.dirs.forget(rel);
                 remove_entry(&parent, name).map_err(self.io(rel))?;
                 mkdir().map_err(|e| self.io(rel)(e.into()))
             }
@@ -208,6 +223,7 @@ impl Target {
         let create = || rustix::fs::openat(&parent, name, flags, Mode::from_raw_mode(PRIVATE_FILE));
         let fd = match create() {
             Err(Errno::EXIST) => {
+                self.dirs.forget(rel);
                 remove_entry(&parent, name).map_err(&io)?;
                 create()
             }
@@ -245,7 +261,7 @@ impl Target {
     pub fn finish_file(&self, rel: &Path, key: FileKey, node: &Node) -> Result<()> {
         let io = self.io(rel);
         let file = self.reopen(rel, key, OFlags::RDONLY).map_err(&io)?;
-        apply_meta(&file, node).map_err(&io)
+        apply_meta(&file, node, self.as_root).map_err(&io)
     }
 
     /// Give a directory its recorded owner, times and mode (call deepest first).
@@ -253,7 +269,7 @@ impl Target {
         let io = self.io(rel);
         let (parent, name) = self.parent(rel).map_err(&io)?;
         let dir = open_dir(&parent, name).map_err(&io)?;
-        apply_meta(&dir, node).map_err(&io)
+        apply_meta(&dir, node, self.as_root).map_err(&io)
     }
 
     /// Entries below the target that `keep` (paths relative to it) does not name,
@@ -282,6 +298,7 @@ impl Target {
     /// Remove a file (e.g. one that could not be restored intact).
     pub fn remove(&self, rel: &Path) -> Result<()> {
         let (parent, name) = self.parent(rel).map_err(self.io(rel))?;
+        self.dirs.forget(rel);
         remove_entry(&parent, name).map_err(self.io(rel))
     }
 
@@ -293,13 +310,14 @@ impl Target {
         let link = || rustix::fs::symlinkat(dest, &parent, name);
         match link() {
             Err(Errno::EXIST) => {
+                self.dirs.forget(rel);
                 remove_entry(&parent, name).map_err(&io)?;
                 link()
             }
             other => other,
         }
         .map_err(|e| io(e.into()))?;
-        if is_root() {
+        if self.as_root {
             let (uid, gid) = (rustix::fs::Uid::from_raw(node.uid), rustix::fs::Gid::from_raw(node.gid));
             rustix::fs::chownat(&parent, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|e| io(e.into()))?;
