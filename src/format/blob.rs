@@ -65,21 +65,33 @@ thread_local! {
     /// more than compressing a small blob.
     static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
         const { std::cell::RefCell::new(None) };
+    /// Where probes are compressed, reused from blob to blob.
+    static PROBE_OUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
-    COMPRESSOR.with(|cell| {
+/// Append the zstd frame of `data` at `level` to `out`; false (and `out` as it was)
+/// when zstd fails.
+fn compress_onto(data: &[u8], level: i32, out: &mut Vec<u8>) -> bool {
+    let at = out.len();
+    out.reserve(zstd::zstd_safe::compress_bound(data.len()));
+    let written = COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().is_none_or(|(l, _)| *l != level) {
             *slot = Some((level, zstd::bulk::Compressor::new(level).ok()?));
         }
-        slot.as_mut()?.1.compress(data).ok()
-    })
+        let mut end = std::io::Cursor::new(&mut *out);
+        end.set_position(at as u64);
+        slot.as_mut()?.1.compress_to_buffer(data, &mut end).ok()
+    });
+    if written.is_none() {
+        out.truncate(at);
+    }
+    written.is_some()
 }
 
-/// Whether `z` (compressed) saves at least 1/32 of `raw_len`.
-fn worth_it(z: &[u8], raw_len: usize) -> bool {
-    z.len() + z.len() / 32 < raw_len
+/// Whether `z` bytes of compressed output save at least 1/32 of `raw_len`.
+fn worth_it(z: usize, raw_len: usize) -> bool {
+    z + z / 32 < raw_len
 }
 
 /// The plaintext (compression byte + body) for `data`.
@@ -93,43 +105,59 @@ pub fn frame(data: &[u8], level: Compression) -> Vec<u8> {
 
 /// [`frame`] for a chunk whose bytes are `elements` of a float tensor, when known.
 pub fn frame_as(data: &[u8], level: Compression, elements: Option<Elements>) -> Vec<u8> {
-    let (code, body) = encoded(data, level, elements);
-    let mut out = Vec::with_capacity(body.len() + 1);
-    out.push(code);
-    out.extend_from_slice(&body);
+    let mut out = Vec::new();
+    encode_onto(&mut out, data, level, elements);
     out
 }
 
-/// The compression code and body for `data`: byte planes for float elements when
-/// they come out smaller than the data, otherwise zstd when it pays, otherwise raw.
-fn encoded(data: &[u8], level: Compression, elements: Option<Elements>) -> (u8, std::borrow::Cow<'_, [u8]>) {
-    use std::borrow::Cow;
-    let planes = elements
-        .filter(|_| level.0 != 0)
-        .and_then(|el| byteplanes::encode(data, el, |plane| compressed(plane, level.for_planes())));
-    match planes {
-        Some(body) if body.len() < data.len() => (PLANES, Cow::Owned(body)),
-        Some(_) => (RAW, Cow::Borrowed(data)),
-        None => match compressed(data, level) {
-            Some(z) => (ZSTD, Cow::Owned(z)),
-            None => (RAW, Cow::Borrowed(data)),
-        },
+/// Append the compression code and body for `data` to `out`: byte planes for float
+/// elements when they come out smaller than the data, otherwise zstd when it pays,
+/// otherwise raw. Raw bytes and zstd frames are written where they end up; only a
+/// packed plane is copied once, from its scratch buffer.
+fn encode_onto(out: &mut Vec<u8>, data: &[u8], level: Compression, elements: Option<Elements>) {
+    let start = out.len();
+    let raw = |out: &mut Vec<u8>| {
+        out.truncate(start);
+        out.push(RAW);
+        out.extend_from_slice(data);
+    };
+    if let Some(el) = elements.filter(|_| level.0 != 0) {
+        out.push(PLANES);
+        let planes = level.for_planes();
+        let pack = |plane: &[u8], packed: &mut Vec<u8>| compressed_onto(plane, planes, packed);
+        if byteplanes::encode_into(out, data, el, pack) {
+            if out.len() - start > data.len() {
+                raw(out);
+            }
+            return;
+        }
+        out.truncate(start);
+    }
+    out.push(ZSTD);
+    if !compressed_onto(data, level, out) {
+        raw(out);
     }
 }
 
-/// The zstd frame of `data` when compression is on and pays off.
-fn compressed(data: &[u8], level: Compression) -> Option<Vec<u8>> {
+/// Append the zstd frame of `data` to `out` when compression is on and pays off;
+/// false otherwise (whatever was appended is the caller's to cut off).
+fn compressed_onto(data: &[u8], level: Compression, out: &mut Vec<u8>) -> bool {
     let promising = || {
         data.len() < 4 * PROBE || {
             let mid = data.len() / 2 - PROBE / 2;
             let probe = &data[mid..mid + PROBE];
-            compress(probe, level.0).is_some_and(|z| worth_it(&z, PROBE))
+            PROBE_OUT.with(|cell| {
+                let mut z = cell.borrow_mut();
+                z.clear();
+                compress_onto(probe, level.0, &mut z) && worth_it(z.len(), PROBE)
+            })
         }
     };
     if level.0 == 0 || data.len() < 64 || !promising() {
-        return None;
+        return false;
     }
-    compress(data, level.0).filter(|z| worth_it(z, data.len()))
+    let at = out.len();
+    compress_onto(data, level.0, out) && worth_it(out.len() - at, data.len())
 }
 
 /// Reverse of [`frame`].
@@ -167,8 +195,17 @@ pub fn seal_as(
     level: Compression,
     elements: Option<Elements>,
 ) -> Vec<u8> {
-    let (code, body) = encoded(data, level, elements);
-    crypto::seal_parts(cipher, key.data_key(), nonce, &[code], &body)
+    // Room for the nonce, the compression byte, the largest body (raw, or planes with
+    // their headers, or a zstd bound) and the tag, so nothing is moved while it grows.
+    let room = nonce.len() + 1 + data.len() + data.len() / 128 + 128 + crypto::TAG_LEN;
+    let mut out = Vec::with_capacity(room);
+    out.extend_from_slice(nonce);
+    encode_onto(&mut out, data, level, elements);
+    let mut sealed = crypto::seal_after_nonce(cipher, key.data_key(), nonce.len(), out);
+    // A compressed blob waits in a pack being filled: give back the room it did not
+    // need (a shrink in place, not a copy).
+    sealed.shrink_to_fit();
+    sealed
 }
 
 /// Whether a value of `raw_len` bytes that [`seal`] turned into `sealed_len` bytes was
@@ -279,12 +316,41 @@ mod tests {
         assert_eq!(at(1)[0], PLANES);
         // Level 3 on its own would give other bytes: the rule is what makes them equal.
         let exponents: Vec<u8> = data.iter().skip(3).step_by(4).copied().collect();
-        assert_ne!(compress(&exponents, 3), compress(&exponents, 1));
+        let z = |level| {
+            let mut out = Vec::new();
+            assert!(compress_onto(&exponents, level, &mut out));
+            out
+        };
+        assert_ne!(z(3), z(1));
         assert_eq!(at(3), at(1));
         assert_eq!(at(12), at(1));
         assert_ne!(at(19), at(1));
         assert_eq!(unframe(&at(19)).unwrap(), data);
         assert_eq!(Compression::OFF.for_planes(), Compression::OFF);
+    }
+
+    #[test]
+    fn sealing_builds_the_same_bytes_as_sealing_the_frame() {
+        let text = b"a line of text, a line of text, a line of text".repeat(3000);
+        let floats = weights(70_000);
+        let noise: Vec<u8> = floats.iter().map(|b| b.wrapping_mul(151) ^ 0x5a).collect();
+        let el = Some(Elements { width: 4, phase: 1 });
+        for c in [Cipher::XChaCha20Poly1305, Cipher::Aes256Gcm] {
+            let nonce = vec![7; c.nonce_len()];
+            for (data, elements) in [
+                (&text, None),
+                (&floats, el),
+                (&noise, None),
+                (&noise, el),
+                (&floats, None),
+            ] {
+                for level in [Compression::OFF, Compression(1), Compression::DEFAULT] {
+                    let framed = frame_as(&data[1..], level, elements);
+                    let expected = crypto::seal(c, key().data_key(), &nonce, &framed);
+                    assert_eq!(seal_as(&key(), c, &nonce, &data[1..], level, elements), expected);
+                }
+            }
+        }
     }
 
     #[test]

@@ -59,34 +59,125 @@ impl Elements {
 /// Encode `data` as byte planes, each replaced by `pack(plane)` when that returns a
 /// smaller form. `None` when the layout is not valid.
 pub fn encode(data: &[u8], el: Elements, pack: impl Fn(&[u8]) -> Option<Vec<u8>>) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let packed = |plane: &[u8], out: &mut Vec<u8>| match pack(plane) {
+        Some(z) => {
+            out.extend_from_slice(&z);
+            true
+        }
+        None => false,
+    };
+    encode_into(&mut out, data, el, packed).then_some(out)
+}
+
+thread_local! {
+    /// Where a plane is packed before it replaces its raw form, reused from plane to plane.
+    static PACKED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`encode`] appending the body to `out`. `pack(plane, packed)` appends a packed form
+/// of the plane to the empty `packed` and returns true, or returns false; a plane whose
+/// packed form is not smaller is stored raw. False, with `out` unchanged, when the
+/// layout is not valid. Each plane is gathered straight into its place in `out`.
+pub fn encode_into(
+    out: &mut Vec<u8>,
+    data: &[u8],
+    el: Elements,
+    mut pack: impl FnMut(&[u8], &mut Vec<u8>) -> bool,
+) -> bool {
     if !el.valid() {
-        return None;
+        return false;
     }
     let width = usize::from(el.width);
     let lead = el.lead(data.len());
-    let whole = &data[lead..];
-    let count = whole.len() / width;
-    let tail = &whole[count * width..];
-    let mut out = vec![el.width, el.phase];
-    out.extend_from_slice(&u32::try_from(count).ok()?.to_le_bytes());
-    let mut plane = Vec::with_capacity(count);
-    for j in 0..width {
-        plane.clear();
-        plane.extend(whole.chunks_exact(width).map(|e| e[j]));
-        match pack(&plane).filter(|z| z.len() < plane.len()) {
-            Some(z) => push_plane(&mut out, PLANE_PACKED, &z),
-            None => push_plane(&mut out, PLANE_RAW, &plane),
+    let count = (data.len() - lead) / width;
+    let Ok(count32) = u32::try_from(count) else {
+        return false;
+    };
+    let (whole, tail) = data[lead..].split_at(count * width);
+    out.reserve(2 + 4 + width * 5 + data.len());
+    out.extend_from_slice(&[el.width, el.phase]);
+    out.extend_from_slice(&count32.to_le_bytes());
+    PACKED.with(|cell| {
+        let packed = &mut cell.borrow_mut();
+        for j in 0..width {
+            push_plane(out, whole, width, j, count32, packed, &mut pack);
         }
-    }
+    });
     out.extend_from_slice(&data[..lead]);
     out.extend_from_slice(tail);
-    Some(out)
+    true
 }
 
-fn push_plane(out: &mut Vec<u8>, mode: u8, bytes: &[u8]) {
-    out.push(mode);
-    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    out.extend_from_slice(bytes);
+/// Append plane `j` of the elements in `whole`: packed when `pack` makes it smaller,
+/// raw otherwise.
+fn push_plane(
+    out: &mut Vec<u8>,
+    whole: &[u8],
+    width: usize,
+    j: usize,
+    count: u32,
+    packed: &mut Vec<u8>,
+    pack: &mut impl FnMut(&[u8], &mut Vec<u8>) -> bool,
+) {
+    let at = out.len();
+    out.push(PLANE_RAW);
+    out.extend_from_slice(&count.to_le_bytes());
+    let start = out.len();
+    out.resize(start + count as usize, 0);
+    gather(whole, width, j, &mut out[start..]);
+    packed.clear();
+    if pack(&out[start..], packed) && packed.len() < count as usize {
+        out.truncate(at);
+        out.push(PLANE_PACKED);
+        out.extend_from_slice(&(packed.len() as u32).to_le_bytes());
+        out.extend_from_slice(packed);
+    }
+}
+
+/// Byte `j` of every element of `width` bytes in `whole`, into `plane`. The common
+/// widths get a loop of constant stride the compiler can unroll.
+fn gather(whole: &[u8], width: usize, j: usize, plane: &mut [u8]) {
+    fn by<const W: usize>(whole: &[u8], j: usize, plane: &mut [u8]) {
+        let (elements, _) = whole.as_chunks::<W>();
+        for (byte, e) in plane.iter_mut().zip(elements) {
+            *byte = e[j % W];
+        }
+    }
+    match width {
+        2 => by::<2>(whole, j, plane),
+        4 => by::<4>(whole, j, plane),
+        8 => by::<8>(whole, j, plane),
+        _ => {
+            for (byte, e) in plane.iter_mut().zip(whole.chunks_exact(width)) {
+                *byte = e[j];
+            }
+        }
+    }
+}
+
+/// Reverse of [`gather`] for every plane: interleave `planes` (each as long) into whole elements.
+fn join<P: AsRef<[u8]>>(planes: &[P], whole: &mut [u8]) {
+    fn by<const W: usize, P: AsRef<[u8]>>(planes: &[P], whole: &mut [u8]) {
+        let (elements, _) = whole.as_chunks_mut::<W>();
+        for (j, plane) in planes.iter().enumerate().take(W) {
+            for (e, byte) in elements.iter_mut().zip(plane.as_ref()) {
+                e[j] = *byte;
+            }
+        }
+    }
+    match planes.len() {
+        2 => by::<2, P>(planes, whole),
+        4 => by::<4, P>(planes, whole),
+        8 => by::<8, P>(planes, whole),
+        width => {
+            for (i, e) in whole.chunks_exact_mut(width.max(1)).enumerate() {
+                for (b, plane) in e.iter_mut().zip(planes) {
+                    *b = plane.as_ref()[i];
+                }
+            }
+        }
+    }
 }
 
 /// Reverse of [`encode`], refusing planes of more than `limit` bytes in all.
@@ -116,8 +207,8 @@ pub fn decode<E: From<PlaneError>>(
         let len = r.u32()? as usize;
         let stored = r.take(len)?;
         let bytes = match mode {
-            PLANE_RAW => stored.to_vec(),
-            PLANE_PACKED => unpack(stored, count)?,
+            PLANE_RAW => std::borrow::Cow::Borrowed(stored),
+            PLANE_PACKED => std::borrow::Cow::Owned(unpack(stored, count)?),
             other => return Err(PlaneError::Mode(other).into()),
         };
         if bytes.len() != count {
@@ -130,12 +221,10 @@ pub fn decode<E: From<PlaneError>>(
     if (count > 0 && lead < el.lead(width)) || rest.len() - lead >= width {
         return Err(PlaneError::Rest(rest.len()).into());
     }
-    let mut out = Vec::with_capacity(rest.len() + count * width);
-    out.extend_from_slice(&rest[..lead]);
-    for i in 0..count {
-        out.extend(planes.iter().map(|p| p[i]));
-    }
-    out.extend_from_slice(&rest[lead..]);
+    let mut out = vec![0; rest.len() + count * width];
+    out[..lead].copy_from_slice(&rest[..lead]);
+    join(&planes, &mut out[lead..lead + count * width]);
+    out[lead + count * width..].copy_from_slice(&rest[lead..]);
     Ok(out)
 }
 
@@ -180,6 +269,45 @@ mod tests {
         assert_eq!(&body[6..34], &planes);
         assert_eq!(&body[34..], &[9, 10, 11]);
         assert_eq!(decode(&body, 1 << 20, identity).unwrap(), data);
+    }
+
+    #[test]
+    fn every_width_round_trips_with_packed_and_raw_planes() {
+        let data: Vec<u8> = (0..1000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for width in 2..=8u8 {
+            for phase in [0, width - 1] {
+                let el = Elements { width, phase };
+                // Every plane "packs" to its first byte, so each decodes to that byte
+                // repeated: every whole element comes back as the first one.
+                let body = encode(&data, el, |p| Some(p[..1].to_vec())).unwrap();
+                let lead = el.lead(data.len());
+                let count = (data.len() - lead) / usize::from(width);
+                assert_eq!(&body[6..11], &[PLANE_PACKED, 1, 0, 0, 0], "width {width}");
+                let unpack = |b: &[u8], n: usize| -> Result<Vec<u8>, PlaneError> { Ok(vec![b[0]; n]) };
+                let back = decode(&body, 1 << 20, unpack).unwrap();
+                let expected: Vec<u8> = data
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &b)| {
+                        let whole = i >= lead && i < lead + count * usize::from(width);
+                        if whole {
+                            data[lead + (i - lead) % usize::from(width)]
+                        } else {
+                            b
+                        }
+                    })
+                    .collect();
+                assert_eq!(back, expected, "width {width} phase {phase}");
+                let raw = encode(&data, el, |_| None).unwrap();
+                assert_eq!(
+                    decode(&raw, 1 << 20, identity).unwrap(),
+                    data,
+                    "width {width} phase {phase}"
+                );
+            }
+        }
     }
 
     #[test]

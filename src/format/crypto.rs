@@ -83,15 +83,24 @@ pub fn seal(cipher: Cipher, key: &[u8; 32], nonce: &[u8], plain: &[u8]) -> Vec<u
 /// Seal `prefix || body` without first copying them into one plaintext buffer:
 /// the output is built once and encrypted in place. Same format as [`seal`].
 pub fn seal_parts(cipher: Cipher, key: &[u8; 32], nonce: &[u8], prefix: &[u8], body: &[u8]) -> Vec<u8> {
-    debug_assert_eq!(nonce.len(), cipher.nonce_len());
     let n = nonce.len();
     let mut out = Vec::with_capacity(n + prefix.len() + body.len() + TAG_LEN);
     out.extend_from_slice(nonce);
     out.extend_from_slice(prefix);
     out.extend_from_slice(body);
+    seal_after_nonce(cipher, key, n, out)
+}
+
+/// Seal a buffer that holds the nonce (`nonce_len` bytes) followed by the plaintext:
+/// the plaintext is encrypted where it lies and the tag appended. Same format as
+/// [`seal`], for callers that build the plaintext in its final place.
+pub fn seal_after_nonce(cipher: Cipher, key: &[u8; 32], nonce_len: usize, mut out: Vec<u8>) -> Vec<u8> {
+    debug_assert_eq!(nonce_len, cipher.nonce_len());
+    let at = nonce_len.min(out.len());
+    let (nonce, plain) = out.split_at_mut(at);
     let tag = match cipher {
-        Cipher::XChaCha20Poly1305 => encrypt_in_place::<XChaCha20Poly1305>(key, nonce, &mut out[n..]),
-        Cipher::Aes256Gcm => encrypt_in_place::<Aes256Gcm>(key, nonce, &mut out[n..]),
+        Cipher::XChaCha20Poly1305 => encrypt_in_place::<XChaCha20Poly1305>(key, nonce, plain),
+        Cipher::Aes256Gcm => encrypt_in_place::<Aes256Gcm>(key, nonce, plain),
     };
     // Encryption fails only for a nonce of the wrong length (the callers draw it at
     // `nonce_len`) or a plaintext beyond the cipher's limit (2^38 bytes, far above any
