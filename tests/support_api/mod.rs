@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-pub use crate::support_daemon::{free_port, hash_line, poll};
+pub use crate::support_daemon::{Daemon, free_port, hash_line, poll};
 
 pub mod routes;
 
@@ -117,19 +117,6 @@ impl Site {
             .stderr(stderr)
             .spawn()
             .expect("start the daemon")
-    }
-}
-
-pub struct Daemon {
-    pub child: Child,
-    pub port: u16,
-    pub log: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
