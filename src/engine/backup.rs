@@ -25,7 +25,7 @@ use super::anomaly::{Before, Collector, Compressibility, judge_run};
 use super::fanout::{Dropped, Lane, Outgoing, PACKS_IN_MEMORY, Target, no_region_left, upload_packs};
 use super::immutable::{keep_packs_locked, locks_not_extended};
 use super::manifest::{Signing, signed_manifest};
-use super::walk::{Excludes, node_from_meta, unchanged};
+use super::walk::{Excludes, Lister, node_from_meta, unchanged};
 use super::{EngineError, Progress, Result, audit};
 use crate::format::anomaly::{Policy, Shares};
 use crate::format::audit::{Action, Record};
@@ -314,7 +314,11 @@ async fn find_parent(lanes: &[Lane], opts: &BackupOptions, paths: &[String]) -> 
         .find(|(id, s)| common.contains(id) && s.dataset == opts.dataset && s.paths == paths);
     match parent {
         Some((id, snapshot)) => {
-            let index = primary.repo.load_index().await?;
+            // The index `load_indexes` read for this region, not a second read of it.
+            let index = match &primary.index {
+                Some(index) => index.clone(),
+                None => Arc::new(primary.repo.load_index().await?),
+            };
             let tree = primary.repo.load_tree(&index, &snapshot.tree).await?;
             Ok(Some(Parent {
                 id,
@@ -358,6 +362,7 @@ async fn run(
     let sealers = spawn_sealers(&repo, compression, chunk_rx, sealed_tx, judged.clone());
     let packer = spawn_packer(&repo, sealed_rx, pack_tx);
 
+    let lister = Lister::spawn(roots.clone(), excludes.clone());
     let walker = Walker {
         repo: repo.clone(),
         indexes,
@@ -370,6 +375,7 @@ async fn run(
         chunker: None,
         files: opts.signing.as_ref().map(|_| Vec::new()),
         signals: Collector::new(parent.as_ref().map(|p| &p.snapshot)),
+        lister,
     };
     let walked = std::thread::spawn(move || walker.walk_roots(&roots, parent_tree));
     let lag_wait = opts.lag_wait.unwrap_or(DEFAULT_LAG_WAIT);
@@ -575,6 +581,8 @@ struct Walker {
     files: Option<Vec<ManifestFile>>,
     /// Anomaly signals, compared directory by directory with the parent.
     signals: Collector,
+    /// Lists the folders the walk is about to enter.
+    lister: Lister,
 }
 
 impl Walker {
@@ -684,25 +692,13 @@ impl Walker {
             Some(id) => Some(self.runtime.block_on(self.repo.load_tree(&self.indexes[0], &id))?),
             None => None,
         };
-        let mut entries: Vec<_> = fs::read_dir(path)
-            .map_err(|e| EngineError::source_io(path, e))?
-            .collect::<std::io::Result<_>>()
-            .map_err(|e| EngineError::source_io(path, e))?;
-        entries.sort_by_cached_key(fs::DirEntry::file_name);
+        // Sorted, filtered and stated ahead of time by the lister.
+        let entries = self.lister.take(path, base, &self.excludes)?;
         let old_names = old_tree.as_ref().map(Tree::by_name).unwrap_or_default();
         let mut tree = Tree::default();
         for e in entries {
-            let child = e.path();
-            let rel = child.strip_prefix(base).unwrap_or(&child);
-            if self.excludes.matches(rel, &child) {
-                continue;
-            }
-            let name = e.file_name();
-            let prev = old_names.get(&name).copied();
-            // Relative to the open directory (`statx` on its descriptor), so the kernel
-            // does not resolve the whole path again for every entry.
-            let meta = e.metadata().map_err(|e| EngineError::source_io(&child, e))?;
-            if let Some(node) = self.entry(&child, base, &name, &meta, prev)? {
+            let prev = old_names.get(&e.name).copied();
+            if let Some(node) = self.entry(&e.path, base, &e.name, &e.meta, prev)? {
                 tree.nodes.push(node);
             }
         }

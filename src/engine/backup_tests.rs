@@ -1,14 +1,15 @@
 //! The no-change path of backup: a folder whose entries all match the parent
 //! snapshot keeps the parent's tree id, and any changed field still reaches the root.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::engine::backup::{BackupOptions, backup};
 use crate::format::ids::BlobId;
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::pack::BlobKind;
-use crate::format::tree::Tree;
+use crate::format::tree::{Node, NodeKind, Tree};
 use crate::repo::packer::PackBuilder;
 use crate::repo::{Repository, test_init_options};
 use crate::storage::OpendalStore;
@@ -113,4 +114,74 @@ async fn an_unchanged_folder_keeps_the_parent_tree_id_without_encoding_it_again(
     let changed = top(&repo, &backup_of(&repo, &dir).await).await;
     assert_ne!(changed, pretty);
     assert_ne!(changed, encoded);
+}
+
+/// More folders than are listed ahead of the walk, nested, each with a file left out
+/// by `*.tmp` and names whose byte order differs from their creation order; and a
+/// symlink to one of the folders.
+fn wide_source() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for i in (0..12).rev() {
+        let folder = dir.path().join(format!("d{i:02}"));
+        std::fs::create_dir_all(folder.join("inner")).unwrap();
+        for (name, text) in [("inner/f.txt", "f"), ("skip.tmp", "t"), ("b.txt", "b"), ("B.txt", "B")] {
+            std::fs::write(folder.join(name), format!("{text}{i}")).unwrap();
+        }
+    }
+    std::os::unix::fs::symlink("d00", dir.path().join("link")).unwrap();
+    dir
+}
+
+/// Every stored tree below `top` is in the canonical encoding and lists its folder's
+/// entries (less `*.tmp`) in name-byte order with their metadata, symlinks not followed.
+async fn assert_trees_match_disk(repo: &Repository, top: BlobId, path: &Path) {
+    let index = repo.load_index().await.unwrap();
+    let mut stack = vec![(top, path.to_path_buf())];
+    let mut folders = 0;
+    while let Some((id, dir)) = stack.pop() {
+        let bytes = repo.read_blob(&index, &id).await.unwrap();
+        let mut tree = Tree::decode(&bytes).unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| !n.to_string_lossy().ends_with(".tmp"))
+            .collect();
+        names.sort();
+        let stored: Vec<_> = tree.nodes.iter().map(Node::os_name).collect();
+        assert_eq!(stored, names, "{}", dir.display());
+        for node in &tree.nodes {
+            let meta = std::fs::symlink_metadata(dir.join(&node.name)).unwrap();
+            assert_eq!((node.inode, node.mtime_ns / 1_000_000_000), (meta.ino(), meta.mtime()));
+            match node.kind {
+                NodeKind::Dir => stack.push((node.subtree.unwrap(), dir.join(&node.name))),
+                NodeKind::Symlink => assert!(meta.file_type().is_symlink() && node.subtree.is_none()),
+                NodeKind::File => assert_eq!(node.size, meta.len()),
+            }
+        }
+        assert_eq!(tree.encode(), bytes, "{} stored canonically", dir.display());
+        folders += 1;
+    }
+    assert_eq!(folders, 1 + 12 * 2, "every folder once, the symlink's target not again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_walk_stores_every_folder_in_name_order_first_and_unchanged() {
+    let (repo, dir) = (empty_repo().await, wide_source());
+    let opts = BackupOptions {
+        paths: vec![dir.path().to_path_buf()],
+        excludes: vec!["*.tmp".into()],
+        ..Default::default()
+    };
+    let first = backup(&repo, &opts, Default::default()).await.unwrap().snapshot;
+    assert_eq!((first.summary.files_new, first.summary.dirs), (36, 25));
+    assert_trees_match_disk(&repo, top(&repo, &first.tree).await, dir.path()).await;
+    let again = backup(&repo, &opts, Default::default()).await.unwrap().snapshot;
+    assert_eq!((again.tree, again.summary.files_unchanged), (first.tree, 36));
+    std::fs::write(dir.path().join("d07/inner/f.txt"), "changed").unwrap();
+    let changed = backup(&repo, &opts, Default::default()).await.unwrap().snapshot;
+    assert_eq!(
+        (changed.summary.files_changed, changed.summary.files_unchanged),
+        (1, 35)
+    );
+    assert_trees_match_disk(&repo, top(&repo, &changed.tree).await, dir.path()).await;
 }
