@@ -369,7 +369,10 @@ impl Ctx {
 
     async fn backup(&self, repo: &RepoArg, opts: &BackupOptions) -> Result<i32> {
         let r = self.open(repo).await?;
-        let progress = Arc::new(Progress::default());
+        let progress = Arc::new(match self.progress {
+            true => Progress::default(),
+            false => Progress::unwatched(),
+        });
         let bar = Bar::start("backup", progress.clone(), self.progress, self.json);
         let out = backup(&r, opts, progress).await;
         bar.finish();

@@ -349,7 +349,9 @@ async fn run(
     let mut parent = find_parent(lanes, opts, &paths).await?;
     let parent_tree = parent.as_mut().map(|p| std::mem::take(&mut p.tree));
 
-    spawn_prescan(roots.clone(), excludes.clone(), progress.clone());
+    if !progress.unwatched.load(std::sync::atomic::Ordering::Relaxed) {
+        spawn_prescan(roots.clone(), excludes.clone(), progress.clone());
+    }
     let (chunk_tx, chunk_rx) = bounded::<Job>(CHUNK_QUEUE);
     let (sealed_tx, sealed_rx) = bounded::<Sealed>(CHUNK_QUEUE);
     let (pack_tx, pack_rx) = mpsc::channel::<Outgoing>(PACK_QUEUE);

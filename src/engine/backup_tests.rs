@@ -172,13 +172,14 @@ async fn the_walk_stores_every_folder_in_name_order_first_and_unchanged() {
         excludes: vec!["*.tmp".into()],
         ..Default::default()
     };
+    let quiet = || Arc::new(crate::engine::Progress::unwatched());
     let first = backup(&repo, &opts, Default::default()).await.unwrap().snapshot;
     assert_eq!((first.summary.files_new, first.summary.dirs), (36, 25));
     assert_trees_match_disk(&repo, top(&repo, &first.tree).await, dir.path()).await;
-    let again = backup(&repo, &opts, Default::default()).await.unwrap().snapshot;
+    let again = backup(&repo, &opts, quiet()).await.unwrap().snapshot;
     assert_eq!((again.tree, again.summary.files_unchanged), (first.tree, 36));
     std::fs::write(dir.path().join("d07/inner/f.txt"), "changed").unwrap();
-    let changed = backup(&repo, &opts, Default::default()).await.unwrap().snapshot;
+    let changed = backup(&repo, &opts, quiet()).await.unwrap().snapshot;
     assert_eq!(
         (changed.summary.files_changed, changed.summary.files_unchanged),
         (1, 35)

@@ -74,9 +74,18 @@ pub struct Progress {
     pub bytes_total: AtomicU64,
     /// Set once the totals are complete (the pre-scan finished).
     pub totals_known: std::sync::atomic::AtomicBool,
+    /// Nothing shows these counters (`--quiet`), so a backup skips the pre-scan that
+    /// only counts its totals.
+    pub unwatched: std::sync::atomic::AtomicBool,
 }
 
 impl Progress {
+    /// Counters nobody reads while the operation runs.
+    pub fn unwatched() -> Self {
+        let p = Self::default();
+        p.unwatched.store(true, Ordering::Relaxed);
+        p
+    }
     pub fn add_done(&self, files: u64, bytes: u64) {
         self.files_done.fetch_add(files, Ordering::Relaxed);
         self.bytes_done.fetch_add(bytes, Ordering::Relaxed);
