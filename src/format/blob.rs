@@ -7,6 +7,8 @@
 //! saves at least 1/32 of the size, so data that never shrinks costs one fast failed
 //! attempt on a 64 KiB probe and is stored raw.
 
+use std::borrow::Cow;
+
 use super::byteplanes::{self, Elements, PlaneError};
 use super::crypto::{self, Cipher, CryptoError, MasterKey};
 use super::ids::BlobId;
@@ -162,13 +164,25 @@ fn compressed_onto(data: &[u8], level: Compression, out: &mut Vec<u8>) -> bool {
 
 /// Reverse of [`frame`].
 pub fn unframe(plain: &[u8]) -> Result<Vec<u8>, BlobError> {
+    unframe_borrowed(plain).map(Cow::into_owned)
+}
+
+/// [`unframe`] that lends a value stored raw instead of copying it.
+fn unframe_borrowed(plain: &[u8]) -> Result<Cow<'_, [u8]>, BlobError> {
     let (&code, body) = plain.split_first().ok_or(BlobError::Empty)?;
     match code {
-        RAW => Ok(body.to_vec()),
-        ZSTD => decompress(body, MAX_BLOB),
-        PLANES => byteplanes::decode(body, MAX_BLOB, decompress),
+        RAW => Ok(Cow::Borrowed(body)),
+        ZSTD => decompress(body, MAX_BLOB).map(Cow::Owned),
+        PLANES => byteplanes::decode(body, MAX_BLOB, decompress).map(Cow::Owned),
         other => Err(BlobError::Compression(other)),
     }
+}
+
+thread_local! {
+    /// One reusable decompressor per thread, as for compression: a fresh zstd context
+    /// per blob was a measurable share of a restore.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// One zstd frame, refused if it holds more than `limit` bytes.
@@ -177,7 +191,17 @@ fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, BlobError> {
     // reserving the whole limit for every blob.
     let declared = zstd::zstd_safe::get_frame_content_size(body).ok().flatten();
     let capacity = declared.map_or(limit, |n| n.min(limit as u64) as usize);
-    zstd::bulk::decompress(body, capacity).map_err(|e| BlobError::Decompress(e.to_string()))
+    let failed = |e: std::io::Error| BlobError::Decompress(e.to_string());
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new().map_err(failed)?);
+        }
+        match slot.as_mut() {
+            Some(d) => d.decompress(body, capacity).map_err(failed),
+            None => Err(BlobError::Decompress("no decompression context".into())),
+        }
+    })
 }
 
 /// Compress (when it helps) and encrypt one value. Same bytes as sealing
@@ -223,11 +247,31 @@ pub fn open(key: &MasterKey, cipher: Cipher, sealed: &[u8]) -> Result<Vec<u8>, B
 /// Open a content-addressed blob and prove that it is the blob `id` names.
 pub fn open_verified(key: &MasterKey, cipher: Cipher, id: &BlobId, sealed: &[u8]) -> Result<Vec<u8>, BlobError> {
     let data = open(key, cipher, sealed)?;
-    let actual = key.blob_id(&data);
+    verify(key, id, &data)?;
+    Ok(data)
+}
+
+/// [`open_verified`] in a buffer the caller owns and gives up (a span read from a
+/// pack): decrypted where it lies, and a blob stored raw is lent from that buffer
+/// rather than copied. Nothing is returned before it is authenticated and matches `id`.
+pub fn open_verified_in_place<'a>(
+    key: &MasterKey,
+    cipher: Cipher,
+    id: &BlobId,
+    sealed: &'a mut [u8],
+) -> Result<Cow<'a, [u8]>, BlobError> {
+    let plain = crypto::open_in_place(cipher, key.data_key(), sealed)?;
+    let data = unframe_borrowed(plain)?;
+    verify(key, id, &data)?;
+    Ok(data)
+}
+
+fn verify(key: &MasterKey, id: &BlobId, data: &[u8]) -> Result<(), BlobError> {
+    let actual = key.blob_id(data);
     if &actual != id {
         return Err(BlobError::IdMismatch { expected: *id, actual });
     }
-    Ok(data)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -349,6 +393,45 @@ mod tests {
                     let expected = crypto::seal(c, key().data_key(), &nonce, &framed);
                     assert_eq!(seal_as(&key(), c, &nonce, &data[1..], level, elements), expected);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn opening_in_place_matches_open_verified_for_every_framing() {
+        let k = key();
+        let text = b"a line of text, a line of text, a line of text".repeat(300);
+        let floats = weights(20_000);
+        let el = Some(Elements { width: 4, phase: 2 });
+        for c in [Cipher::XChaCha20Poly1305, Cipher::Aes256Gcm] {
+            let nonce = vec![5; c.nonce_len()];
+            let cases = [
+                (&text, None, Compression::OFF, RAW),
+                (&text, None, Compression::DEFAULT, ZSTD),
+                (&floats, el, Compression::DEFAULT, PLANES),
+            ];
+            for (data, elements, level, code) in cases {
+                let sealed = seal_as(&k, c, &nonce, data, level, elements);
+                let mut buf = sealed.clone();
+                let plain = crypto::open_in_place(c, k.data_key(), &mut buf).unwrap();
+                assert_eq!(plain[0], code, "{} code {code}", c.name());
+                let id = k.blob_id(data);
+                let mut buf = sealed.clone();
+                let opened = open_verified_in_place(&k, c, &id, &mut buf).unwrap();
+                assert_eq!(&opened[..], &data[..]);
+                assert_eq!(matches!(opened, Cow::Borrowed(_)), code == RAW, "raw values are lent");
+                assert_eq!(open_verified(&k, c, &id, &sealed).unwrap(), &data[..]);
+                let mut buf = sealed.clone();
+                assert!(matches!(
+                    open_verified_in_place(&k, c, &k.blob_id(b"other"), &mut buf),
+                    Err(BlobError::IdMismatch { .. })
+                ));
+                let mut flipped = sealed.clone();
+                flipped[sealed.len() / 2] ^= 1;
+                assert!(matches!(
+                    open_verified_in_place(&k, c, &id, &mut flipped),
+                    Err(BlobError::Crypto(CryptoError::Auth))
+                ));
             }
         }
     }

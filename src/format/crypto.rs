@@ -111,20 +111,44 @@ pub fn seal_after_nonce(cipher: Cipher, key: &[u8; 32], nonce_len: usize, mut ou
     out
 }
 
+/// Where the ciphertext lies in a sealed value of `len` bytes (after the nonce,
+/// before the tag); too short a value is refused.
+fn ciphertext(cipher: Cipher, len: usize) -> Result<std::ops::Range<usize>, CryptoError> {
+    let n = cipher.nonce_len();
+    if len < n + TAG_LEN {
+        return Err(CryptoError::TooShort(len));
+    }
+    Ok(n..len - TAG_LEN)
+}
+
+/// Decrypt `buf` in place with `cipher`; false unless `tag` authenticates it.
+fn decrypt(cipher: Cipher, key: &[u8; 32], nonce: &[u8], buf: &mut [u8], tag: &[u8]) -> bool {
+    match cipher {
+        Cipher::XChaCha20Poly1305 => decrypt_in_place::<XChaCha20Poly1305>(key, nonce, buf, tag),
+        Cipher::Aes256Gcm => decrypt_in_place::<Aes256Gcm>(key, nonce, buf, tag),
+    }
+}
+
 /// Open a value produced by [`seal`], failing if a single bit was changed.
 pub fn open(cipher: Cipher, key: &[u8; 32], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    let n = cipher.nonce_len();
-    if sealed.len() < n + TAG_LEN {
-        return Err(CryptoError::TooShort(sealed.len()));
-    }
-    let (nonce, rest) = sealed.split_at(n);
-    let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
-    let mut plain = ct.to_vec();
-    let opened = match cipher {
-        Cipher::XChaCha20Poly1305 => decrypt_in_place::<XChaCha20Poly1305>(key, nonce, &mut plain, tag),
-        Cipher::Aes256Gcm => decrypt_in_place::<Aes256Gcm>(key, nonce, &mut plain, tag),
-    };
+    let ct = ciphertext(cipher, sealed.len())?;
+    let mut plain = sealed[ct.clone()].to_vec();
+    let opened = decrypt(cipher, key, &sealed[..ct.start], &mut plain, &sealed[ct.end..]);
     opened.then_some(plain).ok_or(CryptoError::Auth)
+}
+
+/// [`open`] where the value lies, in a buffer the caller owns and gives up: the
+/// ciphertext is decrypted over itself and returned, without a copy. After a failure
+/// the buffer's content is unspecified.
+pub fn open_in_place<'a>(cipher: Cipher, key: &[u8; 32], sealed: &'a mut [u8]) -> Result<&'a mut [u8], CryptoError> {
+    let ct = ciphertext(cipher, sealed.len())?;
+    let (nonce, rest) = sealed.split_at_mut(ct.start);
+    let (body, tag) = rest.split_at_mut(ct.len());
+    if decrypt(cipher, key, nonce, body, tag) {
+        Ok(body)
+    } else {
+        Err(CryptoError::Auth)
+    }
 }
 
 /// Encrypt `buf` in place with cipher `A`, returning the tag.
@@ -333,6 +357,33 @@ mod tests {
         assert_eq!(open(c, &[2; 32], &sealed), Err(CryptoError::Auth));
         sealed[30] ^= 1;
         assert_eq!(open(c, &[1; 32], &sealed), Err(CryptoError::Auth));
+    }
+
+    #[test]
+    fn opening_in_place_gives_what_open_gives_and_refuses_the_same_damage() {
+        for c in [Cipher::XChaCha20Poly1305, Cipher::Aes256Gcm] {
+            let nonce = vec![9u8; c.nonce_len()];
+            let plain: Vec<u8> = (0..1000u32).map(|i| (i * 31 % 251) as u8).collect();
+            let sealed = seal(c, &[4; 32], &nonce, &plain);
+            let mut buf = sealed.clone();
+            assert_eq!(open_in_place(c, &[4; 32], &mut buf).unwrap(), &plain[..]);
+            let mut wrong_key = sealed.clone();
+            assert_eq!(open_in_place(c, &[5; 32], &mut wrong_key), Err(CryptoError::Auth));
+            for at in [0, c.nonce_len(), sealed.len() - 1] {
+                let mut flipped = sealed.clone();
+                flipped[at] ^= 0x10;
+                assert_eq!(
+                    open_in_place(c, &[4; 32], &mut flipped),
+                    Err(CryptoError::Auth),
+                    "byte {at}"
+                );
+            }
+            let mut short = sealed[..c.overhead() - 1].to_vec();
+            assert_eq!(
+                open_in_place(c, &[4; 32], &mut short),
+                Err(CryptoError::TooShort(c.overhead() - 1))
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use bytes::BytesMut;
 use futures::stream::{self, StreamExt};
 
 use super::open_files::OpenFiles;
@@ -127,11 +128,16 @@ async fn restore_pack(
             blobs.clone(),
         );
         tokio::task::spawn_blocking(move || -> Result<()> {
+            // Blobs are decrypted where they lie in the span: a buffer no one else
+            // holds is taken over as it is, a shared one copied once.
+            let mut span = bytes
+                .try_into_mut()
+                .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
             for (id, loc) in locs {
                 let at = (loc.offset - start) as usize;
-                let sealed = &bytes[at..at + loc.length as usize];
+                let sealed = &mut span[at..at + loc.length as usize];
                 let dests = &blobs[&id];
-                match blob::open_verified(repo.key(), repo.cipher(), &id, sealed) {
+                match blob::open_verified_in_place(repo.key(), repo.cipher(), &id, sealed) {
                     Ok(data) => write_blob(&files, dests, &data, &progress)?,
                     Err(e) => mark(
                         &damaged,
