@@ -7,8 +7,6 @@
 //! saves at least 1/32 of the size, so data that never shrinks costs one fast failed
 //! attempt on a 64 KiB probe and is stored raw.
 
-use std::borrow::Cow;
-
 use super::byteplanes::{self, Elements, PlaneError};
 use super::crypto::{self, Cipher, CryptoError, MasterKey};
 use super::ids::BlobId;
@@ -164,18 +162,25 @@ fn compressed_onto(data: &[u8], level: Compression, out: &mut Vec<u8>) -> bool {
 
 /// Reverse of [`frame`].
 pub fn unframe(plain: &[u8]) -> Result<Vec<u8>, BlobError> {
-    unframe_borrowed(plain).map(Cow::into_owned)
+    let mut out = Vec::new();
+    match unframe_into(plain, &mut out)? {
+        Some(raw) => Ok(raw.to_vec()),
+        None => Ok(out),
+    }
 }
 
-/// [`unframe`] that lends a value stored raw instead of copying it.
-fn unframe_borrowed(plain: &[u8]) -> Result<Cow<'_, [u8]>, BlobError> {
+/// [`unframe`] that decodes into `out` (emptied first, its memory reused) and lends a
+/// value stored raw instead of copying it: `Some(value)` when raw, `None` when the
+/// value is in `out`.
+fn unframe_into<'a>(plain: &'a [u8], out: &mut Vec<u8>) -> Result<Option<&'a [u8]>, BlobError> {
     let (&code, body) = plain.split_first().ok_or(BlobError::Empty)?;
     match code {
-        RAW => Ok(Cow::Borrowed(body)),
-        ZSTD => decompress(body, MAX_BLOB).map(Cow::Owned),
-        PLANES => byteplanes::decode(body, MAX_BLOB, decompress).map(Cow::Owned),
-        other => Err(BlobError::Compression(other)),
+        RAW => return Ok(Some(body)),
+        ZSTD => decompress_into(body, MAX_BLOB, out)?,
+        PLANES => byteplanes::decode_into(body, MAX_BLOB, decompress, out)?,
+        other => return Err(BlobError::Compression(other)),
     }
+    Ok(None)
 }
 
 thread_local! {
@@ -187,10 +192,20 @@ thread_local! {
 
 /// One zstd frame, refused if it holds more than `limit` bytes.
 fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, BlobError> {
+    let mut out = Vec::new();
+    decompress_into(body, limit, &mut out)?;
+    Ok(out)
+}
+
+/// [`decompress`] into `out`, emptied first; the frame is written into its spare
+/// capacity, never zero-filled first.
+fn decompress_into(body: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), BlobError> {
     // Size the output from the frame header (our frames carry it) rather than
     // reserving the whole limit for every blob.
     let declared = zstd::zstd_safe::get_frame_content_size(body).ok().flatten();
     let capacity = declared.map_or(limit, |n| n.min(limit as u64) as usize);
+    out.clear();
+    out.reserve_exact(capacity);
     let failed = |e: std::io::Error| BlobError::Decompress(e.to_string());
     DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
@@ -198,10 +213,15 @@ fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, BlobError> {
             *slot = Some(zstd::bulk::Decompressor::new().map_err(failed)?);
         }
         match slot.as_mut() {
-            Some(d) => d.decompress(body, capacity).map_err(failed),
+            Some(d) => d.decompress_to_buffer(body, out).map_err(failed),
             None => Err(BlobError::Decompress("no decompression context".into())),
         }
-    })
+    })?;
+    // A buffer reused from a larger value has room beyond `limit`.
+    if out.len() > limit {
+        return Err(BlobError::Decompress(format!("frame holds more than {limit} bytes")));
+    }
+    Ok(())
 }
 
 /// Compress (when it helps) and encrypt one value. Same bytes as sealing
@@ -252,17 +272,22 @@ pub fn open_verified(key: &MasterKey, cipher: Cipher, id: &BlobId, sealed: &[u8]
 }
 
 /// [`open_verified`] in a buffer the caller owns and gives up (a span read from a
-/// pack): decrypted where it lies, and a blob stored raw is lent from that buffer
-/// rather than copied. Nothing is returned before it is authenticated and matches `id`.
+/// pack): decrypted where it lies, a blob stored raw lent from that buffer rather than
+/// copied, any other decoded into `scratch` (emptied first, its memory reused from
+/// blob to blob). Nothing is returned before it is authenticated and matches `id`.
 pub fn open_verified_in_place<'a>(
     key: &MasterKey,
     cipher: Cipher,
     id: &BlobId,
     sealed: &'a mut [u8],
-) -> Result<Cow<'a, [u8]>, BlobError> {
+    scratch: &'a mut Vec<u8>,
+) -> Result<&'a [u8], BlobError> {
     let plain = crypto::open_in_place(cipher, key.data_key(), sealed)?;
-    let data = unframe_borrowed(plain)?;
-    verify(key, id, &data)?;
+    let data = match unframe_into(plain, scratch)? {
+        Some(raw) => raw,
+        None => scratch,
+    };
+    verify(key, id, data)?;
     Ok(data)
 }
 
@@ -417,23 +442,44 @@ mod tests {
                 assert_eq!(plain[0], code, "{} code {code}", c.name());
                 let id = k.blob_id(data);
                 let mut buf = sealed.clone();
-                let opened = open_verified_in_place(&k, c, &id, &mut buf).unwrap();
-                assert_eq!(&opened[..], &data[..]);
-                assert_eq!(matches!(opened, Cow::Borrowed(_)), code == RAW, "raw values are lent");
+                let within = buf.as_ptr_range();
+                // A scratch buffer left over from a longer value must not show through.
+                let mut scratch = vec![0xEE; data.len() * 2];
+                let opened = open_verified_in_place(&k, c, &id, &mut buf, &mut scratch).unwrap();
+                assert_eq!(opened, &data[..]);
+                assert_eq!(
+                    within.contains(&opened.as_ptr()),
+                    code == RAW,
+                    "only raw values are lent"
+                );
                 assert_eq!(open_verified(&k, c, &id, &sealed).unwrap(), &data[..]);
                 let mut buf = sealed.clone();
                 assert!(matches!(
-                    open_verified_in_place(&k, c, &k.blob_id(b"other"), &mut buf),
+                    open_verified_in_place(&k, c, &k.blob_id(b"other"), &mut buf, &mut scratch),
                     Err(BlobError::IdMismatch { .. })
                 ));
                 let mut flipped = sealed.clone();
                 flipped[sealed.len() / 2] ^= 1;
                 assert!(matches!(
-                    open_verified_in_place(&k, c, &id, &mut flipped),
+                    open_verified_in_place(&k, c, &id, &mut flipped, &mut scratch),
                     Err(BlobError::Crypto(CryptoError::Auth))
                 ));
             }
         }
+    }
+
+    #[test]
+    fn a_reused_buffer_with_room_beyond_the_limit_still_enforces_it() {
+        let data = vec![7u8; 5000];
+        // A streamed frame does not declare its size, so only the limit bounds it.
+        let body = zstd::stream::encode_all(&data[..], 3).unwrap();
+        let mut out = Vec::with_capacity(20_000);
+        assert!(matches!(
+            decompress_into(&body, 4000, &mut out),
+            Err(BlobError::Decompress(_))
+        ));
+        decompress_into(&body, 5000, &mut out).unwrap();
+        assert_eq!(out, data);
     }
 
     #[test]

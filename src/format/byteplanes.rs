@@ -196,6 +196,19 @@ pub fn decode<E: From<PlaneError>>(
     limit: usize,
     unpack: impl Fn(&[u8], usize) -> Result<Vec<u8>, E>,
 ) -> Result<Vec<u8>, E> {
+    let mut out = Vec::new();
+    decode_into(body, limit, unpack, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode`] into `out`, emptied first: a buffer reused from chunk to chunk keeps its
+/// memory instead of a fresh allocation (and its page faults) for every chunk.
+pub fn decode_into<E: From<PlaneError>>(
+    body: &[u8],
+    limit: usize,
+    unpack: impl Fn(&[u8], usize) -> Result<Vec<u8>, E>,
+    out: &mut Vec<u8>,
+) -> Result<(), E> {
     let mut r = Reader(body);
     let el = Elements {
         width: r.u8()?,
@@ -229,11 +242,12 @@ pub fn decode<E: From<PlaneError>>(
     if (count > 0 && lead < el.lead(width)) || rest.len() - lead >= width {
         return Err(PlaneError::Rest(rest.len()).into());
     }
-    let mut out = vec![0; rest.len() + count * width];
+    out.clear();
+    out.resize(rest.len() + count * width, 0);
     out[..lead].copy_from_slice(&rest[..lead]);
     join(&planes, &mut out[lead..lead + count * width]);
     out[lead + count * width..].copy_from_slice(&rest[lead..]);
-    Ok(out)
+    Ok(())
 }
 
 /// A cursor over the body that never reads past its end.

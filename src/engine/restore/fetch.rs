@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures::stream::{self, StreamExt};
 
 use super::open_files::OpenFiles;
@@ -17,6 +17,7 @@ use super::{MAX_SPAN, MERGE_GAP, PACK_FETCHES};
 use crate::engine::{EngineError, Progress, Result};
 use crate::format::blob;
 use crate::format::ids::{BlobId, PackId};
+use crate::repo::index::Location;
 use crate::repo::{Index, RepoError, Repository};
 
 /// The target and the files created in it, by file number.
@@ -100,6 +101,16 @@ async fn restore_pack(
     progress: &Arc<Progress>,
 ) -> Result<()> {
     let blobs = Arc::new(blobs);
+    let writer = PackWriter {
+        repo: repo.clone(),
+        pack,
+        blobs: blobs.clone(),
+        files: files.clone(),
+        damaged: damaged.clone(),
+        progress: progress.clone(),
+    };
+    // One decode buffer per pack, reused from span to span.
+    let mut scratch = Vec::new();
     for (start, end, ids) in spans(index, &blobs) {
         let bytes = match repo.read_pack_range(&pack, start as u64..end as u64).await {
             Ok(b) if b.len() == (end - start) as usize => b,
@@ -120,38 +131,50 @@ async fn restore_pack(
             Err(e) => return Err(e.into()),
         };
         let locs: Vec<_> = ids.iter().filter_map(|id| index.get(id).map(|l| (*id, l))).collect();
-        let (repo, files, damaged, progress, blobs) = (
-            repo.clone(),
-            files.clone(),
-            damaged.clone(),
-            progress.clone(),
-            blobs.clone(),
-        );
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            // Blobs are decrypted where they lie in the span: a buffer no one else
-            // holds is taken over as it is, a shared one copied once.
-            let mut span = bytes
-                .try_into_mut()
-                .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-            for (id, loc) in locs {
-                let at = (loc.offset - start) as usize;
-                let sealed = &mut span[at..at + loc.length as usize];
-                let dests = &blobs[&id];
-                match blob::open_verified_in_place(repo.key(), repo.cipher(), &id, sealed) {
-                    Ok(data) => write_blob(&files, dests, &data, &progress)?,
-                    Err(e) => mark(
-                        &damaged,
-                        dests,
-                        &format!("blob {} in pack {}: {e}", id.short(), pack.short()),
-                    ),
-                }
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let writer = writer.clone();
+        scratch = tokio::task::spawn_blocking(move || writer.span(start, bytes, locs, scratch))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??;
     }
     Ok(())
+}
+
+/// A pack's blobs being opened and written, one span at a time on a blocking thread.
+#[derive(Clone)]
+struct PackWriter {
+    repo: Repository,
+    pack: PackId,
+    blobs: Arc<HashMap<BlobId, Vec<Dest>>>,
+    files: Files,
+    damaged: Arc<Mutex<Damaged>>,
+    progress: Arc<Progress>,
+}
+
+impl PackWriter {
+    /// Open every blob `locs` names in a span read from `start`, and write each where
+    /// it goes. Blobs are decrypted where they lie in the span (a buffer no one else
+    /// holds is taken over as it is, a shared one copied once) and decoded into
+    /// `scratch`, which is handed back for the next span.
+    fn span(&self, start: u32, bytes: Bytes, locs: Vec<(BlobId, Location)>, mut scratch: Vec<u8>) -> Result<Vec<u8>> {
+        let mut span = bytes
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        let (key, cipher) = (self.repo.key(), self.repo.cipher());
+        for (id, loc) in locs {
+            let at = (loc.offset - start) as usize;
+            let sealed = &mut span[at..at + loc.length as usize];
+            let dests = &self.blobs[&id];
+            match blob::open_verified_in_place(key, cipher, &id, sealed, &mut scratch) {
+                Ok(data) => write_blob(&self.files, dests, data, &self.progress)?,
+                Err(e) => mark(
+                    &self.damaged,
+                    dests,
+                    &format!("blob {} in pack {}: {e}", id.short(), self.pack.short()),
+                ),
+            }
+        }
+        Ok(scratch)
+    }
 }
 
 fn write_blob(files: &Files, dests: &[Dest], data: &[u8], progress: &Progress) -> Result<()> {
