@@ -153,7 +153,8 @@ fn build_pack(key: &MasterKey, c: Cipher, sizes: &[usize], seed: u64) -> (PackId
             }
         })
         .collect();
-    pack::assemble(key, c, &nonce_for(c, !seed), blobs)
+    let (id, bytes, entries) = pack::assemble(key, c, &nonce_for(c, !seed), blobs);
+    (id, bytes.to_vec(), entries)
 }
 
 proptest! {

@@ -148,7 +148,7 @@ fn pack_headers() -> Seeds {
     let header = blob::open(&key, cipher, &bytes[data_len..bytes.len() - 4]).unwrap_or_default();
     let mut seed = (data_len as u16).to_le_bytes().to_vec();
     seed.extend_from_slice(&header);
-    vec![("three-blobs".into(), seed), ("whole-pack".into(), bytes)]
+    vec![("three-blobs".into(), seed), ("whole-pack".into(), bytes.to_vec())]
 }
 
 fn sample_index() -> IndexFile {

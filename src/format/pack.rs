@@ -7,6 +7,8 @@
 //! not reveal file boundaries or the sequence of chunks in a file. The pack's id is
 //! the BLAKE3 hash of all its bytes.
 
+use bytes::Bytes;
+
 use super::blob::{self, BlobError, Compression, MAX_BLOB, MAX_SEALED};
 use super::crypto::{Cipher, MasterKey};
 use super::ids::{BlobId, PackId};
@@ -76,9 +78,9 @@ pub fn assemble(
     cipher: Cipher,
     header_nonce: &[u8],
     blobs: Vec<PendingBlob>,
-) -> (PackId, Vec<u8>, Vec<PackEntry>) {
+) -> (PackId, Bytes, Vec<PackEntry>) {
     let total: usize = blobs.iter().map(|b| b.sealed.len()).sum();
-    let mut bytes = Vec::with_capacity(total + blobs.len() * ENTRY_LEN + 64);
+    let (mut bytes, start) = page_aligned(total + blobs.len() * ENTRY_LEN + 64);
     let mut header = Vec::with_capacity(5 + blobs.len() * ENTRY_LEN);
     header.push(HEADER_VERSION);
     header.extend_from_slice(&(blobs.len() as u32).to_le_bytes());
@@ -87,7 +89,7 @@ pub fn assemble(
         entries.push(PackEntry {
             kind: b.kind,
             id: b.id,
-            offset: bytes.len() as u32,
+            offset: (bytes.len() - start) as u32,
             length: b.sealed.len() as u32,
             raw_length: b.raw_length,
         });
@@ -100,7 +102,21 @@ pub fn assemble(
     let sealed_header = blob::seal(key, cipher, header_nonce, &header, Compression::OFF);
     bytes.extend_from_slice(&sealed_header);
     bytes.extend_from_slice(&(sealed_header.len() as u32).to_le_bytes());
-    (PackId::of_bytes(&bytes), bytes, entries)
+    let id = PackId::of_bytes(&bytes[start..]);
+    (id, Bytes::from(bytes).slice(start..), entries)
+}
+
+/// Where a pack starts in memory: on a page, so that a local disk can take it by
+/// direct I/O without a copy into the page cache (`storage::local_write`).
+pub const PACK_ALIGN: usize = 4096;
+
+/// A buffer with room for `capacity` bytes after the returned start, which is the
+/// first multiple of [`PACK_ALIGN`] in it (the bytes before it are zero padding).
+fn page_aligned(capacity: usize) -> (Vec<u8>, usize) {
+    let mut buf: Vec<u8> = Vec::with_capacity(capacity + PACK_ALIGN);
+    let start = buf.as_ptr().addr().next_multiple_of(PACK_ALIGN) - buf.as_ptr().addr();
+    buf.resize(start, 0);
+    (buf, start)
 }
 
 /// Smallest sealed blob: a one-byte plaintext (the compression byte) under the cipher
@@ -223,7 +239,9 @@ mod tests {
             })
             .collect();
         let (id, bytes, entries) = assemble(&key, c, &[9; 24], blobs);
+        assert!(bytes.as_ptr().addr().is_multiple_of(PACK_ALIGN), "a pack starts on a page");
         assert_eq!(id, PackId::of_bytes(&bytes));
+        assert_eq!(entries[0].offset, 0);
         assert_eq!(read_header(&key, c, &bytes).unwrap(), entries);
         let e = entries[2];
         let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];

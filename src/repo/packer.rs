@@ -60,7 +60,7 @@ impl PackBuilder {
             pack::assemble(repo.key(), repo.cipher(), &nonce[..repo.cipher().nonce_len()], blobs);
         FinishedPack {
             id,
-            bytes: Bytes::from(bytes),
+            bytes,
             entries,
         }
     }

@@ -12,6 +12,7 @@ pub mod address;
 pub mod aws;
 pub mod cause;
 pub mod fault;
+mod local_write;
 pub mod opendal_store;
 
 pub use address::{OpenOptions, RepositoryAddress, S3Address, open, open_with, probe_conditional_writes};

@@ -21,7 +21,6 @@
 //! A caveat that no client can remove: if a conditional S3 write succeeds but its
 //! response is lost, the retry sees the object and reports "already existed".
 
-use std::io::Write as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,6 +32,7 @@ use opendal::{EntryMode, Operator};
 
 use super::aws::{Credentials, ObjectLock, not_locking};
 use super::cause::{Cause, classify, server_in};
+use super::local_write::write_synced;
 use super::{Capabilities, ErrorKind, ObjectMeta, PutOptions, RETRY, Result, StorageError, Store};
 
 /// Objects at least this large go to S3 as multipart uploads.
@@ -534,7 +534,7 @@ fn is_listed_object(path: &str, meta: &opendal::Metadata, prefix: &str) -> bool 
 /// Returns `false` when `target` already existed.
 fn link_new_file(target: &Path, temp_dir: &Path, data: &[u8]) -> std::io::Result<bool> {
     let temp = prepare_write(target, temp_dir)?;
-    let linked = write_synced(&temp, data).and_then(|()| std::fs::hard_link(&temp, target));
+    let linked = write_synced(&temp, data).and_then(|_| std::fs::hard_link(&temp, target));
     // The temp name is ours alone; failing to remove it leaves litter, not damage.
     let _ = std::fs::remove_file(&temp);
     match linked {
@@ -548,7 +548,7 @@ fn link_new_file(target: &Path, temp_dir: &Path, data: &[u8]) -> std::io::Result
 /// under a temp name, then renamed into place.
 fn replace_file(target: &Path, temp_dir: &Path, data: &[u8]) -> std::io::Result<()> {
     let temp = prepare_write(target, temp_dir)?;
-    let renamed = write_synced(&temp, data).and_then(|()| std::fs::rename(&temp, target));
+    let renamed = write_synced(&temp, data).and_then(|_| std::fs::rename(&temp, target));
     if renamed.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
@@ -568,17 +568,6 @@ fn prepare_write(target: &Path, temp_dir: &Path) -> std::io::Result<PathBuf> {
 pub fn private_dirs(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
-}
-
-fn write_synced(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(data)?;
-    file.sync_all()
 }
 
 fn sync_parent(path: &Path) -> std::io::Result<()> {
