@@ -51,8 +51,8 @@ pub enum Command {
         /// Cipher for all data: xchacha20-poly1305 (default) or aes-256-gcm.
         #[arg(long, value_enum, default_value = "xchacha20-poly1305", hide_possible_values = true)]
         cipher: CipherArg,
-        /// zstd level for compressible data (0 turns compression off).
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=19))]
+        /// zstd level for compressible data (0 turns compression off; default 1, see docs/decisions/0013).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..=19))]
         compression: i32,
         /// Target pack size, e.g. 16MiB.
         #[arg(long, default_value = "16MiB", value_parser = pack_size)]

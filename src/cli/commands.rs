@@ -277,10 +277,16 @@ impl Ctx {
         let r = Repository::init(store, &pw, &opts).await?;
         audit::append(&r, event(Action::Init)).await?;
         if self.json {
-            output::json(&serde_json::json!({"repository": r.address(), "id": r.config().id, "cipher": cipher.name()}));
+            output::json(&serde_json::json!({
+                "repository": r.address(),
+                "id": r.config().id,
+                "cipher": cipher.name(),
+                "compression": compression,
+                "pack_size": pack_size,
+            }));
         } else {
             say!(
-                "created repository {} at {} ({})",
+                "created repository {} at {} ({}, zstd level {compression})",
                 r.config().id.short(),
                 r.address(),
                 cipher.name()

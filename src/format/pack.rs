@@ -239,7 +239,10 @@ mod tests {
             })
             .collect();
         let (id, bytes, entries) = assemble(&key, c, &[9; 24], blobs);
-        assert!(bytes.as_ptr().addr().is_multiple_of(PACK_ALIGN), "a pack starts on a page");
+        assert!(
+            bytes.as_ptr().addr().is_multiple_of(PACK_ALIGN),
+            "a pack starts on a page"
+        );
         assert_eq!(id, PackId::of_bytes(&bytes));
         assert_eq!(entries[0].offset, 0);
         assert_eq!(read_header(&key, c, &bytes).unwrap(), entries);

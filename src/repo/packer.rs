@@ -58,10 +58,6 @@ impl PackBuilder {
         let nonce = super::random::<24>();
         let (id, bytes, entries) =
             pack::assemble(repo.key(), repo.cipher(), &nonce[..repo.cipher().nonce_len()], blobs);
-        FinishedPack {
-            id,
-            bytes,
-            entries,
-        }
+        FinishedPack { id, bytes, entries }
     }
 }

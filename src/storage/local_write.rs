@@ -53,7 +53,11 @@ fn write_all(file: &mut File, data: &[u8]) -> io::Result<Written> {
     // write below fails on alignment and says so.
     set_direct(file, false);
     file.write_all_at(&data[done..], done as u64)?;
-    Ok(if done == 0 { Written::Buffered } else { Written::Direct(done) })
+    Ok(if done == 0 {
+        Written::Buffered
+    } else {
+        Written::Direct(done)
+    })
 }
 
 /// Length of the prefix of `data` that may go by direct I/O: whole pages of a buffer
@@ -131,7 +135,15 @@ mod tests {
 
     #[test]
     fn every_length_and_placement_reads_back_exactly() {
-        for len in [0, 1, ALIGN, DIRECT_MIN - 1, DIRECT_MIN, DIRECT_MIN + 1, 3 * DIRECT_MIN + 4095] {
+        for len in [
+            0,
+            1,
+            ALIGN,
+            DIRECT_MIN - 1,
+            DIRECT_MIN,
+            DIRECT_MIN + 1,
+            3 * DIRECT_MIN + 4095,
+        ] {
             for skew in [0, 1, 512] {
                 let (how, same) = write_and_read(len, skew);
                 assert!(same, "{len} bytes at skew {skew} ({how:?})");
