@@ -25,7 +25,7 @@ use super::anomaly::{Before, Collector, Compressibility, judge_run};
 use super::fanout::{Dropped, Lane, Outgoing, PACKS_IN_MEMORY, Target, no_region_left, upload_packs};
 use super::immutable::{keep_packs_locked, locks_not_extended};
 use super::manifest::{Signing, signed_manifest};
-use super::walk::{Excludes, Lister, node_from_meta, unchanged};
+use super::walk::{Excludes, Lister, TREES_AHEAD, TreesAhead, node_from_meta, unchanged};
 use super::{EngineError, Progress, Result, audit};
 use crate::format::anomaly::{Policy, Shares};
 use crate::format::audit::{Action, Record};
@@ -365,6 +365,8 @@ async fn run(
     let packer = spawn_packer(&repo, sealed_rx, pack_tx);
 
     let lister = Lister::spawn(roots.clone(), excludes.clone());
+    let runtime = tokio::runtime::Handle::current();
+    let trees = TreesAhead::new(repo.clone(), indexes[0].clone(), runtime);
     let walker = Walker {
         repo: repo.clone(),
         indexes,
@@ -373,11 +375,11 @@ async fn run(
         excludes,
         progress,
         summary: Summary::default(),
-        runtime: tokio::runtime::Handle::current(),
         chunker: None,
         files: opts.signing.as_ref().map(|_| Vec::new()),
         signals: Collector::new(parent.as_ref().map(|p| &p.snapshot)),
         lister,
+        trees,
     };
     let walked = std::thread::spawn(move || walker.walk_roots(&roots, parent_tree));
     let lag_wait = opts.lag_wait.unwrap_or(DEFAULT_LAG_WAIT);
@@ -576,7 +578,6 @@ struct Walker {
     excludes: Excludes,
     progress: Arc<Progress>,
     summary: Summary,
-    runtime: tokio::runtime::Handle,
     /// Reused from file to file (its window is twice the largest chunk).
     chunker: Option<Chunker>,
     /// Every regular file with its digests, when the manifest is signed.
@@ -585,6 +586,14 @@ struct Walker {
     signals: Collector,
     /// Lists the folders the walk is about to enter.
     lister: Lister,
+    /// Reads the parent's trees of the folders the walk is about to enter.
+    trees: TreesAhead,
+}
+
+/// The subtree ids of a tree's folders, in its order.
+fn subtrees(tree: &Tree) -> Vec<BlobId> {
+    let dirs = tree.nodes.iter().filter(|n| n.kind == NodeKind::Dir);
+    dirs.filter_map(|n| n.subtree).collect()
 }
 
 impl Walker {
@@ -691,19 +700,28 @@ impl Walker {
     fn dir(&mut self, path: &Path, base: &Path, old: Option<&Node>) -> Result<BlobId> {
         let old_id = old.filter(|n| n.kind == NodeKind::Dir).and_then(|n| n.subtree);
         let old_tree = match old_id {
-            Some(id) => Some(self.runtime.block_on(self.repo.load_tree(&self.indexes[0], &id))?),
+            Some(id) => Some(self.trees.take(&id)?),
             None => None,
         };
         // Sorted, filtered and stated ahead of time by the lister.
         let entries = self.lister.take(path, base, &self.excludes)?;
         let old_names = old_tree.as_ref().map(Tree::by_name).unwrap_or_default();
+        let below = old_tree.as_ref().map(subtrees).unwrap_or_default();
+        let mut passed = 0;
+        self.trees.start(below.iter().take(TREES_AHEAD).copied());
         let mut tree = Tree::default();
         for e in entries {
             let prev = old_names.get(&e.name).copied();
+            if let Some(id) = prev.filter(|_| e.meta.is_dir()).and_then(|n| n.subtree) {
+                // Keep the next subfolders' trees on their way while this one is walked.
+                passed += below[passed..].iter().position(|b| *b == id).map_or(0, |k| k + 1);
+                self.trees.start(below[passed..].iter().take(TREES_AHEAD).copied());
+            }
             if let Some(node) = self.entry(&e.path, base, &e.name, &e.meta, prev)? {
                 tree.nodes.push(node);
             }
         }
+        self.trees.forget(&below);
         let rel = path.strip_prefix(base).unwrap_or(path);
         self.signals.directory(rel, old_tree.as_ref(), &tree);
         match old_id.zip(old_tree) {

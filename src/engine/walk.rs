@@ -11,11 +11,18 @@ use std::fs::{self, Metadata};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use crossbeam_channel::{Receiver, Sender, bounded};
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
 
 use super::{EngineError, Result};
-use crate::format::tree::{Node, NodeKind};
+use crate::format::ids::BlobId;
+use crate::format::tree::{Node, NodeKind, Tree};
+use crate::repo::{Index, RepoError, Repository};
 
 /// Fill a node's metadata fields from `lstat` results.
 pub fn node_from_meta(name: &std::ffi::OsStr, kind: NodeKind, m: &Metadata) -> Node {
@@ -207,6 +214,63 @@ fn list_below(
         list_below(&sub, base, excludes, tx)?;
     }
     Ok(())
+}
+
+/// How many of a folder's subfolders have their parent-snapshot trees read ahead.
+pub const TREES_AHEAD: usize = 4;
+
+/// Reads the parent snapshot's trees of the folders the walk is about to enter, on the
+/// blocking pool and a few at a time: reading, opening and decoding them is a third of
+/// a no-change walk's work, which then overlaps the walker's comparing.
+pub struct TreesAhead {
+    repo: Repository,
+    index: Arc<Index>,
+    runtime: Handle,
+    started: HashMap<BlobId, JoinHandle<std::result::Result<Tree, RepoError>>>,
+}
+
+impl TreesAhead {
+    pub fn new(repo: Repository, index: Arc<Index>, runtime: Handle) -> Self {
+        Self {
+            repo,
+            index,
+            runtime,
+            started: HashMap::new(),
+        }
+    }
+
+    /// Start reading each of `ids` not already being read.
+    pub fn start(&mut self, ids: impl IntoIterator<Item = BlobId>) {
+        for id in ids {
+            if self.started.contains_key(&id) {
+                continue;
+            }
+            let (repo, index, runtime) = (self.repo.clone(), self.index.clone(), self.runtime.clone());
+            let task = self
+                .runtime
+                .spawn_blocking(move || runtime.block_on(repo.load_tree(&index, &id)));
+            self.started.insert(id, task);
+        }
+    }
+
+    /// The tree `id`: as read ahead when it was started, read now when not.
+    pub fn take(&mut self, id: &BlobId) -> Result<Tree> {
+        if let Some(task) = self.started.remove(id)
+            && let Ok(read) = self.runtime.block_on(task)
+        {
+            return Ok(read?);
+        }
+        Ok(self.runtime.block_on(self.repo.load_tree(&self.index, id))?)
+    }
+
+    /// Drop what was started for `ids` and not taken (folders gone since the parent).
+    pub fn forget(&mut self, ids: &[BlobId]) {
+        for id in ids {
+            if let Some(task) = self.started.remove(id) {
+                task.abort();
+            }
+        }
+    }
 }
 
 #[cfg(test)]
