@@ -87,6 +87,17 @@ mod tests {
         assert_eq!(opens, 1);
     }
 
+    /// Whether asking for `rel` opens it anew (it was not held).
+    fn reopens(dirs: &OpenDirs, rel: &str) -> bool {
+        let mut opened = false;
+        dirs.get_or_open(Path::new(rel), || {
+            opened = true;
+            open_tmp()
+        })
+        .unwrap();
+        opened
+    }
+
     #[test]
     fn no_more_than_the_bound_are_held_and_the_oldest_goes_first() {
         let dirs = OpenDirs::default();
@@ -94,13 +105,7 @@ mod tests {
             dirs.get_or_open(Path::new(&format!("d{i}")), open_tmp).unwrap();
         }
         assert_eq!(dirs.held(), OPEN_DIRS);
-        let mut reopened = false;
-        dirs.get_or_open(Path::new("d0"), || {
-            reopened = true;
-            open_tmp()
-        })
-        .unwrap();
-        assert!(reopened);
+        assert!(reopens(&dirs, "d0"));
     }
 
     #[test]
@@ -111,12 +116,6 @@ mod tests {
         }
         dirs.forget(Path::new("a"));
         assert_eq!(dirs.held(), 2, "ab and z stay");
-        let mut reopened = false;
-        dirs.get_or_open(Path::new("a/b"), || {
-            reopened = true;
-            open_tmp()
-        })
-        .unwrap();
-        assert!(reopened);
+        assert!(reopens(&dirs, "a/b"));
     }
 }
