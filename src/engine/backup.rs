@@ -10,7 +10,8 @@
 //! are stored first, then an index for them (every `INDEX_EVERY` packs, so an
 //! interrupted run leaves most of its work reusable), and the snapshot last.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use super::anomaly::{Before, Collector, Compressibility, judge_run};
 use super::fanout::{Dropped, Lane, Outgoing, PACKS_IN_MEMORY, Target, no_region_left, upload_packs};
 use super::immutable::{keep_packs_locked, locks_not_extended};
 use super::manifest::{Signing, signed_manifest};
+use super::read_ahead::ReadAhead;
 use super::walk::{Excludes, Lister, TREES_AHEAD, TreesAhead, node_from_meta, unchanged};
 use super::{EngineError, Progress, Result, audit};
 use crate::format::anomaly::{Policy, Shares};
@@ -380,6 +382,7 @@ async fn run(
         signals: Collector::new(parent.as_ref().map(|p| &p.snapshot)),
         lister,
         trees,
+        ahead: ReadAhead::default(),
     };
     let walked = std::thread::spawn(move || walker.walk_roots(&roots, parent_tree));
     let lag_wait = opts.lag_wait.unwrap_or(DEFAULT_LAG_WAIT);
@@ -588,9 +591,21 @@ struct Walker {
     lister: Lister,
     /// Reads the parent's trees of the folders the walk is about to enter.
     trees: TreesAhead,
+    /// Opens the files the walk is about to read.
+    ahead: ReadAhead,
 }
 
 /// The subtree ids of a tree's folders, in its order.
+/// Whether the file at `path`, listed as `meta`, is unchanged since the parent's tree
+/// (`old`, by name) and so will not be read.
+fn kept(old: &HashMap<OsString, &Node>, path: &Path, meta: &fs::Metadata) -> bool {
+    let Some(name) = path.file_name() else {
+        return false;
+    };
+    old.get(name)
+        .is_some_and(|o| unchanged(o, &node_from_meta(name, NodeKind::File, meta)))
+}
+
 fn subtrees(tree: &Tree) -> Vec<BlobId> {
     let dirs = tree.nodes.iter().filter(|n| n.kind == NodeKind::Dir);
     dirs.filter_map(|n| n.subtree).collect()
@@ -710,7 +725,13 @@ impl Walker {
         let mut passed = 0;
         self.trees.start(below.iter().take(TREES_AHEAD).copied());
         let mut tree = Tree::default();
-        for e in entries {
+        let mut ahead_from = 0;
+        for (i, e) in entries.iter().enumerate() {
+            ahead_from = ahead_from.max(i);
+            ahead_from += self.ahead.open_next(
+                entries[ahead_from..].iter().map(|e| (e.path.as_path(), &e.meta)),
+                |path, meta| self.excludes.included(path, base) && !kept(&old_names, path, meta),
+            );
             let prev = old_names.get(&e.name).copied();
             if let Some(id) = prev.filter(|_| e.meta.is_dir()).and_then(|n| n.subtree) {
                 // Keep the next subfolders' trees on their way while this one is walked.
@@ -721,6 +742,7 @@ impl Walker {
                 tree.nodes.push(node);
             }
         }
+        self.ahead.forget_in(path);
         self.trees.forget(&below);
         let rel = path.strip_prefix(base).unwrap_or(path);
         self.signals.directory(rel, old_tree.as_ref(), &tree);
@@ -754,7 +776,10 @@ impl Walker {
             self.progress.add_done(1, node.size);
             return Ok(node);
         }
-        let file = fs::File::open(path).map_err(|e| EngineError::source_io(path, e))?;
+        let file = match self.ahead.take(path) {
+            Some(file) => file,
+            None => fs::File::open(path).map_err(|e| EngineError::source_io(path, e))?,
+        };
         let tensors = super::tensors::layout_of(&file, path, meta.len(), &mut self.summary.warnings)
             .map_err(|e| EngineError::source_io(path, e))?;
         let mut whole = ContentHasher::default();

@@ -18,6 +18,7 @@ pub mod manifest_copy;
 pub mod pinned_lock;
 pub mod progress;
 pub mod prune;
+mod read_ahead;
 pub mod repair;
 pub mod restore;
 pub mod signing_key;
