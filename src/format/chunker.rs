@@ -5,10 +5,13 @@
 //! someone who only sees the storage.
 //!
 //! [`Chunker`] streams a reader through one reusable window of twice the maximum chunk
-//! size and hands out each chunk as a slice of that window: no allocation, no zeroing
-//! and at most one compaction copy per refill. A cut is only searched for when a whole
-//! maximum-size span is buffered (or the input has ended), so the boundaries are
-//! exactly those of FastCDC run over the whole input at once.
+//! size and hands out each chunk as a slice of that window: no allocation, no zeroing.
+//! A cut found inside the buffered bytes is the one FastCDC finds over the whole input
+//! (its decision at a byte depends only on the bytes before); when the search reaches
+//! the end of what is buffered without one, and more input could still place it, the
+//! undecided bytes (less than a chunk, typically) move to the front and the window is
+//! filled again. So the boundaries are exactly those of FastCDC run over the whole
+//! input at once, and about one chunk per window is copied, not half of every window.
 
 use std::io::{self, Read};
 
@@ -94,32 +97,38 @@ impl Chunker {
         let (mut start, mut end, mut eof) = (0usize, 0usize, false);
         let (mut offset, mut next_cut) = (0u64, cuts.iter().copied().peekable());
         loop {
-            if !eof && end - start < self.max {
-                if start > 0 {
-                    self.window.copy_within(start..end, 0);
-                    end -= start;
-                    start = 0;
-                }
-                while !eof && end < self.window.len() {
-                    match reader.read(&mut self.window[end..]) {
-                        Ok(0) => eof = true,
-                        Ok(n) => end += n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(read_error(e)),
-                    }
-                }
-            }
-            if start == end {
+            if start == end && eof {
                 return Ok(());
             }
             while next_cut.next_if(|c| *c <= offset).is_some() {}
-            let span = next_cut
-                .peek()
-                .map_or(end - start, |c| ((c - offset) as usize).min(end - start));
-            let len = self.cut(&self.window[start..start + span]);
-            each(&self.window[start..start + len], offset)?;
-            start += len;
-            offset += len as u64;
+            let buffered = end - start;
+            let to_cut = next_cut.peek().map(|c| (c - offset) as usize);
+            let span = to_cut.map_or(buffered, |c| c.min(buffered));
+            if span > 0 {
+                let len = self.cut(&self.window[start..start + span]);
+                // A cut inside what is buffered is where FastCDC over the whole input
+                // cuts too; at its end it is one only if no more bytes could move it.
+                let last = span >= self.max || to_cut.is_some_and(|c| c <= buffered) || eof;
+                if len < span || last {
+                    each(&self.window[start..start + len], offset)?;
+                    start += len;
+                    offset += len as u64;
+                    continue;
+                }
+            }
+            // Fewer than a chunk's bytes are left undecided: move them to the front
+            // (the only copy, about one chunk per window) and read on behind them.
+            self.window.copy_within(start..end, 0);
+            end -= start;
+            start = 0;
+            while !eof && end < self.window.len() {
+                match reader.read(&mut self.window[end..]) {
+                    Ok(0) => eof = true,
+                    Ok(n) => end += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(read_error(e)),
+                }
+            }
         }
     }
 
