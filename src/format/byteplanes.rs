@@ -294,6 +294,20 @@ mod tests {
     }
 
     #[test]
+    fn chunks_shorter_than_a_few_elements_round_trip_at_every_width_and_phase() {
+        for width in 2..=8u8 {
+            for phase in 0..width {
+                for len in 0..3 * usize::from(width) {
+                    let data: Vec<u8> = (0..len as u8).map(|b| b.wrapping_mul(37)).collect();
+                    let body = encode(&data, Elements { width, phase }, |_| None).unwrap();
+                    assert_eq!(body[0], width);
+                    assert_eq!(decode(&body, 1 << 20, identity).unwrap(), data, "{width}/{phase}/{len}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn every_width_round_trips_with_packed_and_raw_planes() {
         let data: Vec<u8> = (0..1000u32)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
