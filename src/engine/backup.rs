@@ -602,8 +602,7 @@ fn kept(old: &HashMap<OsString, &Node>, path: &Path, meta: &fs::Metadata) -> boo
     let Some(name) = path.file_name() else {
         return false;
     };
-    old.get(name)
-        .is_some_and(|o| unchanged(o, &node_from_meta(name, NodeKind::File, meta)))
+    old.get(name).is_some_and(|o| unchanged(o, meta))
 }
 
 fn subtrees(tree: &Tree) -> Vec<BlobId> {
@@ -767,7 +766,7 @@ impl Walker {
         // again, which stores the missing data anew.
         let stored = |o: &Node| o.content.iter().all(|b| self.indexes.iter().all(|i| i.contains(b)));
         let digested = |o: &Node| self.files.is_none() || o.sha256.is_some();
-        if let Some(old) = old.filter(|o| unchanged(o, &node) && stored(o) && digested(o)) {
+        if let Some(old) = old.filter(|o| unchanged(o, meta) && stored(o) && digested(o)) {
             node.content = old.content.clone();
             node.hash = old.hash;
             node.sha256 = old.sha256;

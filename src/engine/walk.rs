@@ -30,20 +30,29 @@ pub fn node_from_meta(name: &std::ffi::OsStr, kind: NodeKind, m: &Metadata) -> N
     n.mode = m.mode() & 0o7777;
     n.uid = m.uid();
     n.gid = m.gid();
-    n.mtime_ns = m.mtime() * 1_000_000_000 + m.mtime_nsec();
-    n.ctime_ns = m.ctime() * 1_000_000_000 + m.ctime_nsec();
+    n.mtime_ns = mtime_ns(m);
+    n.ctime_ns = ctime_ns(m);
     n.inode = m.ino();
     n.size = if kind == NodeKind::File { m.len() } else { 0 };
     n
 }
 
-/// Whether a file can be taken over from the parent snapshot without reading it.
-pub fn unchanged(old: &Node, new: &Node) -> bool {
+fn mtime_ns(m: &Metadata) -> i64 {
+    m.mtime() * 1_000_000_000 + m.mtime_nsec()
+}
+
+fn ctime_ns(m: &Metadata) -> i64 {
+    m.ctime() * 1_000_000_000 + m.ctime_nsec()
+}
+
+/// Whether a file whose `lstat` is `m` can be taken over from the parent snapshot's
+/// node `old` without reading it.
+pub fn unchanged(old: &Node, m: &Metadata) -> bool {
     old.kind == NodeKind::File
-        && old.size == new.size
-        && old.mtime_ns == new.mtime_ns
-        && old.ctime_ns == new.ctime_ns
-        && old.inode == new.inode
+        && old.size == m.len()
+        && old.mtime_ns == mtime_ns(m)
+        && old.ctime_ns == ctime_ns(m)
+        && old.inode == m.ino()
         && old.hash.is_some()
 }
 
@@ -279,6 +288,33 @@ mod tests {
 
     fn names(listed: Vec<Listed>) -> Vec<String> {
         listed.into_iter().map(|e| e.name.into_string().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_file_is_unchanged_only_while_size_times_and_inode_are_those_of_its_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"one").unwrap();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        let mut old = node_from_meta("f".as_ref(), NodeKind::File, &meta);
+        assert!(!unchanged(&old, &meta), "a node never hashed is read again");
+        old.hash = Some(crate::format::ids::ContentHasher::default().finalize());
+        assert!(unchanged(&old, &meta));
+        let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
+        assert!(
+            !unchanged(&old, &fs::symlink_metadata(&path).unwrap()),
+            "mtime and ctime moved"
+        );
+        let mut other = old.clone();
+        other.inode += 1;
+        assert!(!unchanged(&other, &meta));
+        other = old.clone();
+        other.size += 1;
+        assert!(!unchanged(&other, &meta));
+        other = old.clone();
+        other.kind = NodeKind::Symlink;
+        assert!(!unchanged(&other, &meta));
     }
 
     #[test]
