@@ -595,7 +595,6 @@ struct Walker {
     ahead: ReadAhead,
 }
 
-/// The subtree ids of a tree's folders, in its order.
 /// Whether the file at `path`, listed as `meta`, is unchanged since the parent's tree
 /// (`old`, by name) and so will not be read.
 fn kept(old: &HashMap<OsString, &Node>, path: &Path, meta: &fs::Metadata) -> bool {
@@ -605,6 +604,7 @@ fn kept(old: &HashMap<OsString, &Node>, path: &Path, meta: &fs::Metadata) -> boo
     old.get(name).is_some_and(|o| unchanged(o, meta))
 }
 
+/// The subtree ids of a tree's folders, in its order.
 fn subtrees(tree: &Tree) -> Vec<BlobId> {
     let dirs = tree.nodes.iter().filter(|n| n.kind == NodeKind::Dir);
     dirs.filter_map(|n| n.subtree).collect()
