@@ -20,9 +20,7 @@ impl Sha256 {
     }
 
     pub fn from_hex(s: &str) -> Option<Self> {
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).ok()?;
-        Some(Self(out))
+        crate::format::ids::decode_hex32(s.as_bytes()).map(Self)
     }
 }
 
