@@ -12,6 +12,7 @@ pub mod copy;
 pub mod fanout;
 pub mod forget;
 pub mod immutable;
+mod lister;
 pub mod ls;
 pub mod manifest;
 pub mod manifest_copy;

@@ -1,20 +1,14 @@
-//! File-system metadata ↔ tree nodes, exclude patterns, and the folder lister.
-//!
-//! The lister reads each folder's entries and their `lstat` on its own thread, a few
-//! folders ahead of the walk and in the walk's own order: on a cold cache the walk
-//! would otherwise wait for the disk at every inode block, and on a no-change run
-//! (where no file is read) the metadata calls are a third of its work. The walk then
-//! compares and encodes while the next folders are being listed on the other core.
+//! File-system metadata ↔ tree nodes, exclude patterns, and the parent snapshot's
+//! trees read ahead of the walk (folders are listed ahead by `lister`).
 
 use std::ffi::OsString;
-use std::fs::{self, Metadata};
+use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender, bounded};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
@@ -118,6 +112,14 @@ impl Excludes {
         self.names.is_empty() && self.paths.is_empty()
     }
 
+    /// Whether the entry at `abs`, in a backup of a child of `base`, is excluded.
+    pub fn excludes(&self, abs: &Path, base: &Path) -> bool {
+        if self.excludes_nothing() {
+            return false;
+        }
+        self.matches(abs.strip_prefix(base).unwrap_or(abs), abs)
+    }
+
     pub fn matches(&self, rel: &Path, abs: &Path) -> bool {
         if self.excludes_nothing() {
             return false;
@@ -127,102 +129,12 @@ impl Excludes {
     }
 }
 
-/// How many listed folders may wait for the walk: enough to keep the disk busy ahead
-/// of it, few enough that memory stays a handful of folders' entries.
-const LISTED_AHEAD: usize = 4;
-
 /// One entry of a folder, with its `lstat` (symlinks are not followed).
 #[derive(Debug)]
 pub struct Listed {
     pub name: OsString,
     pub path: PathBuf,
     pub meta: Metadata,
-}
-
-/// A folder's entries as the walk takes them: sorted by name bytes, excluded ones left
-/// out, each stated relative to the open folder (no whole path resolved again).
-pub fn list_folder(dir: &Path, base: &Path, excludes: &Excludes) -> Result<Vec<Listed>> {
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .map_err(|e| EngineError::source_io(dir, e))?
-        .collect::<std::io::Result<_>>()
-        .map_err(|e| EngineError::source_io(dir, e))?;
-    entries.sort_by_cached_key(fs::DirEntry::file_name);
-    let mut out = Vec::with_capacity(entries.len());
-    for e in entries {
-        let path = e.path();
-        let rel = path.strip_prefix(base).unwrap_or(&path);
-        if excludes.matches(rel, &path) {
-            continue;
-        }
-        let meta = e.metadata().map_err(|err| EngineError::source_io(&path, err))?;
-        out.push(Listed {
-            name: e.file_name(),
-            path,
-            meta,
-        });
-    }
-    Ok(out)
-}
-
-/// Folders listed ahead of the walk, in the order it enters them: each root in the
-/// order given, then depth first with entries by name, as [`Listed`] decides (a
-/// directory's `lstat` says directory). A walk that asks for another folder than the
-/// next one listed (a root replaced between the two looks) lists for itself from
-/// then on, so the order can cost speed, never correctness.
-pub struct Lister {
-    rx: Option<Receiver<(PathBuf, Result<Vec<Listed>>)>>,
-}
-
-impl Lister {
-    /// Start listing `roots` (each backed up as a child of its parent folder).
-    pub fn spawn(roots: Vec<PathBuf>, excludes: Excludes) -> Lister {
-        let (tx, rx) = bounded(LISTED_AHEAD);
-        std::thread::spawn(move || {
-            for root in &roots {
-                let is_dir = fs::symlink_metadata(root).is_ok_and(|m| m.is_dir());
-                let base = root.parent().unwrap_or(root);
-                if is_dir && list_below(root, base, &excludes, &tx).is_err() {
-                    return; // the walk stopped
-                }
-            }
-        });
-        Lister { rx: Some(rx) }
-    }
-
-    /// The entries of `dir`: the next folder listed ahead, or listed now when the
-    /// walk has left the lister's order.
-    pub fn take(&mut self, dir: &Path, base: &Path, excludes: &Excludes) -> Result<Vec<Listed>> {
-        if let Some(rx) = &self.rx {
-            match rx.recv() {
-                Ok((listed, entries)) if listed == dir => return entries,
-                _ => self.rx = None,
-            }
-        }
-        list_folder(dir, base, excludes)
-    }
-}
-
-/// List `dir` and, depth first, every directory below it; `Err` once the walk is gone.
-fn list_below(
-    dir: &Path,
-    base: &Path,
-    excludes: &Excludes,
-    tx: &Sender<(PathBuf, Result<Vec<Listed>>)>,
-) -> std::result::Result<(), ()> {
-    let entries = list_folder(dir, base, excludes);
-    let below: Vec<PathBuf> = match &entries {
-        Ok(list) => list
-            .iter()
-            .filter(|l| l.meta.is_dir())
-            .map(|l| l.path.clone())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    tx.send((dir.to_path_buf(), entries)).map_err(|_| ())?;
-    for sub in below {
-        list_below(&sub, base, excludes, tx)?;
-    }
-    Ok(())
 }
 
 /// How many of a folder's subfolders have their parent-snapshot trees read ahead.
@@ -285,10 +197,7 @@ impl TreesAhead {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn names(listed: Vec<Listed>) -> Vec<String> {
-        listed.into_iter().map(|e| e.name.into_string().unwrap()).collect()
-    }
+    use std::fs;
 
     #[test]
     fn a_file_is_unchanged_only_while_size_times_and_inode_are_those_of_its_node() {
@@ -315,30 +224,6 @@ mod tests {
         other = old.clone();
         other.kind = NodeKind::Symlink;
         assert!(!unchanged(&other, &meta));
-    }
-
-    #[test]
-    fn the_lister_hands_out_folders_in_walk_order_and_lists_itself_when_asked_otherwise() {
-        let dir = tempfile::tempdir().unwrap();
-        for rel in ["b/y", "a/x", "a/w", "c"] {
-            std::fs::create_dir_all(dir.path().join(rel)).unwrap();
-        }
-        std::fs::write(dir.path().join("a/n.tmp"), "").unwrap();
-        std::os::unix::fs::symlink("a", dir.path().join("l")).unwrap();
-        let (root, base) = (dir.path().to_path_buf(), dir.path().parent().unwrap());
-        let ex = Excludes::new(&["*.tmp".into()]).unwrap();
-        let mut lister = Lister::spawn(vec![root.clone()], ex.clone());
-        let top = lister.take(&root, base, &ex).unwrap();
-        assert!(top[3].meta.file_type().is_symlink(), "a symlink is not followed");
-        assert_eq!(names(top), ["a", "b", "c", "l"]);
-        assert_eq!(names(lister.take(&root.join("a"), base, &ex).unwrap()), ["w", "x"]);
-        assert!(lister.rx.is_some(), "asked in the lister's order so far");
-        // `a/w` is listed next; asking for `c` instead leaves the lister for good.
-        assert!(lister.take(&root.join("c"), base, &ex).unwrap().is_empty());
-        assert!(lister.rx.is_none());
-        assert_eq!(names(lister.take(&root.join("b"), base, &ex).unwrap()), ["y"]);
-        let missing = lister.take(&root.join("gone"), base, &ex).unwrap_err();
-        assert!(missing.to_string().contains("gone"), "{missing}");
     }
 
     #[test]
