@@ -298,9 +298,9 @@ proptest! {
 
     #[test]
     fn tree_round_trips_with_arbitrary_byte_names_and_targets(mut nodes in prop::collection::vec(node(), 0..12)) {
-        nodes.sort_by_key(|n| n.os_name());
-        nodes.dedup_by_key(|n| n.os_name());
-        let originals: Vec<(OsString, Option<OsString>)> = nodes.iter().map(|n| (n.os_name(), n.target())).collect();
+        nodes.sort_by_key(|n| n.os_name().into_owned());
+        nodes.dedup_by_key(|n| n.os_name().into_owned());
+        let originals: Vec<(OsString, Option<OsString>)> = nodes.iter().map(|n| (n.os_name().into_owned(), n.target())).collect();
         let mut tree = Tree { nodes };
         let back = Tree::decode(&tree.encode()).unwrap();
         prop_assert_eq!(&back, &tree);

@@ -7,8 +7,9 @@
 //! history from the snapshots the backup lists anyway, into the snapshot's
 //! [`Verdict`] (`format::anomaly` does the arithmetic).
 
-use std::collections::{BTreeSet, HashMap};
-use std::ffi::OsString;
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,13 +65,13 @@ impl Collector {
 
     /// Compare one directory's new tree with its old one (`None`: new directory).
     pub fn directory(&mut self, rel: &Path, old: Option<&Tree>, new: &Tree) {
-        let before: HashMap<OsString, &Node> = old
+        let before: foldhash::HashMap<Cow<'_, OsStr>, &Node> = old
             .map(|t| t.nodes.iter().filter(|n| n.kind == NodeKind::File))
             .into_iter()
             .flatten()
             .map(|n| (n.os_name(), n))
             .collect();
-        let mut present = std::collections::HashSet::new();
+        let mut present = foldhash::HashSet::default();
         let mut added_sizes = Vec::new();
         let mut changes = 0;
         for node in new.nodes.iter().filter(|n| n.kind == NodeKind::File) {

@@ -10,8 +10,9 @@
 //! are stored first, then an index for them (every `INDEX_EVERY` packs, so an
 //! interrupted run leaves most of its work reusable), and the snapshot last.
 
-use std::collections::{HashMap, HashSet};
-use std::ffi::OsString;
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -598,7 +599,7 @@ struct Walker {
 
 /// Whether the file at `path`, listed as `meta`, is unchanged since the parent's tree
 /// (`old`, by name) and so will not be read.
-fn kept(old: &HashMap<OsString, &Node>, path: &Path, meta: &fs::Metadata) -> bool {
+fn kept(old: &foldhash::HashMap<Cow<'_, OsStr>, &Node>, path: &Path, meta: &fs::Metadata) -> bool {
     let Some(name) = path.file_name() else {
         return false;
     };
@@ -732,7 +733,7 @@ impl Walker {
                 entries[ahead_from..].iter().map(|e| (e.path.as_path(), &e.meta)),
                 |path, meta| self.excludes.included(path, base) && !kept(&old_names, path, meta),
             );
-            let prev = old_names.get(&e.name).copied();
+            let prev = old_names.get(e.name.as_os_str()).copied();
             if let Some(id) = prev.filter(|_| e.meta.is_dir()).and_then(|n| n.subtree) {
                 // Keep the next subfolders' trees on their way while this one is walked.
                 passed += below[passed..].iter().position(|b| *b == id).map_or(0, |k| k + 1);

@@ -10,7 +10,9 @@
 //! storage and from whichever host made the backup, so restore must never have to trust
 //! it to name only children of its own directory.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+
+use foldhash::{HashMap, HashMapExt};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
@@ -85,11 +87,11 @@ impl Node {
         }
     }
 
-    /// The exact file name as stored.
-    pub fn os_name(&self) -> OsString {
+    /// The exact file name as stored (borrowed unless it is not UTF-8).
+    pub fn os_name(&self) -> Cow<'_, OsStr> {
         match self.name_hex.as_deref().and_then(|h| hex::decode(h).ok()) {
-            Some(bytes) => OsString::from_vec(bytes),
-            None => OsString::from(&self.name),
+            Some(bytes) => Cow::Owned(OsString::from_vec(bytes)),
+            None => Cow::Borrowed(OsStr::new(&self.name)),
         }
     }
 
@@ -153,7 +155,7 @@ pub struct Tree {
 impl Tree {
     /// Canonical encoding: entries sorted by name bytes.
     pub fn encode(&mut self) -> Vec<u8> {
-        self.nodes.sort_by_cached_key(Node::os_name);
+        self.nodes.sort_by(|a, b| a.os_name().cmp(&b.os_name()));
         serde_json::to_vec(self).unwrap_or_default()
     }
 
@@ -177,7 +179,7 @@ impl Tree {
 
     /// Every entry by name, the first of any repeated name: for looking up many
     /// entries (a directory walk), where one [`Tree::find`] each would cost a scan.
-    pub fn by_name(&self) -> HashMap<OsString, &Node> {
+    pub fn by_name(&self) -> HashMap<Cow<'_, OsStr>, &Node> {
         let mut out = HashMap::with_capacity(self.nodes.len());
         for node in &self.nodes {
             out.entry(node.os_name()).or_insert(node);
@@ -260,7 +262,7 @@ mod tests {
             let decoded = Tree::decode(&t.encode());
             prop_assert_eq!(decoded.is_ok(), ok);
             if let Ok(back) = decoded {
-                prop_assert_eq!(back.nodes[0].os_name().into_vec(), name);
+                prop_assert_eq!(back.nodes[0].os_name().into_owned().into_vec(), name);
             }
         }
 

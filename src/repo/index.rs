@@ -4,6 +4,7 @@
 //! blob (32-byte id, 17-byte location, hash-table overhead). Pack ids are stored once
 //! and referred to by number.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use crate::format::ids::{BlobId, IndexId, PackId};
@@ -24,7 +25,7 @@ pub struct Location {
 pub struct Index {
     packs: Vec<PackId>,
     pack_numbers: HashMap<PackId, u32>,
-    blobs: HashMap<BlobId, Location>,
+    blobs: foldhash::HashMap<BlobId, Location>,
     files: Vec<IndexId>,
     superseded: HashSet<IndexId>,
     /// Bytes per pack (by number) of entries whose blob another pack already holds:
@@ -59,19 +60,21 @@ impl Index {
         if number == next {
             self.packs.push(id);
         }
+        self.blobs.reserve(entries.len());
         for e in entries {
-            match self.blobs.get(&e.id) {
-                Some(loc) if loc.pack != number => *self.shadowed.entry(number).or_default() += u64::from(e.length),
-                Some(_) => {}
-                None => {
-                    let loc = Location {
+            match self.blobs.entry(e.id) {
+                Entry::Occupied(loc) if loc.get().pack != number => {
+                    *self.shadowed.entry(number).or_default() += u64::from(e.length)
+                }
+                Entry::Occupied(_) => {}
+                Entry::Vacant(slot) => {
+                    slot.insert(Location {
                         pack: number,
                         offset: e.offset,
                         length: e.length,
                         raw_length: e.raw_length,
                         kind: e.kind,
-                    };
-                    self.blobs.insert(e.id, loc);
+                    });
                 }
             }
         }
