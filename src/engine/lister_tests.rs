@@ -39,6 +39,12 @@ fn settled(lister: &Lister) -> (usize, usize, usize) {
     }
 }
 
+/// A lister of `root` with no exclude patterns and the given bounds.
+fn limited(root: &Path, folders: usize, entries: usize) -> Lister {
+    let limits = Limits { folders, entries };
+    Lister::spawn_with(vec![root.to_path_buf()], Excludes::new(&[]).unwrap(), limits)
+}
+
 /// Walk `dir` depth first as the backup does, checking every listing against a
 /// direct one; returns the folders entered, in order.
 fn walk(lister: &mut Lister, dir: &Path, base: &Path, ex: &Excludes, seen: &mut Vec<PathBuf>) {
@@ -101,11 +107,7 @@ fn no_more_folders_than_the_limit_wait_for_the_walk() {
     let dir = tree(&owned.iter().map(String::as_str).collect::<Vec<_>>());
     let (root, base) = (dir.path().to_path_buf(), dir.path().parent().unwrap());
     let ex = Excludes::new(&[]).unwrap();
-    let limits = Limits {
-        folders: 5,
-        entries: 1_000,
-    };
-    let mut lister = Lister::spawn_with(vec![root.clone()], ex.clone(), limits);
+    let mut lister = limited(&root, 5, 1_000);
     assert_eq!(lister.take(&root, base, &ex).unwrap().len(), 40);
     assert_eq!(settled(&lister), (0, 5, 35), "five listed ahead, the rest waiting");
     for i in 0..3 {
@@ -133,11 +135,7 @@ fn a_folder_of_many_entries_holds_the_threads_back() {
     let dir = tree(&owned.iter().map(String::as_str).collect::<Vec<_>>());
     let (root, base) = (dir.path().to_path_buf(), dir.path().parent().unwrap());
     let ex = Excludes::new(&[]).unwrap();
-    let limits = Limits {
-        folders: 8,
-        entries: 20,
-    };
-    let mut lister = Lister::spawn_with(vec![root.clone()], ex.clone(), limits);
+    let mut lister = limited(&root, 8, 20);
     lister.take(&root, base, &ex).unwrap();
     // `a` alone holds more than 20 entries: nothing else starts until it is taken
     // (`b` and `c` may have started beside it).
@@ -152,11 +150,7 @@ fn a_folder_gone_before_its_listing_is_named_when_taken() {
     let dir = tree(&["a/f", "b/g"]);
     let (root, base) = (dir.path().to_path_buf(), dir.path().parent().unwrap());
     let ex = Excludes::new(&[]).unwrap();
-    let limits = Limits {
-        folders: 1,
-        entries: 1_000,
-    };
-    let mut lister = Lister::spawn_with(vec![root.clone()], ex.clone(), limits);
+    let mut lister = limited(&root, 1, 1_000);
     assert_eq!(names(&lister.take(&root, base, &ex).unwrap()), ["a", "b"]);
     // With room for one folder, `b` cannot start before `a` is taken.
     fs::remove_dir_all(root.join("b")).unwrap();
